@@ -1,0 +1,364 @@
+"""The bounded buffer between the agent and the network.
+
+Callers append to a deque and return: no lock, no I/O, no hook unless a
+plugin asked for one. A daemon thread, started lazily with the first event,
+wakes every ``flush_interval`` seconds (or as soon as a batch is full),
+groups what is queued into per-agent batches of at most ``max_batch_size``
+events and hands the oldest batch to the exporters. A batch that must be
+retried stays at the head, so no later batch, and so no later event of the
+same run, overtakes it.
+
+Memory is bounded by ``max_queue_size`` events (queued plus awaiting
+delivery). Past that bound, new events are dropped and counted
+(``queue_full``); ``run.completed`` and ``run.errored`` may use a further
+``terminal_reserve`` so a run that lost events is still seen to end, and
+carries the number it lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from typing import TYPE_CHECKING, Any
+
+from .export import ExportBatch, ExportResult
+from .log import capture_internal_errors, logger, warn_once
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .options import Options
+    from .plugins import PluginHost
+
+__all__ = ["Buffer"]
+
+TERMINAL = frozenset(("run.completed", "run.errored"))
+
+_live: weakref.WeakSet[Buffer] = weakref.WeakSet()
+
+
+class _Open:
+    """Events of one agent gathered for one request, not yet offered."""
+
+    __slots__ = ("agent_id", "events", "batch")
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.events: list[dict[str, Any]] = []
+        self.batch: ExportBatch | None = None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class Buffer:
+    def __init__(
+        self,
+        options: Options,
+        host: PluginHost,
+        deploy_sender: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._options = options
+        self._host = host
+        self._deploy_sender = deploy_sender
+        self._limit = options.max_queue_size
+        self._hard_limit = options.max_queue_size + options.terminal_reserve
+        self._batch_size = options.max_batch_size
+        self._reset()
+        _live.add(self)
+
+    # -- state (also rebuilt in a forked child) ------------------------------
+
+    def _reset(self) -> None:
+        self._queue: deque[dict[str, Any]] = deque()
+        self._deploys: deque[dict[str, Any]] = deque(maxlen=256)
+        self._pending: deque[_Open] = deque()  # drain thread only
+        self._open: dict[str, _Open] = {}  # agent_id -> last batch still taking events
+        self._pending_events = 0
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self._lock = threading.Lock()  # drops and counters; never held across I/O
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self._retry_at = 0.0
+        self._failures = 0
+        self._busy = False
+        self._id_prefix = f"{os.urandom(6).hex()}-"
+        self._next_id = 0
+        self.sent = 0
+        self.batches_sent = 0
+        self.retries = 0
+        self.dropped: Counter[str] = Counter()
+        self._dropped_reported = 0
+        self._last_report = time.monotonic()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue is the parent's to send; the child starts empty,
+        # with a lock and a thread of its own (the parent's thread is gone).
+        self._reset()
+
+    # -- the caller's side ---------------------------------------------------
+
+    def put(self, event: dict[str, Any]) -> bool:
+        """Queue one event; False when it was dropped (and counted)."""
+        queue = self._queue
+        size = len(queue) + self._pending_events
+        if size >= self._limit and (
+            self._closed or size >= self._hard_limit or event["event_type"] not in TERMINAL
+        ):
+            self.count_drop("shutdown" if self._closed else "queue_full")
+            return False
+        if self._closed:
+            self.count_drop("shutdown")
+            return False
+        queue.append(event)
+        if self._thread is None:
+            self._start()
+        elif len(queue) == self._batch_size:
+            self._wake.set()
+        return True
+
+    def put_deploy(self, payload: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        self._deploys.append(payload)
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.dropped[reason] += n
+        if reason == "queue_full":
+            warn_once(
+                f"queue_full:{id(self)}",
+                "dunetrace: event queue full (max_queue_size=%d); new events are being "
+                "dropped and counted (see dt.stats()); the count is logged as it grows",
+                self._limit,
+            )
+        elif reason == "shutdown":
+            warn_once(f"shutdown-drop:{id(self)}", "dunetrace: events after shutdown() are dropped")
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            thread = threading.Thread(target=self._run, name="dunetrace-drain", daemon=True)
+            self._thread = thread
+        try:
+            thread.start()
+        except RuntimeError:
+            # "can't create new thread at interpreter shutdown": nothing
+            # will send these; the exit report counts them.
+            self._thread = None
+
+    # -- flush and shutdown --------------------------------------------------
+
+    def queued(self) -> int:
+        return len(self._queue) + self._pending_events
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is delivered or
+        dropped, at most ``timeout`` seconds. True when nothing is left."""
+        deadline = time.monotonic() + timeout
+        if self._thread is None:
+            if self.queued() or self._deploys:
+                self._start()
+            if self._thread is None:
+                return not self.queued()
+        if threading.current_thread() is self._thread:
+            return not self.queued()
+        with self._progress:
+            while self.queued() or self._busy or self._deploys:
+                self._wake.set()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(min(remaining, 0.05))
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Flush, then stop the thread. Events after this are dropped."""
+        done = self.flush(timeout)
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(0.5)
+        return done
+
+    # -- the drain thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self._options.flush_interval
+        while True:
+            wait = interval
+            if self._pending and self._retry_at:
+                wait = max(0.0, min(interval, self._retry_at - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+            self._busy = True
+            with capture_internal_errors("drain"):
+                self._drain()
+            self._busy = False
+            with self._progress:
+                self._progress.notify_all()
+            if self._stopping:
+                return
+
+    def _drain(self) -> None:
+        while self._deploys:
+            payload = self._deploys.popleft()
+            if self._deploy_sender is not None:
+                self._deploy_sender(payload)
+        self._take()
+        while self._pending:
+            if self._retry_at and time.monotonic() < self._retry_at:
+                return
+            head = self._pending[0]
+            if head.batch is None:
+                self._seal(head)
+            assert head.batch is not None
+            result = self._export(head.batch)
+            if result.outcome == "retry":
+                self._schedule_retry(head.batch, result)
+                return
+            self._failures = 0
+            self._retry_at = 0.0
+            self._pending.popleft()
+            n = len(head.batch.events)
+            with self._lock:
+                self._pending_events -= n
+                if result.outcome == "ok":
+                    self.sent += n
+                    self.batches_sent += 1
+                else:
+                    self.dropped[result.reason or "export_failed"] += n
+            self._take()
+        self._report_drops()
+
+    def _take(self) -> None:
+        """Move queued events into per-agent batches, in arrival order."""
+        queue = self._queue
+        n = len(queue)
+        if not n:
+            return
+        size = self._batch_size
+        opened = self._open
+        pending = self._pending
+        prefix = self._id_prefix
+        next_id = self._next_id
+        popleft = queue.popleft
+        for _ in range(n):
+            event = popleft()
+            agent = event["agent_id"]
+            group = opened.get(agent)
+            if group is None or group.batch is not None or len(group.events) >= size:
+                group = _Open(agent)
+                opened[agent] = group
+                pending.append(group)
+            event["event_id"] = prefix + str(next_id)
+            next_id += 1
+            group.events.append(event)
+        self._next_id = next_id
+        with self._lock:
+            self._pending_events += n
+        if len(opened) > 1024:  # agents come and go; keep only open batches
+            for agent in [a for a, g in opened.items() if g.batch is not None]:
+                del opened[agent]
+
+    def _seal(self, group: _Open) -> None:
+        body: dict[str, Any] = {
+            "api_key": self._options.api_key,
+            "agent_id": group.agent_id,
+            "events": group.events,
+        }
+        try:
+            data = json.dumps(body, separators=(",", ":"), allow_nan=False, default=str)
+        except ValueError:  # NaN or infinity given by a caller or a plugin
+            group.events = [_finite(e) for e in group.events]
+            body["events"] = group.events
+            data = json.dumps(body, separators=(",", ":"), default=str)
+        group.batch = ExportBatch(group.agent_id, group.events, data.encode("utf-8"))
+        if self._open.get(group.agent_id) is group:
+            del self._open[group.agent_id]
+
+    def _export(self, batch: ExportBatch) -> ExportResult:
+        batch.attempts += 1
+        results = self._host.hook.dunetrace_export(batch=batch)
+        if not results:
+            warn_once(
+                "no-exporter",
+                "dunetrace: no exporter is registered (export='none' and no plugin implements "
+                "dunetrace_export); events are dropped",
+            )
+            return ExportResult.drop("no_exporter")
+        retry = [r for r in results if r is not None and r.outcome == "retry"]
+        if retry:
+            waits = [r.retry_after for r in retry if r.retry_after is not None]
+            return ExportResult.retry(max(waits) if waits else None, retry[0].reason)
+        for r in results:
+            if r is not None and r.outcome == "drop" and not batch.delivered_by:
+                return r
+        return ExportResult.ok()
+
+    def _schedule_retry(self, batch: ExportBatch, result: ExportResult) -> None:
+        self._failures += 1
+        self.retries += 1
+        opts = self._options
+        backoff = min(opts.max_backoff, opts.initial_backoff * (2 ** min(self._failures - 1, 16)))
+        delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
+        if result.retry_after is not None:
+            delay = max(delay, min(result.retry_after, opts.max_backoff * 4))
+        self._retry_at = time.monotonic() + delay
+        if self._failures == 1 or self._failures % 10 == 0:
+            logger.warning(
+                "dunetrace: delivery failed (%s); %d events kept, retry %d in %.1fs",
+                result.reason or "retryable error",
+                self.queued(),
+                self._failures,
+                delay,
+            )
+
+    def _report_drops(self) -> None:
+        total = sum(self.dropped.values())
+        if total > self._dropped_reported and time.monotonic() - self._last_report > 5:
+            self._dropped_reported = total
+            self._last_report = time.monotonic()
+            logger.warning("dunetrace: %d events dropped so far: %s", total, dict(self.dropped))
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            dropped = dict(self.dropped)
+        return {
+            "queued": self.queued(),
+            "sent": self.sent,
+            "batches_sent": self.batches_sent,
+            "retries": self.retries,
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+        }
+
+
+def _after_fork() -> None:
+    for buffer in list(_live):
+        buffer._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,222 @@
+"""``Dunetrace``: the client a user builds once per process."""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from .buffer import Buffer
+from .hashing import Hasher
+from .http_export import HttpExporter
+from .log import capture_internal_errors, warn_once
+from .options import Options
+from .plugins import PluginHost
+from .run import Run
+from .stdout_export import StdoutExporter
+from .wrappers import make_tool, make_trace
+
+__all__ = ["Dunetrace"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUIRED = ("event_type", "run_id", "agent_id", "agent_version")
+
+_clients: weakref.WeakSet[Dunetrace] = weakref.WeakSet()
+
+
+class Dunetrace:
+    """Reports agent runs to Dunetrace.
+
+    ``endpoint`` defaults to ``DUNETRACE_ENDPOINT`` or http://localhost:8001,
+    ``api_key`` to ``DUNETRACE_API_KEY`` (empty for a dev-mode backend). The
+    other options are documented on :class:`dunetrace.options.Options`.
+    Building a client starts nothing: the drain thread starts with the first
+    event.
+    """
+
+    def __init__(self, endpoint: str | None = None, api_key: str | None = None, **options: Any) -> None:
+        self.options = Options.build(endpoint, api_key, **options)
+        self._enabled = self.options.enabled
+        self.hasher = Hasher(self.options.hash_key)
+        self.plugins = PluginHost()
+        self._http: HttpExporter | None = None
+        exporters = self.options.exporters
+        if "http" in exporters:
+            self._http = HttpExporter(self.options)
+            self.plugins.register(self._http, name="dunetrace.http")
+        if "stdout" in exporters:
+            self.plugins.register(StdoutExporter(), name="dunetrace.stdout")
+        self.plugins.load_entry_points()
+        self._buffer = Buffer(
+            self.options, self.plugins, self._http.send_deploy if self._http is not None else None
+        )
+        self._shut = False
+        self._shutdown_lock = threading.Lock()
+        self.plugins.hook.dunetrace_configure.call_historic(kwargs={"client": self})
+        _clients.add(self)
+
+    def __repr__(self) -> str:
+        return f"<Dunetrace endpoint={self.options.endpoint!r}>"
+
+    # -- runs ---------------------------------------------------------------
+
+    def run(
+        self,
+        agent_id: str,
+        *,
+        user_input: Any = None,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        tools: list[str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Run:
+        """A run of ``agent_id``, for ``with`` / ``async with``.
+
+        ``user_input`` and ``system_prompt`` are hashed, never sent. A run
+        opened inside another is its child. The run emits ``run.completed``
+        on a clean exit, ``run.errored`` on an exception (re-raised as is).
+        """
+        return Run(
+            self,
+            agent_id,
+            user_input=user_input,
+            system_prompt=system_prompt,
+            model=model,
+            tools=tools,
+            parent_run_id=parent_run_id,
+        )
+
+    @overload
+    def tool(self, fn: F, *, name: str | None = None) -> F: ...
+    @overload
+    def tool(self, fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def tool(self, fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+        """Report each call of a sync or async function as a tool call of the
+        current run (``tool.called`` / ``tool.responded``). Outside a run, the
+        function runs untouched. Use as ``dt.tool(fn)``, ``@dt.tool`` or
+        ``@dt.tool(name="search")``."""
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"dt.tool(name=...) must be a non-empty string; got {name!r}")
+        if fn is None:
+            return lambda f: make_tool(f, name)
+        if not callable(fn):
+            raise TypeError(f"dt.tool() wraps a function; got {fn!r}")
+        return make_tool(fn, name)
+
+    @overload
+    def trace(self, fn: F, *, agent_id: str | None = None, **run_options: Any) -> F: ...
+    @overload
+    def trace(self, fn: None = None, *, agent_id: str | None = None, **run_options: Any) -> Callable[[F], F]: ...
+
+    def trace(self, fn: F | None = None, *, agent_id: str | None = None, **run_options: Any) -> F | Callable[[F], F]:
+        """One run per call of a sync or async function; its first argument
+        is the user input (hashed). Returning is a final answer, raising is
+        ``run.errored``. ``agent_id`` defaults to the function's name."""
+        if fn is None:
+            return lambda f: make_trace(self, f, agent_id, run_options)
+        if not callable(fn):
+            raise TypeError(f"dt.trace() wraps a function; got {fn!r}")
+        return make_trace(self, fn, agent_id, run_options)
+
+    # -- deploys --------------------------------------------------------------
+
+    def mark_deploy(self, agent_id: str, version: str, **meta: Any) -> None:
+        """Tell Dunetrace a new version of an agent is live. Fire-and-forget:
+        sent by the background thread; never raises, never blocks."""
+        with capture_internal_errors("mark_deploy"):
+            if not (isinstance(agent_id, str) and agent_id and isinstance(version, str) and version):
+                warn_once(
+                    "deploy-args",
+                    "dunetrace: mark_deploy(agent_id, version) needs two non-empty strings; got %r, %r",
+                    agent_id,
+                    version,
+                )
+                return
+            if not self._enabled or self._http is None:
+                return
+            self._buffer.put_deploy(
+                {"api_key": self.options.api_key, "agent_id": agent_id, "version": version, "meta": meta}
+            )
+
+    # -- delivery -------------------------------------------------------------
+
+    def _filter(self, event: dict[str, Any]) -> bool:
+        """Run the ``dunetrace_event`` plugins; False drops the event."""
+        results = self.plugins.hook.dunetrace_event(event=event)
+        if False in results:
+            self._buffer.count_drop("dropped_by_plugin")
+            return False
+        payload = event.get("payload")
+        if not isinstance(payload, dict) or any(
+            not isinstance(event.get(key), str) or not event.get(key) for key in _REQUIRED
+        ) or not isinstance(event.get("step_index"), int) or event["step_index"] < 0:
+            warn_once(
+                "plugin-broke-event",
+                "dunetrace: a dunetrace_event plugin left an event outside the contract "
+                "(ids, step_index or payload); such events are dropped",
+            )
+            self._buffer.count_drop("invalid_after_plugin")
+            return False
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """Delivery counters: ``queued``, ``sent``, ``batches_sent``,
+        ``retries``, and ``dropped`` by reason (``queue_full``,
+        ``unauthorized``, ``shutdown``, ...)."""
+        return self._buffer.stats()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` seconds for queued events to be delivered.
+        True when none are left."""
+        with capture_internal_errors("flush"):
+            return self._buffer.flush(timeout)
+        return False
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush (at most ``timeout`` seconds), tell plugins, and stop. Safe
+        to call twice. True when every event was delivered."""
+        with self._shutdown_lock:
+            if self._shut:
+                return not self._buffer.queued()
+            self._shut = True
+        done = False
+        with capture_internal_errors("shutdown"):
+            done = self._buffer.close(timeout)
+            self.plugins.hook.dunetrace_shutdown(client=self)
+            if self._http is not None:
+                self._http.close()
+        _clients.discard(self)
+        return done
+
+    def __enter__(self) -> Dunetrace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _flush_at_exit() -> None:
+    clients = list(_clients)
+    if not clients:
+        return
+    deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
+    for client in clients:
+        try:
+            client._buffer.flush(max(0.0, deadline - time.monotonic()))
+            left = client._buffer.queued()
+            if left:
+                sys.stderr.write(
+                    f"dunetrace: {left} events could not be sent to {client.options.endpoint} "
+                    f"before exit (stats: {client.stats()})\n"
+                )
+        except Exception:  # the interpreter is going away; say nothing more
+            pass
+
+
+atexit.register(_flush_at_exit)

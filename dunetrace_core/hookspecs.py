@@ -1,0 +1,108 @@
+"""Every hook a Dunetrace plugin can implement, in one place.
+
+A plugin is any object or module with functions marked ``@hookimpl`` (from
+``dunetrace.plugins``) named like the specifications below. Third-party
+plugins are found through the entry-point group ``dunetrace``; the built-in
+behaviour (HTTP export, stdout export, the framework integrations) is
+registered the same way.
+
+Rules that hold for every hook:
+
+* Hooks are called with keyword arguments only. An implementation may accept
+  fewer arguments than the specification lists; arguments are only ever
+  added, never renamed.
+* A plugin that raises is logged once on the ``dunetrace`` logger and skipped
+  for that call; the exception never reaches the agent and the other plugins
+  still run.
+* Hooks no plugin implements cost nothing: the per-event hook is not called
+  at all then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .client import Dunetrace
+    from .export import ExportBatch, ExportResult
+    from .run import Run
+
+hookspec = pluggy.HookspecMarker("dunetrace")
+
+# -- set-up -----------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def dunetrace_configure(client: Dunetrace) -> None:
+    """A client was created and its plugins loaded.
+
+    Historic: a plugin registered later still receives this call, once, at
+    registration. Called on the thread that built the client (or registered
+    the plugin). Return value ignored.
+    """
+
+
+@hookspec
+def dunetrace_shutdown(client: Dunetrace) -> None:
+    """The client is shutting down, after its last flush.
+
+    Release what the plugin holds (an integration detaches from its
+    framework). Called on the thread that called ``shutdown()``, or at
+    interpreter exit. Return value ignored.
+    """
+
+
+# -- runs -------------------------------------------------------------------
+
+
+@hookspec
+def dunetrace_run_started(run: Run) -> None:
+    """A run began; its ``run.started`` event is already queued.
+
+    Called on the caller's thread, inline: keep it cheap. Return value ignored.
+    """
+
+
+@hookspec
+def dunetrace_run_finished(run: Run, error: BaseException | None) -> None:
+    """A run ended; its ``run.completed`` or ``run.errored`` event is queued.
+
+    ``error`` is the exception that ended it, or None. Called on the caller's
+    thread. Return value ignored.
+    """
+
+
+# -- events -----------------------------------------------------------------
+
+
+@hookspec
+def dunetrace_event(event: dict[str, Any]) -> bool | None:
+    """An event is about to be queued: enrich, redact or drop it.
+
+    ``event`` is the wire dict (``event_type``, ``run_id``, ``agent_id``,
+    ``step_index``, ``timestamp``, ``payload``, ...); change it in place.
+    Return ``False`` to drop it (counted as ``dropped_by_plugin``). Only
+    called when some plugin implements it, on the caller's thread, inline:
+    every microsecond here is the agent's. An event a plugin leaves outside
+    the contract (empty ids, a non-dict payload) is dropped and logged.
+    """
+
+
+# -- export -----------------------------------------------------------------
+
+
+@hookspec
+def dunetrace_export(batch: ExportBatch) -> ExportResult | None:
+    """Deliver one batch of events (all of one agent, in order, at most
+    ``max_batch_size``).
+
+    Called on the drain thread, never on the agent's. Every exporter is
+    called; return ``ExportResult.ok()`` (or None) once delivered,
+    ``ExportResult.retry(after=seconds)`` to have the batch offered again
+    later (exporters that already delivered it see ``batch.delivered_by``
+    holding their name and skip), or ``ExportResult.drop(reason)`` to give
+    it up, counted under that reason. The HTTP transport and the stdout
+    NDJSON writer are exporters of this kind.
+    """

@@ -1,0 +1,138 @@
+"""The default exporter: ``POST /v1/ingest`` over one keep-alive httpx client.
+
+What each answer of the ingest API means for the batch is the contract's
+table, in :meth:`HttpExporter._judge`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .export import ExportBatch, ExportResult
+from .log import logger, warn_once
+from .plugins import hookimpl
+
+if TYPE_CHECKING:
+    from .options import Options
+
+__all__ = ["HttpExporter"]
+
+NAME = "http"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpExporter:
+    def __init__(self, options: Options, transport: httpx.BaseTransport | None = None) -> None:
+        self._options = options
+        self._transport = transport  # httpx.MockTransport in unit tests
+        self._client: httpx.Client | None = None
+        self._pid = 0
+        self._unauthorized = False
+
+    def _http(self) -> httpx.Client:
+        # A client made before os.fork() shares sockets with the parent: the
+        # child builds its own.
+        if self._client is None or self._pid != os.getpid():
+            headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
+            if self._options.api_key:
+                headers["authorization"] = f"Bearer {self._options.api_key}"
+            self._client = httpx.Client(
+                headers=headers,
+                timeout=self._options.request_timeout,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+            )
+            self._pid = os.getpid()
+            self._unauthorized = False
+        return self._client
+
+    @hookimpl
+    def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
+        if NAME in batch.delivered_by:
+            return ExportResult.ok()
+        if self._unauthorized:
+            return ExportResult.drop("unauthorized")
+        try:
+            response = self._http().post(self._options.ingest_url, content=batch.body)
+        except httpx.TimeoutException as exc:
+            return ExportResult.retry(reason=f"timeout: {type(exc).__name__}")
+        except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
+            return ExportResult.retry(reason=f"connection error: {type(exc).__name__}")
+        result = self._judge(response, batch)
+        if result.outcome == "ok":
+            batch.delivered_by.add(NAME)
+        return result
+
+    def _judge(self, response: httpx.Response, batch: ExportBatch) -> ExportResult:
+        status = response.status_code
+        if 200 <= status < 300:
+            return ExportResult.ok()
+        if status in (401, 403):
+            self._unauthorized = True
+            logger.error(
+                "dunetrace: the ingest API at %s rejected the API key (HTTP %d). Events are "
+                "dropped from now on. Fix: set DUNETRACE_API_KEY (or Dunetrace(api_key=...)) "
+                "to an active key for this backend, or leave it empty against a dev-mode backend.",
+                self._options.endpoint,
+                status,
+            )
+            return ExportResult.drop("unauthorized")
+        if status == 429 or status >= 500 or status == 408:
+            return ExportResult.retry(_retry_after(response), reason=f"HTTP {status}")
+        if status == 422:
+            warn_once(
+                f"http-422:{response.text[:200]}",
+                "dunetrace: BUG: the ingest API rejected a batch of %d events as invalid (422): "
+                "%s. Please report this; the batch is dropped.",
+                len(batch),
+                response.text[:500],
+                level=logging.ERROR,
+            )
+            return ExportResult.drop("rejected_422")
+        if status == 413:
+            return ExportResult.drop("payload_too_large")
+        warn_once(
+            f"http-{status}",
+            "dunetrace: the ingest API at %s answered HTTP %d; is DUNETRACE_ENDPOINT right? "
+            "Batches answered so are dropped.",
+            self._options.ingest_url,
+            status,
+        )
+        return ExportResult.drop(f"http_{status}")
+
+    def send_deploy(self, payload: dict[str, Any]) -> None:
+        """Fire-and-forget ``POST /v1/deploy``: one attempt, failure logged once."""
+        try:
+            response = self._http().post(self._options.deploy_url, json=payload)
+            if response.status_code >= 400:
+                warn_once(
+                    f"deploy-{response.status_code}",
+                    "dunetrace: deploy marker not accepted (HTTP %d)",
+                    response.status_code,
+                )
+        except httpx.HTTPError as exc:
+            warn_once("deploy-error", "dunetrace: deploy marker not sent: %r", exc)
+
+    def close(self) -> None:
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+        self._client = None

@@ -1,0 +1,371 @@
+"""One agent run: its step counter, the event methods, and the contextvar
+that makes it the current run.
+
+A run is opened with ``with dt.run(...)`` / ``async with dt.run(...)``, or by
+an integration calling :meth:`Run.start` and :meth:`Run.finish` itself. It
+holds counters only, never events, so memory does not grow with its length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+import uuid
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+from .hashing import canonical_json
+from .injection import scan
+from .log import capture_internal_errors, warn_once
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .client import Dunetrace
+
+__all__ = ["Run", "agent_version", "get_current_run"]
+
+_current: ContextVar[Run | None] = ContextVar("dunetrace_current_run", default=None)
+_now = time.time
+
+
+def get_current_run() -> Run | None:
+    """The run active in this context (thread or asyncio task), or None."""
+    return _current.get()
+
+
+def agent_version(system_prompt: str | None, model: str | None, tools: list[str] | None) -> str:
+    """A short hash of (system prompt, model, sorted tool names): a changed
+    configuration is a new version."""
+    text = json.dumps([system_prompt or "", model or "", sorted(tools or [])], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _count(value: Any, field: str) -> int | None:
+    """Token counts and lengths: a non-negative int, or left out."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+        warn_once(f"bad-count:{field}", "dunetrace: %s must be a non-negative number, got %r; left out", field, value)
+        return None
+    return int(value)
+
+
+def _number(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        warn_once(f"bad-number:{field}", "dunetrace: %s must be a number, got %r; left out", field, value)
+        return None
+    return value
+
+
+def _name(value: Any, field: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    warn_once(f"bad-name:{field}", "dunetrace: %s must be a non-empty string, got %r; sent as 'unknown'", field, value)
+    return "unknown" if value in (None, "") else str(value)
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(canonical_json(value))
+
+
+class Run:
+    """An agent run. Event methods never raise; bad values are left out and
+    logged once."""
+
+    __slots__ = (
+        "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
+        "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
+        "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
+        "started", "finished", "_token", "__weakref__",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        client: Dunetrace,
+        agent_id: str,
+        *,
+        user_input: Any = None,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        tools: list[str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        if not isinstance(agent_id, str) or not agent_id.strip():
+            raise ValueError(f"dt.run() needs agent_id, a non-empty string naming the agent; got {agent_id!r}")
+        if tools is not None and (isinstance(tools, str) or not all(isinstance(t, str) for t in tools)):
+            raise TypeError(f"dt.run(tools=...) takes a list of tool names (strings); got {tools!r}")
+        if parent_run_id is not None and (not isinstance(parent_run_id, str) or not parent_run_id):
+            raise ValueError(f"dt.run(parent_run_id=...) must be a non-empty string or None; got {parent_run_id!r}")
+        self._client = client
+        self._buffer = client._buffer
+        self._host = client.plugins
+        self._hash = client.hasher
+        self.run_id = str(uuid.uuid4())
+        self.agent_id = agent_id
+        self.model = model
+        self.tools = list(tools) if tools else []
+        self.agent_version = agent_version(
+            client.hasher.value(system_prompt) if system_prompt is not None else None, model, self.tools
+        )
+        self.parent_run_id = parent_run_id
+        self._user_input = user_input
+        self._steps = itertools.count(1)
+        self._last_step = 0
+        self._last_llm = self._last_tool = self._last_retrieval = 0
+        self.dropped_events = 0
+        self.exit_reason: str | None = None
+        self.started = False
+        self.finished = False
+        self._token: Token[Run | None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<dunetrace Run {self.agent_id} {self.run_id}>"
+
+    # -- the wire -------------------------------------------------------------
+
+    def _emit(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
+        event = {
+            "event_type": event_type,
+            "run_id": self.run_id,
+            "agent_id": self.agent_id,
+            "agent_version": self.agent_version,
+            "step_index": step,
+            "timestamp": _now(),
+            "payload": payload,
+            "parent_run_id": self.parent_run_id,
+        }
+        if self._host.wants_events and not self._client._filter(event):
+            return
+        if not self._client._enabled:
+            return
+        if not self._buffer.put(event):
+            self.dropped_events += 1
+
+    def _next_step(self) -> int:
+        step = next(self._steps)
+        self._last_step = step
+        return step
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> Run:
+        """Emit ``run.started``. A run started inside another becomes its
+        child unless ``parent_run_id`` was given. Called by ``with``."""
+        if self.started:
+            return self
+        self.started = True
+        with capture_internal_errors("run.start"):
+            if self.parent_run_id is None:
+                parent = _current.get()
+                if parent is not None and parent is not self:
+                    self.parent_run_id = parent.run_id
+            payload: dict[str, Any] = {"tools": self.tools}
+            if self.model is not None:
+                payload["model"] = self.model
+            user_input = self._user_input
+            self._user_input = None  # the raw input is not kept past this point
+            if user_input is not None:
+                payload["input_hash"] = self._hash.value(user_input)
+                found = scan(user_input if isinstance(user_input, str) else canonical_json(user_input))
+            else:
+                found = {}
+            self._emit("run.started", 0, payload)
+            if found:
+                self._emit(
+                    "external.signal",
+                    0,
+                    {
+                        "signal_name": "prompt_injection",
+                        "source": "dunetrace",
+                        "patterns": sorted(found),
+                        "match_count": sum(found.values()),
+                    },
+                )
+            if self._host.wants_runs:
+                self._host.hook.dunetrace_run_started(run=self)
+        return self
+
+    def finish(self, error: BaseException | None = None, exit_reason: str | None = None) -> None:
+        """Emit ``run.completed``, or ``run.errored`` when ``error`` is given.
+        Only the first call counts."""
+        if self.finished:
+            return
+        self.finished = True
+        with capture_internal_errors("run.finish"):
+            if not self.started:
+                self.start()
+            payload: dict[str, Any]
+            if error is None:
+                payload = {"exit_reason": exit_reason or self.exit_reason or "completed", "total_steps": self._last_step}
+                event_type = "run.completed"
+            else:
+                payload = {
+                    "error_type": type(error).__name__,
+                    "error_hash": self._hash.error(error),
+                    "total_steps": self._last_step,
+                }
+                event_type = "run.errored"
+            if self.dropped_events:
+                payload["dropped_events"] = self.dropped_events
+            self._emit(event_type, self._last_step, payload)
+            if self._host.wants_runs:
+                self._host.hook.dunetrace_run_finished(run=self, error=error)
+
+    def __enter__(self) -> Run:
+        self.start()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                _current.reset(token)
+            except ValueError:  # exited in another context than entered
+                _current.set(None)
+        self.finish(exc)
+
+    async def __aenter__(self) -> Run:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- events ---------------------------------------------------------------
+
+    def llm_called(self, model: str | None = None, prompt_tokens: int | None = None, *, prompt: Any = None) -> int:
+        """An LLM call begins. Returns its step; pass it to ``llm_responded``
+        when calls overlap. ``prompt`` is only measured, never sent."""
+        step = self._last_llm = self._next_step()
+        payload: dict[str, Any] = {}
+        if model is not None:
+            payload["model"] = model if isinstance(model, str) else str(model)
+        tokens = _count(prompt_tokens, "prompt_tokens")
+        if tokens is not None:
+            payload["prompt_tokens"] = tokens
+        if prompt is not None:
+            payload["prompt_hash"] = self._hash.value(prompt)
+        self._emit("llm.called", step, payload)
+        return step
+
+    def llm_responded(
+        self,
+        completion_tokens: int | None = None,
+        latency_ms: float | None = None,
+        finish_reason: str | None = None,
+        output_length: int | None = None,
+        *,
+        prompt_tokens: int | None = None,
+        output: Any = None,
+        step: int | None = None,
+    ) -> None:
+        """An LLM call ended. ``output`` (the completion) is hashed and
+        measured in-process; only its hash and length are sent."""
+        payload: dict[str, Any] = {}
+        for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
+            value = _count(value, key)
+            if value is not None:
+                payload[key] = value
+        latency = _number(latency_ms, "latency_ms")
+        if latency is not None:
+            payload["latency_ms"] = latency
+        if finish_reason is not None:
+            payload["finish_reason"] = str(finish_reason)
+        if output is not None:
+            payload["output_hash"] = self._hash.value(output)
+            if output_length is None:
+                output_length = _length(output)
+        length = _count(output_length, "output_length")
+        if length is not None:
+            payload["output_length"] = length
+        self._emit("llm.responded", step if step is not None else self._last_llm, payload)
+
+    def tool_called(self, name: str, args: Any = None) -> int:
+        """A tool call begins. ``args`` are hashed (canonical JSON), never sent."""
+        step = self._last_tool = self._next_step()
+        payload: dict[str, Any] = {"tool_name": _name(name, "tool_name")}
+        if args is not None:
+            payload["args_hash"] = self._hash.value(args)
+        self._emit("tool.called", step, payload)
+        return step
+
+    def tool_responded(
+        self,
+        name: str,
+        success: bool,
+        output_length: int | None = None,
+        latency_ms: float | None = None,
+        error: BaseException | str | None = None,
+        *,
+        output: Any = None,
+        step: int | None = None,
+    ) -> None:
+        """A tool call ended. ``output`` is only measured; ``error`` is hashed."""
+        payload: dict[str, Any] = {"tool_name": _name(name, "tool_name"), "success": bool(success)}
+        if output is not None and output_length is None:
+            output_length = _length(output)
+        length = _count(output_length, "output_length")
+        if length is not None:
+            payload["output_length"] = length
+        latency = _number(latency_ms, "latency_ms")
+        if latency is not None:
+            payload["latency_ms"] = latency
+        if error is not None:
+            payload["error_hash"] = self._hash.error(error)
+        self._emit("tool.responded", step if step is not None else self._last_tool, payload)
+
+    def retrieval_called(self, index_name: str, query: Any = None) -> int:
+        """A retrieval begins. ``query`` is hashed, never sent."""
+        step = self._last_retrieval = self._next_step()
+        payload: dict[str, Any] = {"index_name": _name(index_name, "index_name")}
+        if query is not None:
+            payload["query_hash"] = self._hash.value(query)
+        self._emit("retrieval.called", step, payload)
+        return step
+
+    def retrieval_responded(
+        self,
+        index_name: str,
+        result_count: int,
+        top_score: float | None = None,
+        latency_ms: float | None = None,
+        *,
+        step: int | None = None,
+    ) -> None:
+        payload: dict[str, Any] = {"index_name": _name(index_name, "index_name")}
+        count = _count(result_count, "result_count")
+        if count is not None:
+            payload["result_count"] = count
+        payload["top_score"] = _number(top_score, "top_score")
+        latency = _number(latency_ms, "latency_ms")
+        if latency is not None:
+            payload["latency_ms"] = latency
+        self._emit("retrieval.responded", step if step is not None else self._last_retrieval, payload)
+
+    def external_signal(self, name: str, source: str | None = None, **meta: Any) -> None:
+        """Something outside the agent happened (a 429, a deploy, a page).
+        Does not advance the step. ``meta`` is sent as is: metadata only."""
+        payload: dict[str, Any] = dict(meta)
+        payload["signal_name"] = _name(name, "signal_name")
+        if source is not None:
+            payload["source"] = source
+        self._emit("external.signal", self._last_step, payload)
+
+    def final_answer(self) -> None:
+        """The agent produced its final answer: the run completes with
+        ``exit_reason="final_answer"``."""
+        self.exit_reason = "final_answer"
+
+    @property
+    def step_index(self) -> int:
+        """The last step issued."""
+        return self._last_step

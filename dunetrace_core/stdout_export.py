@@ -1,0 +1,33 @@
+"""An exporter that writes each event as one JSON line (NDJSON) to a stream,
+``sys.stdout`` by default: for piping into other tools, and for seeing what
+would be sent."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+from .export import ExportBatch, ExportResult
+from .plugins import hookimpl
+
+__all__ = ["StdoutExporter"]
+
+
+class StdoutExporter:
+    name = "stdout"
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    @hookimpl
+    def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
+        if self.name in batch.delivered_by:
+            return ExportResult.ok()
+        stream = self._stream or sys.stdout
+        stream.write(
+            "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in batch.events)
+        )
+        stream.flush()
+        batch.delivered_by.add(self.name)
+        return ExportResult.ok()

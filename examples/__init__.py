@@ -1,0 +1,1 @@
+"""Offline example agents; `dunetrace demo` runs them."""

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Frameworks must not reach the network from the test suite.
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ.setdefault("CREWAI_TESTING", "true")
+
+from dunetrace import Dunetrace  # noqa: E402
+from tests.ingest_server import IngestServer  # noqa: E402
+
+from dunetrace import log as dunetrace_log  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def strict_guard() -> Iterator[None]:
+    """Inside tests an internal error fails the test instead of being logged
+    (tests of the guard itself turn this off)."""
+    dunetrace_log.strict = True
+    dunetrace_log.forget_warnings()
+    yield
+    dunetrace_log.strict = False
+
+
+@pytest.fixture
+def ingest() -> Iterator[IngestServer]:
+    server = IngestServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    yield client
+    client.shutdown(timeout=5)

@@ -1,0 +1,100 @@
+"""A real HTTP ingest server on 127.0.0.1 for tests: records what arrives,
+and answers what the test scripts (202 by default)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class IngestServer:
+    """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
+    (status, headers) answers to give, in order, before the default 202."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.deploys: list[dict[str, Any]] = []
+        self.script: deque[tuple[int, dict[str, str]]] = deque()
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._answer(200, {"status": "ok", "version": "test", "db": "ok"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                with server.lock:
+                    server.requests.append((self.path, dict(self.headers), body))
+                    answer = server.script.popleft() if server.script else None
+                if answer is not None:
+                    status, headers = answer
+                    self._answer(status, {"detail": "scripted"}, headers)
+                    return
+                if self.path == "/v1/deploy":
+                    with server.arrived:
+                        server.deploys.append(json.loads(body))
+                        server.arrived.notify_all()
+                    self._answer(202, {"ok": True})
+                    return
+                data = json.loads(body)
+                with server.arrived:
+                    server.bodies.append(body)
+                    server.arrived.notify_all()
+                self._answer(202, {"accepted": len(data["events"]), "batch_id": "b", "queued_at": time.time()})
+
+            def _answer(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(b) for b in self.bodies]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [e for batch in self.batches for e in batch["events"]]
+
+    def raw(self) -> bytes:
+        with self.lock:
+            return b"".join(body for _, _, body in self.requests)
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate(self.events):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self.arrived:
+                self.arrived.wait(min(remaining, 0.1))
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
