@@ -81,7 +81,7 @@ class Run:
         "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
-        "started", "finished", "_token", "__weakref__",
+        "started", "finished", "llm_in_flight", "_token", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -121,6 +121,10 @@ class Run:
         self.exit_reason: str | None = None
         self.started = False
         self.finished = False
+        #: LLM calls a framework integration is reporting right now. A client
+        #: wrapper (OpenAI, Anthropic) seeing it above 0 stays silent, so a
+        #: call seen by both is counted once.
+        self.llm_in_flight = 0
         self._token: Token[Run | None] | None = None
 
     def __repr__(self) -> str:
