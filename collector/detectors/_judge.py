@@ -1,0 +1,56 @@
+"""Judging one run: every enabled detector over the run's events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dunetrace.log import capture_internal_errors
+
+from ._registry import DETECTORS
+from ._run import read_run
+from ._types import Signal
+from .config import DetectorConfig
+
+__all__ = ["judge_run"]
+
+
+def judge_run(
+    events: Iterable[dict[str, Any]],
+    config: DetectorConfig | None = None,
+    *,
+    prior_step_counts: Sequence[int] = (),
+) -> list[Signal]:
+    """The signals for one run, in the order of the detector table.
+
+    ``events`` are all the wire events of one run, in any order;
+    ``prior_step_counts`` the total steps of the agent's earlier judged runs
+    (STEP_COUNT_INFLATION compares with them). Pure: no I/O, no clock.
+    """
+    run = read_run(events, prior_step_counts)
+    if not run.run_id:
+        return []
+    settings = (config or DetectorConfig()).for_agent(run.agent_id)
+    signals: list[Signal] = []
+    for detector in DETECTORS:
+        params = settings[detector.name]
+        if not params["enabled"]:
+            continue
+        # A detector's bug must not cost the run its other signals (the
+        # guard re-raises under the test suite's strict mode).
+        with capture_internal_errors(f"collector.detector.{detector.name}"):
+            finding = detector.detect(run, params)
+            if finding is None:
+                continue
+            signals.append(
+                Signal(
+                    detector=detector.name,
+                    severity=finding.severity or detector.severity,
+                    run_id=run.run_id,
+                    agent_id=run.agent_id,
+                    step_index=finding.step_index,
+                    evidence=finding.evidence,
+                    explanation=detector.explain(finding.evidence),
+                )
+            )
+    return signals

@@ -1,0 +1,80 @@
+"""RETRY_STORM: one tool keeps failing and the agent keeps calling it.
+
+Fires when the same tool fails ``threshold`` (3) times in a row in the run's
+sequence of tool calls (LLM calls in between do not break the streak; a call
+of another tool, a success or a call without an outcome does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._run import RunView, ToolCall, capped, plural
+from ._types import Finding
+
+NAME = "RETRY_STORM"
+SEVERITY = "HIGH"
+DEFAULTS = {"threshold": 3}
+
+
+def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
+    threshold = p["threshold"]
+    calls = run.tool_calls
+    start = 0  # first index of the current streak of failures of one tool
+    best: tuple[int, int] | None = None  # (start, end) of the longest streak
+    reached: ToolCall | None = None
+    for i, call in enumerate(calls):
+        if call.success is not False:
+            start = i + 1
+            continue
+        if i > start and calls[i - 1].name != call.name:
+            start = i
+        if i - start + 1 >= threshold:
+            if reached is None:
+                reached = call
+            if best is None or i - start > best[1] - best[0]:
+                best = (start, i)
+    if best is None or reached is None:
+        return None
+    streak = calls[best[0] : best[1] + 1]
+    errors = [c.error_hash for c in streak]
+    args = [c.args_hash for c in streak]
+    return Finding(
+        step_index=reached.step,
+        evidence={
+            "tool": streak[0].name,
+            "consecutive_failures": len(streak),
+            "threshold": threshold,
+            "first_step": streak[0].step,
+            "last_step": streak[-1].step,
+            "steps": capped(c.step for c in streak),
+            "args_identical": None not in args and len(set(args)) == 1,
+            "same_error": None not in errors and len(set(errors)) == 1,
+        },
+    )
+
+
+def explain(e: Mapping[str, Any]) -> dict[str, str]:
+    tool = e["tool"]
+    what = (
+        f"The tool '{tool}' failed {plural(e['consecutive_failures'], 'time')} in a row "
+        f"(steps {e['first_step']} to {e['last_step']}) and the agent kept calling it."
+    )
+    if e.get("same_error"):
+        what += " It failed with the same error every time."
+    if e.get("args_identical"):
+        what += " The arguments never changed."
+    return {
+        "what": what,
+        "why": (
+            "A tool that fails again and again is usually down, misconfigured or rejecting the request "
+            "outright; retrying through the model costs a turn per attempt and rarely succeeds. The run "
+            "is likely to end at the step limit with nothing to show."
+        ),
+        "try": (
+            f"Check '{tool}' itself (credentials, the service behind it, rate limits). Return a clear, final "
+            "error the agent can act on, retry inside the tool with backoff instead of through the model, "
+            "and tell the agent to give up or use another route after one or two failures."
+        ),
+    }

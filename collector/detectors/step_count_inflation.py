@@ -1,0 +1,64 @@
+"""STEP_COUNT_INFLATION: the run took far more steps than this agent's usual.
+
+Fires when the run's steps exceed ``inflation_factor`` (2.0) times the 75th
+percentile of the agent's earlier judged runs, once there are at least
+``min_runs`` (10) of them. The collector passes those earlier counts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+from ._run import RunView
+from ._types import Finding
+
+NAME = "STEP_COUNT_INFLATION"
+SEVERITY = "MEDIUM"
+DEFAULTS = {"inflation_factor": 2.0, "min_runs": 10}
+
+
+def p75(counts: list[int]) -> float:
+    """The 75th percentile, interpolated between the nearest ranks."""
+    if len(counts) == 1:
+        return float(counts[0])
+    return statistics.quantiles(counts, n=4, method="inclusive")[2]
+
+
+def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
+    prior = [int(c) for c in run.prior_step_counts if isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0]
+    if len(prior) < p["min_runs"] or not prior:
+        return None
+    baseline = p75(prior)
+    if baseline < 1 or run.total_steps <= p["inflation_factor"] * baseline:
+        return None
+    return Finding(
+        step_index=run.total_steps,
+        evidence={
+            "steps": run.total_steps,
+            "baseline_p75": round(baseline, 1),
+            "ratio": round(run.total_steps / baseline, 2),
+            "inflation_factor": p["inflation_factor"],
+            "prior_runs": len(prior),
+        },
+    )
+
+
+def explain(e: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "what": (
+            f"This run took {e['steps']} steps, {e['ratio']:g} times the agent's usual "
+            f"(75th percentile of its last {e['prior_runs']} runs: {e['baseline_p75']:g} steps)."
+        ),
+        "why": (
+            "A run much longer than usual costs more and keeps the user waiting, and it is often the first "
+            "sign of a loop, a confusing input, or a change (prompt, model, tool) that made the agent less "
+            "sure of itself."
+        ),
+        "try": (
+            "Open the run's timeline and look for the steps that repeat or go nowhere; check whether a deploy "
+            "happened just before. Put a step limit on the agent with a graceful final answer. If this agent's "
+            "runs vary widely by design, raise STEP_COUNT_INFLATION's inflation_factor in detectors.yml."
+        ),
+    }

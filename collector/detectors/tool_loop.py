@@ -1,0 +1,87 @@
+"""TOOL_LOOP: the same tool called again and again.
+
+Fires when one tool makes up ``threshold`` (3) or more of any ``window`` (5)
+consecutive tool calls. A run with fewer calls than the window is one window.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from ._run import RunView, capped, plural
+from ._types import Finding
+
+NAME = "TOOL_LOOP"
+SEVERITY = "HIGH"
+DEFAULTS = {"threshold": 3, "window": 5}
+ALIASES = {"min_repeats": "threshold"}
+
+
+def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
+    calls = run.tool_calls
+    window, threshold = p["window"], p["threshold"]
+    in_window: Counter[str] = Counter()
+    hit: tuple[str, int] | None = None  # (tool, index where it reached the threshold)
+    most = 0
+    for i, call in enumerate(calls):
+        in_window[call.name] += 1
+        if i >= window:
+            in_window[calls[i - window].name] -= 1
+        count = in_window[call.name]
+        if hit is None and count >= threshold:
+            hit = (call.name, i)
+        if hit is not None and call.name == hit[0]:
+            most = max(most, count)
+    if hit is None:
+        return None
+    tool, index = hit
+    mine = [c for c in calls if c.name == tool]
+    hashes = {c.args_hash for c in mine if c.args_hash is not None}
+    return Finding(
+        step_index=calls[index].step,
+        evidence={
+            "tool": tool,
+            "calls": len(mine),
+            "max_in_window": most,
+            "window": window,
+            "threshold": threshold,
+            "first_step": mine[0].step,
+            "last_step": mine[-1].step,
+            "steps": capped(c.step for c in mine),
+            "distinct_args": len(hashes),
+            "args_identical": len(hashes) == 1 and all(c.args_hash is not None for c in mine),
+            "failures": sum(1 for c in mine if c.success is False),
+        },
+    )
+
+
+def explain(e: Mapping[str, Any]) -> dict[str, str]:
+    tool = e["tool"]
+    what = (
+        f"The agent called the tool '{tool}' {plural(e['calls'], 'time')} in this run, "
+        f"{e['max_in_window']} of them within {e['window']} consecutive tool calls "
+        f"(steps {e['first_step']} to {e['last_step']})."
+    )
+    if e.get("args_identical"):
+        what += " Every call had the same arguments."
+    elif e.get("distinct_args"):
+        what += f" The calls used {plural(e['distinct_args'], 'different set')} of arguments."
+    if e.get("failures"):
+        what += f" {plural(e['failures'], 'call')} failed."
+    return {
+        "what": what,
+        "why": (
+            "Repeating one tool usually means the agent does not get what it needs from the result, "
+            "or does not notice that it already has it. Every repeat costs a model turn and time, "
+            "and a loop like this tends to run until the agent's step limit."
+        ),
+        "try": (
+            f"Look at what '{tool}' returned on those steps: an error or an empty result that the model "
+            "misreads is the usual cause. Make the tool say plainly when there is nothing more to find, "
+            "tell the agent not to repeat a call with the same arguments, or cap repeats in the agent loop. "
+            "If repeats are normal for this agent (paging through results), raise TOOL_LOOP's threshold "
+            "for it in detectors.yml."
+        ),
+    }
