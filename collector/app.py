@@ -1,0 +1,233 @@
+"""The collector's ASGI app: the ingest API of the contract, the JSON API
+the dashboard and ``dunetrace runs`` read, the OpenAPI document, and the
+dashboard's static files.
+
+Blocking work (JSON parsing, SQLite) runs in worker threads so the event
+loop keeps answering while a batch is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .api import api_routes
+from .openapi import openapi_document
+from .schema import BadRequest, parse_json, validate_batch, validate_deploy
+from .settings import Settings
+from .store import Store
+
+__all__ = ["Collector", "create_app"]
+
+logger = logging.getLogger("dunetrace.collector")
+
+STATIC = Path(__file__).parent / "static"
+
+
+class TooLarge(Exception):
+    pass
+
+
+class Collector:
+    """The store, the judge and the alert dispatcher of one app."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .judge import Judge
+
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.dispatcher = _dispatcher(settings)
+        self.judge = Judge(self.store, settings, self.dispatcher)
+        self.started = False
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        self.judge.start()
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        self.judge.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.store.close()
+
+
+def _dispatcher(settings: Settings) -> Any:
+    if not (settings.slack_webhook_url or settings.webhook_url):
+        return None
+    from .alerts import AlertDispatcher
+
+    return AlertDispatcher(
+        slack_webhook_url=settings.slack_webhook_url,
+        webhook_url=settings.webhook_url,
+        webhook_secret=settings.webhook_secret,
+        min_severity=settings.alert_min_severity,
+    )
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise TooLarge
+        except ValueError:
+            pass  # the server already refuses a malformed length
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authorized(settings: Settings, body_key: str, request: Request) -> bool:
+    if settings.dev_mode:
+        return True
+    key = body_key
+    if not key:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            key = header[7:].strip()
+    return key in settings.api_keys
+
+
+def create_app(settings: Settings | None = None, collector: Collector | None = None) -> Starlette:
+    """The collector app. Threads (judge, alerts) start with the ASGI
+    lifespan and stop with it."""
+    settings = settings or (collector.settings if collector else Settings.from_env())
+    collector = collector or Collector(settings)
+
+    async def ingest(request: Request) -> Response:
+        try:
+            raw = await _body(request, settings.max_body_bytes)
+        except TooLarge:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes; send smaller batches")
+
+        def work() -> Response:
+            try:
+                data = parse_json(raw)
+                if isinstance(data, dict) and not _authorized(settings, _key(data), request):
+                    return _error(401, "unknown or inactive API key")
+                _, _, events = validate_batch(data)
+            except BadRequest as exc:
+                return JSONResponse(exc.to_dict(), status_code=422)
+            batch_id = uuid.uuid4().hex
+            try:
+                _, ended = collector.store.ingest(events, batch_id)
+            except UnicodeEncodeError:
+                return JSONResponse(
+                    BadRequest("body", "contains a string that is not valid Unicode (a lone surrogate)").to_dict(),
+                    status_code=422,
+                )
+            if ended:
+                collector.judge.submit(ended)
+            return JSONResponse({"accepted": len(events), "batch_id": batch_id, "queued_at": time.time()}, 202)
+
+        return await _guard(work)
+
+    async def deploy(request: Request) -> Response:
+        try:
+            raw = await _body(request, settings.max_body_bytes)
+        except TooLarge:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+
+        def work() -> Response:
+            try:
+                data = parse_json(raw)
+                if isinstance(data, dict) and not _authorized(settings, _key(data), request):
+                    return _error(401, "unknown or inactive API key")
+                _, agent_id, version, meta = validate_deploy(data)
+            except BadRequest as exc:
+                return JSONResponse(exc.to_dict(), status_code=422)
+            try:
+                deploy_id = collector.store.add_deploy(agent_id, version, meta)
+            except UnicodeEncodeError:
+                return JSONResponse(BadRequest("body", "contains a string that is not valid Unicode").to_dict(), 422)
+            return JSONResponse({"accepted": True, "id": deploy_id}, status_code=202)
+
+        return await _guard(work)
+
+    async def health(request: Request) -> Response:
+        from .. import __version__
+
+        try:
+            await to_thread.run_sync(collector.store.ping)
+            db = "ok"
+        except sqlite3.Error:
+            db = "error"
+        status = 200 if db == "ok" else 503
+        return JSONResponse({"status": "ok" if db == "ok" else "degraded", "version": __version__, "db": db}, status)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def dashboard(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        collector.start()
+        try:
+            yield
+        finally:
+            collector.stop()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    routes = [
+        Route("/v1/ingest", ingest, methods=["POST"]),
+        Route("/v1/deploy", deploy, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/", dashboard, methods=["GET"]),
+        *api_routes(collector.store),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.collector = collector
+    return app
+
+
+def _key(data: dict[str, Any]) -> str:
+    key = data.get("api_key", "")
+    return key if isinstance(key, str) else ""
+
+
+async def _guard(work: Any) -> Response:
+    """A database that cannot be written is the collector's trouble, not the
+    caller's: 503, which the SDK retries."""
+    try:
+        response: Response = await to_thread.run_sync(work)
+        return response
+    except sqlite3.Error as exc:
+        logger.error("dunetrace collector: database error: %r", exc)
+        return _error(503, "database unavailable; retry later")

@@ -1,0 +1,125 @@
+"""Judging runs: once, when the terminal event is stored or when a run has
+been silent for ``run_timeout`` seconds.
+
+One daemon thread does it, so detectors never run on the event loop and a
+slow alert never holds up an ingest request. Signals are stored with the
+run's judgement in one transaction, then handed to the alert dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .settings import Settings
+    from .store import Store
+
+__all__ = ["Judge"]
+
+logger = logging.getLogger("dunetrace.collector")
+
+_STOP = object()
+
+
+class Judge:
+    def __init__(self, store: Store, settings: Settings, dispatcher: Any = None) -> None:
+        from .detectors import judge_run, load_config
+
+        self._judge_run = judge_run
+        self._config = load_config(settings.detectors_path)
+        self._store = store
+        self._settings = settings
+        self._dispatcher = dispatcher
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._busy = 0
+        self.judged = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="dunetrace-judge", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, run_ids: list[str]) -> None:
+        """Runs whose terminal event was just stored."""
+        with self._idle:
+            self._busy += len(run_ids)
+        for run_id in run_ids:
+            self._queue.put(run_id)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until every submitted run is judged (tests, the demo)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def _loop(self) -> None:
+        interval = min(self._settings.sweep_interval, self._settings.run_timeout)
+        next_sweep = time.monotonic()  # first sweep at start: runs left by a restart
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                return
+            if item is not None:
+                self._guarded(item)
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + interval
+                try:
+                    silent = self._store.runs_to_judge(time.time() - self._settings.run_timeout)
+                except Exception:
+                    logger.exception("dunetrace collector: could not look for silent runs")
+                    silent = []
+                for run_id in silent:
+                    self._guarded(run_id)
+
+    def _guarded(self, run_id: str) -> None:
+        try:
+            self.judge(run_id)
+        except Exception:
+            logger.exception("dunetrace collector: judging run %s failed", run_id)
+
+    def judge(self, run_id: str) -> list[Any]:
+        """Run the detectors over one run and store what they found."""
+        run = self._store.run(run_id)
+        if run is None or run["status"] == "judged":
+            return []
+        events = self._store.run_events(run_id)
+        prior = self._store.prior_step_counts(run["agent_id"], run_id)
+        try:
+            signals = list(self._judge_run(events, self._config, prior_step_counts=prior))
+        except Exception:
+            # A detector bug must not leave the run to be retried forever.
+            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
+            signals = []
+        if not self._store.save_judgement(run_id, [s.to_dict() for s in signals]):
+            return []
+        self.judged += 1
+        if self._dispatcher is not None:
+            for signal in signals:
+                try:
+                    self._dispatcher.submit(signal)
+                except Exception:
+                    logger.exception("dunetrace collector: alert for run %s not queued", run_id)
+        return signals

@@ -1,0 +1,86 @@
+"""Running the collector on uvicorn: in the foreground (``dunetrace serve``)
+or on a background thread with a port of its own (``dunetrace demo``, tests,
+the benchmark)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .settings import Settings
+
+__all__ = ["BackgroundServer", "serve"]
+
+
+def _config(settings: Settings, host: str, port: int, log_level: str, **extra: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        # The SDK keeps one connection alive and posts on it: no reason to
+        # close it between batches.
+        timeout_keep_alive=30,
+        server_header=False,
+        **extra,
+    )
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8001, log_level: str = "info") -> None:
+    """Serve until interrupted."""
+    uvicorn.Server(_config(settings, host, port, log_level)).run()
+
+
+class BackgroundServer:
+    """The collector on a free port of 127.0.0.1, on a daemon thread.
+
+    ``with BackgroundServer(settings) as server: server.url``.
+    """
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+        self.settings = settings
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = _config(settings, host, self.port, log_level)
+        self.app = config.app
+        self.collector = self.app.state.collector
+        self._server = uvicorn.Server(config)
+        # uvicorn (0.54) installs signal handlers only on the main thread, so
+        # Ctrl-C stays with the program that started this one.
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="dunetrace-collector", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the collector did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,84 @@
+"""What a collector is told at start: flags of ``dunetrace serve``, or the
+environment, or the defaults below."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Settings"]
+
+DEFAULT_DB = "dunetrace.db"
+MAX_EVENTS_PER_BATCH = 500
+
+
+def _float(env: dict[str, str] | os._Environ[str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
+@dataclass
+class Settings:
+    #: SQLite file (``DUNETRACE_DB``); ":memory:" is not allowed, the 202
+    #: promises the batch is on disk.
+    db_path: str = DEFAULT_DB
+    #: Keys accepted by ``/v1/ingest`` and ``/v1/deploy``
+    #: (``DUNETRACE_API_KEYS``, comma separated). Empty: dev mode, any key.
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+    #: Request bodies above this many bytes get a 413.
+    max_body_bytes: int = 5 * 1024 * 1024
+    #: A run that has been silent this long is judged without its terminal
+    #: event (``DUNETRACE_RUN_TIMEOUT``, seconds).
+    run_timeout: float = 90.0
+    #: How often silent runs are looked for, in seconds.
+    sweep_interval: float = 5.0
+    #: ``detectors.yml`` (``DUNETRACE_DETECTORS``); None: built-in thresholds.
+    detectors_path: str | None = None
+    slack_webhook_url: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    alert_min_severity: str = "HIGH"
+
+    @classmethod
+    def from_env(cls, **given: Any) -> Settings:
+        """Settings from ``DUNETRACE_*`` variables; keyword arguments that
+        are not None win."""
+        env = os.environ
+        values: dict[str, Any] = {
+            "db_path": env.get("DUNETRACE_DB") or DEFAULT_DB,
+            "api_keys": frozenset(k.strip() for k in env.get("DUNETRACE_API_KEYS", "").split(",") if k.strip()),
+            "run_timeout": _float(env, "DUNETRACE_RUN_TIMEOUT", 90.0),
+            "detectors_path": env.get("DUNETRACE_DETECTORS") or None,
+            "slack_webhook_url": env.get("DUNETRACE_SLACK_WEBHOOK_URL") or None,
+            "webhook_url": env.get("DUNETRACE_WEBHOOK_URL") or None,
+            "webhook_secret": env.get("DUNETRACE_WEBHOOK_SECRET") or None,
+            "alert_min_severity": (env.get("DUNETRACE_ALERT_MIN_SEVERITY") or "HIGH").upper(),
+        }
+        values.update({k: v for k, v in given.items() if v is not None})
+        if isinstance(values["api_keys"], (list, tuple, set)):
+            values["api_keys"] = frozenset(values["api_keys"])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.db_path or self.db_path == ":memory:" or self.db_path.startswith("file::memory:"):
+            raise ValueError("the collector needs a database file (--db PATH or DUNETRACE_DB)")
+        if self.run_timeout <= 0 or self.sweep_interval <= 0:
+            raise ValueError("run_timeout and sweep_interval must be positive numbers of seconds")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes must be at least 1024")
+        if self.alert_min_severity not in ("LOW", "MEDIUM", "HIGH", "CRITICAL"):
+            raise ValueError(
+                f"alert minimum severity {self.alert_min_severity!r} is not one of LOW, MEDIUM, HIGH, CRITICAL"
+            )
+
+    @property
+    def dev_mode(self) -> bool:
+        return not self.api_keys

@@ -1,0 +1,428 @@
+"""Events, runs, signals and deploy markers in one SQLite file (WAL).
+
+One connection writes, under a lock; each reading thread has its own
+connection, which WAL lets read while the writer writes. A batch is one
+transaction, committed with ``synchronous=FULL`` before the ingest API
+answers 202: a 202 means the batch is on disk.
+
+A run is ``open`` until its terminal event arrives (``ended``) and then
+``judged`` once; events of a judged run are ignored, as the contract says.
+Re-sent events are recognised by their ``event_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .schema import TERMINAL
+
+__all__ = ["Store"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT,
+    run_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    agent_version TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    step_index INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    parent_run_id TEXT,
+    payload TEXT NOT NULL,
+    batch_id TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_run ON events(run_id, seq);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    agent_version TEXT NOT NULL,
+    parent_run_id TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    end_type TEXT,
+    exit_reason TEXT,
+    error_type TEXT,
+    total_steps INTEGER NOT NULL DEFAULT 0,
+    event_count INTEGER NOT NULL DEFAULT 0,
+    signal_count INTEGER NOT NULL DEFAULT 0,
+    judged_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_agent ON runs(agent_id, last_seen);
+CREATE INDEX IF NOT EXISTS runs_recent ON runs(last_seen);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, last_seen);
+
+CREATE TABLE IF NOT EXISTS signals (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    step_index INTEGER,
+    evidence TEXT NOT NULL,
+    explanation TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signals_agent ON signals(agent_id, id);
+CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id);
+
+CREATE TABLE IF NOT EXISTS deploys (
+    id INTEGER PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deploys_agent ON deploys(agent_id, at);
+"""
+
+_RUN_COLUMNS = (
+    "run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts, last_seen, end_type, "
+    "exit_reason, error_type, total_steps, event_count, signal_count, judged_at"
+)
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._db = _connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: the WAL is synced at every commit, so a 202 survives a power
+        # cut, not only a crash of this process.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._db.close()
+
+    # -- connections ----------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def ping(self) -> bool:
+        self._reader().execute("SELECT 1").fetchone()
+        return True
+
+    # -- writing --------------------------------------------------------------
+
+    def ingest(self, events: list[dict[str, Any]], batch_id: str) -> tuple[int, list[str]]:
+        """Store one validated batch in one transaction. Returns (number of
+        events newly stored, run ids whose terminal event arrived)."""
+        now = time.time()
+        runs: dict[str, list[Any]] = {}
+        for event in events:
+            run_id = event["run_id"]
+            ts = event["timestamp"]
+            run = runs.get(run_id)
+            if run is None:
+                # agent_id, agent_version, parent, first_ts, last_ts, end_type, exit_reason, error_type, steps
+                run = runs[run_id] = [event["agent_id"], event["agent_version"], event.get("parent_run_id"),
+                                      ts, ts, None, None, None, 0, 0]  # fmt: skip
+            else:
+                if ts < run[3]:
+                    run[3] = ts
+                if ts > run[4]:
+                    run[4] = ts
+                if run[2] is None:
+                    run[2] = event.get("parent_run_id")
+            run[9] += 1
+            step = event["step_index"]
+            if step > run[8]:
+                run[8] = step
+            kind = event["event_type"]
+            if kind in TERMINAL:
+                payload = event["payload"]
+                run[5] = kind
+                reason = payload.get("exit_reason")
+                run[6] = reason if isinstance(reason, str) else None
+                error = payload.get("error_type")
+                run[7] = error if isinstance(error, str) else None
+                total = payload.get("total_steps")
+                if type(total) is int and total > run[8]:
+                    run[8] = total
+        with self._transaction() as db:
+            judged = self._judged(db, runs)
+            rows = [
+                (
+                    e.get("event_id"),
+                    e["run_id"],
+                    e["agent_id"],
+                    e["agent_version"],
+                    e["event_type"],
+                    e["step_index"],
+                    e["timestamp"],
+                    e.get("parent_run_id"),
+                    _dumps(e["payload"]),
+                    batch_id,
+                )
+                for e in events
+                if e["run_id"] not in judged
+            ]
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO events (event_id, run_id, agent_id, agent_version, event_type, step_index,"
+                " ts, parent_run_id, payload, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            stored = db.total_changes - before
+            # Re-sent events were ignored: recount those runs from the table.
+            exact = stored == len(rows)
+            ended: list[str] = []
+            for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, n) in runs.items():
+                if run_id in judged:
+                    continue
+                db.execute(
+                    "INSERT INTO runs (run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts,"
+                    " last_seen, end_type, exit_reason, error_type, total_steps, event_count)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(run_id) DO UPDATE SET"
+                    " parent_run_id = coalesce(runs.parent_run_id, excluded.parent_run_id),"
+                    " first_ts = min(runs.first_ts, excluded.first_ts),"
+                    " last_ts = max(runs.last_ts, excluded.last_ts),"
+                    " last_seen = excluded.last_seen,"
+                    " status = CASE WHEN excluded.status = 'ended' THEN 'ended' ELSE runs.status END,"
+                    " end_type = coalesce(excluded.end_type, runs.end_type),"
+                    " exit_reason = coalesce(excluded.exit_reason, runs.exit_reason),"
+                    " error_type = coalesce(excluded.error_type, runs.error_type),"
+                    " total_steps = max(runs.total_steps, excluded.total_steps),"
+                    " event_count = runs.event_count + excluded.event_count",
+                    (run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
+                     end_type, reason, error, steps, n if exact else 0),
+                )  # fmt: skip
+                if end_type:
+                    ended.append(run_id)
+            if not exact:
+                self._count_events(db, [r for r in runs if r not in judged])
+        return stored, ended
+
+    @staticmethod
+    def _judged(db: sqlite3.Connection, runs: Iterable[str]) -> set[str]:
+        ids = list(runs)
+        judged: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            judged.update(
+                row[0]
+                for row in db.execute(f"SELECT run_id FROM runs WHERE status = 'judged' AND run_id IN ({marks})", chunk)
+            )
+        return judged
+
+    @staticmethod
+    def _count_events(db: sqlite3.Connection, run_ids: list[str]) -> None:
+        # Counted from the table, not from the batch, so re-sent events that
+        # were ignored do not inflate it.
+        db.executemany(
+            "UPDATE runs SET event_count = (SELECT count(*) FROM events WHERE events.run_id = runs.run_id)"
+            " WHERE run_id = ?",
+            [(r,) for r in run_ids],
+        )
+
+    def add_deploy(self, agent_id: str, version: str, meta: dict[str, Any]) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO deploys (agent_id, version, meta, at) VALUES (?,?,?,?)",
+                (agent_id, version, _dumps(meta), time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def runs_to_judge(self, silent_before: float) -> list[str]:
+        """Runs whose terminal event arrived but were not judged (a restart
+        in between), and open runs silent since ``silent_before``."""
+        rows = self._reader().execute(
+            "SELECT run_id FROM runs WHERE status = 'ended' OR (status = 'open' AND last_seen < ?)"
+            " ORDER BY last_seen LIMIT 1000",
+            (silent_before,),
+        )
+        return [row[0] for row in rows]
+
+    def save_judgement(self, run_id: str, signals: list[dict[str, Any]]) -> bool:
+        """Store a run's signals and mark it judged; False when it already was."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT status, agent_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None or row["status"] == "judged":
+                return False
+            db.executemany(
+                "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (run_id, s.get("agent_id") or row["agent_id"], s["detector"], s["severity"], s.get("step_index"),
+                     _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}), now)
+                    for s in signals
+                ],
+            )  # fmt: skip
+            db.execute(
+                "UPDATE runs SET status = 'judged', judged_at = ?, signal_count = ? WHERE run_id = ?",
+                (now, len(signals), run_id),
+            )
+        return True
+
+    # -- reading --------------------------------------------------------------
+
+    def run_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's events as wire dicts, in arrival order."""
+        rows = self._reader().execute(
+            "SELECT event_id, run_id, agent_id, agent_version, event_type, step_index, ts, parent_run_id, payload"
+            " FROM events WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        events = []
+        for r in rows:
+            event = {
+                "event_type": r[4],
+                "run_id": r[1],
+                "agent_id": r[2],
+                "agent_version": r[3],
+                "step_index": r[5],
+                "timestamp": r[6],
+                "payload": json.loads(r[8]),
+                "parent_run_id": r[7],
+            }
+            if r[0] is not None:
+                event["event_id"] = r[0]
+            events.append(event)
+        return events
+
+    def prior_step_counts(self, agent_id: str, before_run: str, limit: int = 500) -> list[int]:
+        rows = self._reader().execute(
+            "SELECT total_steps FROM runs WHERE agent_id = ? AND status = 'judged' AND run_id != ?"
+            " ORDER BY judged_at DESC LIMIT ?",
+            (agent_id, before_run, limit),
+        )
+        return [row[0] for row in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._reader().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def agents(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        db = self._reader()
+        total = db.execute("SELECT count(DISTINCT agent_id) FROM runs").fetchone()[0]
+        rows = db.execute(
+            "SELECT agent_id, count(*) AS runs, sum(signal_count) AS signals,"
+            " sum(status != 'judged') AS open_runs, max(last_seen) AS last_seen,"
+            " (SELECT agent_version FROM runs r2 WHERE r2.agent_id = runs.agent_id"
+            "  ORDER BY last_seen DESC LIMIT 1) AS agent_version"
+            " FROM runs GROUP BY agent_id ORDER BY max(last_seen) DESC, agent_id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [dict(r) for r in rows], total
+
+    def runs(
+        self, agent_id: str | None, with_signals: bool | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = [], []
+        if agent_id is not None:
+            where.append("agent_id = ?")
+            args.append(agent_id)
+        if with_signals is True:
+            where.append("signal_count > 0")
+        elif with_signals is False:
+            where.append("signal_count = 0")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        db = self._reader()
+        total = db.execute(f"SELECT count(*) FROM runs{clause}", args).fetchone()[0]
+        rows = db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs{clause} ORDER BY last_seen DESC, run_id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return [dict(r) for r in rows], total
+
+    def signals(
+        self,
+        *,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        severity: str | None = None,
+        detector: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = [], []
+        for column, value in (("agent_id", agent_id), ("run_id", run_id), ("severity", severity),
+                              ("detector", detector)):  # fmt: skip
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        db = self._reader()
+        total = db.execute(f"SELECT count(*) FROM signals{clause}", args).fetchone()[0]
+        rows = db.execute(
+            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at"
+            f" FROM signals{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        items = []
+        for r in rows:
+            item = dict(r)
+            item["evidence"] = json.loads(item["evidence"])
+            item["explanation"] = json.loads(item["explanation"])
+            items.append(item)
+        return items, total
+
+    def deploys(self, agent_id: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        clause, args = (" WHERE agent_id = ?", [agent_id]) if agent_id is not None else ("", [])
+        db = self._reader()
+        total = db.execute(f"SELECT count(*) FROM deploys{clause}", args).fetchone()[0]
+        rows = db.execute(
+            f"SELECT id, agent_id, version, meta, at FROM deploys{clause} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        items = []
+        for r in rows:
+            item = dict(r)
+            item["meta"] = json.loads(item["meta"])
+            items.append(item)
+        return items, total
+
+    def count_events(self) -> int:
+        return int(self._reader().execute("SELECT count(*) FROM events").fetchone()[0])
