@@ -1,0 +1,321 @@
+"""The LangChain callback handler: reads LangChain's objects, calls the
+translator. Imports langchain-core, so it is only imported on first use
+(see ``__init__.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from dunetrace import Dunetrace
+from dunetrace.log import capture_internal_errors
+
+from .translator import Translator
+
+__all__ = ["DunetraceCallbackHandler"]
+
+_INPUT_KEYS = ("input", "question", "query", "user_input", "prompt")
+_SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
+
+
+# -- reading LangChain's values (duck-typed: garbage in, None out) -------------
+
+
+def _name(serialized: Any, kwargs: Mapping[str, Any], fallback: str) -> str:
+    # LangGraph passes serialized=None and the name in kwargs (langchain-core 1.x).
+    name = kwargs.get("name")
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(serialized, Mapping):
+        name = serialized.get("name")
+        if isinstance(name, str) and name:
+            return name
+        ids = serialized.get("id")
+        if isinstance(ids, list) and ids and isinstance(ids[-1], str):
+            return ids[-1]
+    return fallback
+
+
+def _text(content: Any) -> str:
+    """The text of message content: a string, or a list of blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
+                parts.append(block["text"])
+        return "".join(parts)
+    return ""
+
+
+def _role_and_content(message: Any) -> tuple[Any, Any]:
+    if isinstance(message, (tuple, list)) and len(message) == 2:
+        return message[0], message[1]
+    if isinstance(message, Mapping):
+        return message.get("role") or message.get("type"), message.get("content")
+    return getattr(message, "type", None), getattr(message, "content", None)
+
+
+def _last_user_text(messages: Any) -> Any:
+    if isinstance(messages, Sequence) and not isinstance(messages, str):
+        for message in reversed(messages):
+            role, content = _role_and_content(message)
+            if role in ("human", "user"):
+                return _text(content) or content
+    return None
+
+
+def user_input_of(inputs: Any) -> Any:
+    """What the user asked: the last human message, an ``input``-like field,
+    or the whole input. Only hashed (and scanned for injection) in-process."""
+    if inputs is None or isinstance(inputs, str):
+        return inputs
+    if isinstance(inputs, Mapping):
+        if "messages" in inputs:
+            found = _last_user_text(inputs["messages"])
+            if found is not None:
+                return found
+        for key in _INPUT_KEYS:
+            if isinstance(inputs.get(key), str):
+                return inputs[key]
+        return inputs
+    found = _last_user_text(inputs)
+    return found if found is not None else inputs
+
+
+def _model(serialized: Any, metadata: Any, params: Any) -> str | None:
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("ls_model_name"), str):
+        return metadata["ls_model_name"]
+    for source in (params, serialized.get("kwargs") if isinstance(serialized, Mapping) else None):
+        if isinstance(source, Mapping):
+            for key in ("model", "model_name", "model_id"):
+                if isinstance(source.get(key), str) and source[key]:
+                    return source[key]
+    return None
+
+
+def _tool_names(params: Any) -> list[str]:
+    tools = params.get("tools") if isinstance(params, Mapping) else None
+    names: list[str] = []
+    if isinstance(tools, Sequence) and not isinstance(tools, str):
+        for tool in tools:
+            if isinstance(tool, str):
+                name: Any = tool
+            elif isinstance(tool, Mapping):  # OpenAI {"function": {"name"}} or Anthropic {"name"}
+                function = tool.get("function")
+                name = function.get("name") if isinstance(function, Mapping) else tool.get("name")
+            else:
+                name = getattr(tool, "name", None)
+            if isinstance(name, str) and name:
+                names.append(name)
+    return names
+
+
+def _system_prompt(messages: Any) -> Any:
+    if isinstance(messages, Sequence) and messages and isinstance(messages[0], Sequence):
+        for message in messages[0]:
+            role, content = _role_and_content(message)
+            if role == "system":
+                return _text(content) or content
+    return None
+
+
+def _usage(message: Any, llm_output: Any) -> tuple[Any, Any]:
+    usage = getattr(message, "usage_metadata", None)
+    if isinstance(usage, Mapping):
+        return usage.get("input_tokens"), usage.get("output_tokens")
+    if isinstance(llm_output, Mapping):
+        usage = llm_output.get("token_usage") or llm_output.get("usage")
+        if isinstance(usage, Mapping):
+            prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+            return prompt, usage.get("completion_tokens", usage.get("output_tokens"))
+    return None, None
+
+
+def _finish_reason(generation: Any, message: Any) -> str | None:
+    # As the provider gave it ("tool_calls", "length", Anthropic's "tool_use"):
+    # a missing reason stays missing rather than becoming "stop".
+    for source in (getattr(generation, "generation_info", None), getattr(message, "response_metadata", None)):
+        if isinstance(source, Mapping):
+            for key in ("finish_reason", "stop_reason"):
+                reason = source.get(key)
+                if isinstance(reason, str) and reason:
+                    return reason
+    return None
+
+
+def read_llm_result(response: Any) -> dict[str, Any]:
+    """Tokens, finish reason and output of an ``LLMResult``."""
+    generations = getattr(response, "generations", None)
+    generation = None
+    if isinstance(generations, Sequence) and generations:
+        first = generations[0]
+        if isinstance(first, Sequence) and first:
+            generation = first[0]
+    message = getattr(generation, "message", None)
+    prompt_tokens, completion_tokens = _usage(message, getattr(response, "llm_output", None))
+    finish = _finish_reason(generation, message)
+    text = _text(getattr(message, "content", None)) if message is not None else getattr(generation, "text", None)
+    tool_calls = getattr(message, "tool_calls", None) or None
+    output: Any = text if isinstance(text, str) else ""
+    length = len(output)
+    if tool_calls:
+        # A reply made only of tool calls is not empty: count them as output.
+        calls = [[c.get("name"), c.get("args")] if isinstance(c, Mapping) else repr(c) for c in tool_calls]
+        output = [output, calls]
+        length = None
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "finish_reason": finish,
+        "output": output if generation is not None else None,
+        "output_length": length if generation is not None else None,
+        "final": not tool_calls and finish not in ("tool_calls", "tool_use", "function_call"),
+    }
+
+
+def _documents(documents: Any) -> tuple[int | None, float | None]:
+    if not isinstance(documents, Sequence) or isinstance(documents, str):
+        return None, None
+    top: float | None = None
+    for doc in documents:
+        metadata = getattr(doc, "metadata", None)
+        if isinstance(metadata, Mapping):
+            for key in _SCORE_KEYS:
+                score = metadata.get(key)
+                if isinstance(score, (int, float)) and not isinstance(score, bool):
+                    top = score if top is None else max(top, score)
+                    break
+    return len(documents), top
+
+
+# -- the handler ---------------------------------------------------------------
+
+
+class DunetraceCallbackHandler(BaseCallbackHandler):
+    """Reports each LangChain / LangGraph invoke as a Dunetrace run.
+
+    ``agent.invoke(inputs, config={"callbacks": [handler]})``. One handler can
+    serve any number of threads and tasks at once. ``agent_id`` defaults to
+    the name of the invoked runnable (``"LangGraph"``, or the agent's name).
+    """
+
+    # Called inline under ainvoke (not via run_in_executor, the default for a
+    # sync handler in langchain-core 1.x): events stay in order, cost less,
+    # and the contextvar set for a run reaches the agent's tools.
+    run_inline = True
+    raise_error = False
+    # (not ignore_agent: langchain-core 1.x gates the tool events on it too)
+    ignore_retry = True
+    ignore_custom_event = True
+
+    def __init__(self, dt: Dunetrace, agent_id: str | None = None, *, max_live_runs: int = 1000) -> None:
+        if not isinstance(dt, Dunetrace):
+            raise TypeError(f"DunetraceCallbackHandler(dt, ...) needs a dunetrace.Dunetrace client; got {dt!r}")
+        if agent_id is not None and (not isinstance(agent_id, str) or not agent_id.strip()):
+            raise ValueError(f"agent_id must be a non-empty string or None; got {agent_id!r}")
+        if not isinstance(max_live_runs, int) or max_live_runs < 1:
+            raise ValueError(f"max_live_runs must be a positive int; got {max_live_runs!r}")
+        super().__init__()
+        self.translator = Translator(dt, agent_id, max_live_runs=max_live_runs)
+
+    @property
+    def client(self) -> Dunetrace:
+        return self.translator.client
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.translator.agent_id
+
+    def __repr__(self) -> str:
+        return f"<DunetraceCallbackHandler agent_id={self.agent_id!r}>"
+
+    # -- chains -------------------------------------------------------------------
+
+    def on_chain_start(self, serialized: Any = None, inputs: Any = None, *, run_id: Any = None,
+                       parent_run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_chain_start"):
+            user_input = user_input_of(inputs) if parent_run_id is None else None
+            self.translator.chain_start(run_id, parent_run_id, _name(serialized, kwargs, "chain"), user_input)
+
+    def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_chain_end"):
+            self.translator.chain_end(run_id)
+
+    def on_chain_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_chain_error"):
+            self.translator.chain_end(run_id, error if isinstance(error, BaseException) else RuntimeError("unknown"))
+
+    # -- models -------------------------------------------------------------------
+
+    def on_chat_model_start(self, serialized: Any = None, messages: Any = None, *, run_id: Any = None,
+                            parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
+                            **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_chat_model_start"):
+            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs,
+                            _system_prompt(messages), messages[0] if isinstance(messages, list) and messages else None)
+
+    def on_llm_start(self, serialized: Any = None, prompts: Any = None, *, run_id: Any = None,
+                     parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
+                     **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_llm_start"):
+            prompt = prompts[0] if isinstance(prompts, list) and prompts else None
+            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt)
+
+    def _llm_start(self, serialized: Any, run_id: Any, parent_run_id: Any, metadata: Any, params: Any,
+                   kwargs: Mapping[str, Any], system_prompt: Any, prompt: Any) -> None:
+        model = _model(serialized, metadata, params)
+        name = _name(serialized, kwargs, "llm")
+        user_input = user_input_of(prompt) if parent_run_id is None else None
+        self.translator.llm_start(run_id, parent_run_id, name, model, _tool_names(params), system_prompt, user_input)
+
+    def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_llm_end"):
+            self.translator.llm_end(run_id, **read_llm_result(response))
+
+    def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_llm_error"):
+            self.translator.llm_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
+
+    # -- tools --------------------------------------------------------------------
+
+    def on_tool_start(self, serialized: Any = None, input_str: Any = None, *, run_id: Any = None,
+                      parent_run_id: Any = None, inputs: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_tool_start"):
+            # ``inputs`` is the structured args dict; input_str its repr.
+            args = inputs if inputs is not None else input_str
+            self.translator.tool_start(run_id, parent_run_id, _name(serialized, kwargs, "tool"), args)
+
+    def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_tool_end"):
+            # A tool that handles its own error returns ToolMessage(status="error").
+            if getattr(output, "status", None) == "error":
+                self.translator.tool_end(run_id, failed=True, error=_text(getattr(output, "content", None)))
+                return
+            content = getattr(output, "content", output)
+            self.translator.tool_end(run_id, output=_text(content) if isinstance(content, list) else content)
+
+    def on_tool_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_tool_error"):
+            self.translator.tool_end(run_id, failed=True, error=error if isinstance(error, BaseException) else None)
+
+    # -- retrievers ---------------------------------------------------------------
+
+    def on_retriever_start(self, serialized: Any = None, query: Any = None, *, run_id: Any = None,
+                           parent_run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_retriever_start"):
+            self.translator.retriever_start(run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query)
+
+    def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_retriever_end"):
+            count, top = _documents(documents)
+            self.translator.retriever_end(run_id, result_count=count, top_score=top)
+
+    def on_retriever_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
+        with capture_internal_errors("langchain.on_retriever_error"):
+            self.translator.retriever_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())

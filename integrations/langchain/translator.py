@@ -1,0 +1,364 @@
+"""LangChain callbacks in, Dunetrace run events out. No framework import.
+
+LangChain gives every runnable, model, tool and retriever call its own run id
+and the id of its parent. The translator keeps one small node per live call,
+keyed by that id: a node knows its Dunetrace :class:`~dunetrace.Run` and the
+root it belongs to, so an event finds its run with one lookup however the
+calls of concurrent invokes interleave. A node is removed when its call ends;
+everything under a root is removed when the root ends; roots that never end
+(an abandoned stream, a dropped task) are bounded by ``max_live_runs``.
+
+The handler (``handler.py``) pulls plain values out of LangChain's objects and
+calls the methods here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from dunetrace.log import warn_once
+from dunetrace.run import _current, agent_version, get_current_run
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from dunetrace import Dunetrace, Run
+
+__all__ = ["CHAIN", "LLM", "RETRIEVER", "TOOL", "Translator", "is_control_flow"]
+
+CHAIN, LLM, TOOL, RETRIEVER = "chain", "llm", "tool", "retriever"
+
+_clock = time.perf_counter
+
+#: Runs opened by a LangChain translator (as opposed to a user's ``dt.run``):
+#: a new root found inside one of them is a sub-agent, a child run.
+_ours: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+def is_control_flow(error: Any) -> bool:
+    """LangGraph's ``GraphInterrupt`` / ``GraphBubbleUp`` (and ``ParentCommand``)
+    travel through ``on_*_error`` but are control flow, not failures. Found by
+    class name so that this module imports no langgraph."""
+    return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
+
+
+def _is_interrupt(error: Any) -> bool:
+    return any(cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
+
+
+class _Root:
+    """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
+
+    __slots__ = ("run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms")
+
+    def __init__(self, run: Run, owned: bool) -> None:
+        self.run = run
+        self.owned = owned
+        self.token: Token[Run | None] | None = None
+        self.previous: Run | None = None
+        self.nodes: set[Hashable] = set()
+        self.final = False  # the last LLM reply was an answer, not tool calls
+        self.closed = False
+        self.open_llms = 0
+
+
+class _Node:
+    __slots__ = ("kind", "root", "run", "step", "started_at", "name")
+
+    def __init__(self, kind: str, root: _Root, run: Run) -> None:
+        self.kind = kind
+        self.root = root
+        self.run = run
+        self.step = 0
+        self.started_at = 0.0
+        self.name = ""
+
+
+class Translator:
+    """Turns the calls of any number of concurrent LangChain invokes into
+    Dunetrace runs. Thread-safe; never raises for bad input (it logs once)."""
+
+    def __init__(self, client: Dunetrace, agent_id: str | None = None, *, max_live_runs: int = 1000) -> None:
+        self.client = client
+        self.agent_id = agent_id
+        self.max_live_runs = max_live_runs
+        self._nodes: dict[Hashable, _Node] = {}
+        self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
+        self._lock = threading.Lock()
+
+    # -- bookkeeping ------------------------------------------------------------
+
+    def live(self) -> tuple[int, int]:
+        """(live roots, live nodes): what this translator holds right now."""
+        return len(self._roots), len(self._nodes)
+
+    def _key(self, run_id: Any, where: str) -> Hashable | None:
+        if run_id is None or not isinstance(run_id, Hashable):
+            warn_once(
+                f"langchain-run-id:{where}",
+                "dunetrace: LangChain called %s without a usable run_id (%r); event ignored",
+                where,
+                type(run_id).__name__,
+            )
+            return None
+        return run_id
+
+    def _enter(self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any) -> _Node | None:
+        """The node for a starting call: under its parent's root, or a new
+        root. None for a call that starts after its root ended."""
+        parent = self._nodes.get(parent_id) if parent_id is not None and isinstance(parent_id, Hashable) else None
+        if parent is not None and not (parent.kind == TOOL and kind == CHAIN):
+            node = _Node(kind, parent.root, parent.run)
+            with self._lock:
+                if parent.root.closed:  # the root ended under us (a late event)
+                    return None
+                self._nodes[run_id] = node
+                parent.root.nodes.add(run_id)
+            return node
+        return self._open_root(run_id, parent, kind, name, user_input)
+
+    def _open_root(self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any) -> _Node:
+        current = get_current_run()
+        if parent is not None:
+            # A runnable invoked inside a tool: a sub-agent, its own run.
+            run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=parent.run.run_id)
+            root = _Root(run, owned=True)
+        elif current is not None and not current.finished and current not in _ours:
+            # The user's ``with dt.run(...)`` is active: its run takes these events.
+            root = _Root(current, owned=False)
+        else:
+            # A run of ours still current here: a sub-agent invoked in a tool
+            # without LangChain's config. (Said explicitly: Run.start() would
+            # find this run itself in the contextvar, set below.)
+            outer = current.run_id if current is not None and not current.finished else None
+            run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=outer)
+            root = _Root(run, owned=True)
+        node = _Node(kind, root, root.run)
+        evicted: list[_Root] = []
+        with self._lock:
+            self._nodes[run_id] = node
+            root.nodes.add(run_id)
+            self._roots[run_id] = root
+            while len(self._roots) > self.max_live_runs:
+                oldest = next(iter(self._roots))
+                evicted.append(self._detach(oldest))
+        if root.owned:
+            _ours.add(root.run)
+            # Current for everything LangChain runs under this call: its tools
+            # see it through get_current_run(), in threads and tasks, because
+            # LangChain copies the context at each step (langchain-core 1.x).
+            root.previous = current
+            root.token = _current.set(root.run)
+        for old in evicted:
+            warn_once(
+                "langchain-abandoned",
+                "dunetrace: a LangChain run never ended (more than %d live at once); closed as abandoned",
+                self.max_live_runs,
+            )
+            self._close(old, None, "abandoned")
+        return node
+
+    def _agent(self, name: str) -> str:
+        return self.agent_id or name or "langchain"
+
+    def _detach(self, root_id: Hashable) -> _Root:
+        # Under self._lock.
+        root = self._roots.pop(root_id)
+        root.closed = True
+        for node_id in root.nodes:
+            self._nodes.pop(node_id, None)
+        root.nodes.clear()
+        return root
+
+    def _close(self, root: _Root, error: BaseException | None, exit_reason: str | None) -> None:
+        run = root.run
+        if root.open_llms:
+            with self._lock:
+                run.llm_in_flight = max(0, run.llm_in_flight - root.open_llms)
+                root.open_llms = 0
+        token, root.token = root.token, None
+        if token is not None:
+            try:
+                _current.reset(token)
+            except ValueError:  # ended in another context than it started in
+                if _current.get() is run:
+                    _current.set(root.previous)
+        root.previous = None
+        if root.owned:
+            run.finish(error, exit_reason=exit_reason or ("final_answer" if root.final else "completed"))
+
+    def _leave(self, run_id: Hashable) -> _Node | None:
+        """Forget a call that ended; returns its node (None if unknown)."""
+        node = self._nodes.pop(run_id, None)
+        if node is None:
+            return None
+        root = node.root
+        root.nodes.discard(run_id)
+        if self._roots.get(run_id) is root:
+            with self._lock:
+                if self._roots.get(run_id) is root:
+                    self._detach(run_id)
+        return node
+
+    def _end_root(self, node: _Node, error: BaseException | None) -> None:
+        if error is None:
+            self._close(node.root, None, None)
+        elif _is_interrupt(error):
+            self._close(node.root, None, "interrupted")
+        elif is_control_flow(error):
+            self._close(node.root, None, None)
+        elif isinstance(error, GeneratorExit):
+            # The caller stopped reading a stream (LangGraph reports it as a
+            # chain error of the root): the agent did not fail.
+            self._close(node.root, None, "stream_closed")
+        else:
+            self._close(node.root, error, None)
+
+    def _ensure_started(self, node: _Node, model: str | None = None, tools: list[str] | None = None,
+                        system_prompt: Any = None) -> None:
+        """Emit ``run.started`` late, once the first model call tells what
+        the agent is (LangGraph passes ``serialized=None`` to chains, so the
+        root call does not say)."""
+        run = node.run
+        if run.started or not node.root.owned or node.root.run is not run:
+            return
+        with self._lock:
+            if run.started:
+                return
+            if model is not None or tools or system_prompt is not None:
+                run.model = model
+                run.tools = list(tools or [])
+                hashed = self.client.hasher.value(system_prompt) if system_prompt is not None else None
+                run.agent_version = agent_version(hashed, model, run.tools)
+            run.start()
+
+    # -- chains -----------------------------------------------------------------
+
+    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any) -> None:
+        key = self._key(run_id, "on_chain_start")
+        if key is not None:
+            self._enter(key, parent_id, CHAIN, name, user_input)
+
+    def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
+        key = self._key(run_id, "on_chain_end")
+        if key is None:
+            return
+        is_root = key in self._roots
+        node = self._leave(key)
+        if node is not None and is_root:
+            self._end_root(node, error)
+
+    # -- models -----------------------------------------------------------------
+
+    def llm_start(self, run_id: Any, parent_id: Any, name: str, model: str | None, tools: list[str] | None,
+                  system_prompt: Any, user_input: Any) -> None:
+        key = self._key(run_id, "on_llm_start")
+        if key is None:
+            return
+        node = self._enter(key, parent_id, LLM, name, user_input)
+        if node is None:
+            return
+        self._ensure_started(node, model, tools, system_prompt)
+        run = node.run
+        with self._lock:
+            run.llm_in_flight += 1
+            node.root.open_llms += 1
+        node.name = model or name
+        node.step = run.llm_called(model)
+        node.started_at = _clock()
+
+    def llm_end(self, run_id: Any, *, completion_tokens: Any = None, prompt_tokens: Any = None,
+                finish_reason: str | None = None, output: Any = None, output_length: int | None = None,
+                final: bool = True, error: BaseException | None = None) -> None:
+        key = self._key(run_id, "on_llm_end")
+        if key is None:
+            return
+        is_root = key in self._roots
+        node = self._leave(key)
+        if node is None or node.kind != LLM:
+            return
+        run, root = node.run, node.root
+        with self._lock:
+            if root.open_llms:
+                root.open_llms -= 1
+                run.llm_in_flight = max(0, run.llm_in_flight - 1)
+        latency = (_clock() - node.started_at) * 1000
+        if error is not None:
+            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)
+        else:
+            run.llm_responded(
+                completion_tokens, latency, finish_reason, output_length,
+                prompt_tokens=prompt_tokens, output=output, step=node.step,
+            )  # fmt: skip
+            root.final = final
+        if is_root:
+            self._end_root(node, error)
+
+    # -- tools ------------------------------------------------------------------
+
+    def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any) -> None:
+        key = self._key(run_id, "on_tool_start")
+        if key is None:
+            return
+        node = self._enter(key, parent_id, TOOL, name, args)
+        if node is None:
+            return
+        self._ensure_started(node)
+        node.name = name
+        node.step = node.run.tool_called(name, args)
+        node.started_at = _clock()
+        node.root.final = False
+
+    def tool_end(self, run_id: Any, *, output: Any = None, failed: bool = False, error: Any = None) -> None:
+        """A tool returned (``failed``: it returned an error message) or
+        raised (``error`` an exception)."""
+        key = self._key(run_id, "on_tool_end")
+        if key is None:
+            return
+        is_root = key in self._roots
+        node = self._leave(key)
+        if node is None or node.kind != TOOL:
+            return
+        raised = isinstance(error, BaseException)
+        if not (raised and is_control_flow(error)):
+            latency = (_clock() - node.started_at) * 1000
+            if raised or failed:
+                node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
+            else:
+                node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
+        if is_root:
+            self._end_root(node, error if raised else None)
+
+    # -- retrievers -------------------------------------------------------------
+
+    def retriever_start(self, run_id: Any, parent_id: Any, name: str, query: Any) -> None:
+        key = self._key(run_id, "on_retriever_start")
+        if key is None:
+            return
+        node = self._enter(key, parent_id, RETRIEVER, name, query)
+        if node is None:
+            return
+        self._ensure_started(node)
+        node.name = name
+        node.step = node.run.retrieval_called(name, query)
+        node.started_at = _clock()
+
+    def retriever_end(self, run_id: Any, *, result_count: int | None = None, top_score: float | None = None,
+                      error: BaseException | None = None) -> None:
+        key = self._key(run_id, "on_retriever_end")
+        if key is None:
+            return
+        is_root = key in self._roots
+        node = self._leave(key)
+        if node is None or node.kind != RETRIEVER:
+            return
+        latency = (_clock() - node.started_at) * 1000
+        # A failed retrieval found nothing: reported as zero results.
+        count = 0 if error is not None else result_count
+        node.run.retrieval_responded(node.name, count, top_score, latency, step=node.step)
+        if is_root:
+            self._end_root(node, error)
