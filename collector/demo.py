@@ -1,0 +1,167 @@
+"""``dunetrace demo``: a collector on a free local port, every offline
+example agent whose framework is installed run against it, and what the
+detectors found, printed.
+
+An example is a module ``dunetrace.examples.<name>_agent`` with ``EXTRA``
+(the pip extra it needs, or None), ``AGENT_ID`` and ``main(dt)``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
+import re
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .settings import Settings
+
+__all__ = ["Example", "find_examples", "missing_requirements", "run_demo"]
+
+
+@dataclass
+class Example:
+    module: str
+    extra: str | None
+
+
+def _extra_of(module: str) -> str | None:
+    """``EXTRA`` read from the source, without importing the module (which
+    may import a framework that is not installed)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return None
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "EXTRA" for t in node.targets):
+            value = node.value
+            if isinstance(value, ast.Constant) and (value.value is None or isinstance(value.value, str)):
+                return value.value or None
+    return None
+
+
+def find_examples() -> list[Example]:
+    import dunetrace.examples as package
+
+    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.endswith("_agent"))
+    # The framework-free example first: it needs nothing and shows TOOL_LOOP.
+    names.sort(key=lambda n: (n != "manual_agent", n))
+    return [Example(f"dunetrace.examples.{n}", _extra_of(f"dunetrace.examples.{n}")) for n in names]
+
+
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def missing_requirements(extra: str | None) -> list[str]:
+    """Distributions of ``dunetrace[extra]`` that are not installed."""
+    if not extra:
+        return []
+    try:
+        requires = importlib.metadata.requires("dunetrace") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    marker = re.compile(r"""extra\s*==\s*["']%s["']""" % re.escape(extra))
+    missing = []
+    for requirement in requires:
+        if ";" not in requirement or not marker.search(requirement.split(";", 1)[1]):
+            continue
+        match = _NAME.match(requirement)
+        if match is None:
+            continue
+        try:
+            importlib.metadata.version(match.group(1))
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(match.group(1))
+    return missing
+
+
+def _print_tables(out: IO[str], runs: list[dict[str, Any]], signals: list[dict[str, Any]]) -> None:
+    from dunetrace.cli import format_runs, format_signals
+
+    out.write("\nRuns\n" + format_runs(runs) + "\n")
+    out.write("\nSignals\n" + format_signals(signals, explain=True) + "\n")
+
+
+def run_demo(
+    out: IO[str] = sys.stdout, db_path: str | None = None, keep_serving: bool = False, timeout: float = 30.0
+) -> int:
+    """Returns the exit status: 0 when every installed example ran and a
+    signal was found."""
+    from dunetrace import Dunetrace
+
+    from .server import BackgroundServer
+
+    started = time.monotonic()
+    if db_path is None:
+        db_path = os.path.join(tempfile.mkdtemp(prefix="dunetrace-demo-"), "demo.db")
+    # Runs of the demo all end with a terminal event; the short timeout only
+    # matters for an example that dies half-way.
+    settings = Settings.from_env(db_path=db_path, run_timeout=5.0, sweep_interval=0.5)
+    server = BackgroundServer(settings).start()
+    out.write(f"Collector listening on {server.url} (database {db_path})\n")
+    status = 0
+    ran: list[str] = []
+    try:
+        dt = Dunetrace(endpoint=server.url, api_key="", flush_interval=0.05, export="http")
+        for example in find_examples():
+            name = example.module.rsplit(".", 1)[1]
+            missing = missing_requirements(example.extra)
+            if missing:
+                out.write(
+                    f"- {name}: skipped, needs {', '.join(missing)}: pip install 'dunetrace[{example.extra}]'\n"
+                )
+                continue
+            try:
+                module = importlib.import_module(example.module)
+                t0 = time.monotonic()
+                module.main(dt)
+                ran.append(module.AGENT_ID)
+                out.write(f"- {name}: ran agent {module.AGENT_ID!r} ({time.monotonic() - t0:.1f}s)\n")
+            except ImportError as exc:
+                extra = example.extra or "all"
+                out.write(f"- {name}: skipped, {exc}: pip install 'dunetrace[{extra}]'\n")
+            except Exception:
+                status = 1
+                out.write(f"- {name}: FAILED\n{traceback.format_exc()}\n")
+        dt.shutdown(timeout=10)
+        runs, signals = _wait_for_judgement(server, ran, timeout)
+        _print_tables(out, runs, signals)
+        if not signals:
+            status = 1
+        out.write(f"\nDashboard: {server.url}/  (demo took {time.monotonic() - started:.1f}s)\n")
+        if keep_serving:
+            out.write("Serving until Ctrl-C.\n")
+            out.flush()
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        else:
+            out.write(f"The collector stops now; to look again: dunetrace serve --db {db_path}\n")
+    finally:
+        server.stop()
+    return status
+
+
+def _wait_for_judgement(
+    server: Any, agents: list[str], timeout: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    store = server.collector.store
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [r for a in agents for r in store.runs(a, None, 200, 0)[0]]
+        if all(r["status"] == "judged" for r in runs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    signals = [s for a in agents for s in store.signals(agent_id=a, limit=200)[0]]
+    return runs, signals
