@@ -74,7 +74,10 @@ class Buffer:
         self._options = options
         self._host = host
         self._deploy_sender = deploy_sender
-        self._limit = options.max_queue_size
+        self._disabled = not options.enabled
+        # A disabled client takes every event down the slow path, which drops
+        # it without counting: nothing was lost, nothing was asked for.
+        self._limit = 0 if self._disabled else options.max_queue_size
         self._hard_limit = options.max_queue_size + options.terminal_reserve
         self._batch_size = options.max_batch_size
         self._reset()
@@ -114,7 +117,12 @@ class Buffer:
     # -- the caller's side ---------------------------------------------------
 
     def put(self, event: dict[str, Any]) -> bool:
-        """Queue one event; False when it was dropped (and counted)."""
+        """Queue one event; False when it was dropped (and counted).
+
+        ``Run._emit`` inlines the common case; this is the rest: the first
+        event, a full queue, a closed or disabled client."""
+        if self._disabled:
+            return True
         queue = self._queue
         size = len(queue) + self._pending_events
         if size >= self._limit and (
@@ -134,6 +142,8 @@ class Buffer:
 
     def put_deploy(self, payload: dict[str, Any]) -> None:
         if self._closed:
+            return
+        if self._disabled:
             return
         self._deploys.append(payload)
         if self._thread is None:
@@ -258,6 +268,10 @@ class Buffer:
         n = len(queue)
         if not n:
             return
+        # Counted as pending before they leave the deque, so that callers
+        # never see room that is not there.
+        with self._lock:
+            self._pending_events += n
         size = self._batch_size
         opened = self._open
         pending = self._pending
@@ -276,8 +290,6 @@ class Buffer:
             next_id += 1
             group.events.append(event)
         self._next_id = next_id
-        with self._lock:
-            self._pending_events += n
         if len(opened) > 1024:  # agents come and go; keep only open batches
             for agent in [a for a, g in opened.items() if g.batch is not None]:
                 del opened[agent]

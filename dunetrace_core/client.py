@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 from .buffer import Buffer
 from .hashing import Hasher
 from .http_export import HttpExporter
-from .log import capture_internal_errors, warn_once
+from .log import capture_internal_errors, logger, warn_once
 from .options import Options
 from .plugins import PluginHost
 from .run import Run
@@ -41,7 +41,6 @@ class Dunetrace:
 
     def __init__(self, endpoint: str | None = None, api_key: str | None = None, **options: Any) -> None:
         self.options = Options.build(endpoint, api_key, **options)
-        self._enabled = self.options.enabled
         self.hasher = Hasher(self.options.hash_key)
         self.plugins = PluginHost()
         self._http: HttpExporter | None = None
@@ -138,7 +137,7 @@ class Dunetrace:
                     version,
                 )
                 return
-            if not self._enabled or self._http is None:
+            if self._http is None:
                 return
             self._buffer.put_deploy(
                 {"api_key": self.options.api_key, "agent_id": agent_id, "version": version, "meta": meta}
@@ -188,6 +187,15 @@ class Dunetrace:
         done = False
         with capture_internal_errors("shutdown"):
             done = self._buffer.close(timeout)
+            left = self._buffer.queued()
+            if left:
+                logger.warning(
+                    "dunetrace: shutdown left %d events undelivered after %.1fs (endpoint %s; stats: %s)",
+                    left,
+                    timeout,
+                    self.options.endpoint,
+                    self.stats(),
+                )
             self.plugins.hook.dunetrace_shutdown(client=self)
             if self._http is not None:
                 self._http.close()

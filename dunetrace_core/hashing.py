@@ -40,6 +40,10 @@ def _fallback(value: Any) -> Any:
     return repr(value)
 
 
+# Built once: json.dumps() with options builds a new encoder on every call.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_fallback).encode
+
+
 def canonical_json(value: Any) -> str:
     """The one text a structured value hashes as: equal values, equal text.
 
@@ -56,9 +60,7 @@ def canonical_json(value: Any) -> str:
         else:
             return value
     try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_fallback
-        )
+        return _encode(value)
     except (TypeError, ValueError):
         # Keys that do not sort (mixed types) or circular values.
         return repr(value)
@@ -88,7 +90,7 @@ class Hasher:
         """Digest of any content value; None stays None (nothing to hash)."""
         if value is None:
             return None
-        if isinstance(value, str):
+        if isinstance(value, str) and value[:1] not in ("{", "["):
             return self.text(value)
         return self.text(canonical_json(value))
 

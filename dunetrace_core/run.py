@@ -145,9 +145,14 @@ class Run:
         }
         if self._host.wants_events and not self._client._filter(event):
             return
-        if not self._client._enabled:
-            return
-        if not self._buffer.put(event):
+        # The buffer's fast path, inlined: this line is the agent's cost per event.
+        buffer = self._buffer
+        queue = buffer._queue
+        if len(queue) + buffer._pending_events < buffer._limit and buffer._thread is not None:
+            queue.append(event)
+            if len(queue) == buffer._batch_size:
+                buffer._wake.set()
+        elif not buffer.put(event):
             self.dropped_events += 1
 
     def _next_step(self) -> int:

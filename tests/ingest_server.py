@@ -15,11 +15,12 @@ class IngestServer:
     """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
     (status, headers) answers to give, in order, before the default 202."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.bodies: list[bytes] = []
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.deploys: list[dict[str, Any]] = []
         self.script: deque[tuple[int, dict[str, str]]] = deque()
+        self.connection_threads: set[int] = set()
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         server = self
@@ -37,10 +38,15 @@ class IngestServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 with server.lock:
-                    server.requests.append((self.path, dict(self.headers), body))
+                    server.connection_threads.add(threading.get_ident())
+                    server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     answer = server.script.popleft() if server.script else None
                 if answer is not None:
                     status, headers = answer
+                    if status == 0:  # hang up without answering: a reset
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self._answer(status, {"detail": "scripted"}, headers)
                     return
                 if self.path == "/v1/deploy":
@@ -65,7 +71,7 @@ class IngestServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

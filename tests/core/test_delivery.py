@@ -1,0 +1,261 @@
+"""Delivery against a real HTTP server on 127.0.0.1: batching, retries,
+ordering, the bound, and the contract's status codes."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import pytest
+
+from dunetrace import Dunetrace
+from tests.ingest_server import IngestServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def emit_run(client: Dunetrace, agent: str, tools: int) -> str:
+    with client.run(agent) as run:
+        for i in range(tools):
+            step = run.tool_called("search", {"i": i})
+            run.tool_responded("search", True, step=step)
+    return run.run_id
+
+
+def assert_runs_in_order(events: list[dict]) -> None:
+    """Within each run: started first, steps never go back, terminal last."""
+    by_run: dict[str, list[dict]] = {}
+    for e in events:
+        by_run.setdefault(e["run_id"], []).append(e)
+    for run_events in by_run.values():
+        assert run_events[0]["event_type"] == "run.started"
+        assert run_events[-1]["event_type"] in ("run.completed", "run.errored")
+        steps = [e["step_index"] for e in run_events]
+        assert steps == sorted(steps)
+
+
+def test_batches_respect_max_batch_size_and_agent(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url, max_batch_size=7)
+    emit_run(client, "a", 10)
+    emit_run(client, "b", 3)
+    assert client.shutdown(5)
+    batches = ingest.batches
+    assert all(1 <= len(b["events"]) <= 7 for b in batches)
+    assert all({e["agent_id"] for e in b["events"]} == {b["agent_id"]} for b in batches)
+    assert sum(len(b["events"]) for b in batches) == 22 + 8
+    assert_runs_in_order(ingest.events)
+    assert client.stats()["sent"] == 30
+
+
+def test_final_drain_of_a_large_backlog_never_exceeds_the_batch_limit(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url, flush_interval=30)  # nothing drains before shutdown
+    with client.run("a") as run:
+        for _ in range(2_000):
+            run.llm_called("m")
+    assert client.shutdown(10)
+    sizes = [len(b["events"]) for b in ingest.batches]
+    assert sum(sizes) == 2_002 and max(sizes) <= 100
+
+
+def test_5xx_and_resets_are_retried_in_order(ingest: IngestServer) -> None:
+    ingest.script.extend([(503, {}), (0, {}), (500, {})])
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.02, initial_backoff=0.05, max_batch_size=5)
+    ids = [emit_run(client, "a", 4) for _ in range(3)]
+    assert client.flush(10)
+    events = ingest.events
+    assert [e["run_id"] for e in events if e["event_type"] == "run.started"] == ids
+    assert len(events) == 30 and len({e["event_id"] for e in events}) == 30
+    assert_runs_in_order(events)
+    stats = client.stats()
+    assert stats["retries"] == 3 and stats["sent"] == 30 and stats["dropped_total"] == 0
+    client.shutdown(1)
+
+
+def test_retry_never_lets_a_terminal_event_overtake(ingest: IngestServer) -> None:
+    # The first batch (run.started + tools) fails; the next batch holds run.completed.
+    ingest.script.append((502, {}))
+    client = Dunetrace(endpoint=ingest.url, max_batch_size=3, flush_interval=0.02, initial_backoff=0.05)
+    emit_run(client, "a", 3)
+    assert client.flush(10)
+    types = [e["event_type"] for e in ingest.events]
+    assert types[0] == "run.started" and types[-1] == "run.completed" and len(types) == 8
+    client.shutdown(1)
+
+
+def test_429_honours_retry_after(ingest: IngestServer) -> None:
+    ingest.script.append((429, {"Retry-After": "1"}))
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.02, initial_backoff=0.01)
+    start = time.monotonic()
+    emit_run(client, "a", 1)
+    assert client.flush(10)
+    attempts = [t for path, _, _ in ingest.requests if path == "/v1/ingest" for t in [time.monotonic()]]
+    assert len(attempts) == 2
+    assert time.monotonic() - start >= 1.0  # waited the second the server asked for, not 10 ms
+    client.shutdown(1)
+
+
+def test_connection_refused_then_server_comes_up(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{port}", flush_interval=0.02, initial_backoff=0.05, max_backoff=0.2)
+    with caplog.at_level(logging.WARNING, logger="dunetrace"):
+        emit_run(client, "a", 2)
+        time.sleep(0.4)
+        assert client.stats()["retries"] >= 1 and client.stats()["sent"] == 0
+        server = IngestServer(port=port)
+        try:
+            assert client.flush(10)
+            assert len(server.events) == 6
+            assert_runs_in_order(server.events)
+        finally:
+            server.close()
+            client.shutdown(1)
+    assert "delivery failed (connection error" in caplog.text
+
+
+def test_401_stops_sending_and_says_so_once(ingest: IngestServer, caplog: pytest.LogCaptureFixture) -> None:
+    ingest.script.extend([(401, {})] * 3)
+    client = Dunetrace(endpoint=ingest.url, api_key="wrong", flush_interval=0.02)
+    with caplog.at_level(logging.ERROR, logger="dunetrace"):
+        emit_run(client, "a", 1)
+        client.flush(5)
+        emit_run(client, "a", 1)
+        client.flush(5)
+    assert len(ingest.requests) == 1  # nothing sent after the 401
+    assert ingest.requests[0][1]["authorization"] == "Bearer wrong"
+    assert client.stats()["dropped"] == {"unauthorized": 8}
+    assert caplog.text.count("rejected the API key") == 1
+    assert "DUNETRACE_API_KEY" in caplog.text
+    client.shutdown(1)
+
+
+def test_422_is_dropped_and_logged_as_a_bug(ingest: IngestServer, caplog: pytest.LogCaptureFixture) -> None:
+    ingest.script.append((422, {}))
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.02)
+    with caplog.at_level(logging.ERROR, logger="dunetrace"):
+        emit_run(client, "a", 1)
+        client.flush(5)
+    assert client.stats()["dropped"] == {"rejected_422": 4}
+    assert "BUG" in caplog.text and "scripted" in caplog.text
+    client.shutdown(1)
+
+
+def test_full_queue_drops_newest_counts_and_the_run_end_carries_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()  # nothing listens: everything stays queued
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{port}", max_queue_size=50, terminal_reserve=5, initial_backoff=5)
+    with caplog.at_level(logging.WARNING, logger="dunetrace"):
+        with client.run("a") as run:
+            for _ in range(100):
+                run.llm_called("m")
+    stats = client.stats()
+    assert stats["dropped"] == {"queue_full": 51}  # 101 emitted (run.started + 100), 50 kept
+    assert stats["queued"] == 51  # the bound, plus run.completed from the reserve
+    assert run.dropped_events == 51
+    assert "queue full" in caplog.text
+    server = IngestServer(port=port)
+    try:
+        # the drain thread is backing off; new client state is not needed, just time
+        client._buffer._retry_at = 0.0
+        assert client.flush(10)
+        last = server.events[-1]
+        assert last["event_type"] == "run.completed" and last["payload"]["dropped_events"] == 51
+    finally:
+        server.close()
+        client.shutdown(1)
+
+
+def test_memory_is_bounded_however_long_the_run() -> None:
+    import tracemalloc
+
+    port = free_port()
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{port}", max_queue_size=1_000, initial_backoff=5)
+    run = client.run("a").start()
+    tracemalloc.start()
+    for _ in range(5_000):
+        run.tool_called("t", {"q": 1})
+    first, _ = tracemalloc.get_traced_memory()
+    for _ in range(25_000):
+        run.tool_called("t", {"q": 1})
+    second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert client.stats()["queued"] <= 1_000
+    assert second - first < 200_000  # 5x the events, no growth beyond noise
+    client.shutdown(0.1)
+
+
+def test_caller_never_blocks_on_a_server_that_hangs() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepts, never answers
+    port = listener.getsockname()[1]
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{port}", request_timeout=5, flush_interval=0.01)
+    try:
+        emit_run(client, "a", 1)
+        time.sleep(0.1)  # the drain thread is now stuck in a request
+        start = time.perf_counter()
+        emit_run(client, "a", 200)
+        elapsed = time.perf_counter() - start
+        assert elapsed < 0.5, elapsed  # 802 events; the network holds none of them up
+        t0 = time.monotonic()
+        assert client.shutdown(timeout=0.3) is False  # bounded, and honest that events remain
+        assert time.monotonic() - t0 < 2
+    finally:
+        listener.close()
+
+
+def test_events_after_shutdown_are_counted(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url)
+    client.shutdown(1)
+    with client.run("a"):
+        pass
+    assert client.stats()["dropped"] == {"shutdown": 2}
+    assert client.shutdown(1) is True
+
+
+def test_keep_alive_one_connection_for_many_batches(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url, max_batch_size=10)
+    emit_run(client, "a", 50)
+    client.shutdown(5)
+    assert len(ingest.requests) >= 10
+    # ThreadingHTTPServer serves each connection on its own thread; one
+    # keep-alive connection means one thread served every request.
+    assert len(ingest.connection_threads) == 1
+
+
+def test_deploy_marker_is_fire_and_forget(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url, api_key="k")
+    start = time.perf_counter()
+    client.mark_deploy("agent-a", "1.2.3", git_sha="abc")
+    assert time.perf_counter() - start < 0.05
+    client.mark_deploy("", "1")  # ignored with a warning, never raises
+    assert client.flush(5)
+    client.shutdown(1)
+    assert ingest.deploys == [{"api_key": "k", "agent_id": "agent-a", "version": "1.2.3", "meta": {"git_sha": "abc"}}]
+
+
+def test_deploy_marker_to_a_dead_backend_never_raises() -> None:
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{free_port()}")
+    client.mark_deploy("agent-a", "1")
+    client.flush(2)
+    client.shutdown(1)
+
+
+def test_many_threads_share_one_client(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url)
+    threads = [threading.Thread(target=emit_run, args=(client, f"agent-{i % 3}", 20)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert client.shutdown(10)
+    events = ingest.events
+    assert len(events) == 16 * 42
+    assert_runs_in_order(events)
+    assert len({e["event_id"] for e in events}) == len(events)
