@@ -23,6 +23,7 @@ from .wrappers import make_tool, make_trace
 __all__ = ["Dunetrace"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
 _REQUIRED = ("event_type", "run_id", "agent_id", "agent_version")
 
@@ -122,6 +123,24 @@ class Dunetrace:
         if not callable(fn):
             raise TypeError(f"dt.trace() wraps a function; got {fn!r}")
         return make_trace(self, fn, agent_id, run_options)
+
+    # -- LLM clients ----------------------------------------------------------
+
+    def wrap_openai(self, client: C) -> C:
+        """Report the calls of an ``OpenAI`` / ``AsyncOpenAI`` client made
+        inside a run; returns the same client. Undone by
+        ``dunetrace.integrations.openai.unwrap_openai`` and at shutdown."""
+        from dunetrace.integrations.openai import wrap_openai
+
+        return wrap_openai(client, self)
+
+    def wrap_anthropic(self, client: C) -> C:
+        """Report the calls of an ``Anthropic`` / ``AsyncAnthropic`` client
+        made inside a run; returns the same client. Undone by
+        ``dunetrace.integrations.anthropic.unwrap_anthropic`` and at shutdown."""
+        from dunetrace.integrations.anthropic import wrap_anthropic
+
+        return wrap_anthropic(client, self)
 
     # -- deploys --------------------------------------------------------------
 

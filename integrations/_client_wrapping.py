@@ -1,0 +1,244 @@
+"""Wrapping one SDK client instance: its LLM methods report into the
+current run.
+
+Only the instance is touched, never the SDK's classes: each method is
+replaced by an attribute on that client's own resource object
+(``client.chat.completions.create``), so the client is still an ``OpenAI`` /
+``Anthropic`` for ``isinstance`` and for type checkers, other clients in the
+process are unaffected, and unwrapping deletes the attributes again.
+Wrapping twice is wrapping once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.plugins import hookimpl
+from dunetrace.run import get_current_run
+
+from ._llm_calls import Endpoint, LlmCall
+
+if TYPE_CHECKING:
+    from dunetrace import Dunetrace, Run
+
+__all__ = ["Wrapping", "begin_call", "is_wrapped", "reporting_method", "unwrap_client", "wrap_client"]
+
+_STATE = "_dunetrace_wrapping"
+
+# The SDK resources build these views lazily and keep them (functools
+# cached_property in openai 2.x / anthropic 2.x); each captures the
+# resource's methods when built. Dropping them on wrap and unwrap makes the
+# next access see the current methods.
+_CACHED_VIEWS = ("with_raw_response", "with_streaming_response")
+
+_lock = threading.RLock()
+
+MethodFactory = Callable[[Callable[..., Any], "Wrapping"], Callable[..., Any]]
+
+
+class _Patch:
+    __slots__ = ("owner", "attr", "had", "previous")
+
+    def __init__(self, owner: Any, attr: str) -> None:
+        self.owner = owner
+        self.attr = attr
+        own = vars(owner)
+        self.had = attr in own
+        self.previous = own.get(attr)
+
+    def apply(self, value: Any) -> None:
+        setattr(self.owner, self.attr, value)
+        _drop_views(self.owner)
+
+    def undo(self) -> None:
+        if self.had:
+            setattr(self.owner, self.attr, self.previous)
+        else:
+            vars(self.owner).pop(self.attr, None)
+        _drop_views(self.owner)
+
+
+def _drop_views(owner: Any) -> None:
+    own = vars(owner)
+    for name in _CACHED_VIEWS:
+        own.pop(name, None)
+
+
+class Wrapping:
+    """The state of one wrapped client. ``active`` turns off every wrapper
+    at once, including ones a caller still holds (a ``with_raw_response``
+    view built while wrapped)."""
+
+    __slots__ = ("source", "active", "patches")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.active = True
+        self.patches: list[_Patch] = []
+
+
+def begin_call(run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> LlmCall | None:
+    with capture_internal_errors(f"{endpoint.name}.call"):
+        return LlmCall(run, endpoint, kwargs)
+    return None
+
+
+def reporting_method(endpoint: Endpoint) -> MethodFactory:
+    """A factory for a wrapper of a request method (``create``): silent
+    outside a run and while a framework integration reports the same call
+    (``run.llm_in_flight``); otherwise one :class:`LlmCall`."""
+
+    def make(original: Callable[..., Any], wrapping: Wrapping) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(original):
+
+            @functools.wraps(original)
+            async def async_method(*args: Any, **kwargs: Any) -> Any:
+                run = get_current_run()
+                if run is None or run.llm_in_flight > 0 or not wrapping.active:
+                    return await original(*args, **kwargs)
+                call = begin_call(run, endpoint, kwargs)
+                if call is None:
+                    return await original(*args, **kwargs)
+                try:
+                    result = await original(*args, **kwargs)
+                except BaseException as exc:
+                    call.failed(exc)
+                    raise
+                return call.returned(result, kwargs, True)
+
+            return async_method
+
+        @functools.wraps(original)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            run = get_current_run()
+            if run is None or run.llm_in_flight > 0 or not wrapping.active:
+                return original(*args, **kwargs)
+            call = begin_call(run, endpoint, kwargs)
+            if call is None:
+                return original(*args, **kwargs)
+            try:
+                result = original(*args, **kwargs)
+            except BaseException as exc:
+                call.failed(exc)
+                raise
+            return call.returned(result, kwargs, False)
+
+        return method
+
+    return make
+
+
+def _copying_method(rewrap: Callable[[Any], Any]) -> MethodFactory:
+    """``client.with_options(...)`` / ``client.copy(...)`` build a new client;
+    it is wrapped too, so ``client.with_options(timeout=5).chat...`` reports."""
+
+    def make(original: Callable[..., Any], wrapping: Wrapping) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def copy(*args: Any, **kwargs: Any) -> Any:
+            new = original(*args, **kwargs)
+            if wrapping.active:
+                with capture_internal_errors(f"{wrapping.source}.copy"):
+                    rewrap(new)
+            return new
+
+        return copy
+
+    return make
+
+
+class WrappedClients:
+    """Plugin registered on a Dunetrace client: the SDK clients wrapped
+    through it, unwrapped when it shuts down."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def add(self, client: Any) -> None:
+        try:
+            self._clients.add(client)
+        except TypeError:  # not weak-referenceable: it simply stays wrapped
+            pass
+
+    @hookimpl
+    def dunetrace_shutdown(self, client: Dunetrace) -> None:
+        with capture_internal_errors(f"{self.source}.shutdown"):
+            for wrapped in list(self._clients):
+                unwrap_client(wrapped)
+
+
+def _remember(dunetrace: Dunetrace, source: str, client: Any) -> None:
+    name = f"dunetrace.{source}"
+    with _lock:
+        plugin = dunetrace.plugins.get_plugin(name)
+        if plugin is None:
+            plugin = WrappedClients(source)
+            dunetrace.plugins.register(plugin, name=name)
+    if isinstance(plugin, WrappedClients):
+        plugin.add(client)
+
+
+def _resolve(client: Any, path: tuple[str, ...]) -> Any:
+    owner = client
+    for name in path:
+        owner = getattr(owner, name)
+    return owner
+
+
+def wrap_client(
+    client: Any,
+    source: str,
+    methods: list[tuple[tuple[str, ...], str, MethodFactory]],
+    rewrap: Callable[[Any], Any],
+    dunetrace: Dunetrace | None,
+) -> Any:
+    """Replace ``methods`` (``(path to the resource, method name, factory)``)
+    on this client instance. A method the installed SDK does not have is
+    skipped (logged once)."""
+    with _lock:
+        if dunetrace is not None:
+            _remember(dunetrace, source, client)
+        if isinstance(vars(client).get(_STATE), Wrapping):
+            return client
+        wrapping = Wrapping(source)
+        targets = [(("",), "copy", _copying_method(rewrap)), (("",), "with_options", _copying_method(rewrap))]
+        for path, attr, make in [*methods, *targets]:
+            try:
+                owner = client if path == ("",) else _resolve(client, path)
+                original = getattr(owner, attr)
+            except AttributeError:
+                warn_once(
+                    f"wrap-missing:{source}:{'.'.join(path)}.{attr}",
+                    "dunetrace: this %s SDK has no %s.%s; calls to it are not reported",
+                    source,
+                    ".".join(path),
+                    attr,
+                )
+                continue
+            patch = _Patch(owner, attr)
+            patch.apply(make(original, wrapping))
+            wrapping.patches.append(patch)
+        vars(client)[_STATE] = wrapping
+    return client
+
+
+def unwrap_client(client: Any) -> bool:
+    """Put the client's own methods back. True when it was wrapped."""
+    with _lock:
+        wrapping = vars(client).pop(_STATE, None)
+        if not isinstance(wrapping, Wrapping):
+            return False
+        wrapping.active = False
+        for patch in reversed(wrapping.patches):
+            patch.undo()
+        return True
+
+
+def is_wrapped(client: Any) -> bool:
+    return isinstance(getattr(client, "__dict__", {}).get(_STATE), Wrapping)

@@ -1,0 +1,406 @@
+"""One LLM API call made through a wrapped client (OpenAI, Anthropic),
+reported into the current run.
+
+The provider modules say how to read their responses (an :class:`Endpoint`);
+this module does the rest, the same way for both SDKs: ``llm.called`` before
+the request, ``llm.responded`` once when the call is over, streams watched
+chunk by chunk without changing what the caller's iterator yields or when,
+and API errors turned into ``external.signal`` events while the exception
+itself goes on to the caller untouched.
+
+Imports no SDK: everything here works on the objects the SDK hands back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dunetrace.hashing import canonical_json
+from dunetrace.log import capture_internal_errors, warn_once
+
+if TYPE_CHECKING:
+    from dunetrace.run import Run
+
+__all__ = ["Endpoint", "LlmCall", "Outcome", "StreamReader", "http_errors", "tool_arguments"]
+
+_clock = time.perf_counter
+
+#: The header the Stainless-generated SDKs (openai, anthropic) add for
+#: ``.with_raw_response`` ("true") and ``.with_streaming_response`` ("stream").
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+def tool_arguments(value: Any) -> Any:
+    """Tool-call arguments as a value: OpenAI sends a JSON string, Anthropic
+    an object (or, streamed, JSON text in pieces). Parsed, so the same call
+    hashes the same whichever way it arrived."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class Outcome:
+    """What a response says about its call: tokens, finish reason, and the
+    content (hashed and measured by the run, never sent)."""
+
+    __slots__ = ("completion_tokens", "prompt_tokens", "finish_reason", "text", "tool_calls")
+
+    def __init__(
+        self,
+        completion_tokens: int | None = None,
+        prompt_tokens: int | None = None,
+        finish_reason: str | None = None,
+        text: str = "",
+        tool_calls: list[tuple[Any, Any]] | None = None,
+    ) -> None:
+        self.completion_tokens = completion_tokens
+        self.prompt_tokens = prompt_tokens
+        self.finish_reason = finish_reason
+        self.text = text
+        self.tool_calls = tool_calls or []
+
+    def output(self) -> tuple[Any, int]:
+        """The value to hash and its length. Plain text when the model only
+        wrote text; with tool calls, the text and each call's name and
+        arguments (the arguments count towards the length)."""
+        if not self.tool_calls:
+            return self.text, len(self.text)
+        calls = [{"name": name, "arguments": tool_arguments(args)} for name, args in self.tool_calls]
+        length = len(self.text) + sum(len(canonical_json(call["arguments"])) for call in calls)
+        return {"text": self.text, "tool_calls": calls}, length
+
+
+class StreamReader:
+    """Reads a stream's chunks as they pass. ``feed`` must be cheap: it runs
+    between the SDK yielding a chunk and the caller receiving it."""
+
+    __slots__ = ()
+
+    def feed(self, item: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def outcome(self) -> Outcome:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Endpoint:
+    """How to report one SDK method: where the model and prompt are in its
+    arguments, how to read a response and a stream, which errors mean what.
+
+    ``errors`` is ``(timeout classes, rate-limit classes, status-error
+    classes)``, taken from the SDK when the client is wrapped.
+    """
+
+    __slots__ = ("name", "source", "model", "prompt", "read", "stream_reader", "errors")
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        model: Callable[[dict[str, Any]], Any],
+        prompt: Callable[[dict[str, Any]], Any],
+        read: Callable[[Any], Outcome],
+        stream_reader: Callable[[], StreamReader],
+        errors: tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]],
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.model = model
+        self.prompt = prompt
+        self.read = read
+        self.stream_reader = stream_reader
+        self.errors = errors
+
+    def signal(self, exc: BaseException) -> tuple[str, dict[str, Any]] | None:
+        """The ``external.signal`` an API error is: ``rate_limit``,
+        ``timeout`` or ``api_error``, with the HTTP status when there is
+        one. None for errors that are not the API's (a bad argument)."""
+        timeouts, rate_limits, status_errors = self.errors
+        meta: dict[str, Any] = {"error_type": type(exc).__name__}
+        status = getattr(exc, "status_code", None)
+        # A stream that fails mid-way carries the 200 it started with.
+        if isinstance(status, int) and status >= 400:
+            meta["http_status"] = status
+        kind = _api_error_kind(getattr(exc, "body", None))
+        if kind is not None:
+            meta["api_error_type"] = kind
+        if isinstance(exc, timeouts):
+            return "timeout", meta
+        if isinstance(exc, rate_limits) or status == 429 or kind in ("rate_limit_error", "rate_limit_exceeded"):
+            return "rate_limit", meta
+        if isinstance(exc, status_errors):
+            return "api_error", meta
+        return None
+
+
+def http_errors(sdk: Any) -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Timeout and transport error classes of the HTTP library ``sdk``
+    (the openai or anthropic module) is built on: httpx for openai 2.x,
+    httpx2 for anthropic 2.x. A stream that breaks mid-way raises these as
+    they are; the SDKs only wrap errors of the initial request."""
+    try:
+        base = sdk.DefaultHttpxClient.__mro__[1]
+        module = sys.modules[base.__module__.split(".")[0]]
+        return (module.TimeoutException,), (module.TransportError,)
+    except (AttributeError, IndexError, KeyError):
+        return (), ()
+
+
+def _api_error_kind(body: Any) -> str | None:
+    """The error's type identifier (``overloaded_error``), never its message."""
+    if not isinstance(body, dict):
+        return None
+    inner = body.get("error")
+    kind = (inner.get("type") if isinstance(inner, dict) else None) or body.get("type")
+    if kind == "error" and isinstance(inner, dict):
+        kind = inner.get("type")
+    if isinstance(kind, str) and 0 < len(kind) <= 64 and kind.replace("_", "").isalnum():
+        return kind
+    return None
+
+
+def _raw_mode(kwargs: dict[str, Any]) -> str | None:
+    headers = kwargs.get("extra_headers")
+    if isinstance(headers, dict):
+        value = headers.get(RAW_RESPONSE_HEADER)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _internal_error(where: str, exc: Exception) -> None:
+    # The guard costs a context manager; per-chunk code only enters it when
+    # something actually went wrong.
+    with capture_internal_errors(where):
+        raise exc
+
+
+class LlmCall:
+    """One call in flight: its run, step and start time. Reports
+    ``llm.responded`` exactly once, whichever way the call ends."""
+
+    __slots__ = ("run", "endpoint", "step", "start", "done", "reading", "reader", "_once")
+
+    def __init__(self, run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+        self.run = run
+        self.endpoint = endpoint
+        self.done = False
+        self.reading = False
+        self.reader: StreamReader | None = None
+        self._once: threading.Lock | None = None
+        model = endpoint.model(kwargs)
+        self.step = run.llm_called(model if isinstance(model, str) else None, prompt=endpoint.prompt(kwargs))
+        self.start = _clock()
+
+    # -- ends -----------------------------------------------------------------
+
+    def _claim(self) -> bool:
+        """True for the one caller that gets to report (a stream can end on
+        the consumer's thread and be closed from another)."""
+        once = self._once
+        if once is None:
+            if self.done:
+                return False
+            self.done = True
+            return True
+        if not once.acquire(blocking=False):
+            return False
+        self.done = True
+        return True
+
+    def succeeded(self, outcome: Outcome | None) -> None:
+        if not self._claim():
+            return
+        latency = (_clock() - self.start) * 1000
+        if outcome is None:
+            self.run.llm_responded(latency_ms=latency, step=self.step)
+            return
+        output, length = outcome.output()
+        self.run.llm_responded(
+            outcome.completion_tokens,
+            latency,
+            outcome.finish_reason,
+            length,
+            prompt_tokens=outcome.prompt_tokens,
+            output=output,
+            step=self.step,
+        )
+
+    def failed(self, exc: BaseException, partial: Outcome | None = None) -> None:
+        if not self._claim():
+            return
+        with capture_internal_errors(f"{self.endpoint.name}.error"):
+            latency = (_clock() - self.start) * 1000
+            cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+            self.run.llm_responded(
+                partial.completion_tokens if partial is not None else None,
+                latency,
+                "cancelled" if cancelled else "error",
+                prompt_tokens=partial.prompt_tokens if partial is not None else None,
+                step=self.step,
+            )
+            found = None if cancelled else self.endpoint.signal(exc)
+            if found is not None:
+                name, meta = found
+                self.run.external_signal(name, source=self.endpoint.source, **meta)
+
+    def returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool) -> Any:
+        """The SDK method returned: read the response, or start watching the
+        stream. Returns ``result`` itself, always."""
+        with capture_internal_errors(f"{self.endpoint.name}.response"):
+            mode = _raw_mode(kwargs)
+            if mode == "stream":
+                # .with_streaming_response: the body is the caller's to read;
+                # reading it here would change what they get. Timing only.
+                self.succeeded(None)
+                return result
+            target = result
+            if mode is not None and callable(getattr(result, "parse", None)):
+                # .with_raw_response: parse() caches per type, so the caller's
+                # own parse() gets this same object back.
+                target = result.parse()
+            if kwargs.get("stream") is True:
+                self.watch(target, asynchronous)
+            else:
+                outcome = None
+                try:
+                    outcome = self.endpoint.read(target)
+                except Exception as err:  # still report the call, without its outcome
+                    _internal_error(f"{self.endpoint.name}.read", err)
+                self.succeeded(outcome)
+        return result
+
+    # -- streams --------------------------------------------------------------
+
+    def watch(self, stream: Any, asynchronous: bool) -> None:
+        """Put an observer between the SDK stream and its consumer.
+
+        openai 2.x and anthropic 2.x streams (and the helper streams built on
+        them: ``ChatCompletionStream``, ``MessageStream``) all iterate
+        ``stream._iterator`` and close through ``stream.response.close()`` /
+        ``aclose()``. Replacing the one and hooking the other on this
+        instance keeps the caller's object, its type and its timing.
+        """
+        inner = getattr(stream, "_iterator", None)
+        response = getattr(stream, "response", None)
+        if inner is None or response is None:
+            warn_once(
+                f"llm-stream-shape:{self.endpoint.name}",
+                "dunetrace: %s returned a stream of an unknown shape (%s); its call is reported without tokens",
+                self.endpoint.name,
+                type(stream).__name__,
+            )
+            self.succeeded(None)
+            return
+        self._once = threading.Lock()
+        self.reader = self.endpoint.stream_reader()
+        if asynchronous:
+            stream._iterator = self._async_chunks(inner)
+            self._hook_aclose(response)
+        else:
+            stream._iterator = self._sync_chunks(inner)
+            self._hook_close(response)
+
+    def _stream_ended(self, exc: BaseException | None) -> None:
+        if self.done:
+            return
+        reader, self.reader = self.reader, None  # the collected text goes now
+        outcome = None
+        if reader is not None:
+            try:
+                outcome = reader.outcome()
+            except Exception as err:  # still report the call, without its outcome
+                _internal_error(f"{self.endpoint.name}.stream", err)
+        with capture_internal_errors(f"{self.endpoint.name}.stream_end"):
+            if exc is None:
+                self.succeeded(outcome)
+            else:
+                self.failed(exc, outcome)
+
+    def _feed(self, item: Any) -> None:
+        reader = self.reader
+        if reader is not None:
+            try:
+                reader.feed(item)
+            except Exception as exc:
+                self.reader = None  # a reader that broke once reads no more
+                _internal_error(f"{self.endpoint.name}.stream", exc)
+
+    def _sync_chunks(self, inner: Iterator[Any]) -> Iterator[Any]:
+        try:
+            while True:
+                self.reading = True
+                try:
+                    item = next(inner)
+                except StopIteration:
+                    return
+                finally:
+                    self.reading = False
+                self._feed(item)
+                yield item
+        except GeneratorExit:
+            raise  # closed or dropped by the consumer: reported below
+        except BaseException as exc:
+            self._stream_ended(exc)
+            raise
+        finally:
+            self._stream_ended(None)
+
+    async def _async_chunks(self, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            while True:
+                self.reading = True
+                try:
+                    item = await inner.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    self.reading = False
+                self._feed(item)
+                yield item
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._stream_ended(exc)
+            raise
+        finally:
+            self._stream_ended(None)
+
+    def _hook_close(self, response: Any) -> None:
+        original = response.close
+        call = self
+
+        def close() -> None:
+            try:
+                original()
+            finally:
+                # httpx closes the response itself when the body ends, while
+                # the SDK is still decoding the last events: only a close
+                # from outside a read is the consumer stopping the stream.
+                if not call.reading and not call.done:
+                    with capture_internal_errors(f"{call.endpoint.name}.close"):
+                        call._stream_ended(None)
+
+        response.close = close
+
+    def _hook_aclose(self, response: Any) -> None:
+        original = response.aclose
+        call = self
+
+        async def aclose() -> None:
+            try:
+                await original()
+            finally:
+                if not call.reading and not call.done:
+                    with capture_internal_errors(f"{call.endpoint.name}.close"):
+                        call._stream_ended(None)
+
+        response.aclose = aclose

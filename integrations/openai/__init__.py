@@ -1,0 +1,86 @@
+"""Report the LLM calls an OpenAI client makes inside a Dunetrace run.
+
+.. code-block:: python
+
+    client = dt.wrap_openai(OpenAI())          # or AsyncOpenAI(), AzureOpenAI()
+    with dt.run("support-agent", user_input=question):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+
+``chat.completions.create`` and ``responses.create`` (and the helpers built on
+them: ``chat.completions.stream``, ``responses.stream``, ``with_raw_response``)
+emit ``llm.called`` / ``llm.responded`` with the model, token counts, latency,
+finish reason, output length and output hash. Streams are reported when they
+end, are closed, or fail; ask for usage with
+``stream_options={"include_usage": True}``. Outside a run the client behaves
+exactly as before. API errors become ``finish_reason="error"`` plus an
+``external.signal`` (``rate_limit``, ``timeout``, ``api_error``) and are
+raised to the caller unchanged.
+
+The client returned is the same object, still an ``OpenAI``; wrapping twice
+is a no-op and :func:`unwrap_openai` restores it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._client_wrapping import is_wrapped, reporting_method, unwrap_client, wrap_client
+from .._llm_calls import Endpoint, http_errors
+from ._readers import (
+    ChatStreamReader,
+    ResponsesStreamReader,
+    chat_prompt,
+    model_of,
+    read_chat_completion,
+    read_response,
+    responses_prompt,
+)
+
+if TYPE_CHECKING:
+    from dunetrace import Dunetrace
+
+__all__ = ["is_wrapped", "unwrap_openai", "wrap_openai"]
+
+C = TypeVar("C")
+
+SOURCE = "openai"
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as exc:
+        raise ImportError(
+            "dunetrace.integrations.openai needs the openai package: pip install 'dunetrace[openai]'"
+        ) from exc
+    return openai
+
+
+def _endpoints(openai: Any) -> tuple[Endpoint, Endpoint]:
+    timeouts, transport = http_errors(openai)
+    errors = ((openai.APITimeoutError, *timeouts), (openai.RateLimitError,), (openai.APIError, *transport))
+    chat = Endpoint(
+        "openai.chat.completions", SOURCE, model_of, chat_prompt, read_chat_completion, ChatStreamReader, errors
+    )
+    responses = Endpoint("openai.responses", SOURCE, model_of, responses_prompt, read_response, ResponsesStreamReader, errors)
+    return chat, responses
+
+
+def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
+    """Make ``client`` (``OpenAI`` or ``AsyncOpenAI``) report its LLM calls
+    into the current run, and return it. ``dunetrace``, when given, unwraps
+    it at its shutdown. Prefer ``dt.wrap_openai(client)``."""
+    openai = _import_openai()
+    if not isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
+        raise TypeError(f"wrap_openai() takes an openai.OpenAI or openai.AsyncOpenAI client; got {client!r}")
+    chat, responses = _endpoints(openai)
+    methods = [
+        (("chat", "completions"), "create", reporting_method(chat)),
+        (("responses",), "create", reporting_method(responses)),
+    ]
+    return wrap_client(client, SOURCE, methods, lambda new: wrap_openai(new, dunetrace), dunetrace)  # type: ignore[no-any-return]
+
+
+def unwrap_openai(client: Any) -> bool:
+    """Give ``client`` its own methods back. True when it was wrapped."""
+    return unwrap_client(client)
