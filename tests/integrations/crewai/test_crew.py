@@ -1,0 +1,89 @@
+"""A real CrewAI crew (offline, scripted LLMs) reported to a real ingest
+server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from crewai.events import crewai_event_bus
+
+from dunetrace import Dunetrace
+from tests.ingest_server import IngestServer
+
+from .crews import broken, final, react, search, two_agent_crew
+from .wire import by_run, delivered, shape
+
+
+def test_two_agent_crew_custom_llm(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    crew = two_agent_crew(
+        [react("search", {"query": "a"}), react("search", {"query": "b"}), react("search", {"query": "c"}),
+         final("42")],  # fmt: skip
+    )
+    result = crew.kickoff(inputs={"topic": "mountains"})
+    assert result.raw == "written"
+    events = delivered(ingest, crew_dt, runs=3)
+    runs = by_run(events)
+    assert sorted(k.split("#")[0] for k in runs) == ["crew", "crew.researcher", "crew.senior-writer"]
+    crew_run = next(v for k, v in runs.items() if k.startswith("crew#"))
+    researcher = next(v for k, v in runs.items() if k.startswith("crew.researcher#"))
+    writer = next(v for k, v in runs.items() if k.startswith("crew.senior-writer#"))
+
+    assert shape(researcher) == [
+        ("run.started", 0, None),
+        ("external.signal", 0, "crewai.task"),
+        ("llm.called", 1, None), ("llm.responded", 1, "stop"),
+        ("tool.called", 2, "search"), ("tool.responded", 2, "search"),
+        ("llm.called", 3, None), ("llm.responded", 3, "stop"),
+        ("tool.called", 4, "search"), ("tool.responded", 4, "search"),
+        ("llm.called", 5, None), ("llm.responded", 5, "stop"),
+        ("tool.called", 6, "search"), ("tool.responded", 6, "search"),
+        ("llm.called", 7, None), ("llm.responded", 7, "stop"),
+        ("run.completed", 7, "final_answer"),
+    ]  # fmt: skip
+    assert shape(writer) == [
+        ("run.started", 0, None), ("external.signal", 0, "crewai.task"),
+        ("llm.called", 1, None), ("llm.responded", 1, "stop"), ("run.completed", 1, "final_answer"),
+    ]  # fmt: skip
+    assert shape(crew_run) == [("run.started", 0, None), ("run.completed", 0, "final_answer")]
+
+    # The tree: both agents are children of the crew run, which ends last.
+    crew_id = crew_run[0]["run_id"]
+    assert {e["parent_run_id"] for e in researcher + writer} == {crew_id}
+    assert crew_run[0]["parent_run_id"] is None
+    assert events[-1] is crew_run[-1] or events[-1] == crew_run[-1]
+    assert crew_run[0]["payload"]["tools"] == ["search"]
+
+    started = researcher[0]["payload"]
+    assert started["model"] == "scripted-1" and started["tools"] == ["search"] and "input_hash" in started
+    assert researcher[1]["payload"]["task_name"] == "research"
+
+    # TOOL_LOOP-shaped: the same tool 3 times within 5 tool calls, distinct args.
+    tool_calls = [e for e in researcher if e["event_type"] == "tool.called"]
+    assert Counter(e["payload"]["tool_name"] for e in tool_calls) == {"search": 3}
+    assert len({e["payload"]["args_hash"] for e in tool_calls}) == 3
+    assert all(e["payload"]["success"] is True for e in researcher if e["event_type"] == "tool.responded")
+    assert all(e["payload"]["latency_ms"] >= 0 for e in researcher if e["event_type"] == "tool.responded")
+
+    # Tokens come from CrewAI's usage dict.
+    responded = [e["payload"] for e in researcher if e["event_type"] == "llm.responded"]
+    assert [p["prompt_tokens"] for p in responded] == [100, 200, 300, 400]
+    assert [p["completion_tokens"] for p in responded] == [11, 12, 13, 14]
+    assert all(p["output_length"] > 0 and len(p["output_hash"]) == 64 for p in responded)
+    assert [e["payload"]["model"] for e in researcher if e["event_type"] == "llm.called"] == ["scripted-1"] * 4
+
+
+def test_tool_that_raises_is_a_failed_call(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    crew = two_agent_crew(
+        [react("broken", {"query": "x"}), final("gave up")], tools=[broken, search]
+    )
+    crew.kickoff(inputs={"topic": "t"})
+    events = delivered(ingest, crew_dt, runs=3)
+    researcher = next(v for k, v in by_run(events).items() if k.startswith("crew.researcher#"))
+    failed = [e["payload"] for e in researcher if e["event_type"] == "tool.responded"]
+    # CrewAI 1.15 tries a raising tool 3 times: three failed calls in a row
+    # (the RETRY_STORM shape), each its own step.
+    assert len(failed) == 3 and all(p["tool_name"] == "broken" and p["success"] is False for p in failed)
+    assert all(len(p["error_hash"]) == 64 for p in failed)
+    calls = [e for e in researcher if e["event_type"] == "tool.called"]
+    assert len(calls) == len(failed)
+    assert researcher[-1]["event_type"] == "run.completed"
