@@ -54,11 +54,15 @@ _clock = time.perf_counter
 #: a human; the tool runs again once the event arrives).
 _CONTROL_FLOW = frozenset({"WaitingForEvent"})
 
+#: Results of a run's top span that are streams whose LLM call has not
+#: started yet (see ``_await_stream``).
+_LATE_STREAMS = frozenset({"StreamingAgentChatResponse"})
+
 
 class _RunState:
     """A Dunetrace run as seen from one top-level span."""
 
-    __slots__ = ("run", "own", "root", "spans", "open_llm", "pending", "born")
+    __slots__ = ("run", "own", "root", "spans", "open_llm", "pending", "late_stream", "born")
 
     def __init__(self, run: Run, own: bool, root: str) -> None:
         self.run = run
@@ -67,6 +71,7 @@ class _RunState:
         self.spans: set[str] = set()
         self.open_llm = 0
         self.pending = False  # the root span exited; a stream is still open
+        self.late_stream = False  # the root returned a stream not started yet
         self.born = time.monotonic()
 
 
@@ -165,8 +170,14 @@ class Translator:
         if span.tool is not None:
             success, output, error = extract.tool_result(result)
             self._tool_end(span, success, output, error)
-        if span.state.root == span_id:
-            self._close(span.state, None)
+        state = span.state
+        if state.root == span_id:
+            if type(result).__name__ in _LATE_STREAMS:
+                self._await_stream(span_id, span)
+            else:
+                self._close(state, None)
+        elif state.late_stream and len(state.spans) <= 1:
+            self._close(state, None)  # the stream was written out
 
     def span_dropped(self, span_id: Any, error: Any) -> None:
         span = self._pop_span(span_id)
@@ -181,7 +192,7 @@ class Translator:
         call = self._take(self._retrievals, span_id)
         if call is not None:
             self._retrieval_done(call, None)
-        if span.state.root == span_id:
+        if span.state.root == span_id or (span.state.late_stream and len(span.state.spans) <= 1):
             if not isinstance(error, BaseException):
                 error = RuntimeError("LlamaIndex dropped the run's span without an exception")
             self._close(span.state, error)
@@ -228,6 +239,17 @@ class Translator:
             warn_once("llamaindex-abandoned", "dunetrace: a LlamaIndex run never ended (or too many were open); finished as 'abandoned'")
             self._finish(old, None, "abandoned")
         return state
+
+    def _await_stream(self, span_id: str, span: _Span) -> None:
+        # A chat engine's stream_chat returns before the LLM is called; the
+        # span that writes the stream out (StreamingAgentChatResponse.
+        # write_response_to_history, llama-index-core 0.14) starts when the
+        # caller reads it, as a child of the span that already exited. Keep
+        # that span known until then; the run ends when the writer does.
+        with self._lock:
+            self._spans[span_id] = span
+            span.state.spans.add(span_id)
+            span.state.late_stream = True
 
     def _close(self, state: _RunState, error: BaseException | None) -> None:
         """The run's top span ended."""
