@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from dunetrace.log import capture_internal_errors
+import logging
+
+from dunetrace import log as dunetrace_log
 
 from ._registry import DETECTORS
 from ._run import read_run
@@ -36,21 +38,34 @@ def judge_run(
         params = settings[detector.name]
         if not params["enabled"]:
             continue
-        # A detector's bug must not cost the run its other signals (the
-        # guard re-raises under the test suite's strict mode).
-        with capture_internal_errors(f"collector.detector.{detector.name}"):
+        # A detector's bug must not cost the run its other signals. The same
+        # rule as dunetrace.log.capture_internal_errors, inline: this loop runs
+        # for every run the collector judges, and a context manager per
+        # detector costs more than the detectors themselves.
+        try:
             finding = detector.detect(run, params)
             if finding is None:
                 continue
-            signals.append(
-                Signal(
-                    detector=detector.name,
-                    severity=finding.severity or detector.severity,
-                    run_id=run.run_id,
-                    agent_id=run.agent_id,
-                    step_index=finding.step_index,
-                    evidence=finding.evidence,
-                    explanation=detector.explain(finding.evidence),
-                )
+            signal = Signal(
+                detector=detector.name,
+                severity=finding.severity or detector.severity,
+                run_id=run.run_id,
+                agent_id=run.agent_id,
+                step_index=finding.step_index,
+                evidence=finding.evidence,
+                explanation=detector.explain(finding.evidence),
             )
+        except Exception as exc:
+            if dunetrace_log.strict:
+                raise
+            dunetrace_log.warn_once(
+                f"internal:collector.detector.{detector.name}:{type(exc).__name__}",
+                "dunetrace collector: detector %s failed on run %s (its signal is skipped; please report): %r",
+                detector.name,
+                run.run_id,
+                exc,
+                level=logging.ERROR,
+            )
+            continue
+        signals.append(signal)
     return signals

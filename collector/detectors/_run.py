@@ -12,6 +12,8 @@ type; a value of the wrong type is read as missing, never guessed.
 
 from __future__ import annotations
 
+import math
+from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,22 +38,28 @@ TOOL_FINISH_REASONS = frozenset({"tool_calls", "function_call", "tool_use"})
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
-        return None
-    return int(value)
+    kind = type(value)  # exact types: bool is not a count; fast on the common path
+    if kind is int:
+        return value if value >= 0 else None
+    if kind is float and math.isfinite(value) and value >= 0:
+        return int(value)
+    return None
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        return None
-    return float(value)
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
+    return None
 
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCall:
     step: int
     name: str
@@ -63,7 +71,7 @@ class ToolCall:
     ended: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class LlmCall:
     step: int
     prompt_tokens: int | None = None
@@ -75,7 +83,7 @@ class LlmCall:
     responded: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Retrieval:
     step: int
     index_name: str | None
@@ -111,19 +119,21 @@ class RunView:
         return self.terminal == "completed" and (self.exit_reason or "completed") in ANSWERED_EXIT_REASONS
 
 
-def _order(event: dict[str, Any]) -> tuple[int, float]:
-    step = _int(event.get("step_index"))
-    ts = _float(event.get("timestamp"))
-    return (step if step is not None else 0, ts if ts is not None else 0.0)
+#: Sort key: step, then time, then arrival.
+_ORDER = itemgetter(0, 1, 2)
 
 
 def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] = ()) -> RunView:
     """Read one run's wire events (any order) into a :class:`RunView`."""
-    items = [e for e in events if isinstance(e, dict)]
-    # A stable sort: events of one step keep their arrival order, which the
-    # SDK makes called-before-responded.
-    items.sort(key=_order)
-    first = items[0] if items else {}
+    items: list[tuple[int, float, int, float | None, dict[str, Any]]] = []
+    for position, event in enumerate(events):
+        if isinstance(event, dict):
+            step, ts = _int(event.get("step_index")), _float(event.get("timestamp"))
+            items.append((step or 0, ts or 0.0, position, ts, event))
+    # By step, then time; events of one step and time keep their arrival
+    # order, which the SDK makes called-before-responded.
+    items.sort(key=_ORDER)
+    first = items[0][4] if items else {}
     view = RunView(
         run_id=str(first.get("run_id") or ""),
         agent_id=str(first.get("agent_id") or ""),
@@ -133,10 +143,8 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
     llms: dict[int, LlmCall] = {}
     pending_retrievals: dict[int, str | None] = {}
     max_step = 0
-    for event in items:
+    for step, _key, _position, ts, event in items:
         kind = event.get("event_type")
-        step = _int(event.get("step_index")) or 0
-        ts = _float(event.get("timestamp"))
         payload = event.get("payload")
         if not isinstance(payload, dict):
             payload = {}

@@ -37,7 +37,7 @@ def explain(e: Mapping[str, Any]) -> dict[str, str]:
     return {
         "what": (
             f"The model returned an empty response {plural(e['empty_responses'], 'time')} "
-            f"(out of {e['llm_calls']} calls, first at step {e['first_step']}), while reporting that it "
+            f"(out of {plural(e['llm_calls'], 'call')}, first at step {e['first_step']}), while reporting that it "
             "had finished normally."
         ),
         "why": (

@@ -49,7 +49,7 @@ def explain(e: Mapping[str, Any]) -> dict[str, str]:
     return {
         "what": (
             f"This run took {e['steps']} steps, {e['ratio']:g} times the agent's usual "
-            f"(75th percentile of its last {e['prior_runs']} runs: {e['baseline_p75']:g} steps)."
+            f"(75th percentile of its {e['prior_runs']} earlier runs: {e['baseline_p75']:g} steps)."
         ),
         "why": (
             "A run much longer than usual costs more and keeps the user waiting, and it is often the first "

@@ -6,7 +6,6 @@ consecutive tool calls. A run with fewer calls than the window is one window.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,14 +21,16 @@ ALIASES = {"min_repeats": "threshold"}
 def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
     calls = run.tool_calls
     window, threshold = p["window"], p["threshold"]
-    in_window: Counter[str] = Counter()
+    in_window: dict[str, int] = {}
     hit: tuple[str, int] | None = None  # (tool, index where it reached the threshold)
     most = 0
     for i, call in enumerate(calls):
-        in_window[call.name] += 1
+        count = in_window[call.name] = in_window.get(call.name, 0) + 1
         if i >= window:
-            in_window[calls[i - window].name] -= 1
-        count = in_window[call.name]
+            gone = calls[i - window].name
+            in_window[gone] -= 1
+            if gone == call.name:
+                count -= 1
         if hit is None and count >= threshold:
             hit = (call.name, i)
         if hit is not None and call.name == hit[0]:
@@ -59,11 +60,15 @@ def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:
     tool = e["tool"]
-    what = (
-        f"The agent called the tool '{tool}' {plural(e['calls'], 'time')} in this run, "
-        f"{e['max_in_window']} of them within {e['window']} consecutive tool calls "
-        f"(steps {e['first_step']} to {e['last_step']})."
-    )
+    span = f"within {e['window']} consecutive tool calls (steps {e['first_step']} to {e['last_step']})"
+    if e["calls"] == e["max_in_window"]:
+        what = f"The agent called the tool '{tool}' {plural(e['calls'], 'time')} {span}."
+    else:
+        what = (
+            f"The agent called the tool '{tool}' {plural(e['calls'], 'time')} in this run (steps "
+            f"{e['first_step']} to {e['last_step']}), up to {e['max_in_window']} of them within "
+            f"{e['window']} consecutive tool calls."
+        )
     if e.get("args_identical"):
         what += " Every call had the same arguments."
     elif e.get("distinct_args"):
