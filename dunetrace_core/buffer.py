@@ -251,7 +251,7 @@ class Buffer:
             self._failures = 0
             self._retry_at = 0.0
             self._pending.popleft()
-            n = len(head.batch.events)
+            n = head.batch.size
             with self._lock:
                 self._pending_events -= n
                 if result.outcome == "ok":
@@ -282,17 +282,17 @@ class Buffer:
             event = popleft()
             agent = event["agent_id"]
             group = opened.get(agent)
-            if group is None or group.batch is not None or len(group.events) >= size:
-                group = _Open(agent)
-                opened[agent] = group
+            if group is None:
+                group = opened[agent] = _Open(agent)
                 pending.append(group)
             event["event_id"] = prefix + str(next_id)
             next_id += 1
             group.events.append(event)
+            if len(group.events) >= size:
+                # A full batch can take no more events: encode it now, so a
+                # backlog (the backend is down) costs bytes, not dicts.
+                self._seal(group)
         self._next_id = next_id
-        if len(opened) > 1024:  # agents come and go; keep only open batches
-            for agent in [a for a, g in opened.items() if g.batch is not None]:
-                del opened[agent]
 
     def _seal(self, group: _Open) -> None:
         body: dict[str, Any] = {
@@ -306,7 +306,8 @@ class Buffer:
             group.events = [_finite(e) for e in group.events]
             body["events"] = group.events
             data = json.dumps(body, separators=(",", ":"), default=str)
-        group.batch = ExportBatch(group.agent_id, group.events, data.encode("utf-8"))
+        group.batch = ExportBatch(group.agent_id, data.encode("utf-8"), len(group.events))
+        group.events = []
         if self._open.get(group.agent_id) is group:
             del self._open[group.agent_id]
 

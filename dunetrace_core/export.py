@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ExportBatch", "ExportResult"]
 
 
-@dataclass
 class ExportBatch:
-    """One batch of events of one agent, in the order they happened."""
+    """One batch of events of one agent, in the order they happened.
 
-    agent_id: str
-    events: list[dict[str, Any]]
-    #: The request body the ingest API wants, encoded once (UTF-8 JSON).
-    body: bytes
-    #: Names of the exporters that already delivered this batch: on a retry,
-    #: an exporter finding its name here must not deliver it again.
-    delivered_by: set[str] = field(default_factory=set)
-    attempts: int = 0
+    A batch waiting for delivery is held as its encoded request body only
+    (about half the memory of the dicts); ``events`` decodes it on demand.
+    """
+
+    __slots__ = ("agent_id", "body", "size", "delivered_by", "attempts", "_events")
+
+    def __init__(self, agent_id: str, body: bytes, size: int, events: list[dict[str, Any]] | None = None) -> None:
+        self.agent_id = agent_id
+        #: The request body the ingest API wants, encoded once (UTF-8 JSON).
+        self.body = body
+        self.size = size
+        #: Names of the exporters that already delivered this batch: on a
+        #: retry, an exporter finding its name here must not deliver it again.
+        self.delivered_by: set[str] = set()
+        self.attempts = 0
+        self._events = events
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        if self._events is None:
+            self._events = json.loads(self.body)["events"]
+        return self._events
 
     def __len__(self) -> int:
-        return len(self.events)
+        return self.size
 
 
 @dataclass(frozen=True)

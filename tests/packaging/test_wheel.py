@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -70,6 +71,7 @@ print(json.dumps({
 def venv(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     work = tmp_path_factory.mktemp("wheel")
     dist = work / "dist"
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would reuse stale files from it
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
         check=True,

@@ -1,0 +1,201 @@
+"""Core SDK benchmarks: caller cost, end-to-end throughput, loss, memory.
+
+    python benchmarks/bench_core.py            # all four, about a minute and a half
+    python benchmarks/bench_core.py cost       # one of: cost throughput loss memory
+
+Every figure is measured next to its baseline in the same run, because these
+machines are noisy: quote the ratios and medians.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from collections import deque
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from _sink_process import Sink  # noqa: E402
+
+from dunetrace import Dunetrace  # noqa: E402
+
+ns = time.perf_counter_ns
+
+
+def percentile(values: list[int], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] / 1000
+
+
+def cost(n: int = 200_000) -> None:
+    """Caller cost per manual event, with the drain thread shipping to a live
+    sink in another process, next to the floor: building a dict and
+    appending it to a deque."""
+    sink = Sink().start()
+    dt = Dunetrace(endpoint=sink.url)
+    run = dt.run("bench").start()
+    floor_queue: deque[dict] = deque(maxlen=10_000)
+
+    def floor() -> None:
+        floor_queue.append(
+            {"event_type": "tool.responded", "run_id": "r", "agent_id": "a", "agent_version": "v",
+             "step_index": 1, "timestamp": time.time(), "payload": {"tool_name": "t", "success": True},
+             "parent_run_id": None}
+        )  # fmt: skip
+
+    cases = {
+        "floor (dict + deque.append)": floor,
+        "run.tool_responded(name, True, latency_ms=)": lambda: run.tool_responded("search", True, latency_ms=1.5),
+        "run.llm_called(model, prompt_tokens=)": lambda: run.llm_called("gpt-4o", prompt_tokens=812),
+        "run.tool_called(name, args) (hashes args)": lambda: run.tool_called("search", {"q": "weather", "n": 3}),
+    }
+    timings: dict[str, list[int]] = {name: [] for name in cases}
+    gc.disable()
+    for _ in range(n // 1000):  # interleave the cases so drift hits all alike
+        for name, fn in cases.items():
+            bucket = timings[name]
+            for _ in range(1000):
+                t = ns()
+                fn()
+                bucket.append(ns() - t)
+    gc.enable()
+    dt.shutdown(10)
+    sink.stop()
+    base = percentile(timings["floor (dict + deque.append)"], 0.5)
+    print(f"\ncaller cost per event ({n} calls each; timer overhead included in all rows)")
+    print(f"{'case':48} {'median us':>10} {'p99 us':>8} {'x floor':>8}")
+    for name, values in timings.items():
+        median = percentile(values, 0.5)
+        print(f"{name:48} {median:10.2f} {percentile(values, 0.99):8.2f} {median / base:8.1f}")
+
+
+def throughput(n: int = 500_000) -> None:
+    """Events delivered per second, one process to a sink on 127.0.0.1,
+    from the first event emitted to the last one received."""
+    print(f"\nend-to-end delivery ({n} events, sink in its own process)")
+    print(f"{'max_batch_size':>14} {'events/s':>10} {'requests':>9} {'lost':>5}")
+    for batch in (100, 500):
+        sink = Sink().start()
+        dt = Dunetrace(endpoint=sink.url, max_batch_size=batch, max_queue_size=n + 10)
+        run = dt.run("bench").start()
+        start = time.perf_counter()
+        for _ in range(n - 1):
+            run.tool_responded("search", True, latency_ms=1.5)
+        run.finish()
+        dt.flush(120)
+        while sink.count() < n and time.perf_counter() - start < 120:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        got = sink.count()
+        stats = dt.stats()
+        dt.shutdown(5)
+        sink.stop()
+        print(f"{batch:14} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5}")
+
+
+def paced(run, rate: int, seconds: float) -> int:
+    """Emit ``rate`` events a second for ``seconds``, in 1 ms slices."""
+    sent = 0
+    start = time.perf_counter()
+    per_ms = rate / 1000
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return sent
+        due = int(elapsed * 1000 * per_ms)
+        while sent < due:
+            run.tool_responded("search", True, latency_ms=1.0)
+            sent += 1
+        time.sleep(0.0005)
+
+
+def loss() -> None:
+    """Healthy sink at 20k events/s for 10 s; then a sink down for 10 s at
+    5k events/s, then up. Default bounds in both."""
+    print("\nloss with default bounds")
+    sink = Sink().start()
+    dt = Dunetrace(endpoint=sink.url)
+    run = dt.run("bench").start()
+    emitted = paced(run, 20_000, 10) + 1
+    run.finish()
+    dt.flush(60)
+    time.sleep(0.2)
+    got = sink.count() - 0
+    print(f"healthy, 20k/s for 10 s: emitted {emitted + 0:,}, delivered {got - 0:,}, lost {emitted + 0 - got + 0:,}, "
+          f"dropped {dt.stats()['dropped_total']}")  # fmt: skip
+    dt.shutdown(5)
+    sink.stop()
+
+    sink = Sink()  # not started: the port refuses connections
+    dt = Dunetrace(endpoint=sink.url)
+    run = dt.run("bench").start()
+    emitted = paced(run, 5_000, 10) + 1
+    peak = dt.stats()["queued"]
+    sink.start()
+    emitted += paced(run, 5_000, 2)
+    run.finish()
+    emitted += 1
+    dt.flush(120)
+    time.sleep(0.2)
+    got = sink.count()
+    print(f"down 10 s at 5k/s, then up: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
+          f"peak queued {peak:,}, dropped {dt.stats()['dropped_total']}")  # fmt: skip
+    dt.shutdown(5)
+    sink.stop()
+
+
+MEMORY_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {bench!r})
+from _sink_process import Sink
+from dunetrace import Dunetrace
+mode = {mode!r}
+sink = Sink()
+if mode != "down":
+    sink.start()
+dt = Dunetrace(endpoint=sink.url)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode != "baseline":
+    with dt.run("bench") as run:
+        for i in range(300_000):
+            step = run.tool_called("search", {{"i": i % 7}})
+            run.tool_responded("search", True, latency_ms=1.0, step=step)
+            if i % 1000 == 0:
+                time.sleep(0.001)
+    dt.flush(60 if mode == "up" else 0.1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"before_mb": before / 1024, "peak_mb": peak / 1024, "stats": dt.stats()}}))
+dt.shutdown(0.1)
+sink.stop()
+"""
+
+
+def memory() -> None:
+    """Peak RSS of one run of 600k events (300k tool calls), healthy sink and
+    sink down, next to the process with no events at all."""
+    print("\npeak memory, one run of 600,001 events (300k tool calls)")
+    bench = str(pathlib.Path(__file__).resolve().parent)
+    results = {}
+    for mode in ("baseline", "up", "down"):
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD.format(bench=bench, mode=mode)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        results[mode] = json.loads(out.splitlines()[-1])
+    base = results["baseline"]["peak_mb"]
+    print(f"{'case':32} {'peak RSS MB':>12} {'over baseline':>14} {'queued at end':>14} {'dropped':>8}")
+    labels = {"baseline": "no events (baseline)", "up": "sink up", "down": "sink down (queue at its bound)"}
+    for mode, r in results.items():
+        print(f"{labels[mode]:32} {r['peak_mb']:12.1f} {r['peak_mb'] - base:14.1f} "
+              f"{r['stats']['queued']:14,} {r['stats']['dropped_total']:8,}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parts = {"cost": cost, "throughput": throughput, "loss": loss, "memory": memory}
+    chosen = sys.argv[1:] or list(parts)
+    for part in chosen:
+        parts[part]()

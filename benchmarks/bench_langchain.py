@@ -1,0 +1,118 @@
+"""What DunetraceCallbackHandler costs a LangGraph agent.
+
+The offline ``create_agent`` agent of ``examples/langchain_agent.py`` (five
+tool calls, then an answer) is invoked without callbacks, with an empty
+callback handler (LangChain's own dispatch cost), and with
+DunetraceCallbackHandler shipping to a local sink on 127.0.0.1 over HTTP.
+The three are interleaved round by round, so drift in machine load hits all
+of them alike; the table gives median milliseconds per invoke and the ratio
+to the run without callbacks.
+
+    python benchmarks/bench_langchain.py [--rounds 30] [--invokes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from dunetrace import Dunetrace
+from dunetrace.examples.langchain_agent import AGENT_ID, QUESTION, build_agent
+from dunetrace.integrations.langchain import DunetraceCallbackHandler
+
+
+class Sink:
+    """Accepts ``POST /v1/ingest`` with 202 and counts the events."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                sink.events += len(json.loads(body).get("events", []))
+                raw = b'{"accepted": 1, "batch_id": "b", "queued_at": 0}'
+                self.send_response(202)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class EmptyHandler(BaseCallbackHandler):
+    """Does nothing: what LangChain's callback dispatch alone costs."""
+
+    run_inline = True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--invokes", type=int, default=20, help="invokes per timed batch")
+    args = parser.parse_args()
+
+    sink = Sink()
+    dt = Dunetrace(endpoint=sink.url)
+    agent = build_agent(polls=5)
+    inputs = {"messages": [("user", QUESTION)]}
+    configs: dict[str, dict[str, Any]] = {
+        "no callbacks": {},
+        "empty handler": {"callbacks": [EmptyHandler()]},
+        "dunetrace": {"callbacks": [DunetraceCallbackHandler(dt, agent_id=AGENT_ID)]},
+    }
+    for config in configs.values():  # warm up imports, caches, the drain thread
+        for _ in range(5):
+            agent.invoke(inputs, config=config)
+    dt.flush()
+    sent_before = sink.events
+
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for round_no in range(args.rounds):
+        order = list(configs.items())
+        if round_no % 2:
+            order.reverse()
+        for name, config in order:
+            start = time.perf_counter()
+            for _ in range(args.invokes):
+                agent.invoke(inputs, config=config)
+            times[name].append((time.perf_counter() - start) / args.invokes * 1000)
+
+    dt.flush(10)
+    expected = args.rounds * args.invokes * 24  # run.started + 11 llm/tool pairs + run.completed
+    delivered = sink.events - sent_before
+    dt.shutdown()
+    sink.close()
+
+    base = statistics.median(times["no callbacks"])
+    print(f"LangGraph create_agent, 5 tool calls + answer; {args.rounds} rounds x {args.invokes} invokes")
+    print(f"{'':16}{'median ms/invoke':>18}{'ratio':>8}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:16}{median:18.3f}{median / base:8.2f}x")
+    print(f"events delivered to the sink: {delivered} of {expected}")
+
+
+if __name__ == "__main__":
+    main()
