@@ -95,7 +95,9 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
     (``run.llm_in_flight``); otherwise one :class:`LlmCall`."""
 
     def make(original: Callable[..., Any], wrapping: Wrapping) -> Callable[..., Any]:
-        if inspect.iscoroutinefunction(original):
+        # openai 2.x decorates the async ``create`` with ``required_args``, a
+        # plain wrapper: the coroutine function is found under __wrapped__.
+        if inspect.iscoroutinefunction(inspect.unwrap(original)):
 
             @functools.wraps(original)
             async def async_method(*args: Any, **kwargs: Any) -> Any:

@@ -60,12 +60,15 @@ def wrap_anthropic(client: C, dunetrace: Dunetrace | None = None) -> C:
         )
     timeouts, transport = http_errors(anthropic)
     errors = ((anthropic.APITimeoutError, *timeouts), (anthropic.RateLimitError,), (anthropic.APIError, *transport))
-    endpoint = Endpoint("anthropic.messages", SOURCE, model_of, messages_prompt, read_message, MessageStreamReader, errors)
+    endpoint = Endpoint(
+        "anthropic.messages", SOURCE, model_of, messages_prompt, read_message, MessageStreamReader, errors
+    )
     methods = [
         (("messages",), "create", reporting_method(endpoint)),
         (("messages",), "stream", stream_method(endpoint)),
     ]
-    return wrap_client(client, SOURCE, methods, lambda new: wrap_anthropic(new, dunetrace), dunetrace)  # type: ignore[no-any-return]
+    rewrap = lambda new: wrap_anthropic(new, dunetrace)  # noqa: E731 - for client.with_options()
+    return wrap_client(client, SOURCE, methods, rewrap, dunetrace)  # type: ignore[no-any-return]
 
 
 def unwrap_anthropic(client: Any) -> bool:

@@ -62,7 +62,9 @@ def _endpoints(openai: Any) -> tuple[Endpoint, Endpoint]:
     chat = Endpoint(
         "openai.chat.completions", SOURCE, model_of, chat_prompt, read_chat_completion, ChatStreamReader, errors
     )
-    responses = Endpoint("openai.responses", SOURCE, model_of, responses_prompt, read_response, ResponsesStreamReader, errors)
+    responses = Endpoint(
+        "openai.responses", SOURCE, model_of, responses_prompt, read_response, ResponsesStreamReader, errors
+    )
     return chat, responses
 
 
@@ -78,7 +80,8 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("chat", "completions"), "create", reporting_method(chat)),
         (("responses",), "create", reporting_method(responses)),
     ]
-    return wrap_client(client, SOURCE, methods, lambda new: wrap_openai(new, dunetrace), dunetrace)  # type: ignore[no-any-return]
+    rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
+    return wrap_client(client, SOURCE, methods, rewrap, dunetrace)  # type: ignore[no-any-return]
 
 
 def unwrap_openai(client: Any) -> bool:
