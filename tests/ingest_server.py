@@ -43,6 +43,10 @@ class IngestServer:
                     answer = server.script.popleft() if server.script else None
                 if answer is not None:
                     status, headers = answer
+                    if status == -1:  # answer too late: the client has timed out
+                        time.sleep(float(headers.get("delay", "1")))
+                        self.close_connection = True
+                        return
                     if status == 0:  # hang up without answering: a reset
                         self.close_connection = True
                         self.connection.shutdown(2)

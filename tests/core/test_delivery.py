@@ -77,6 +77,16 @@ def test_5xx_and_resets_are_retried_in_order(ingest: IngestServer) -> None:
     client.shutdown(1)
 
 
+def test_a_timed_out_request_is_retried(ingest: IngestServer) -> None:
+    ingest.script.append((-1, {"delay": "1.0"}))
+    client = Dunetrace(endpoint=ingest.url, request_timeout=0.2, flush_interval=0.02, initial_backoff=0.05)
+    emit_run(client, "a", 1)
+    assert client.flush(10)
+    assert [e["event_type"] for e in ingest.events] == ["run.started", "tool.called", "tool.responded", "run.completed"]
+    assert client.stats()["retries"] == 1 and client.stats()["sent"] == 4
+    client.shutdown(1)
+
+
 def test_retry_never_lets_a_terminal_event_overtake(ingest: IngestServer) -> None:
     # The first batch (run.started + tools) fails; the next batch holds run.completed.
     ingest.script.append((502, {}))
