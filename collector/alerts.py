@@ -169,7 +169,9 @@ class AlertDispatcher:
     def start(self) -> None:
         """Start the sending thread (``submit`` also starts it)."""
         with self._cond:
-            if self._thread is not None or self._closing or not self.enabled:
+            if self._closing or not self.enabled:
+                return
+            if self._thread is not None and self._thread.is_alive():
                 return
             self._thread = threading.Thread(target=self._run, name="dunetrace-alerts", daemon=True)
             self._thread.start()

@@ -154,7 +154,8 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
             if isinstance(names, list):
                 view.tools_available = [n for n in names if isinstance(n, str) and n]
         elif kind == "tool.called":
-            call = ToolCall(step, _str(payload.get("tool_name")) or "unknown", _str(payload.get("args_hash")), started=ts)
+            name = _str(payload.get("tool_name")) or "unknown"
+            call = ToolCall(step, name, _str(payload.get("args_hash")), started=ts)
             tools[step] = call
             view.tool_calls.append(call)
             view.sequence.append((step, "tool"))

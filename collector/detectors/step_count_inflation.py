@@ -7,6 +7,7 @@ percentile of the agent's earlier judged runs, once there are at least
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,14 @@ SEVERITY = "MEDIUM"
 DEFAULTS = {"inflation_factor": 2.0, "min_runs": 10}
 
 
+def _count(value: Any) -> bool:
+    """A usable step count: a non-negative int, or a finite float (NULLs and
+    junk from storage are skipped)."""
+    if type(value) is int:
+        return value >= 0
+    return type(value) is float and math.isfinite(value) and value >= 0
+
+
 def p75(counts: list[int]) -> float:
     """The 75th percentile, interpolated between the nearest ranks."""
     if len(counts) == 1:
@@ -27,7 +36,7 @@ def p75(counts: list[int]) -> float:
 
 
 def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    prior = [int(c) for c in run.prior_step_counts if isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0]
+    prior = [int(c) for c in run.prior_step_counts if _count(c)]
     if len(prior) < p["min_runs"] or not prior:
         return None
     baseline = p75(prior)

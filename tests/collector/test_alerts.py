@@ -185,7 +185,9 @@ def test_below_minimum_severity_is_not_sent(receivers: list[Receiver], dispatche
     assert dispatcher.stats()["skipped"] == 2
 
 
-def test_minimum_severity_medium_lets_medium_through(receivers: list[Receiver], dispatchers: list[AlertDispatcher]) -> None:
+def test_minimum_severity_medium_lets_medium_through(
+    receivers: list[Receiver], dispatchers: list[AlertDispatcher]
+) -> None:
     receiver, dispatcher = start(receivers, dispatchers, min_severity="medium")
     dispatcher.submit(make_signal("LOW"))
     dispatcher.submit(make_signal("MEDIUM"))
@@ -325,6 +327,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert backoff_delay(20, 1.0, 60.0, rand=lambda: 0.999999) <= 60.0
     for attempt in range(1, 10):
         # The shortest next wait is never shorter than the longest previous one.
-        assert backoff_delay(attempt + 1, 0.5, 1e9, rand=lambda: 0.0) >= backoff_delay(attempt, 0.5, 1e9, rand=lambda: 1.0)
+        shortest_next = backoff_delay(attempt + 1, 0.5, 1e9, rand=lambda: 0.0)
+        assert shortest_next >= backoff_delay(attempt, 0.5, 1e9, rand=lambda: 1.0)
     waits = {round(backoff_delay(3, 1.0, 60.0), 6) for _ in range(20)}
     assert len(waits) > 1 and all(2.0 <= w <= 4.0 for w in waits)

@@ -9,7 +9,8 @@ from .runs import RunBuilder, config, fired
 
 
 def test_truncation_loop_fires_at_two() -> None:
-    run = RunBuilder().llm(finish_reason="length", prompt_tokens=900).llm().llm(finish_reason="length", prompt_tokens=950)
+    run = RunBuilder().llm(finish_reason="length", prompt_tokens=900).llm()
+    run.llm(finish_reason="length", prompt_tokens=950)
     signal = fired(run.answer(), "LLM_TRUNCATION_LOOP")
     assert signal is not None
     assert signal.severity == "HIGH"
@@ -146,7 +147,9 @@ def test_slow_llm_at_under_and_over_30s() -> None:
 
 
 def test_slow_step_high_at_five_times_the_limit() -> None:
-    assert fired(RunBuilder().tool("fetch", latency_ms=74_999).answer(), "SLOW_STEP").severity == "MEDIUM"  # type: ignore[union-attr]
+    medium = fired(RunBuilder().tool("fetch", latency_ms=74_999).answer(), "SLOW_STEP")
+    assert medium is not None
+    assert medium.severity == "MEDIUM"
     signal = fired(RunBuilder().tool("fetch", latency_ms=75_000).answer(), "SLOW_STEP")
     assert signal is not None
     assert signal.severity == "HIGH"

@@ -191,7 +191,9 @@ def test_first_step_failure_on_empty_or_errored_llm_output() -> None:
 def test_first_step_failure_max_step_is_tunable() -> None:
     run = RunBuilder().llm().llm().tool("auth", success=False).answer()
     assert fired(run, "FIRST_STEP_FAILURE", config=config(first_step_failure={"max_step": 3})) is not None
-    assert fired(RunBuilder().llm().error(), "FIRST_STEP_FAILURE", config=config(first_step_failure={"max_step": 0})) is None
+    only_step_zero = config(first_step_failure={"max_step": 0})
+    assert fired(RunBuilder().llm().error(), "FIRST_STEP_FAILURE", config=only_step_zero) is None
+    assert fired(RunBuilder().error(), "FIRST_STEP_FAILURE", config=only_step_zero) is not None
 
 
 # -- PROMPT_INJECTION_SIGNAL: the SDK's external.signal at step 0 -------------
@@ -224,3 +226,10 @@ def test_prompt_injection_over_threshold_and_tunable() -> None:
     cfg = config(prompt_injection_signal={"min_matches": 2})
     assert fired(RunBuilder().injection(["developer_mode"], 1).answer(), "PROMPT_INJECTION_SIGNAL", config=cfg) is None
     assert fired(RunBuilder().injection(["developer_mode"], 2).answer(), "PROMPT_INJECTION_SIGNAL", config=cfg)
+
+
+def test_step_inflation_skips_unusable_prior_counts() -> None:
+    prior: list = [10] * 10 + [None, "12", float("inf"), float("nan"), -3, True]
+    signal = fired(steps(21), "STEP_COUNT_INFLATION", prior_step_counts=prior)
+    assert signal is not None
+    assert signal.evidence["prior_runs"] == 10
