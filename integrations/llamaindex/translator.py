@@ -232,7 +232,7 @@ class Translator:
             deadline = time.monotonic() - self.run_ttl
             while self._runs:
                 oldest = next(iter(self._runs.values()))
-                if len(self._runs) <= self.max_runs and oldest.born > deadline:
+                if oldest is state or (len(self._runs) <= self.max_runs and oldest.born > deadline):
                     break
                 expired.append(self._runs.pop(oldest.root))
         for old in expired:
