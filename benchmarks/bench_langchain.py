@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import threading
+import subprocess
+import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.request
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -28,37 +29,53 @@ from dunetrace.examples.langchain_agent import AGENT_ID, QUESTION, build_agent
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
 
 
+# The sink runs in its own process, as a collector would: the agent's
+# process pays for sending events, not for receiving them.
+SINK = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+count = 0
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def _answer(self, data):
+        raw = json.dumps(data).encode()
+        self.send_response(202 if self.command == "POST" else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+    def do_GET(self):
+        self._answer({"events": count})
+    def do_POST(self):
+        global count
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        count += len(json.loads(body).get("events", []))
+        self._answer({"accepted": 1, "batch_id": "b", "queued_at": 0})
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class Sink:
-    """Accepts ``POST /v1/ingest`` with 202 and counts the events."""
+    """``POST /v1/ingest`` answered 202 by a child process; ``GET /`` tells
+    how many events arrived."""
 
     def __init__(self) -> None:
-        self.events = 0
-        sink = self
+        self.process = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                sink.events += len(json.loads(body).get("events", []))
-                raw = b'{"accepted": 1, "batch_id": "b", "queued_at": 0}'
-                self.send_response(202)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    @property
+    def events(self) -> int:
+        with urllib.request.urlopen(self.url + "/") as answer:
+            return int(json.load(answer)["events"])
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.process.terminate()
+        self.process.wait(5)
 
 
 class EmptyHandler(BaseCallbackHandler):

@@ -4,7 +4,7 @@ translator. Imports langchain-core, so it is only imported on first use
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -16,6 +16,40 @@ from .translator import Translator
 
 __all__ = ["DunetraceCallbackHandler"]
 
+# dicts and lists are what LangChain hands over; exact type checks are
+# several times cheaper than the Mapping / Sequence ABCs on this hot path.
+_DICT = dict
+_SEQ = (list, tuple)
+
+
+class _Guard:
+    """``capture_internal_errors(where)`` at the cost of two method calls.
+
+    The generator-based context manager costs microseconds per use, paid on
+    every callback. This one does nothing on the way in; on an exception it
+    hands it to ``capture_internal_errors`` itself, so the outcome is the
+    same (logged once and swallowed, or re-raised in strict mode).
+    """
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        with capture_internal_errors(self.where):
+            raise exc
+        return True
+
+
+def _guard(callback: str) -> _Guard:
+    return _Guard(f"langchain.{callback}")
+
 _INPUT_KEYS = ("input", "question", "query", "user_input", "prompt")
 _SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
 
@@ -23,12 +57,12 @@ _SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
 # -- reading LangChain's values (duck-typed: garbage in, None out) -------------
 
 
-def _name(serialized: Any, kwargs: Mapping[str, Any], fallback: str) -> str:
+def _name(serialized: Any, kwargs: dict[str, Any], fallback: str) -> str:
     # LangGraph passes serialized=None and the name in kwargs (langchain-core 1.x).
     name = kwargs.get("name")
     if isinstance(name, str) and name:
         return name
-    if isinstance(serialized, Mapping):
+    if isinstance(serialized, _DICT):
         name = serialized.get("name")
         if isinstance(name, str) and name:
             return name
@@ -47,7 +81,7 @@ def _text(content: Any) -> str:
         for block in content:
             if isinstance(block, str):
                 parts.append(block)
-            elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
+            elif isinstance(block, _DICT) and isinstance(block.get("text"), str):
                 parts.append(block["text"])
         return "".join(parts)
     return ""
@@ -56,13 +90,13 @@ def _text(content: Any) -> str:
 def _role_and_content(message: Any) -> tuple[Any, Any]:
     if isinstance(message, (tuple, list)) and len(message) == 2:
         return message[0], message[1]
-    if isinstance(message, Mapping):
+    if isinstance(message, _DICT):
         return message.get("role") or message.get("type"), message.get("content")
     return getattr(message, "type", None), getattr(message, "content", None)
 
 
 def _last_user_text(messages: Any) -> Any:
-    if isinstance(messages, Sequence) and not isinstance(messages, str):
+    if isinstance(messages, _SEQ):
         for message in reversed(messages):
             role, content = _role_and_content(message)
             if role in ("human", "user"):
@@ -75,7 +109,7 @@ def user_input_of(inputs: Any) -> Any:
     or the whole input. Only hashed (and scanned for injection) in-process."""
     if inputs is None or isinstance(inputs, str):
         return inputs
-    if isinstance(inputs, Mapping):
+    if isinstance(inputs, _DICT):
         if "messages" in inputs:
             found = _last_user_text(inputs["messages"])
             if found is not None:
@@ -89,10 +123,10 @@ def user_input_of(inputs: Any) -> Any:
 
 
 def _model(serialized: Any, metadata: Any, params: Any) -> str | None:
-    if isinstance(metadata, Mapping) and isinstance(metadata.get("ls_model_name"), str):
+    if isinstance(metadata, _DICT) and isinstance(metadata.get("ls_model_name"), str):
         return metadata["ls_model_name"]
-    for source in (params, serialized.get("kwargs") if isinstance(serialized, Mapping) else None):
-        if isinstance(source, Mapping):
+    for source in (params, serialized.get("kwargs") if isinstance(serialized, _DICT) else None):
+        if isinstance(source, _DICT):
             for key in ("model", "model_name", "model_id"):
                 if isinstance(source.get(key), str) and source[key]:
                     return source[key]
@@ -100,15 +134,15 @@ def _model(serialized: Any, metadata: Any, params: Any) -> str | None:
 
 
 def _tool_names(params: Any) -> list[str]:
-    tools = params.get("tools") if isinstance(params, Mapping) else None
+    tools = params.get("tools") if isinstance(params, _DICT) else None
     names: list[str] = []
-    if isinstance(tools, Sequence) and not isinstance(tools, str):
+    if isinstance(tools, _SEQ):
         for tool in tools:
             if isinstance(tool, str):
                 name: Any = tool
-            elif isinstance(tool, Mapping):  # OpenAI {"function": {"name"}} or Anthropic {"name"}
+            elif isinstance(tool, _DICT):  # OpenAI {"function": {"name"}} or Anthropic {"name"}
                 function = tool.get("function")
-                name = function.get("name") if isinstance(function, Mapping) else tool.get("name")
+                name = function.get("name") if isinstance(function, _DICT) else tool.get("name")
             else:
                 name = getattr(tool, "name", None)
             if isinstance(name, str) and name:
@@ -117,7 +151,7 @@ def _tool_names(params: Any) -> list[str]:
 
 
 def _system_prompt(messages: Any) -> Any:
-    if isinstance(messages, Sequence) and messages and isinstance(messages[0], Sequence):
+    if isinstance(messages, _SEQ) and messages and isinstance(messages[0], _SEQ):
         for message in messages[0]:
             role, content = _role_and_content(message)
             if role == "system":
@@ -127,11 +161,11 @@ def _system_prompt(messages: Any) -> Any:
 
 def _usage(message: Any, llm_output: Any) -> tuple[Any, Any]:
     usage = getattr(message, "usage_metadata", None)
-    if isinstance(usage, Mapping):
+    if isinstance(usage, _DICT):
         return usage.get("input_tokens"), usage.get("output_tokens")
-    if isinstance(llm_output, Mapping):
+    if isinstance(llm_output, _DICT):
         usage = llm_output.get("token_usage") or llm_output.get("usage")
-        if isinstance(usage, Mapping):
+        if isinstance(usage, _DICT):
             prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
             return prompt, usage.get("completion_tokens", usage.get("output_tokens"))
     return None, None
@@ -141,7 +175,7 @@ def _finish_reason(generation: Any, message: Any) -> str | None:
     # As the provider gave it ("tool_calls", "length", Anthropic's "tool_use"):
     # a missing reason stays missing rather than becoming "stop".
     for source in (getattr(generation, "generation_info", None), getattr(message, "response_metadata", None)):
-        if isinstance(source, Mapping):
+        if isinstance(source, _DICT):
             for key in ("finish_reason", "stop_reason"):
                 reason = source.get(key)
                 if isinstance(reason, str) and reason:
@@ -153,9 +187,9 @@ def read_llm_result(response: Any) -> dict[str, Any]:
     """Tokens, finish reason and output of an ``LLMResult``."""
     generations = getattr(response, "generations", None)
     generation = None
-    if isinstance(generations, Sequence) and generations:
+    if isinstance(generations, _SEQ) and generations:
         first = generations[0]
-        if isinstance(first, Sequence) and first:
+        if isinstance(first, _SEQ) and first:
             generation = first[0]
     message = getattr(generation, "message", None)
     prompt_tokens, completion_tokens = _usage(message, getattr(response, "llm_output", None))
@@ -166,7 +200,7 @@ def read_llm_result(response: Any) -> dict[str, Any]:
     length = len(output)
     if tool_calls:
         # A reply made only of tool calls is not empty: count them as output.
-        calls = [[c.get("name"), c.get("args")] if isinstance(c, Mapping) else repr(c) for c in tool_calls]
+        calls = [[c.get("name"), c.get("args")] if isinstance(c, _DICT) else repr(c) for c in tool_calls]
         output = [output, calls]
         length = None
     return {
@@ -180,18 +214,33 @@ def read_llm_result(response: Any) -> dict[str, Any]:
 
 
 def _documents(documents: Any) -> tuple[int | None, float | None]:
-    if not isinstance(documents, Sequence) or isinstance(documents, str):
+    if not isinstance(documents, _SEQ):
         return None, None
     top: float | None = None
     for doc in documents:
         metadata = getattr(doc, "metadata", None)
-        if isinstance(metadata, Mapping):
+        if isinstance(metadata, _DICT):
             for key in _SCORE_KEYS:
                 score = metadata.get(key)
                 if isinstance(score, (int, float)) and not isinstance(score, bool):
                     top = score if top is None else max(top, score)
                     break
     return len(documents), top
+
+
+_G_ON_CHAIN_END = _guard("on_chain_end")
+_G_ON_CHAIN_ERROR = _guard("on_chain_error")
+_G_ON_CHAIN_START = _guard("on_chain_start")
+_G_ON_CHAT_MODEL_START = _guard("on_chat_model_start")
+_G_ON_LLM_END = _guard("on_llm_end")
+_G_ON_LLM_ERROR = _guard("on_llm_error")
+_G_ON_LLM_START = _guard("on_llm_start")
+_G_ON_RETRIEVER_END = _guard("on_retriever_end")
+_G_ON_RETRIEVER_ERROR = _guard("on_retriever_error")
+_G_ON_RETRIEVER_START = _guard("on_retriever_start")
+_G_ON_TOOL_END = _guard("on_tool_end")
+_G_ON_TOOL_ERROR = _guard("on_tool_error")
+_G_ON_TOOL_START = _guard("on_tool_start")
 
 
 # -- the handler ---------------------------------------------------------------
@@ -239,16 +288,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: Any = None, inputs: Any = None, *, run_id: Any = None,
                        parent_run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_chain_start"):
+        with _G_ON_CHAIN_START:
             user_input = user_input_of(inputs) if parent_run_id is None else None
             self.translator.chain_start(run_id, parent_run_id, _name(serialized, kwargs, "chain"), user_input)
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_chain_end"):
+        with _G_ON_CHAIN_END:
             self.translator.chain_end(run_id)
 
     def on_chain_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_chain_error"):
+        with _G_ON_CHAIN_ERROR:
             self.translator.chain_end(run_id, error if isinstance(error, BaseException) else RuntimeError("unknown"))
 
     # -- models -------------------------------------------------------------------
@@ -256,43 +305,43 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     def on_chat_model_start(self, serialized: Any = None, messages: Any = None, *, run_id: Any = None,
                             parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
                             **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_chat_model_start"):
+        with _G_ON_CHAT_MODEL_START:
             self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs,
                             _system_prompt(messages), messages[0] if isinstance(messages, list) and messages else None)
 
     def on_llm_start(self, serialized: Any = None, prompts: Any = None, *, run_id: Any = None,
                      parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
                      **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_llm_start"):
+        with _G_ON_LLM_START:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
             self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt)
 
     def _llm_start(self, serialized: Any, run_id: Any, parent_run_id: Any, metadata: Any, params: Any,
-                   kwargs: Mapping[str, Any], system_prompt: Any, prompt: Any) -> None:
+                   kwargs: dict[str, Any], system_prompt: Any, prompt: Any) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
         user_input = user_input_of(prompt) if parent_run_id is None else None
         self.translator.llm_start(run_id, parent_run_id, name, model, _tool_names(params), system_prompt, user_input)
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_llm_end"):
+        with _G_ON_LLM_END:
             self.translator.llm_end(run_id, **read_llm_result(response))
 
     def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_llm_error"):
+        with _G_ON_LLM_ERROR:
             self.translator.llm_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
 
     # -- tools --------------------------------------------------------------------
 
     def on_tool_start(self, serialized: Any = None, input_str: Any = None, *, run_id: Any = None,
                       parent_run_id: Any = None, inputs: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_tool_start"):
+        with _G_ON_TOOL_START:
             # ``inputs`` is the structured args dict; input_str its repr.
             args = inputs if inputs is not None else input_str
             self.translator.tool_start(run_id, parent_run_id, _name(serialized, kwargs, "tool"), args)
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_tool_end"):
+        with _G_ON_TOOL_END:
             # A tool that handles its own error returns ToolMessage(status="error").
             if getattr(output, "status", None) == "error":
                 self.translator.tool_end(run_id, failed=True, error=_text(getattr(output, "content", None)))
@@ -301,21 +350,21 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
             self.translator.tool_end(run_id, output=_text(content) if isinstance(content, list) else content)
 
     def on_tool_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_tool_error"):
+        with _G_ON_TOOL_ERROR:
             self.translator.tool_end(run_id, failed=True, error=error if isinstance(error, BaseException) else None)
 
     # -- retrievers ---------------------------------------------------------------
 
     def on_retriever_start(self, serialized: Any = None, query: Any = None, *, run_id: Any = None,
                            parent_run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_retriever_start"):
+        with _G_ON_RETRIEVER_START:
             self.translator.retriever_start(run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query)
 
     def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_retriever_end"):
+        with _G_ON_RETRIEVER_END:
             count, top = _documents(documents)
             self.translator.retriever_end(run_id, result_count=count, top_score=top)
 
     def on_retriever_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with capture_internal_errors("langchain.on_retriever_error"):
+        with _G_ON_RETRIEVER_ERROR:
             self.translator.retriever_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())

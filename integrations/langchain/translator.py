@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from uuid import UUID
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ def _is_interrupt(error: Any) -> bool:
 class _Root:
     """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
 
-    __slots__ = ("run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms")
+    __slots__ = ("run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms", "interrupted")
 
     def __init__(self, run: Run, owned: bool) -> None:
         self.run = run
@@ -64,6 +65,9 @@ class _Root:
         self.final = False  # the last LLM reply was an answer, not tool calls
         self.closed = False
         self.open_llms = 0
+        # LangGraph's interrupt() travels as a GraphInterrupt error through
+        # the tool and node callbacks, but the invoke returns normally.
+        self.interrupted = False
 
 
 class _Node:
@@ -97,6 +101,10 @@ class Translator:
         return len(self._roots), len(self._nodes)
 
     def _key(self, run_id: Any, where: str) -> Hashable | None:
+        if run_id.__class__ is UUID:
+            # What LangChain passes. Keyed by its int: UUID.__hash__ is Python
+            # code, and each event does a few lookups.
+            return run_id.int
         if run_id is None or not isinstance(run_id, Hashable):
             warn_once(
                 f"langchain-run-id:{where}",
@@ -110,7 +118,12 @@ class Translator:
     def _enter(self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
         root. None for a call that starts after its root ended."""
-        parent = self._nodes.get(parent_id) if parent_id is not None and isinstance(parent_id, Hashable) else None
+        if parent_id.__class__ is UUID:
+            parent_id = parent_id.int
+        try:
+            parent = self._nodes.get(parent_id) if parent_id is not None else None
+        except TypeError:  # an unhashable parent id: treated as unknown
+            parent = None
         if parent is not None and not (parent.kind == TOOL and kind == CHAIN):
             node = _Node(kind, parent.root, parent.run)
             with self._lock:
@@ -189,7 +202,9 @@ class Translator:
                     _current.set(root.previous)
         root.previous = None
         if root.owned:
-            run.finish(error, exit_reason=exit_reason or ("final_answer" if root.final else "completed"))
+            if exit_reason is None:
+                exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
+            run.finish(error, exit_reason=exit_reason)
 
     def _leave(self, run_id: Hashable) -> _Node | None:
         """Forget a call that ended; returns its node (None if unknown)."""
@@ -249,8 +264,12 @@ class Translator:
             return
         is_root = key in self._roots
         node = self._leave(key)
-        if node is not None and is_root:
+        if node is None:
+            return
+        if is_root:
             self._end_root(node, error)
+        elif error is not None and _is_interrupt(error):
+            node.root.interrupted = True
 
     # -- models -----------------------------------------------------------------
 
@@ -324,6 +343,8 @@ class Translator:
         if node is None or node.kind != TOOL:
             return
         raised = isinstance(error, BaseException)
+        if raised and _is_interrupt(error):
+            node.root.interrupted = True
         if not (raised and is_control_flow(error)):
             latency = (_clock() - node.started_at) * 1000
             if raised or failed:

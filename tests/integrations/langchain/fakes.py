@@ -8,7 +8,7 @@ call, and reports usage and a finish reason the way provider models do.
 
 from __future__ import annotations
 
-import itertools
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,19 +24,16 @@ def call(name: str, **args: Any) -> dict[str, Any]:
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Replies in turn from ``script``: a list of tool-call lists (the model
-    asks for those tools) or strings (a final answer). Past the end it keeps
-    answering ``"done"``."""
+    """Replies from ``script``: a list of tool-call lists (the model asks for
+    those tools) or strings (a final answer). The reply is chosen by how many
+    model turns the conversation already holds, so one model serves any
+    number of concurrent conversations. Past the end it answers ``"done"``."""
 
     script: list[Any]
     model_name: str = "scripted-model"
     prompt_tokens: int | None = 100
     completion_tokens: int | None = 10
     finish_reason: str | None = None
-    counter: Any = None
-
-    def model_post_init(self, context: Any) -> None:
-        self.counter = itertools.count()
 
     @property
     def _llm_type(self) -> str:
@@ -49,8 +46,8 @@ class ScriptedChatModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         return self.bind(tools=[getattr(t, "name", t) for t in tools], **kwargs)
 
-    def _reply(self) -> AIMessage:
-        n = next(self.counter)
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        n = sum(1 for m in messages if getattr(m, "type", None) == "ai")
         item = self.script[n] if n < len(self.script) else "done"
         usage = None
         if self.prompt_tokens is not None:
@@ -74,7 +71,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._reply()
+        message = self._reply(messages)
         info = dict(message.response_metadata)
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
 
@@ -85,7 +82,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        message = self._reply()
+        message = self._reply(messages)
         text = message.content if isinstance(message.content, str) else ""
         pieces = [text[i : i + 4] for i in range(0, len(text), 4)] or [""]
         for i, piece in enumerate(pieces):
@@ -93,7 +90,7 @@ class ScriptedChatModel(BaseChatModel):
             chunk = AIMessageChunk(
                 content=piece,
                 tool_call_chunks=[
-                    {"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": j}
+                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": j}
                     for j, c in enumerate(message.tool_calls)
                 ]
                 if last
@@ -102,3 +99,56 @@ class ScriptedChatModel(BaseChatModel):
                 response_metadata=dict(message.response_metadata) if last else {},
             )
             yield ChatGenerationChunk(message=chunk, generation_info=dict(message.response_metadata) if last else None)
+
+
+# -- agents -------------------------------------------------------------------
+
+from langchain_core.tools import tool  # noqa: E402
+
+
+@tool
+def search(query: str) -> str:
+    """Search the web."""
+    return f"results for {query}"
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression."""
+    return "42"
+
+
+def agent(script: list[Any], tools: list[Any] | None = None, *, system_prompt: str = "You are helpful.",
+          **model: Any) -> Any:
+    """A ``langchain.agents.create_agent`` agent on a scripted model."""
+    from langchain.agents import create_agent
+
+    return create_agent(ScriptedChatModel(script=script, **model), tools or [search, calculator],
+                        system_prompt=system_prompt)
+
+
+def state_graph(script: list[Any], tools: list[Any] | None = None, *, handle_tool_errors: Any = None,
+                **model: Any) -> Any:
+    """The same loop built by hand: a LangGraph ``StateGraph`` with a model
+    node, a ``ToolNode`` and ``tools_condition``."""
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    tools = tools or [search, calculator]
+    bound = ScriptedChatModel(script=script, **model).bind_tools(tools)
+
+    def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", call_model)
+    node = ToolNode(tools) if handle_tool_errors is None else ToolNode(tools, handle_tool_errors=handle_tool_errors)
+    graph.add_node("tools", node)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
+    graph.add_edge("tools", "model")
+    return graph.compile()
+
+
+def question(text: str = "What is the weather in Paris?") -> dict[str, Any]:
+    return {"messages": [("user", text)]}
