@@ -48,6 +48,8 @@ def explain(e: Mapping[str, Any]) -> dict[str, str]:
     index = f"the index '{e['index_name']}'" if e.get("index_name") else "the retriever"
     if e["result_count"] is not None and e["result_count"] < e["min_results"]:
         found = f"{index} returned {plural(e['result_count'], 'result')}"
+        if e["min_results"] > 1:
+            found += f", fewer than the {e['min_results']} it needs"
     else:
         found = f"the best match from {index} scored {e['top_score']:g}, below {e['min_score']:g}"
     what = f"The agent answered, but {found}."

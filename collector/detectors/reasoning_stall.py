@@ -39,11 +39,15 @@ def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "what": (
+    if e["tool_calls"]:
+        what = (
             f"The agent made {plural(e['llm_calls'], 'LLM call')} but only {plural(e['tool_calls'], 'tool call')}: "
             f"{e['ratio']:g} model calls for every action."
-        ),
+        )
+    else:
+        what = f"The agent made {plural(e['llm_calls'], 'LLM call')} and never called one of its tools."
+    return {
+        "what": what,
         "why": (
             "A healthy agent alternates thinking and acting. Many model calls per action means it is "
             "deliberating, re-planning or second-guessing instead of making progress, which costs tokens and "

@@ -191,3 +191,18 @@ def test_sdk_events_of_a_failing_tool(dt: Dunetrace, ingest: IngestServer) -> No
     events = [e for e in ingest.events if e["run_id"] == run.run_id]
     names = {s.detector for s in judge_run(events, DetectorConfig())}
     assert names == {"TOOL_LOOP", "RETRY_STORM", "FIRST_STEP_FAILURE"}
+
+
+def test_reasoning_stall_without_any_tool_call_says_so() -> None:
+    signal = [s for s in judge(RunBuilder(tools=["search"]).llms(5).error()) if s.detector == "REASONING_STALL"][0]
+    assert signal.explanation["what"] == "The agent made 5 LLM calls and never called one of its tools."
+
+
+def test_public_names_are_sorted_and_importable() -> None:
+    import dunetrace.collector.alerts as alerts
+    import dunetrace.collector.detectors as detectors
+
+    for module in (detectors, alerts):
+        assert list(module.__all__) == sorted(module.__all__)
+        for name in module.__all__:
+            assert getattr(module, name) is not None
