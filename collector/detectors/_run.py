@@ -119,6 +119,8 @@ class RunView:
         return self.terminal == "completed" and (self.exit_reason or "completed") in ANSWERED_EXIT_REASONS
 
 
+_CALLS = frozenset({"tool.called", "llm.called", "retrieval.called"})
+
 #: Sort key: step, then time, then arrival.
 _ORDER = itemgetter(0, 1, 2)
 
@@ -142,6 +144,8 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
     tools: dict[int, ToolCall] = {}
     llms: dict[int, LlmCall] = {}
     pending_retrievals: dict[int, str | None] = {}
+    seen_calls: set[int] = set()
+    seen_retrievals: set[int] = set()
     max_step = 0
     for step, _key, _position, ts, event in items:
         kind = event.get("event_type")
@@ -153,7 +157,13 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
             names = payload.get("tools")
             if isinstance(names, list):
                 view.tools_available = [n for n in names if isinstance(n, str) and n]
+        elif kind in _CALLS and step in seen_calls:
+            # Each call has its own step, so a second *.called at a step is a
+            # resent copy (delivery is at least once): counting it would
+            # invent a repeat.
+            continue
         elif kind == "tool.called":
+            seen_calls.add(step)
             name = _str(payload.get("tool_name")) or "unknown"
             call = ToolCall(step, name, _str(payload.get("args_hash")), started=ts)
             tools[step] = call
@@ -171,6 +181,7 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
             call.error_hash = _str(payload.get("error_hash"))
             call.ended = ts
         elif kind == "llm.called":
+            seen_calls.add(step)
             llm = LlmCall(step, _int(payload.get("prompt_tokens")), started=ts)
             llms[step] = llm
             view.llm_calls.append(llm)
@@ -192,9 +203,13 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
             llm.latency_ms = _float(payload.get("latency_ms"))
             llm.ended = ts
         elif kind == "retrieval.called":
+            seen_calls.add(step)
             pending_retrievals[step] = _str(payload.get("index_name"))
             view.sequence.append((step, "retrieval"))
         elif kind == "retrieval.responded":
+            if step in seen_retrievals:
+                continue
+            seen_retrievals.add(step)
             index = _str(payload.get("index_name")) or pending_retrievals.get(step)
             view.retrievals.append(
                 Retrieval(step, index, _int(payload.get("result_count")), _float(payload.get("top_score")))
@@ -211,7 +226,6 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
             if total is not None:
                 max_step = max(max_step, total)
     view.total_steps = max_step
-    view.sequence.sort(key=lambda item: item[0])
     return view
 
 

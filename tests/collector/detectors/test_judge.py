@@ -206,3 +206,12 @@ def test_public_names_are_sorted_and_importable() -> None:
         assert list(module.__all__) == sorted(module.__all__)
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+def test_resent_events_are_not_counted_twice() -> None:
+    run = RunBuilder(tools=["search"]).tool("search").tool("search").retrieval(result_count=0).llm().answer()
+    doubled = run.events + [dict(e) for e in run.events]
+    assert judge(run) == judge(doubled)
+    assert "TOOL_LOOP" not in {s.detector for s in judge(doubled)}
+    rag = [s for s in judge(doubled) if s.detector == "RAG_EMPTY_RETRIEVAL"][0]
+    assert rag.evidence["retrievals"] == 1
