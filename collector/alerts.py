@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from dunetrace import __version__
+from dunetrace import log as dunetrace_log
 from dunetrace.log import warn_once
 
 from .detectors import SEVERITIES, Signal, severity_rank
@@ -194,6 +195,8 @@ class AlertDispatcher:
                 return
             deliveries = self._deliveries(signal)
         except Exception as exc:  # a bad signal must not break the caller's judging loop
+            if dunetrace_log.strict:
+                raise
             warn_once(f"alerts:bad-signal:{type(exc).__name__}", "dunetrace collector: alert not sent: %r", exc)
             return
         with self._cond:
@@ -242,9 +245,10 @@ class AlertDispatcher:
             return True
 
     def stats(self) -> dict[str, int]:
-        """Counts: submitted, delivered, retried (extra attempts), failed
-        (gave up), dropped (queue full or stopped), skipped (below the minimum
-        severity), pending."""
+        """Counts of deliveries (one per signal and destination): submitted,
+        delivered, retried (extra attempts), failed (gave up), dropped (queue
+        full or stopped), pending; and signals skipped (below the minimum
+        severity)."""
         with self._cond:
             return {**self._counts, "pending": len(self._heap) + self._in_flight}
 

@@ -331,3 +331,15 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         assert shortest_next >= backoff_delay(attempt, 0.5, 1e9, rand=lambda: 1.0)
     waits = {round(backoff_delay(3, 1.0, 60.0), 6) for _ in range(20)}
     assert len(waits) > 1 and all(2.0 <= w <= 4.0 for w in waits)
+
+
+def test_destinations_are_retried_independently(receivers: list[Receiver], dispatchers: list[AlertDispatcher]) -> None:
+    slack = Receiver()
+    receivers.append(slack)
+    webhook, dispatcher = start(receivers, dispatchers, 500, 500, slack_webhook_url=slack.url)
+    dispatcher.submit(make_signal())
+    assert len(webhook.wait_for(3)) == 3
+    assert dispatcher.wait_idle(5)
+    assert len(slack.requests) == 1  # delivered once, not resent with the webhook's retries
+    stats = dispatcher.stats()
+    assert (stats["submitted"], stats["delivered"], stats["retried"]) == (2, 2, 2)
