@@ -7,6 +7,8 @@ Every list answers ``{"items", "total", "limit", "offset", "next_offset"}``;
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["SEVERITIES", "api_routes"]
+
+logger = logging.getLogger("dunetrace.collector")
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 MAX_LIMIT = 500
@@ -47,7 +51,7 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 def _bool(request: Request, name: str) -> bool | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     value = raw.strip().lower()
     if value in ("true", "1", "yes"):
@@ -74,7 +78,7 @@ def _listing(items: list[dict[str, Any]], total: int, limit: int, offset: int) -
 
 def _severity(request: Request) -> str | None:
     raw = request.query_params.get("severity")
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if raw.upper() not in SEVERITIES:
         raise BadQuery("severity", f"must be one of {', '.join(SEVERITIES)}")
@@ -92,6 +96,9 @@ def api_routes(store: Store) -> list[Route]:
         async def handle(request: Request) -> Response:
             try:
                 result = await to_thread.run_sync(read, request)
+            except sqlite3.Error as exc:
+                logger.error("dunetrace collector: database error: %r", exc)
+                return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503)
             except BadQuery as exc:
                 return JSONResponse({"detail": f"{exc.name}: {exc.message}", "field": exc.name}, status_code=422)
             if result is None:

@@ -63,12 +63,17 @@ class Collector:
         self.judge.start()
 
     def stop(self) -> None:
+        """Stop the threads; the store stays open (an ASGI test client may
+        run the lifespan more than once)."""
         if not self.started:
             return
         self.started = False
         self.judge.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
+
+    def close(self) -> None:
+        self.stop()
         self.store.close()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from .schema import EVENT_TYPES
+from .schema import EVENT_TYPES, MAX_INT
 from .settings import MAX_EVENTS_PER_BATCH
 
 __all__ = ["openapi_document"]
@@ -66,11 +66,11 @@ SCHEMAS: dict[str, Any] = {
             "run_id": {"type": "string", "minLength": 1},
             "agent_id": {"type": "string", "minLength": 1},
             "agent_version": {"type": "string", "minLength": 1},
-            "step_index": {"type": "integer", "minimum": 0},
+            "step_index": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
             "timestamp": {"type": "number"},
             "payload": {"type": "object"},
             "parent_run_id": {"type": "string", "minLength": 1, "nullable": True},
-            "event_id": {"type": "string", "minLength": 1},
+            "event_id": {"type": "string", "minLength": 1, "nullable": True},
         },
     },
     "Batch": {
@@ -98,7 +98,7 @@ SCHEMAS: dict[str, Any] = {
             "api_key": {"type": "string"},
             "agent_id": {"type": "string", "minLength": 1},
             "version": {"type": "string", "minLength": 1},
-            "meta": {"type": "object"},
+            "meta": {"type": "object", "nullable": True},
         },
     },
     "Error": {

@@ -32,6 +32,8 @@ EVENT_TYPES = frozenset(
 )
 TERMINAL = frozenset(("run.completed", "run.errored"))
 _IDS = ("run_id", "agent_id", "agent_version")
+#: SQLite's largest integer; a step index above it is garbage, not a 500.
+MAX_INT = 2**63 - 1
 
 
 class BadRequest(Exception):
@@ -97,15 +99,15 @@ def validate_batch(data: Any) -> tuple[str, str, list[dict[str, Any]]]:
         if type(event) is not dict:
             raise BadRequest(f"events[{i}]", "must be an object")
         kind = event.get("event_type")
-        if kind not in EVENT_TYPES:
+        if type(kind) is not str or kind not in EVENT_TYPES:
             raise BadRequest(f"events[{i}].event_type", f"unknown event type {kind!r}")
         for key in _IDS:
             value = event.get(key)
             if type(value) is not str or not value:
                 raise BadRequest(f"events[{i}].{key}", "must be a non-empty string")
         step = event.get("step_index")
-        if type(step) is not int or step < 0:
-            raise BadRequest(f"events[{i}].step_index", "must be an integer >= 0")
+        if type(step) is not int or step < 0 or step > MAX_INT:
+            raise BadRequest(f"events[{i}].step_index", f"must be an integer from 0 to {MAX_INT}")
         ts = event.get("timestamp")
         if type(ts) is not float and type(ts) is not int:
             raise BadRequest(f"events[{i}].timestamp", "must be a number (unix epoch seconds)")
@@ -118,10 +120,6 @@ def validate_batch(data: Any) -> tuple[str, str, list[dict[str, Any]]]:
         event_id = event.get("event_id")
         if event_id is not None and (type(event_id) is not str or not event_id):
             raise BadRequest(f"events[{i}].event_id", "must be a non-empty string when given")
-        if kind == "tool.called":
-            name = payload.get("tool_name")
-            if type(name) is not str or not name:
-                raise BadRequest(f"events[{i}].payload.tool_name", "is required for tool.called")
     return api_key, agent_id, events
 
 

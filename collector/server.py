@@ -78,6 +78,7 @@ class BackgroundServer:
             self._thread.join(timeout)
             self._thread = None
         self._socket.close()
+        self.collector.close()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

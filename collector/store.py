@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .schema import TERMINAL
+from .schema import MAX_INT, TERMINAL
 
 __all__ = ["Store"]
 
@@ -186,7 +186,7 @@ class Store:
                 error = payload.get("error_type")
                 run[7] = error if isinstance(error, str) else None
                 total = payload.get("total_steps")
-                if type(total) is int and total > run[8]:
+                if type(total) is int and run[8] < total <= MAX_INT:
                     run[8] = total
         with self._transaction() as db:
             judged = self._judged(db, runs)

@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 from dunetrace.collector.app import create_app
 from dunetrace.collector.settings import Settings
 
-from .wire import batch, tool_loop_run
+from .wire import tool_loop_run
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def api_schema(app: Any) -> Any:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.config.generation.update(
-        modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=40, deterministic=True
+        modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=30, deterministic=True
     )
     return schema
 
@@ -64,4 +64,4 @@ def test_the_document_describes_every_route(app: Any) -> None:
 def test_the_seed_data_is_there(app: Any) -> None:
     store = app.state.collector.store
     assert store.run("fuzz-run")["status"] == "judged"
-    assert batch([])["events"] == []
+    assert store.signals(run_id="fuzz-run")[1] == 1

@@ -108,7 +108,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("bool step_index", batch([{**event("llm.called"), "step_index": True}]), "events[0].step_index"),
     ("payload not an object", batch([{**event("llm.called"), "payload": []}]), "events[0].payload"),
     ("timestamp a string", batch([{**event("llm.called"), "timestamp": "now"}]), "events[0].timestamp"),
-    ("tool.called without tool_name", batch([event("tool.called")]), "events[0].payload.tool_name"),
+    ("event_type not a string", batch([{**event("llm.called"), "event_type": {}}]), "events[0].event_type"),
     ("empty parent_run_id", batch([{**event("llm.called"), "parent_run_id": ""}]), "events[0].parent_run_id"),
     ("second event bad", batch([event("llm.called"), event("nope")]), "events[1].event_type"),
     ("api_key not a string", {**batch([event("llm.called")]), "api_key": 5}, "api_key"),
