@@ -4,6 +4,8 @@ translator. Imports langchain-core, so it is only imported on first use
 
 from __future__ import annotations
 
+import sys
+from inspect import CO_COROUTINE
 from types import TracebackType
 from typing import Any
 
@@ -243,6 +245,12 @@ _G_ON_TOOL_ERROR = _guard("on_tool_error")
 _G_ON_TOOL_START = _guard("on_tool_start")
 
 
+def _from_coroutine() -> bool:
+    """Whether LangChain's async dispatch is calling the handler (inline,
+    as ``run_inline`` asks) rather than its sync ``handle_event``."""
+    return bool(sys._getframe(2).f_code.co_flags & CO_COROUTINE)
+
+
 # -- the handler ---------------------------------------------------------------
 
 
@@ -290,7 +298,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                        parent_run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_CHAIN_START:
             user_input = user_input_of(inputs) if parent_run_id is None else None
-            self.translator.chain_start(run_id, parent_run_id, _name(serialized, kwargs, "chain"), user_input)
+            self.translator.chain_start(
+                run_id, parent_run_id, _name(serialized, kwargs, "chain"), user_input, _from_coroutine()
+            )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_CHAIN_END:
@@ -307,21 +317,25 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                             **kwargs: Any) -> None:
         with _G_ON_CHAT_MODEL_START:
             self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs,
-                            _system_prompt(messages), messages[0] if isinstance(messages, list) and messages else None)
+                            _system_prompt(messages), messages[0] if isinstance(messages, list) and messages else None,
+                            _from_coroutine())
 
     def on_llm_start(self, serialized: Any = None, prompts: Any = None, *, run_id: Any = None,
                      parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
                      **kwargs: Any) -> None:
         with _G_ON_LLM_START:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
-            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt)
+            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt,
+                            _from_coroutine())
 
     def _llm_start(self, serialized: Any, run_id: Any, parent_run_id: Any, metadata: Any, params: Any,
-                   kwargs: dict[str, Any], system_prompt: Any, prompt: Any) -> None:
+                   kwargs: dict[str, Any], system_prompt: Any, prompt: Any, asynchronous: bool) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
         user_input = user_input_of(prompt) if parent_run_id is None else None
-        self.translator.llm_start(run_id, parent_run_id, name, model, _tool_names(params), system_prompt, user_input)
+        self.translator.llm_start(
+            run_id, parent_run_id, name, model, _tool_names(params), system_prompt, user_input, asynchronous
+        )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_END:
@@ -338,7 +352,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         with _G_ON_TOOL_START:
             # ``inputs`` is the structured args dict; input_str its repr.
             args = inputs if inputs is not None else input_str
-            self.translator.tool_start(run_id, parent_run_id, _name(serialized, kwargs, "tool"), args)
+            self.translator.tool_start(
+                run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, _from_coroutine()
+            )
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_TOOL_END:
@@ -358,7 +374,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     def on_retriever_start(self, serialized: Any = None, query: Any = None, *, run_id: Any = None,
                            parent_run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_RETRIEVER_START:
-            self.translator.retriever_start(run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query)
+            self.translator.retriever_start(
+                run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query, _from_coroutine()
+            )
 
     def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_RETRIEVER_END:

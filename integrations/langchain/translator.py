@@ -14,6 +14,7 @@ calls the methods here.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import weakref
@@ -54,7 +55,10 @@ def _is_interrupt(error: Any) -> bool:
 class _Root:
     """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
 
-    __slots__ = ("run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms", "interrupted")
+    __slots__ = (
+        "run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms", "interrupted", "task",
+        "asynchronous",
+    )  # fmt: skip
 
     def __init__(self, run: Run, owned: bool) -> None:
         self.run = run
@@ -68,6 +72,8 @@ class _Root:
         # LangGraph's interrupt() travels as a GraphInterrupt error through
         # the tool and node callbacks, but the invoke returns normally.
         self.interrupted = False
+        self.asynchronous = False  # started by ainvoke / astream (LangChain's async dispatch)
+        self.task: asyncio.Task[Any] | None = None  # the invoking task, then
 
 
 class _Node:
@@ -115,7 +121,8 @@ class Translator:
             return None
         return run_id
 
-    def _enter(self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any) -> _Node | None:
+    def _enter(self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any,
+               asynchronous: bool) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
         root. None for a call that starts after its root ended."""
         if parent_id.__class__ is UUID:
@@ -131,10 +138,14 @@ class Translator:
                     return None
                 self._nodes[run_id] = node
                 parent.root.nodes.add(run_id)
+            root = parent.root
+            if root.asynchronous and root.owned and _current.get() is not root.run:
+                self._make_current(root)
             return node
-        return self._open_root(run_id, parent, kind, name, user_input)
+        return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
 
-    def _open_root(self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any) -> _Node:
+    def _open_root(self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any,
+                   asynchronous: bool) -> _Node:
         current = get_current_run()
         if parent is not None:
             # A runnable invoked inside a tool: a sub-agent, its own run.
@@ -161,11 +172,23 @@ class Translator:
                 evicted.append(self._detach(oldest))
         if root.owned:
             _ours.add(root.run)
-            # Current for everything LangChain runs under this call: its tools
-            # see it through get_current_run(), in threads and tasks, because
-            # LangChain copies the context at each step (langchain-core 1.x).
-            root.previous = current
-            root.token = _current.set(root.run)
+            if not asynchronous:
+                # Current for everything LangChain runs under this call: its
+                # tools see it through get_current_run(), in other threads
+                # too, since LangChain copies the context into its executors.
+                # The root's end comes back to this context and resets it.
+                root.previous = current
+                root.token = _current.set(root.run)
+            else:
+                # Under ainvoke langchain-core 1.x runs end callbacks in a task
+                # of their own (``@shielded``, a copied context), so a value set
+                # in the caller's task here could never be reset: it is set in
+                # the step tasks instead (see _make_current).
+                root.asynchronous = True
+                try:
+                    root.task = asyncio.current_task()
+                except RuntimeError:
+                    root.task = None
         for old in evicted:
             warn_once(
                 "langchain-abandoned",
@@ -174,6 +197,20 @@ class Translator:
             )
             self._close(old, None, "abandoned")
         return node
+
+    @staticmethod
+    def _make_current(root: _Root) -> None:
+        """Under ainvoke: make the run current in this step's context, unless
+        this is the invoking task itself. LangGraph and LangChain run each
+        model call in a task, and each sync tool in an executor, with a copy
+        of the context: the setting reaches the code run there and ends with
+        it, never reaching the caller."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # an executor thread: no loop here
+            task = None
+        if task is None or task is not root.task:
+            _current.set(root.run)
 
     def _agent(self, name: str) -> str:
         return self.agent_id or name or "langchain"
@@ -201,6 +238,7 @@ class Translator:
                 if _current.get() is run:
                     _current.set(root.previous)
         root.previous = None
+        root.task = None
         if root.owned:
             if exit_reason is None:
                 exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
@@ -253,10 +291,10 @@ class Translator:
 
     # -- chains -----------------------------------------------------------------
 
-    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any) -> None:
+    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any, asynchronous: bool = False) -> None:
         key = self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input)
+            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous)
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = self._key(run_id, "on_chain_end")
@@ -274,11 +312,11 @@ class Translator:
     # -- models -----------------------------------------------------------------
 
     def llm_start(self, run_id: Any, parent_id: Any, name: str, model: str | None, tools: list[str] | None,
-                  system_prompt: Any, user_input: Any) -> None:
+                  system_prompt: Any, user_input: Any, asynchronous: bool = False) -> None:
         key = self._key(run_id, "on_llm_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, LLM, name, user_input)
+        node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
         if node is None:
             return
         self._ensure_started(node, model, tools, system_prompt)
@@ -319,11 +357,11 @@ class Translator:
 
     # -- tools ------------------------------------------------------------------
 
-    def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any) -> None:
+    def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False) -> None:
         key = self._key(run_id, "on_tool_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, TOOL, name, args)
+        node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
         self._ensure_started(node)
@@ -356,11 +394,11 @@ class Translator:
 
     # -- retrievers -------------------------------------------------------------
 
-    def retriever_start(self, run_id: Any, parent_id: Any, name: str, query: Any) -> None:
+    def retriever_start(self, run_id: Any, parent_id: Any, name: str, query: Any, asynchronous: bool = False) -> None:
         key = self._key(run_id, "on_retriever_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, RETRIEVER, name, query)
+        node = self._enter(key, parent_id, RETRIEVER, name, query, asynchronous)
         if node is None:
             return
         self._ensure_started(node)
