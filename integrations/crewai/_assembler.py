@@ -123,8 +123,8 @@ class _CrewState:
 
     def __init__(self) -> None:
         self.root: _RunState | None = None
-        #: every event id placed in this crew's tree (evicted with the crew)
-        self.event_ids: list[str] = []
+        #: every scope id placed in this crew's tree (evicted with the crew)
+        self.event_ids: set[str] = set()
         self.last_sequence = 0
         self.error_type: str | None = None
 
@@ -222,7 +222,12 @@ class EventAssembler:
     def _remember(self, event_id: Any, state: _RunState) -> None:
         if isinstance(event_id, str):
             self._owner[event_id] = state
-            state.crew.event_ids.append(event_id)
+            state.crew.event_ids.add(event_id)
+
+    def _forget(self, event_id: Any) -> None:
+        state = self._owner.pop(event_id, None)
+        if state is not None:
+            state.crew.event_ids.discard(event_id)
 
     def _check_order(self, crew: _CrewState, event: Any) -> None:
         seq = getattr(event, "emission_sequence", None)
@@ -383,11 +388,10 @@ class EventAssembler:
         step = run.llm_called(getattr(event, "model", None))
         call_id = getattr(event, "call_id", None) or getattr(event, "event_id", None)
         state.llm_calls[str(call_id)] = (step, getattr(event, "timestamp", None))
-        self._remember(getattr(event, "event_id", None), state)
 
     def _llm_call(self, event: Any) -> tuple[_RunState, int, Any] | None:
-        state = self._owner.get(getattr(event, "started_event_id", None)) or self._state_for(event)  # type: ignore[arg-type]
-        if state is None or state.done:
+        state = self._state_for(event)
+        if state is None:
             return None
         call = state.llm_calls.pop(str(getattr(event, "call_id", None)), None)
         if call is None:
@@ -444,7 +448,11 @@ class EventAssembler:
         self._remember(getattr(event, "event_id", None), state)
 
     def _tool_call(self, event: Any) -> tuple[_RunState, int, str, Any] | None:
-        state = self._owner.get(getattr(event, "started_event_id", None))  # type: ignore[arg-type]
+        started_id = getattr(event, "started_event_id", None)
+        state = self._owner.get(started_id)  # type: ignore[arg-type]
+        # A tool's scope only matters while it runs (an agent it delegates to
+        # hangs under it); forget it so a long crew's map stays small.
+        self._forget(started_id)
         if state is None:
             state = self._state_for(event)
         if state is None or state.done:

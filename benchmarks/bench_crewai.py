@@ -1,0 +1,119 @@
+"""What the Dunetrace CrewAI listener costs a crew.
+
+The offline two-agent crew of ``examples/crewai_agent.py`` (three searches,
+then two answers; 24 Dunetrace events per kickoff) is kicked off with the
+listener installed and without it, shipping to a local sink on 127.0.0.1
+(``benchmarks/sink.py``, its own process). The two are interleaved batch by
+batch, alternating which goes first, so drift in machine load hits both
+alike; the table gives the median wall-clock milliseconds per kickoff, and
+the median process CPU milliseconds (all threads: CrewAI's handler pool and
+event loop, Dunetrace's drain thread), each with its ratio.
+
+    python benchmarks/bench_crewai.py [--rounds 20] [--kickoffs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# Offline CrewAI: no telemetry, no OpenTelemetry export, no trace prompt.
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ.setdefault("CREWAI_TESTING", "true")
+
+from crewai.events import crewai_event_bus  # noqa: E402
+
+from dunetrace import Dunetrace  # noqa: E402
+from dunetrace.examples.crewai_agent import AGENT_ID, build_crew  # noqa: E402
+from dunetrace.integrations.crewai import instrument, uninstrument  # noqa: E402
+
+EVENTS_PER_KICKOFF = 24  # 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs
+
+
+class Sink:
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        script = Path(__file__).with_name("sink.py")
+        self.process = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "ready"
+        self.url = f"http://127.0.0.1:{port}"
+
+    @property
+    def events(self) -> int:
+        with urllib.request.urlopen(self.url + "/count") as answer:
+            return int(json.load(answer)["events"])
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--kickoffs", type=int, default=5, help="kickoffs per timed batch")
+    args = parser.parse_args()
+
+    sink = Sink()
+    dt = Dunetrace(endpoint=sink.url)
+    crew = build_crew()
+
+    def kickoff() -> None:
+        for agent in crew.agents:
+            agent.llm.calls = 0  # restart the scripted replies
+        crew.kickoff(inputs={"thing": "mountain"})
+
+    def batch(listening: bool) -> tuple[float, float]:
+        if listening:
+            instrument(dt, agent_id=AGENT_ID)
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(args.kickoffs):
+            kickoff()
+        crewai_event_bus.flush()  # the listener's last handlers are part of its cost
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if listening:
+            uninstrument(dt)
+        return elapsed / args.kickoffs * 1000, cpu / args.kickoffs * 1000
+
+    for listening in (False, True, False, True):  # warm up imports, caches, the drain thread
+        batch(listening)
+    dt.flush(10)
+    sent_before = sink.events
+
+    times: dict[str, list[tuple[float, float]]] = {"without listener": [], "with listener": []}
+    for round_no in range(args.rounds):
+        order = [False, True] if round_no % 2 == 0 else [True, False]
+        for listening in order:
+            times["with listener" if listening else "without listener"].append(batch(listening))
+
+    dt.flush(10)
+    delivered = sink.events - sent_before
+    dt.shutdown()
+    sink.close()
+
+    base_wall = statistics.median(t[0] for t in times["without listener"])
+    base_cpu = statistics.median(t[1] for t in times["without listener"])
+    print(f"CrewAI two-agent crew, 3 tool calls + 2 answers; {args.rounds} rounds x {args.kickoffs} kickoffs")
+    print(f"{'':18}{'wall ms/kickoff':>16}{'ratio':>8}{'CPU ms/kickoff':>16}{'ratio':>8}")
+    for name, values in times.items():
+        wall = statistics.median(t[0] for t in values)
+        cpu = statistics.median(t[1] for t in values)
+        print(f"{name:18}{wall:16.2f}{wall / base_wall:7.3f}x{cpu:16.2f}{cpu / base_cpu:7.3f}x")
+    expected = args.rounds * args.kickoffs * EVENTS_PER_KICKOFF
+    print(f"events delivered to the sink: {delivered} of {expected}")
+
+
+if __name__ == "__main__":
+    main()
