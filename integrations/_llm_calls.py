@@ -27,7 +27,7 @@ from dunetrace.log import capture_internal_errors, warn_once
 if TYPE_CHECKING:
     from dunetrace.run import Run
 
-__all__ = ["Endpoint", "LlmCall", "Outcome", "StreamReader", "http_errors", "tool_arguments"]
+__all__ = ["Endpoint", "LlmCall", "Outcome", "StreamReader", "http_errors", "internal_error", "tool_arguments"]
 
 _clock = time.perf_counter
 
@@ -176,9 +176,10 @@ def _raw_mode(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def _internal_error(where: str, exc: Exception) -> None:
-    # The guard costs a context manager; per-chunk code only enters it when
-    # something actually went wrong.
+def internal_error(where: str, exc: Exception) -> None:
+    """Hand ``exc`` to ``capture_internal_errors``: logged once (re-raised
+    in tests). Hot paths (per call, per chunk) catch with try/except and
+    only enter the guard's context manager when something went wrong."""
     with capture_internal_errors(where):
         raise exc
 
@@ -255,28 +256,35 @@ class LlmCall:
     def returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool) -> Any:
         """The SDK method returned: read the response, or start watching the
         stream. Returns ``result`` itself, always."""
-        with capture_internal_errors(f"{self.endpoint.name}.response"):
-            mode = _raw_mode(kwargs)
-            if mode == "stream":
-                # .with_streaming_response: the body is the caller's to read;
-                # reading it here would change what they get. Timing only.
+        try:
+            self._returned(result, kwargs, asynchronous)
+        except Exception as exc:
+            internal_error(f"{self.endpoint.name}.response", exc)
+            if not self.done and self._once is None:  # the call still gets its llm.responded
                 self.succeeded(None)
-                return result
-            target = result
-            if mode is not None and callable(getattr(result, "parse", None)):
-                # .with_raw_response: parse() caches per type, so the caller's
-                # own parse() gets this same object back.
-                target = result.parse()
-            if kwargs.get("stream") is True:
-                self.watch(target, asynchronous)
-            else:
-                outcome = None
-                try:
-                    outcome = self.endpoint.read(target)
-                except Exception as err:  # still report the call, without its outcome
-                    _internal_error(f"{self.endpoint.name}.read", err)
-                self.succeeded(outcome)
         return result
+
+    def _returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool) -> None:
+        mode = _raw_mode(kwargs)
+        if mode == "stream":
+            # .with_streaming_response: the body is the caller's to read;
+            # reading it here would change what they get. Timing only.
+            self.succeeded(None)
+            return
+        target = result
+        if mode is not None and callable(getattr(result, "parse", None)):
+            # .with_raw_response: parse() caches per type, so the caller's
+            # own parse() gets this same object back.
+            target = result.parse()
+        if kwargs.get("stream") is True:
+            self.watch(target, asynchronous)
+            return
+        outcome = None
+        try:
+            outcome = self.endpoint.read(target)
+        except Exception as exc:  # still report the call, without its outcome
+            internal_error(f"{self.endpoint.name}.read", exc)
+        self.succeeded(outcome)
 
     # -- streams --------------------------------------------------------------
 
@@ -318,7 +326,7 @@ class LlmCall:
             try:
                 outcome = reader.outcome()
             except Exception as err:  # still report the call, without its outcome
-                _internal_error(f"{self.endpoint.name}.stream", err)
+                internal_error(f"{self.endpoint.name}.stream", err)
         with capture_internal_errors(f"{self.endpoint.name}.stream_end"):
             if exc is None:
                 self.succeeded(outcome)
@@ -332,7 +340,7 @@ class LlmCall:
                 reader.feed(item)
             except Exception as exc:
                 self.reader = None  # a reader that broke once reads no more
-                _internal_error(f"{self.endpoint.name}.stream", exc)
+                internal_error(f"{self.endpoint.name}.stream", exc)
 
     def _sync_chunks(self, inner: Iterator[Any]) -> Iterator[Any]:
         try:
