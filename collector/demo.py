@@ -15,10 +15,10 @@ import importlib.util
 import os
 import pkgutil
 import re
+import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -31,6 +31,10 @@ __all__ = ["Example", "find_examples", "missing_requirements", "run_demo"]
 class Example:
     module: str
     extra: str | None
+
+    @property
+    def name(self) -> str:
+        return self.module.rsplit(".", 1)[1]
 
 
 def _extra_of(module: str) -> str | None:
@@ -96,8 +100,6 @@ def run_demo(
 ) -> int:
     """Returns the exit status: 0 when every installed example ran and a
     signal was found."""
-    from dunetrace import Dunetrace
-
     from .server import BackgroundServer
 
     started = time.monotonic()
@@ -108,35 +110,20 @@ def run_demo(
     settings = Settings.from_env(db_path=db_path, run_timeout=5.0, sweep_interval=0.5)
     server = BackgroundServer(settings).start()
     out.write(f"Collector listening on {server.url} (database {db_path})\n")
-    status = 0
-    ran: list[str] = []
+    out.flush()
     try:
-        dt = Dunetrace(endpoint=server.url, api_key="", flush_interval=0.05, export="http")
+        runnable: list[Example] = []
         for example in find_examples():
-            name = example.module.rsplit(".", 1)[1]
             missing = missing_requirements(example.extra)
             if missing:
                 out.write(
-                    f"- {name}: skipped, needs {', '.join(missing)}: pip install 'dunetrace[{example.extra}]'\n"
+                    f"- {example.name}: skipped, needs {', '.join(missing)}: pip install 'dunetrace[{example.extra}]'\n"
                 )
-                continue
-            try:
-                module = importlib.import_module(example.module)
-                t0 = time.monotonic()
-                module.main(dt)
-                ran.append(module.AGENT_ID)
-                out.write(f"- {name}: ran agent {module.AGENT_ID!r} ({time.monotonic() - t0:.1f}s)\n")
-            except ImportError as exc:
-                extra = example.extra or "all"
-                out.write(f"- {name}: skipped, {exc}: pip install 'dunetrace[{extra}]'\n")
-            except Exception:
-                status = 1
-                out.write(f"- {name}: FAILED\n{traceback.format_exc()}\n")
-        dt.shutdown(timeout=10)
+            else:
+                runnable.append(example)
+        ran, failed = _run_examples(runnable, server.url, out, timeout=max(60.0, timeout * 2))
         runs, signals = _wait_for_judgement(server, ran, timeout)
         _print_tables(out, runs, signals)
-        if not signals:
-            status = 1
         out.write(f"\nDashboard: {server.url}/  (demo took {time.monotonic() - started:.1f}s)\n")
         if keep_serving:
             out.write("Serving until Ctrl-C.\n")
@@ -150,7 +137,79 @@ def run_demo(
             out.write(f"The collector stops now; to look again: dunetrace serve --db {db_path}\n")
     finally:
         server.stop()
-    return status
+    return 1 if failed or not signals else 0
+
+
+def _run_examples(examples: list[Example], url: str, out: IO[str], timeout: float) -> tuple[list[str], int]:
+    """Each example in a process of its own, as many at once as there are
+    cores: importing a framework takes most of an example's time, and one
+    example's imports and globals cannot disturb another's."""
+    env = dict(os.environ)
+    # Offline: frameworks that phone home are told not to.
+    env.update(CREWAI_DISABLE_TELEMETRY="true", OTEL_SDK_DISABLED="true", DUNETRACE_ENDPOINT=url)
+    env.pop("DUNETRACE_API_KEY", None)
+    waiting = list(examples)
+    running: list[tuple[Example, subprocess.Popen[str], float]] = []
+    ran: list[str] = []
+    failed = 0
+    slots = max(2, os.cpu_count() or 2)
+    while waiting or running:
+        while waiting and len(running) < slots:
+            example = waiting.pop(0)
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, example.module],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            running.append((example, process, time.monotonic()))
+        time.sleep(0.02)
+        for item in list(running):
+            example, process, began = item
+            overdue = time.monotonic() - began > timeout
+            if process.poll() is None and not overdue:
+                continue
+            running.remove(item)
+            if overdue and process.poll() is None:
+                process.kill()
+            output = process.communicate()[0]
+            lines = output.strip().splitlines()
+            if process.returncode == 0 and lines and lines[-1].startswith(_DONE):
+                agent = lines[-1][len(_DONE):]
+                ran.append(agent)
+                out.write(f"- {example.name}: ran agent {agent!r} ({time.monotonic() - began:.1f}s)\n")
+            elif process.returncode == _MISSING:
+                out.write(f"- {example.name}: skipped, {lines[-1] if lines else 'a framework is missing'}\n")
+            else:
+                failed += 1
+                why = "timed out" if overdue else f"exit status {process.returncode}"
+                out.write(f"- {example.name}: FAILED ({why})\n{output[-3000:]}\n")
+            out.flush()
+    return ran, failed
+
+
+_DONE = "dunetrace-demo-ran:"
+_MISSING = 3
+
+
+def _child(module_name: str) -> int:
+    """One example against the collector at ``DUNETRACE_ENDPOINT``."""
+    from dunetrace import Dunetrace
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = _extra_of(module_name) or "all"
+        print(f"{exc}: pip install 'dunetrace[{extra}]'")
+        return _MISSING
+    dt = Dunetrace(flush_interval=0.05)
+    try:
+        module.main(dt)
+    finally:
+        delivered = dt.shutdown(timeout=10)
+    if not delivered:
+        print(f"not every event was delivered: {dt.stats()}")
+        return 1
+    print(f"{_DONE}{module.AGENT_ID}")
+    return 0
 
 
 def _wait_for_judgement(
@@ -165,3 +224,7 @@ def _wait_for_judgement(
         time.sleep(0.05)
     signals = [s for a in agents for s in store.signals(agent_id=a, limit=200)[0]]
     return runs, signals
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child(sys.argv[1]))
