@@ -317,9 +317,13 @@ class Run:
         *,
         output: Any = None,
         step: int | None = None,
+        from_cache: bool | None = None,
     ) -> None:
-        """A tool call ended. ``output`` is only measured; ``error`` is hashed."""
+        """A tool call ended. ``output`` is only measured; ``error`` is hashed.
+        ``from_cache=True`` says the framework answered from its tool cache."""
         payload: dict[str, Any] = {"tool_name": _name(name, "tool_name"), "success": bool(success)}
+        if from_cache is not None:
+            payload["from_cache"] = bool(from_cache)
         if output is not None and output_length is None:
             output_length = _length(output)
         length = _count(output_length, "output_length")

@@ -482,6 +482,7 @@ class EventAssembler:
             error=str(getattr(failure, "reason", failure)) if failure is not None else None,
             output=getattr(event, "output", None),
             step=step,
+            from_cache=getattr(event, "from_cache", None) is True,
         )
 
     def _tool_error(self, event: Any, source: Any) -> None:

@@ -85,7 +85,7 @@ def test_a_crew_becomes_a_tree_of_runs(feed: Feed, dt: Dunetrace, ingest: Ingest
     assert by_type["llm.responded"]["finish_reason"] == "stop"  # inferred: a plain completed call
     assert by_type["llm.responded"]["prompt_tokens"] == 7 and by_type["llm.responded"]["completion_tokens"] == 3
     assert by_type["tool.responded"] == {"tool_name": "search", "success": True, "output_length": 5,
-                                         "latency_ms": 250.0}  # fmt: skip
+                                         "latency_ms": 250.0, "from_cache": False}  # fmt: skip
     assert by_type["run.started"]["tools"] == ["search"] and by_type["run.started"]["model"] == "m"
     # batches are per agent, so "last" is by time: the crew's end comes after everything
     last = max(events, key=lambda e: (e["timestamp"], e["event_type"] == "run.completed"))

@@ -118,3 +118,23 @@ def test_order_holds_when_crewais_thread_pool_is_busy(crew_dt: Dunetrace, ingest
                      ("tool.called", 2 * i + 2, "search"), ("tool.responded", 2 * i + 2, "search")]  # fmt: skip
     expected += [("llm.called", 13, None), ("llm.responded", 13, "stop"), ("run.completed", 13, "final_answer")]
     assert shape(researcher) == expected
+
+
+def test_cached_tool_result_is_flagged(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    """CrewAI's tool cache answers a repeated call (same tool, same args)
+    without running the tool: still a call, with from_cache=True and the
+    same args hash."""
+    crew = two_agent_crew(
+        [react("search", {"query": "same"}), react("search", {"query": "other"}), react("search", {"query": "same"}),
+         final("done")],  # fmt: skip
+    )
+    for agent in crew.agents:
+        agent.cache = True
+    crew.cache = True
+    crew.kickoff(inputs={"topic": "t"})
+    events = delivered(ingest, crew_dt, runs=3)
+    researcher = next(v for k, v in by_run(events).items() if k.startswith("crew.researcher#"))
+    calls = [e["payload"] for e in researcher if e["event_type"] == "tool.called"]
+    ends = [e["payload"] for e in researcher if e["event_type"] == "tool.responded"]
+    assert [p.get("from_cache") for p in ends] == [False, False, True]
+    assert calls[0]["args_hash"] == calls[2]["args_hash"] != calls[1]["args_hash"]
