@@ -99,6 +99,9 @@ class Buffer:
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
+        self._gap = 0.0  # seconds between requests; grows on 429
+        self._last_send = 0.0
+        self._last_retry_log = -1e9
         self._busy = False
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._next_id = 0
@@ -238,8 +241,14 @@ class Buffer:
                 self._deploy_sender(payload)
         self._take()
         while self._pending:
-            if self._retry_at and time.monotonic() < self._retry_at:
+            now = time.monotonic()
+            if self._retry_at and now < self._retry_at:
                 return
+            if self._gap and now < self._last_send + self._gap:
+                # Paced after a 429: wait, and let the batches fill meanwhile.
+                self._retry_at = self._last_send + self._gap
+                return
+            self._last_send = now
             head = self._pending[0]
             if head.batch is None:
                 self._seal(head)
@@ -250,6 +259,8 @@ class Buffer:
                 return
             self._failures = 0
             self._retry_at = 0.0
+            if self._gap:
+                self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
             self._pending.popleft()
             n = head.batch.size
             with self._lock:
@@ -324,7 +335,8 @@ class Buffer:
         retry = [r for r in results if r is not None and r.outcome == "retry"]
         if retry:
             waits = [r.retry_after for r in retry if r.retry_after is not None]
-            return ExportResult.retry(max(waits) if waits else None, retry[0].reason)
+            throttled = any(r.throttled for r in retry)
+            return ExportResult.retry(max(waits) if waits else None, retry[0].reason, throttled)
         for r in results:
             if r is not None and r.outcome == "drop" and not batch.delivered_by:
                 return r
@@ -338,8 +350,15 @@ class Buffer:
         delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
         if result.retry_after is not None:
             delay = max(delay, min(result.retry_after, opts.max_backoff * 4))
+        if result.throttled:
+            # The ingest API limits requests per client (60 a minute, with no
+            # Retry-After): from now on, leave a gap between requests, which
+            # shrinks again as requests succeed.
+            self._gap = min(60.0, max(1.0, self._gap * 2))
         self._retry_at = time.monotonic() + delay
-        if self._failures == 1 or self._failures % 10 == 0:
+        now = time.monotonic()
+        if (self._failures == 1 and now - self._last_retry_log > 30) or self._failures % 10 == 0:
+            self._last_retry_log = now
             logger.warning(
                 "dunetrace: delivery failed (%s); %d events kept, retry %d in %.1fs",
                 result.reason or "retryable error",

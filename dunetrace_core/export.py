@@ -44,14 +44,16 @@ class ExportResult:
     outcome: str  # "ok" | "retry" | "drop"
     retry_after: float | None = None
     reason: str = ""
+    #: The receiver asked us to slow down (HTTP 429): requests are paced.
+    throttled: bool = False
 
     @classmethod
     def ok(cls) -> ExportResult:
         return _OK
 
     @classmethod
-    def retry(cls, after: float | None = None, reason: str = "") -> ExportResult:
-        return cls("retry", after, reason)
+    def retry(cls, after: float | None = None, reason: str = "", throttled: bool = False) -> ExportResult:
+        return cls("retry", after, reason, throttled)
 
     @classmethod
     def drop(cls, reason: str) -> ExportResult:

@@ -96,7 +96,9 @@ class HttpExporter:
                 status,
             )
             return ExportResult.drop("unauthorized")
-        if status == 429 or status >= 500 or status == 408:
+        if status == 429:
+            return ExportResult.retry(_retry_after(response), reason="HTTP 429", throttled=True)
+        if status >= 500 or status == 408:
             return ExportResult.retry(_retry_after(response), reason=f"HTTP {status}")
         if status == 422:
             warn_once(

@@ -269,3 +269,26 @@ def test_many_threads_share_one_client(ingest: IngestServer) -> None:
     assert len(events) == 16 * 42
     assert_runs_in_order(events)
     assert len({e["event_id"] for e in events}) == len(events)
+
+
+def test_after_a_429_requests_are_paced_and_batches_fill(ingest: IngestServer) -> None:
+    """The ingest API allows 60 requests a minute and sends no Retry-After:
+    after a 429 the client leaves a gap between requests instead of posting
+    every 200 ms, and what arrives meanwhile goes out in fuller batches."""
+    ingest.script.append((429, {}))
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.02, initial_backoff=0.05)
+    emit_run(client, "a", 1)
+    assert client.flush(10)
+    assert client._buffer._gap >= 0.9
+    first_ok = len(ingest.requests)
+    start = time.monotonic()
+    for _ in range(15):  # a trickle: one small run every 50 ms for 0.75 s
+        emit_run(client, "a", 1)
+        time.sleep(0.05)
+    assert client.flush(10)
+    elapsed = time.monotonic() - start
+    requests = len(ingest.requests) - first_ok
+    assert len(ingest.events) == 16 * 4
+    assert requests <= elapsed / 0.9 + 1  # one request a gap, not one per 20 ms drain
+    assert_runs_in_order(ingest.events)
+    client.shutdown(1)

@@ -16,6 +16,7 @@ from tests.ingest_server import IngestServer
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_gets_its_own_queue_and_thread(ingest: IngestServer) -> None:
     client = Dunetrace(endpoint=ingest.url, flush_interval=0.02)
     with client.run("parent-agent"):
