@@ -15,7 +15,7 @@ from dunetrace import Dunetrace
 from dunetrace.integrations.crewai import installed, instrument, uninstrument
 from tests.ingest_server import IngestServer
 
-from .crews import ScriptedLLM, final, react, two_agent_crew
+from .crews import final, react, two_agent_crew
 from .wire import by_run, delivered, shape
 
 

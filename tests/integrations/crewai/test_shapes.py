@@ -146,8 +146,8 @@ def test_hierarchical_delegation_nests_the_coworker(crew_dt: Dunetrace, ingest: 
             final("managed"),
         ],
     )
-    researcher = Agent(role="Researcher", goal="g", backstory="b", tools=[search], cache=False,
-                       llm=ScriptedLLM(model="m1", script=[react("search", {"query": "q"}), final("found")]))  # fmt: skip
+    worker_llm = ScriptedLLM(model="m1", script=[react("search", {"query": "q"}), final("found")])
+    researcher = Agent(role="Researcher", goal="g", backstory="b", tools=[search], cache=False, llm=worker_llm)
     task = Task(description="find it", expected_output="x")
     crew = Crew(agents=[researcher], tasks=[task], process=Process.hierarchical, manager_llm=manager_llm)
     assert crew.kickoff().raw == "managed"
