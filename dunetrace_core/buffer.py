@@ -86,7 +86,9 @@ class Buffer:
     # -- state (also rebuilt in a forked child) ------------------------------
 
     def _reset(self) -> None:
-        self._queue: deque[dict[str, Any]] = deque()
+        # (run, event_type, step, timestamp, payload) tuples, or wire dicts
+        # when a dunetrace_event plugin has seen them.
+        self._queue: deque[Any] = deque()
         self._deploys: deque[dict[str, Any]] = deque(maxlen=256)
         self._pending: deque[_Open] = deque()  # drain thread only
         self._open: dict[str, _Open] = {}  # agent_id -> last batch still taking events
@@ -119,7 +121,7 @@ class Buffer:
 
     # -- the caller's side ---------------------------------------------------
 
-    def put(self, event: dict[str, Any]) -> bool:
+    def put(self, event: tuple[Any, ...] | dict[str, Any], event_type: str) -> bool:
         """Queue one event; False when it was dropped (and counted).
 
         ``Run._emit`` inlines the common case; this is the rest: the first
@@ -129,7 +131,7 @@ class Buffer:
         queue = self._queue
         size = len(queue) + self._pending_events
         if size >= self._limit and (
-            self._closed or size >= self._hard_limit or event["event_type"] not in TERMINAL
+            self._closed or size >= self._hard_limit or event_type not in TERMINAL
         ):
             self.count_drop("shutdown" if self._closed else "queue_full")
             return False
@@ -290,7 +292,12 @@ class Buffer:
         next_id = self._next_id
         popleft = queue.popleft
         for _ in range(n):
-            event = popleft()
+            item = popleft()
+            if type(item) is tuple:
+                run, event_type, step, timestamp, payload = item
+                event = run.wire_event(event_type, step, timestamp, payload)
+            else:  # already a dict: it went through dunetrace_event plugins
+                event = item
             agent = event["agent_id"]
             group = opened.get(agent)
             if group is None:

@@ -133,27 +133,34 @@ class Run:
     # -- the wire -------------------------------------------------------------
 
     def _emit(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
-        event = {
+        if self._host.wants_events:
+            event = self.wire_event(event_type, step, _now(), payload)
+            if self._client._filter(event) and not self._buffer.put(event, event_type):
+                self.dropped_events += 1
+            return
+        # The common case, inlined: this is the agent's whole cost per event.
+        # The queue holds a tuple; the drain thread builds the wire dict.
+        buffer = self._buffer
+        queue = buffer._queue
+        if len(queue) + buffer._pending_events < buffer._limit and buffer._thread is not None:
+            queue.append((self, event_type, step, _now(), payload))
+            if len(queue) == buffer._batch_size:
+                buffer._wake.set()
+        elif not buffer.put((self, event_type, step, _now(), payload), event_type):
+            self.dropped_events += 1
+
+    def wire_event(self, event_type: str, step: int, timestamp: float, payload: dict[str, Any]) -> dict[str, Any]:
+        """The event as the ingest API takes it."""
+        return {
             "event_type": event_type,
             "run_id": self.run_id,
             "agent_id": self.agent_id,
             "agent_version": self.agent_version,
             "step_index": step,
-            "timestamp": _now(),
+            "timestamp": timestamp,
             "payload": payload,
             "parent_run_id": self.parent_run_id,
         }
-        if self._host.wants_events and not self._client._filter(event):
-            return
-        # The buffer's fast path, inlined: this line is the agent's cost per event.
-        buffer = self._buffer
-        queue = buffer._queue
-        if len(queue) + buffer._pending_events < buffer._limit and buffer._thread is not None:
-            queue.append(event)
-            if len(queue) == buffer._batch_size:
-                buffer._wake.set()
-        elif not buffer.put(event):
-            self.dropped_events += 1
 
     def _next_step(self) -> int:
         step = next(self._steps)
