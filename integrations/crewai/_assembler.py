@@ -81,6 +81,23 @@ def _error(message: Any, type_name: str | None) -> Exception:
     return cls("" if message is None else str(message))
 
 
+def _template(agent: Any, key: str) -> str:
+    """An agent's role/goal/backstory as written, before CrewAI 1.15
+    interpolated the kickoff inputs into it (``_original_<key>``): so the
+    inputs never reach an ``agent_id``, and the version does not change with
+    them."""
+    value = getattr(agent, f"_original_{key}", None)
+    if not isinstance(value, str):
+        value = getattr(agent, key, None)
+    return value if isinstance(value, str) else ""
+
+
+def _agents_version_text(agents: Any) -> str:
+    return "\n".join(
+        "|".join(_template(agent, key) for key in ("role", "goal", "backstory")) for agent in agents or ()
+    )
+
+
 def _tool_names(tools: Any) -> list[str]:
     names = []
     for tool in tools or ():
@@ -250,12 +267,15 @@ class EventAssembler:
     def _crew_started(self, event: Any, source: Any) -> None:
         parent = self._owner.get(getattr(event, "parent_event_id", None))  # type: ignore[arg-type]
         crew_obj = getattr(event, "crew", None) or source
+        agents = getattr(crew_obj, "agents", None) or ()
         tools: list[str] = []
-        for agent in getattr(crew_obj, "agents", None) or ():
+        for agent in agents:
             tools.extend(_tool_names(getattr(agent, "tools", None)))
         run = self._client.run(
             self.agent_id,
             user_input=getattr(event, "inputs", None),
+            # the agents' definitions, hashed: a changed crew is a new version
+            system_prompt=_agents_version_text(agents) or None,
             tools=sorted(set(tools)),
             parent_run_id=parent.run.run_id if parent is not None and not parent.done else None,
         )
@@ -328,7 +348,7 @@ class EventAssembler:
             return
         agent = getattr(event, "agent", None)
         task = getattr(event, "task", None)
-        role = getattr(agent, "role", None)
+        role = _template(agent, "role")
         llm = getattr(agent, "llm", None)
         model = getattr(llm, "model", None) if llm is not None else None
         tools = getattr(event, "tools", None)
@@ -339,9 +359,7 @@ class EventAssembler:
             # The task prompt and the agent's goal/backstory are hashed, never
             # sent: the first as the input, the rest as the version.
             user_input=getattr(event, "task_prompt", None),
-            system_prompt="\n".join(
-                str(getattr(agent, key, "") or "") for key in ("role", "goal", "backstory")
-            ),
+            system_prompt=_agents_version_text([agent]),
             model=model if isinstance(model, str) else None,
             tools=_tool_names(tools),
             parent_run_id=parent.run.run_id,

@@ -85,10 +85,11 @@ def two_agent_crew(
     topic_task: str = "Research {topic}",
     goal: str = "Find facts",
     backstory: str = "Careful.",
+    role: str = "Researcher",
     **crew_options: Any,
 ) -> Crew:
     researcher = Agent(
-        role="Researcher",
+        role=role,
         goal=goal,
         backstory=backstory,
         llm=ScriptedLLM(model="scripted-1", script=researcher_script),

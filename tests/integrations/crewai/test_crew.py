@@ -138,3 +138,20 @@ def test_cached_tool_result_is_flagged(crew_dt: Dunetrace, ingest: IngestServer)
     ends = [e["payload"] for e in researcher if e["event_type"] == "tool.responded"]
     assert [p.get("from_cache") for p in ends] == [False, False, True]
     assert calls[0]["args_hash"] == calls[2]["args_hash"] != calls[1]["args_hash"]
+
+
+def test_inputs_interpolated_into_a_role_stay_out_of_agent_id_and_version(
+    crew_dt: Dunetrace, ingest: IngestServer
+) -> None:
+    """CrewAI writes the kickoff inputs into an agent's role and goal; the
+    agent_id suffix and the version use the template as written."""
+    for topic in ("volcanoes-7a1b", "glaciers-7a1b"):
+        crew = two_agent_crew([final("ok")], role="{topic} Analyst", goal="Study {topic}")
+        crew.kickoff(inputs={"topic": topic})
+    events = delivered(ingest, crew_dt, runs=6)
+    analysts = [e for e in events if e["event_type"] == "run.started" and e["agent_id"].endswith("analyst")]
+    assert {e["agent_id"] for e in analysts} == {"crew.topic-analyst"}
+    assert len(analysts) == 2 and len({e["agent_version"] for e in analysts}) == 1
+    crews = [e for e in events if e["event_type"] == "run.started" and e["agent_id"] == "crew"]
+    assert len({e["agent_version"] for e in crews}) == 1
+    assert b"7a1b" not in ingest.raw()
