@@ -99,6 +99,7 @@ class Translator:
         self._nodes: dict[Hashable, _Node] = {}
         self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
+        self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
 
     # -- bookkeeping ------------------------------------------------------------
 
@@ -285,8 +286,15 @@ class Translator:
             if model is not None or tools or system_prompt is not None:
                 run.model = model
                 run.tools = list(tools or [])
-                hashed = self.client.hasher.value(system_prompt) if system_prompt is not None else None
-                run.agent_version = agent_version(hashed, model, run.tools)
+                key = (system_prompt if isinstance(system_prompt, str) else repr(system_prompt), model, *run.tools)
+                version = self._versions.get(key)
+                if version is None:  # one per agent configuration, so cached
+                    hashed = self.client.hasher.value(system_prompt) if system_prompt is not None else None
+                    version = agent_version(hashed, model, run.tools)
+                    if len(self._versions) >= 256:
+                        self._versions.clear()
+                    self._versions[key] = version
+                run.agent_version = version
             run.start()
 
     # -- chains -----------------------------------------------------------------
