@@ -21,8 +21,8 @@ __all__ = [
     "index_name",
     "llm_model",
     "method_of",
-    "prompt_text",
     "retrieval_scores",
+    "text_of",
     "token_usage",
     "tool_args",
     "tool_name",
@@ -48,7 +48,7 @@ def _get(obj: Any, key: str) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` otherwise; None when absent."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):  # not Mapping: an ABC check costs a microsecond per call
         return obj.get(key)
     try:
         return getattr(obj, key, None)
@@ -171,22 +171,6 @@ def llm_model(model_dict: Any) -> str | None:
             return value
     value = model_dict.get("class_name")
     return value if isinstance(value, str) and value else None
-
-
-def prompt_text(event: Any) -> str | None:
-    """The prompt of an LLM start event as one text (hashed by the run)."""
-    prompt = _get(event, "prompt")
-    if isinstance(prompt, str):
-        return prompt
-    messages = _get(event, "messages")
-    if not isinstance(messages, (list, tuple)):
-        return None
-    parts = []
-    for message in messages:
-        role = _get(message, "role")
-        role = _get(role, "value") or role
-        parts.append(f"{role}: {text_of(message) or ''}")
-    return "\n".join(parts)
 
 
 def completion_text(response: Any) -> str | None:

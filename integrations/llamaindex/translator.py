@@ -198,8 +198,8 @@ class Translator:
             self._close(span.state, error)
 
     def _pop_span(self, span_id: Any) -> _Span | None:
-        if not isinstance(span_id, str):
-            return None
+        if not isinstance(span_id, str) or span_id not in self._spans:
+            return None  # most spans are outside any run: no lock for them
         with self._lock:
             span = self._spans.pop(span_id, None)
             if span is not None:
@@ -328,6 +328,10 @@ class Translator:
 
     # -- events ---------------------------------------------------------------
 
+    def wants(self, event: Any) -> bool:
+        """Cheap: is this an event class the translator reads at all?"""
+        return type(event).__name__ in self._on_event
+
     def handle(self, event: Any) -> None:
         method = self._on_event.get(type(event).__name__)
         if method is None:
@@ -380,7 +384,9 @@ class Translator:
         if span is None:
             return
         run = span.state.run
-        step = run.llm_called(extract.llm_model(getattr(event, "model_dict", None)), prompt=extract.prompt_text(event))
+        # The prompt is not hashed: no detector reads it, and joining a long
+        # chat history on every call is the costliest thing this could do.
+        step = run.llm_called(extract.llm_model(getattr(event, "model_dict", None)))
         # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
         run.llm_in_flight += 1
         with self._lock:

@@ -1,0 +1,152 @@
+"""What the LlamaIndex integration costs an agent run.
+
+The offline ``FunctionAgent`` of ``examples/llamaindex_agent.py`` (five tool
+calls, then an answer: 6 LLM calls) runs:
+
+* ``no handlers``    LlamaIndex as installed, nothing added to the dispatcher
+* ``empty handlers`` a span handler and an event handler that do nothing:
+  what LlamaIndex's own dispatch to one more handler costs
+* ``dunetrace``      ``instrument(dt, ...)``, shipping over HTTP to a sink in
+  another process on 127.0.0.1 (benchmarks/sink.py)
+
+The three are interleaved round by round (order alternating), so drift in
+machine load hits all alike. The table gives the median milliseconds per
+agent run (wall clock and process CPU time) and the ratio to ``no handlers``.
+
+    python benchmarks/bench_llamaindex.py [--rounds 20] [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _sink_process import Sink
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.span import BaseSpan
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.tools import FunctionTool
+
+from dunetrace import Dunetrace
+from dunetrace.examples.llamaindex_agent import AGENT_ID, SYSTEM_PROMPT, build_llm, check_room
+from dunetrace.integrations.llamaindex import instrument, uninstrument
+
+TOOL_CALLS = 5
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS  # run + llm pairs + tool pairs
+
+
+class EmptySpanHandler(BaseSpanHandler[BaseSpan]):
+    def new_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class EmptyEventHandler(BaseEventHandler):
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        return None
+
+
+def build_agent() -> FunctionAgent:
+    plan = [("check_room", {"room_type": "sea-view", "night": "2026-12-24"})] * TOOL_CALLS
+    return FunctionAgent(
+        tools=[FunctionTool.from_defaults(check_room)],
+        llm=build_llm(plan, "Sorry, no sea-view room is free that night."),
+        system_prompt=SYSTEM_PROMPT,
+        streaming=False,
+    )
+
+
+def configurations(dt: Dunetrace) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
+    root = get_dispatcher()
+    empty_span, empty_event = EmptySpanHandler(), EmptyEventHandler()
+
+    def add_empty() -> None:
+        root.add_span_handler(empty_span)
+        root.add_event_handler(empty_event)
+
+    def remove_empty() -> None:
+        root.span_handlers = [h for h in root.span_handlers if h is not empty_span]
+        root.event_handlers = [h for h in root.event_handlers if h is not empty_event]
+
+    def nothing() -> None:
+        return None
+
+    return {
+        "no handlers": (nothing, nothing),
+        "empty handlers": (add_empty, remove_empty),
+        "dunetrace": (lambda: instrument(dt, agent_id=AGENT_ID), uninstrument),
+    }
+
+
+async def batch(agent: FunctionAgent, runs: int) -> None:
+    for _ in range(runs):
+        await agent.run("Is a sea-view room free on 2026-12-24?")
+
+
+def timed_batch(agent: FunctionAgent, runs: int) -> tuple[float, float]:
+    """(wall, CPU) milliseconds per run. CPU time is the whole process's,
+    the drain thread included; on a loaded machine it is the steadier one."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(batch(agent, runs))
+    return (time.perf_counter() - wall) / runs * 1000, (time.process_time() - cpu) / runs * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=10, help="agent runs per timed batch")
+    args = parser.parse_args()
+
+    sink = Sink().start()
+    dt = Dunetrace(endpoint=sink.url)
+    agent = build_agent()
+    configs = configurations(dt)
+    walls: dict[str, list[float]] = {name: [] for name in configs}
+    cpus: dict[str, list[float]] = {name: [] for name in configs}
+    try:
+        for attach, detach in configs.values():  # warm up imports, caches, the drain thread
+            attach()
+            timed_batch(agent, 3)
+            detach()
+        dt.flush(10)
+        sent_before = sink.count()
+        for round_no in range(args.rounds):
+            order = list(configs.items())
+            if round_no % 2:
+                order.reverse()
+            for name, (attach, detach) in order:
+                attach()
+                try:
+                    wall, cpu = timed_batch(agent, args.runs)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+                finally:
+                    detach()
+        dt.flush(10)
+        delivered = sink.count() - sent_before
+    finally:
+        dt.shutdown()
+        sink.stop()
+
+    wall_base, cpu_base = statistics.median(walls["no handlers"]), statistics.median(cpus["no handlers"])
+    print(f"LlamaIndex FunctionAgent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
+    print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}")
+    for name in configs:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        print(f"{name:16}{wall:12.2f}{wall / wall_base:7.2f}x{cpu:12.2f}{cpu / cpu_base:7.2f}x")
+    print(f"events delivered to the sink: {delivered} of {args.rounds * args.runs * EVENTS_PER_RUN}")
+
+
+if __name__ == "__main__":
+    main()
