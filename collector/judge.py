@@ -74,16 +74,25 @@ class Judge:
         next_sweep = time.monotonic()  # first sweep at start: runs left by a restart
         while True:
             try:
-                item = self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))
+                items = [self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))]
             except queue.Empty:
-                item = None
-            if item is _STOP:
-                return
-            if item is not None:
-                self._guarded(item)
+                items = []
+            # Under load several runs end per batch: judge what is queued
+            # together and store it in one transaction.
+            while items and len(items) < 200:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in items
+            runs = [item for item in items if item is not _STOP]
+            if runs:
+                self._guarded(runs)
                 with self._idle:
-                    self._busy -= 1
+                    self._busy -= len(runs)
                     self._idle.notify_all()
+            if stop:
+                return
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + interval
                 try:
@@ -91,35 +100,43 @@ class Judge:
                 except Exception:
                     logger.exception("dunetrace collector: could not look for silent runs")
                     silent = []
-                for run_id in silent:
-                    self._guarded(run_id)
+                for i in range(0, len(silent), 200):
+                    self._guarded(silent[i : i + 200])
 
-    def _guarded(self, run_id: str) -> None:
+    def _guarded(self, run_ids: list[str]) -> None:
         try:
-            self.judge(run_id)
+            self.judge_many(run_ids)
         except Exception:
-            logger.exception("dunetrace collector: judging run %s failed", run_id)
+            logger.exception("dunetrace collector: judging runs %s failed", run_ids[:5])
 
     def judge(self, run_id: str) -> list[Any]:
         """Run the detectors over one run and store what they found."""
-        run = self._store.run(run_id)
-        if run is None or run["status"] == "judged":
-            return []
-        events = self._store.run_events(run_id)
-        prior = self._store.prior_step_counts(run["agent_id"], run_id)
-        try:
-            signals = list(self._judge_run(events, self._config, prior_step_counts=prior))
-        except Exception:
-            # A detector bug must not leave the run to be retried forever.
-            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
-            signals = []
-        if not self._store.save_judgement(run_id, [s.to_dict() for s in signals]):
-            return []
-        self.judged += 1
+        return self.judge_many([run_id]).get(run_id, [])
+
+    def judge_many(self, run_ids: list[str]) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for run_id in dict.fromkeys(run_ids):
+            run = self._store.run(run_id)
+            if run is None or run["status"] == "judged":
+                continue
+            events = self._store.run_events(run_id)
+            prior = self._store.prior_step_counts(run["agent_id"], run_id)
+            try:
+                found[run_id] = list(self._judge_run(events, self._config, prior_step_counts=prior))
+            except Exception:
+                # A detector bug must not leave the run to be retried forever.
+                logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
+                found[run_id] = []
+        if not found:
+            return {}
+        saved = self._store.save_judgements([(r, [s.to_dict() for s in signals]) for r, signals in found.items()])
+        self.judged += len(saved)
+        result = {run_id: found[run_id] for run_id in saved}
         if self._dispatcher is not None:
-            for signal in signals:
-                try:
-                    self._dispatcher.submit(signal)
-                except Exception:
-                    logger.exception("dunetrace collector: alert for run %s not queued", run_id)
-        return signals
+            for run_id, signals in result.items():
+                for signal in signals:
+                    try:
+                        self._dispatcher.submit(signal)
+                    except Exception:
+                        logger.exception("dunetrace collector: alert for run %s not queued", run_id)
+        return result

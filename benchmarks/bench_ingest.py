@@ -1,0 +1,155 @@
+"""Events stored per second, end to end: the SDK in this process reports
+agent runs to a local collector (``dunetrace serve`` in a process of its
+own, SQLite in WAL, a 202 only once a batch is committed), and the clock
+stops when ``dt.flush()`` has every event acknowledged, so stored.
+
+Baseline, in the same run and interleaved: the same SDK sending to a
+server in a process of its own that answers 202 without reading the
+events (what the SDK and HTTP alone allow). Their ratio is the share of
+the SDK's delivery rate the collector keeps while validating, storing and
+judging.
+
+    python benchmarks/bench_ingest.py            # ~1-2 minutes
+    python benchmarks/bench_ingest.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+from dunetrace import Dunetrace
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+DISCARD_APP = """
+import uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    while more:  # read the body, keep nothing
+        more = (await receive()).get("more_body", False)
+    status = 200 if scope["path"] == "/health" else 202
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning")
+"""
+
+
+def start(kind: str, db: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    if kind == "collector":
+        command = [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(port), "--db", db,
+                   "--log-level", "warning"]  # fmt: skip
+    else:
+        command = [sys.executable, "-c", DISCARD_APP, str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{kind} did not start: {process.stderr.read().decode() if process.stderr else ''}")
+        time.sleep(0.05)
+
+
+def produce(url: str, runs: int, steps: int, batch_size: int) -> tuple[float, int, dict[str, object]]:
+    """Reports ``runs`` runs of ``steps`` LLM+tool steps; returns (seconds
+    until every event was acknowledged, events, stats)."""
+    dt = Dunetrace(endpoint=url, max_batch_size=batch_size, max_queue_size=2_000_000, flush_interval=0.05)
+    events = 0
+    started = time.perf_counter()
+    for r in range(runs):
+        with dt.run(f"bench-agent-{r % 4}", model="m", tools=["search", "fetch"]) as run:
+            for s in range(steps):
+                step = run.llm_called("m", prompt_tokens=100 + s)
+                run.llm_responded(20, 12.5, "tool_calls", 80, step=step)
+                tool = "search" if s % 2 else "fetch"
+                step = run.tool_called(tool, {"q": s})
+                run.tool_responded(tool, True, output_length=200, latency_ms=3.0, step=step)
+            run.final_answer()
+        events += 2 + 4 * steps
+    done = dt.flush(timeout=120)
+    elapsed = time.perf_counter() - started
+    stats = dt.stats()
+    dt.shutdown(timeout=5)
+    if not done or stats["dropped_total"] or stats["sent"] != events:
+        raise SystemExit(f"not every event was delivered: {stats}")
+    return elapsed, events, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    runs, steps, rounds = (40, 100, 2) if args.quick else (100, 200, args.rounds)
+
+    folder = tempfile.mkdtemp(prefix="dunetrace-bench-")
+    db = os.path.join(folder, "bench.db")
+    servers = {kind: start(kind, db) for kind in ("collector", "discard")}
+    cases = [("collector", 500), ("discard", 500), ("collector", 100), ("discard", 100)]
+    rates: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    stored_before = 0
+    try:
+        produce(servers["collector"][1], 5, 20, 500)  # warm both paths up
+        produce(servers["discard"][1], 5, 20, 500)
+        for i in range(rounds):
+            for kind, size in cases if i % 2 == 0 else list(reversed(cases)):
+                elapsed, events, _ = produce(servers[kind][1], runs, steps, size)
+                rates[(kind, size)].append(events / elapsed)
+                print(f"  round {i + 1} {kind:9s} batch {size:3d}: {events} events in {elapsed:.2f}s "
+                      f"= {events / elapsed:,.0f}/s", flush=True)  # fmt: skip
+        with sqlite3.connect(db) as conn:
+            stored_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(10)
+
+    expected = (5 * (2 + 4 * 20)) + rounds * 2 * runs * (2 + 4 * steps)
+    print(f"\nevents in the collector's SQLite file: {stored_before:,} (expected {expected:,})")
+    print(f"{runs} runs x {steps} steps = {runs * (2 + 4 * steps):,} events per trial, {rounds} rounds; "
+          f"{os.cpu_count()} cores\n")  # fmt: skip
+    print(f"{'case':34s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
+    for kind, size in cases:
+        values = rates[(kind, size)]
+        label = f"{'collector (stored)' if kind == 'collector' else 'baseline (discarded)'}, batch {size}"
+        print(f"{label:34s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
+    for size in (500, 100):
+        ratio = statistics.median(rates[("collector", size)]) / statistics.median(rates[("discard", size)])
+        print(f"ratio stored/baseline at batch {size}: {ratio:.2f}")
+    if stored_before != expected:
+        raise SystemExit("the collector did not store every event")
+
+
+if __name__ == "__main__":
+    main()
