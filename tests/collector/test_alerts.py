@@ -24,7 +24,7 @@ class Receiver:
     """Records every request; answers with the scripted statuses in order
     (``"reset"`` drops the connection without answering), then 200."""
 
-    def __init__(self, *script: int | str, retry_after: str | None = None) -> None:
+    def __init__(self, *script: int | str, retry_after: str | None = None, delay: float = 0.0) -> None:
         self.script: deque[int | str] = deque(script)
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Condition()
@@ -38,6 +38,7 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay)
                 with receiver.lock:
                     receiver.requests.append(
                         {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.monotonic()}
@@ -260,12 +261,16 @@ def test_connection_refused_is_retried_then_given_up(dispatchers: list[AlertDisp
 
 
 def test_submit_never_blocks_on_a_slow_receiver(receivers: list[Receiver], dispatchers: list[AlertDispatcher]) -> None:
-    receiver, dispatcher = start(receivers, dispatchers, *([500] * 50), max_attempts=50)
+    slow = Receiver(delay=0.5)
+    receivers.append(slow)
+    dispatcher = AlertDispatcher(webhook_url=slow.url, timeout=2.0)
+    dispatchers.append(dispatcher)
     started = time.perf_counter()
-    for _ in range(200):
+    for _ in range(20):
         dispatcher.submit(make_signal())
-    assert time.perf_counter() - started < 0.5
-    assert dispatcher.stats()["submitted"] == 200
+    assert time.perf_counter() - started < 1.0  # sending them in turn takes 10 s
+    assert dispatcher.stats()["submitted"] == 20
+    assert len(slow.wait_for(1)) == 1
 
 
 def test_stop_returns_within_its_timeout_and_counts_what_was_left(

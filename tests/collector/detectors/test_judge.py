@@ -150,7 +150,7 @@ def test_long_run_is_judged_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert {s.detector for s in signals} >= {"STEP_COUNT_INFLATION"}
     assert all(len(json.dumps(s.to_dict())) < 4000 for s in signals)  # evidence stays small
-    assert elapsed < 1.0, elapsed
+    assert elapsed < 2.0, elapsed  # about 0.1 s on a quiet laptop; leave room for a busy CI machine
 
 
 # -- events from the real SDK, received by a real HTTP server ----------------
