@@ -6,15 +6,20 @@ against). Each workload runs with:
 
 * ``unwrapped``       the plain client, inside a run
 * ``wrapped, no run`` the wrapped client outside any run (should be free)
+* ``wrapped, run, no export`` inside a run of a client that exports
+  nothing: the wrapper's own work and the run's event building
 * ``wrapped, in run`` the wrapped client inside a run: llm.called and
   llm.responded per call, shipped over HTTP to a sink in another process
 
 The three are interleaved round by round (order alternating), so drift in
-machine load hits all alike. The table gives the median microseconds per
-call, the ratio to ``unwrapped`` and the difference. Streams are 20 content
-chunks plus the usage chunk, read to the end.
+machine load hits all alike. The table gives, per call, the median wall
+time and the median CPU time of the calling thread (the agent's thread:
+steadier than wall time on a busy machine, and it leaves out the drain
+thread that sends events in the background), each with its ratio to
+``unwrapped``. Streams are 20 content chunks plus the usage chunk, read to
+the end.
 
-    python benchmarks/bench_clients.py [--rounds 11] [--calls 100]
+    python benchmarks/bench_clients.py [--rounds 7] [--calls 80]
 """
 
 from __future__ import annotations
@@ -135,8 +140,8 @@ def _workloads() -> dict[str, tuple[Any, Any, Callable[[Any], Any]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--calls", type=int, default=100, help="calls per timed batch")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=80, help="calls per timed batch")
     args = parser.parse_args()
 
     sink = Sink().start()
@@ -145,28 +150,31 @@ def main() -> None:
     for plain, wrapped, _ in workloads.values():
         (wrap_openai if isinstance(wrapped, openai.OpenAI) else wrap_anthropic)(wrapped, dt)
 
-    def batch(client: Any, call: Callable[[Any], Any], in_run: bool) -> float:
-        start = time.perf_counter()
-        if in_run:
-            with dt.run("bench-agent"):
+    quiet = Dunetrace(export="none")
+
+    def batch(client: Any, call: Callable[[Any], Any], in_run: Dunetrace | None) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.thread_time()
+        if in_run is not None:
+            with in_run.run("bench-agent"):
                 for _ in range(args.calls):
                     call(client)
         else:
             for _ in range(args.calls):
                 call(client)
-        return (time.perf_counter() - start) / args.calls * 1e6
+        return (time.perf_counter() - start) / args.calls * 1e6, (time.thread_time() - cpu) / args.calls * 1e6
 
-    configs = ("unwrapped", "wrapped, no run", "wrapped, in run")
-    results: dict[str, dict[str, list[float]]] = {}
+    configs = ("unwrapped", "wrapped, no run", "wrapped, run, no export", "wrapped, in run")
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for name, (plain, wrapped, call) in workloads.items():
         runs = {
-            "unwrapped": lambda: batch(plain, call, True),
-            "wrapped, no run": lambda: batch(wrapped, call, False),
-            "wrapped, in run": lambda: batch(wrapped, call, True),
+            "unwrapped": lambda: batch(plain, call, dt),
+            "wrapped, no run": lambda: batch(wrapped, call, None),
+            "wrapped, run, no export": lambda: batch(wrapped, call, quiet),
+            "wrapped, in run": lambda: batch(wrapped, call, dt),
         }
         for run in runs.values():  # warm up imports and caches
             run()
-        times: dict[str, list[float]] = {config: [] for config in configs}
+        times: dict[str, list[tuple[float, float]]] = {config: [] for config in configs}
         for round_no in range(args.rounds):
             order = list(configs) if round_no % 2 == 0 else list(reversed(configs))
             for config in order:
@@ -175,16 +183,21 @@ def main() -> None:
     dt.flush(10)
     stats = dt.stats()
     dt.shutdown()
+    quiet.shutdown()
     delivered = sink.count()
     sink.stop()
 
-    print(f"per-call cost, MockTransport, {args.rounds} rounds x {args.calls} calls; median us/call")
-    print(f"{'workload':20}{'config':18}{'us/call':>10}{'ratio':>8}{'+us':>9}")
+    print(f"per-call cost, MockTransport, {args.rounds} rounds x {args.calls} calls; medians in us per call")
+    print(f"{'workload':20}{'config':24}{'wall us':>10}{'ratio':>7}{'cpu us':>10}{'ratio':>7}{'+cpu us':>9}")
     for name, times in results.items():
-        base = statistics.median(times["unwrapped"])
+        wall0 = statistics.median(t[0] for t in times["unwrapped"])
+        cpu0 = statistics.median(t[1] for t in times["unwrapped"])
         for config in configs:
-            median = statistics.median(times[config])
-            print(f"{name:20}{config:18}{median:10.1f}{median / base:8.3f}{median - base:9.1f}")
+            wall = statistics.median(t[0] for t in times[config])
+            cpu = statistics.median(t[1] for t in times[config])
+            print(
+                f"{name:20}{config:24}{wall:10.1f}{wall / wall0:7.3f}{cpu:10.1f}{cpu / cpu0:7.3f}{cpu - cpu0:9.1f}"
+            )
     print(f"events delivered to the sink: {delivered} (sent {stats.get('sent')}, dropped {stats.get('dropped')})")
 
 
