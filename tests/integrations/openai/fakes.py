@@ -195,6 +195,8 @@ class FakeOpenAI:
         self.delay = 0.0
         self.asynchronous = False
         self.error_message = "scripted error"
+        #: answered once the script is used up (None: a test bug, raise)
+        self.default: Any = None
 
     def reply(self, *replies: Any) -> FakeOpenAI:
         self.replies.extend(replies)
@@ -213,7 +215,7 @@ class FakeOpenAI:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(json.loads(request.content or b"{}"))
-        reply = self.replies.pop(0)
+        reply = self.replies.pop(0) if self.replies or self.default is None else self.default
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, int):
