@@ -279,7 +279,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         if not isinstance(max_live_runs, int) or max_live_runs < 1:
             raise ValueError(f"max_live_runs must be a positive int; got {max_live_runs!r}")
         super().__init__()
-        self.translator = Translator(dt, agent_id, max_live_runs=max_live_runs)
+        self.translator = Translator(dt, agent_id, max_live_runs=max_live_runs, read_input=user_input_of)
 
     @property
     def client(self) -> Dunetrace:
@@ -297,9 +297,8 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     def on_chain_start(self, serialized: Any = None, inputs: Any = None, *, run_id: Any = None,
                        parent_run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_CHAIN_START:
-            user_input = user_input_of(inputs) if parent_run_id is None else None
             self.translator.chain_start(
-                run_id, parent_run_id, _name(serialized, kwargs, "chain"), user_input, _from_coroutine()
+                run_id, parent_run_id, _name(serialized, kwargs, "chain"), inputs, _from_coroutine()
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
@@ -332,9 +331,8 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                    kwargs: dict[str, Any], system_prompt: Any, prompt: Any, asynchronous: bool) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
-        user_input = user_input_of(prompt) if parent_run_id is None else None
         self.translator.llm_start(
-            run_id, parent_run_id, name, model, _tool_names(params), system_prompt, user_input, asynchronous
+            run_id, parent_run_id, name, model, _tool_names(params), system_prompt, prompt, asynchronous
         )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from uuid import UUID
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import warn_once
@@ -92,8 +92,18 @@ class Translator:
     """Turns the calls of any number of concurrent LangChain invokes into
     Dunetrace runs. Thread-safe; never raises for bad input (it logs once)."""
 
-    def __init__(self, client: Dunetrace, agent_id: str | None = None, *, max_live_runs: int = 1000) -> None:
+    def __init__(
+        self,
+        client: Dunetrace,
+        agent_id: str | None = None,
+        *,
+        max_live_runs: int = 1000,
+        read_input: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.client = client
+        #: Turns a root call's input into the user input to hash; only called
+        #: when a run opens, so the inputs of inner calls cost nothing.
+        self.read_input = read_input or (lambda value: value)
         self.agent_id = agent_id
         self.max_live_runs = max_live_runs
         self._nodes: dict[Hashable, _Node] = {}
@@ -148,6 +158,8 @@ class Translator:
     def _open_root(self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any,
                    asynchronous: bool) -> _Node:
         current = get_current_run()
+        if parent is not None or current is None or current.finished or current in _ours:
+            user_input = self.read_input(user_input)
         if parent is not None:
             # A runnable invoked inside a tool: a sub-agent, its own run.
             run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=parent.run.run_id)

@@ -291,6 +291,8 @@ def test_a_sub_agent_in_a_tool_is_a_child_run(dt: Dunetrace, ingest: Any, handle
     outer_id = outer[0]["run_id"]
     assert {e["parent_run_id"] for e in outer} == {None}
     assert {e["parent_run_id"] for e in child} == {outer_id}
+    assert child[0]["payload"]["input_hash"] == dt.hasher.value("paris")
+    assert child[0]["payload"]["tools"] == ["search", "calculator"]
     assert [e["payload"]["tool_name"] for e in outer if e["event_type"] == "tool.called"] == ["research"]
     assert [e["payload"]["tool_name"] for e in child if e["event_type"] == "tool.called"] == ["search"]
     # The child run ended inside the outer run's tool call.
@@ -342,3 +344,83 @@ def test_llm_in_flight_on_the_users_run(dt: Dunetrace, ingest: Any, handler: Dun
         Probing(script=["x"]).invoke("hi", config={"callbacks": [handler]})
         assert run.llm_in_flight == 0
     assert seen == [1]
+
+
+def test_parallel_tool_calls_pair_by_their_own_ids(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    import time
+
+    @tool
+    def slow(seconds: float) -> str:
+        """Sleeps."""
+        time.sleep(seconds)
+        return f"slept {seconds}"
+
+    parallel = [call("slow", seconds=0.15), call("slow", seconds=0.0), call("search", query="x")]
+    agent([parallel, "done"], [slow, search]).invoke(question(), config={"callbacks": [handler]})
+    events = delivered(dt, ingest)
+    called = {e["step_index"]: e["payload"] for e in events if e["event_type"] == "tool.called"}
+    responded = {e["step_index"]: e["payload"] for e in events if e["event_type"] == "tool.responded"}
+    assert sorted(called) == sorted(responded) and len(called) == 3
+    by_args = {p["args_hash"]: step for step, p in called.items()}
+    long_step = by_args[dt.hasher.value({"seconds": 0.15})]
+    short_step = by_args[dt.hasher.value({"seconds": 0.0})]
+    assert responded[long_step]["latency_ms"] >= 140
+    assert responded[short_step]["latency_ms"] < 140
+    assert responded[long_step]["output_length"] == len("slept 0.15")
+    assert {called[s]["tool_name"] for s in called} == {"slow", "search"}
+    assert events[-1]["event_type"] == "run.completed"
+
+
+def test_parallel_model_calls_pair_by_their_own_ids(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    import time
+
+    from langchain_core.runnables import RunnableParallel
+
+    class Slow(ScriptedChatModel):
+        delay: float = 0.0
+
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            time.sleep(self.delay)
+            return super()._generate(*args, **kwargs)
+
+    fast = Slow(script=["fast"], model_name="fast-model")
+    slow = Slow(script=["slow reply"], model_name="slow-model", delay=0.15)
+    RunnableParallel(a=fast, b=slow).invoke("hi", config={"callbacks": [handler]})
+    events = delivered(dt, ingest)
+    well_formed(events)
+    model_at = {e["step_index"]: e["payload"]["model"] for e in events if e["event_type"] == "llm.called"}
+    responded = {model_at[e["step_index"]]: e["payload"] for e in events if e["event_type"] == "llm.responded"}
+    assert responded["slow-model"]["latency_ms"] >= 140
+    assert responded["fast-model"]["latency_ms"] < 140
+    assert responded["slow-model"]["output_length"] == len("slow reply")
+
+
+def test_a_completion_llm_with_llm_output_tokens(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    from langchain_core.language_models.llms import BaseLLM
+    from langchain_core.outputs import Generation, LLMResult
+
+    class Completion(BaseLLM):
+        @property
+        def _llm_type(self) -> str:
+            return "completion"
+
+        def _generate(self, prompts: list[str], stop: Any = None, run_manager: Any = None, **kw: Any) -> LLMResult:
+            return LLMResult(
+                generations=[[Generation(text="completed text", generation_info={"finish_reason": "length"})]],
+                llm_output={"token_usage": {"prompt_tokens": 7, "completion_tokens": 3}, "model_name": "c-1"},
+            )
+
+    assert Completion().invoke("complete this", config={"callbacks": [handler]}) == "completed text"
+    events = delivered(dt, ingest)
+    well_formed(events)
+    (responded,) = [e["payload"] for e in events if e["event_type"] == "llm.responded"]
+    assert (responded["prompt_tokens"], responded["completion_tokens"]) == (7, 3)
+    assert responded["finish_reason"] == "length"
+    assert responded["output_length"] == len("completed text")
+    assert events[0]["payload"]["input_hash"] == dt.hasher.value("complete this")
