@@ -116,6 +116,8 @@ def test_wheel_has_every_package(venv: pathlib.Path) -> None:
     assert "dunetrace/__init__.py" in names and "dunetrace/py.typed" in names
     assert "dunetrace/integrations/__init__.py" in names
     assert "dunetrace/collector/__init__.py" in names and "dunetrace/examples/__init__.py" in names
+    for data in [*(ROOT / "collector" / "static").iterdir(), ROOT / "collector" / "detectors" / "detectors.example.yml"]:
+        assert f"dunetrace/collector/{data.relative_to(ROOT / 'collector')}" in names
     assert not any(n.startswith(("tests/", "dunetrace_core/", "integrations/", "benchmarks/")) for n in names)
     for source in (ROOT / "integrations").rglob("*.py"):
         assert f"dunetrace/integrations/{source.relative_to(ROOT / 'integrations')}" in names
