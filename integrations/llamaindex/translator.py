@@ -271,9 +271,9 @@ class Translator:
             for key in [key for key, call in self._retrievals.items() if call.state is state]:
                 del self._retrievals[key]
             state.open_llm = 0
-        run = state.run
-        if dropped:
-            run.llm_in_flight = max(0, run.llm_in_flight - len(dropped))
+            run = state.run
+            if dropped:
+                run.llm_in_flight = max(0, run.llm_in_flight - len(dropped))
         if state.own:
             run.finish(error=error, exit_reason=exit_reason)
 
@@ -387,9 +387,9 @@ class Translator:
         # The prompt is not hashed: no detector reads it, and joining a long
         # chat history on every call is the costliest thing this could do.
         step = run.llm_called(extract.llm_model(getattr(event, "model_dict", None)))
-        # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
-        run.llm_in_flight += 1
-        with self._lock:
+        with self._lock:  # one user run may be fed from several threads
+            # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
+            run.llm_in_flight += 1
             span.state.open_llm += 1
         self._remember(self._llm, span_id, _Call(span.state, step))
 
@@ -408,7 +408,8 @@ class Translator:
     def _llm_done(self, call: _Call, response: Any, reason: str | None) -> None:
         state = call.state
         run = state.run
-        run.llm_in_flight = max(0, run.llm_in_flight - 1)
+        with self._lock:
+            run.llm_in_flight = max(0, run.llm_in_flight - 1)
         if not run.finished:
             prompt_tokens, completion_tokens = extract.token_usage(response)
             run.llm_responded(

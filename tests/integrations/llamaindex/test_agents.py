@@ -172,3 +172,69 @@ async def test_state_is_empty_after_runs(instrumented: Any, received: Any) -> No
     translator = instrumented.translator
     assert translator._spans == {} and translator._runs == {}
     assert translator._llm == {} and translator._retrievals == {}
+
+
+async def test_agent_workflow_with_a_handoff_is_one_run(instrumented: Any, received: Any) -> None:
+    from llama_index.core.agent.workflow import AgentWorkflow
+
+    triage = FunctionAgent(
+        name="triage",
+        description="Routes questions.",
+        llm=ScriptedLLM([Call("handoff", {"to_agent": "weather", "reason": "a weather question"})]),
+        can_handoff_to=["weather"],
+    )
+    weather = FunctionAgent(
+        name="weather",
+        description="Answers weather questions.",
+        tools=[FunctionTool.from_defaults(lookup)],
+        llm=ScriptedLLM([Call("lookup", {"city": "bern"}), "Sunny in Bern."]),
+    )
+    workflow = AgentWorkflow(agents=[triage, weather], root_agent="triage")
+    assert str(await workflow.run("weather in bern?")) == "Sunny in Bern."
+
+    (events,) = by_run(received()).values()
+    well_formed(events)
+    assert events[0]["parent_run_id"] is None and "lookup" in events[0]["payload"]["tools"]
+    assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["handoff", "lookup"]
+    assert len(only(events, "llm.called")) == 3
+    assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+async def test_a_query_engine_tool_adds_its_retrieval_to_the_agent_run(instrumented: Any, received: Any) -> None:
+    from llama_index.core import Document, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.tools import QueryEngineTool
+
+    index = VectorStoreIndex.from_documents([Document(text="Bern is in Switzerland.")], embed_model=MockEmbedding(embed_dim=8))
+    docs = QueryEngineTool.from_defaults(index.as_query_engine(llm=ScriptedLLM(["In Switzerland."])), name="docs",
+                                         description="Facts.")  # fmt: skip
+    agent = FunctionAgent(tools=[docs], llm=ScriptedLLM([Call("docs", {"input": "where is Bern?"}), "Switzerland."]))
+    assert str(await agent.run("where is Bern?")) == "Switzerland."
+
+    (events,) = by_run(received()).values()
+    well_formed(events)
+    assert types(events) == [
+        "run.started", "llm.called", "llm.responded",
+        "tool.called", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "tool.responded",
+        "llm.called", "llm.responded", "run.completed",
+    ]
+    assert only(events, "retrieval.responded")[0]["payload"]["result_count"] == 1
+
+
+async def test_a_sync_tool_wrapped_for_async_is_one_call(instrumented: Any, received: Any) -> None:
+    from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
+
+    class Clock(BaseTool):  # sync only: the agent wraps it in BaseToolAsyncAdapter
+        @property
+        def metadata(self) -> ToolMetadata:
+            return ToolMetadata(name="clock", description="The time.")
+
+        def __call__(self, input: Any = None, **kwargs: Any) -> ToolOutput:
+            return ToolOutput(content="12:00", tool_name="clock", raw_input={}, raw_output="12:00")
+
+    agent = FunctionAgent(tools=[Clock()], llm=ScriptedLLM([Call("clock", {"input": "now"}), "Noon."]))
+    assert str(await agent.run("time?")) == "Noon."
+    (events,) = by_run(received()).values()
+    well_formed(events)
+    assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["clock"]
+    assert only(events, "tool.responded")[0]["payload"]["output_length"] == len("12:00")
