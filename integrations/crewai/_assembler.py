@@ -25,126 +25,32 @@ counted and dropped.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import capture_internal_errors, warn_once
 
+from ._fields import (
+    CrewState,
+    RunState,
+    agent_suffix,
+    elapsed_ms,
+    reported_error,
+    template,
+    token_count,
+    tool_names,
+    version_text,
+)
+
 if TYPE_CHECKING:
-    from dunetrace import Dunetrace, Run
+    from dunetrace import Dunetrace
 
 __all__ = ["EventAssembler", "agent_suffix"]
 
 #: Crews (top-level trees) tracked at once; past it the oldest is closed as
 #: abandoned. Bounds memory when CrewAI never sends a crew's end.
 MAX_CREWS = 1_000
-
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def agent_suffix(role: Any) -> str:
-    """A CrewAI agent role as an ``agent_id`` suffix: ``"Senior Researcher"``
-    -> ``"senior-researcher"``. Roles are names, but are cut to 48 chars."""
-    text = _SLUG.sub("-", str(role or "").lower()).strip("-")
-    return text[:48].strip("-") or "agent"
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _latency_ms(start: Any, end: Any) -> float | None:
-    a, b = _seconds(start), _seconds(end)
-    if a is None or b is None:
-        return None
-    return max(0.0, (b - a) * 1000.0)
-
-
-_error_classes: dict[str, type[Exception]] = {}
-
-
-def _error(message: Any, type_name: str | None) -> Exception:
-    """CrewAI events carry an error as a string (and sometimes its class): an
-    exception whose class name is what ``run.errored.error_type`` reports.
-    The message is only ever hashed."""
-    name = type_name if isinstance(type_name, str) and type_name.isidentifier() else "CrewAIError"
-    cls = _error_classes.get(name)
-    if cls is None:
-        cls = _error_classes.setdefault(name, type(name, (Exception,), {}))
-    return cls("" if message is None else str(message))
-
-
-def _template(agent: Any, key: str) -> str:
-    """An agent's role/goal/backstory as written, before CrewAI 1.15
-    interpolated the kickoff inputs into it (``_original_<key>``): so the
-    inputs never reach an ``agent_id``, and the version does not change with
-    them."""
-    value = getattr(agent, f"_original_{key}", None)
-    if not isinstance(value, str):
-        value = getattr(agent, key, None)
-    return value if isinstance(value, str) else ""
-
-
-def _agents_version_text(agents: Any) -> str:
-    return "\n".join(
-        "|".join(_template(agent, key) for key in ("role", "goal", "backstory")) for agent in agents or ()
-    )
-
-
-def _tool_names(tools: Any) -> list[str]:
-    names = []
-    for tool in tools or ():
-        name = getattr(tool, "name", None)
-        if isinstance(name, str) and name:
-            names.append(name)
-    return sorted(set(names))
-
-
-def _usage(usage: Any, *keys: str) -> int | None:
-    if not isinstance(usage, dict):
-        return None
-    for key in keys:
-        value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-class _RunState:
-    """One Dunetrace run driven from CrewAI events."""
-
-    __slots__ = ("run", "crew", "llm_calls", "tools", "children", "done")
-
-    def __init__(self, run: Run, crew: _CrewState) -> None:
-        self.run = run
-        self.crew = crew
-        #: call_id -> (step, start timestamp)
-        self.llm_calls: dict[str, tuple[int, Any]] = {}
-        #: tool started event_id -> (step, tool name, args, start timestamp)
-        self.tools: dict[str, tuple[int, str, Any, Any]] = {}
-        self.children: list[_RunState] = []
-        self.done = False
-
-
-class _CrewState:
-    """Everything of one top-level kickoff, dropped together when it ends."""
-
-    __slots__ = ("root", "event_ids", "last_sequence", "error_type")
-
-    def __init__(self) -> None:
-        self.root: _RunState | None = None
-        #: every scope id placed in this crew's tree (evicted with the crew)
-        self.event_ids: set[str] = set()
-        self.last_sequence = 0
-        self.error_type: str | None = None
-
 
 class EventAssembler:
     """Turns CrewAI events into calls on Dunetrace runs.
@@ -159,12 +65,12 @@ class EventAssembler:
         self.agent_id = agent_id
         self._lock = threading.RLock()
         #: CrewAI event id -> the run state that event belongs to
-        self._owner: dict[str, _RunState] = {}
+        self._owner: dict[str, RunState] = {}
         #: top-level kickoff event id -> crew state, oldest first
-        self._crews: OrderedDict[str, _CrewState] = OrderedDict()
+        self._crews: OrderedDict[str, CrewState] = OrderedDict()
         #: (CrewAI agent id, task id) -> the open child run, for events whose
         #: parent scope we never saw (a type we do not subscribe to)
-        self._by_agent: dict[tuple[Any, Any], _RunState] = {}
+        self._by_agent: dict[tuple[Any, Any], RunState] = {}
         self.stats = {"out_of_order": 0, "late": 0, "unplaced": 0}
         self._dispatch = {
             "crew_kickoff_started": self._crew_started,
@@ -187,8 +93,10 @@ class EventAssembler:
     def handle(self, event: Any, source: Any = None) -> None:
         with capture_internal_errors("crewai.handle"):
             kind = getattr(event, "type", None)
+            if not isinstance(kind, str):
+                return
             with self._lock:
-                method = self._dispatch.get(kind)  # type: ignore[arg-type]
+                method = self._dispatch.get(kind)
                 if method is not None:
                     method(event, source)
                 else:
@@ -211,7 +119,7 @@ class EventAssembler:
 
     # -- placing events in the tree ---------------------------------------------
 
-    def _state_for(self, event: Any) -> _RunState | None:
+    def _state_for(self, event: Any) -> RunState | None:
         state = self._owner.get(getattr(event, "parent_event_id", None))  # type: ignore[arg-type]
         if state is None:
             state = self._by_agent.get((getattr(event, "agent_id", None), getattr(event, "task_id", None)))
@@ -236,7 +144,7 @@ class EventAssembler:
         self._check_order(state.crew, event)
         return state
 
-    def _remember(self, event_id: Any, state: _RunState) -> None:
+    def _remember(self, event_id: Any, state: RunState) -> None:
         if isinstance(event_id, str):
             self._owner[event_id] = state
             state.crew.event_ids.add(event_id)
@@ -246,7 +154,7 @@ class EventAssembler:
         if state is not None:
             state.crew.event_ids.discard(event_id)
 
-    def _check_order(self, crew: _CrewState, event: Any) -> None:
+    def _check_order(self, crew: CrewState, event: Any) -> None:
         seq = getattr(event, "emission_sequence", None)
         if isinstance(seq, int):
             if seq < crew.last_sequence:
@@ -270,21 +178,21 @@ class EventAssembler:
         agents = getattr(crew_obj, "agents", None) or ()
         tools: list[str] = []
         for agent in agents:
-            tools.extend(_tool_names(getattr(agent, "tools", None)))
+            tools.extend(tool_names(getattr(agent, "tools", None)))
         run = self._client.run(
             self.agent_id,
             user_input=getattr(event, "inputs", None),
             # the agents' definitions, hashed: a changed crew is a new version
-            system_prompt=_agents_version_text(agents) or None,
+            system_prompt=version_text(agents) or None,
             tools=sorted(set(tools)),
             parent_run_id=parent.run.run_id if parent is not None and not parent.done else None,
         )
         crew = parent.crew if parent is not None and not parent.done else None
         if crew is None:
-            crew = _CrewState()
+            crew = CrewState()
             self._crews[str(getattr(event, "event_id", id(event)))] = crew
             self._evict()
-        state = _RunState(run, crew)
+        state = RunState(run, crew)
         if crew.root is None:
             crew.root = state
         elif parent is not None:
@@ -308,7 +216,7 @@ class EventAssembler:
             self.stats["unplaced" if state is None else "late"] += 1
             return
         self._check_order(state.crew, event)
-        self._finish(state, _error(getattr(event, "error", None), state.crew.error_type), None)
+        self._finish(state, reported_error(getattr(event, "error", None), state.crew.error_type), None)
         self._drop_crew(state)
 
     def _task_failed(self, event: Any, source: Any) -> None:
@@ -318,7 +226,7 @@ class EventAssembler:
         if state is not None and isinstance(name, str):
             state.crew.error_type = name
 
-    def _drop_crew(self, state: _RunState) -> None:
+    def _drop_crew(self, state: RunState) -> None:
         crew = state.crew
         if crew.root is not state:
             return  # a nested crew ends with its tree's root
@@ -348,7 +256,7 @@ class EventAssembler:
             return
         agent = getattr(event, "agent", None)
         task = getattr(event, "task", None)
-        role = _template(agent, "role")
+        role = template(agent, "role")
         llm = getattr(agent, "llm", None)
         model = getattr(llm, "model", None) if llm is not None else None
         tools = getattr(event, "tools", None)
@@ -359,12 +267,12 @@ class EventAssembler:
             # The task prompt and the agent's goal/backstory are hashed, never
             # sent: the first as the input, the rest as the version.
             user_input=getattr(event, "task_prompt", None),
-            system_prompt=_agents_version_text([agent]),
+            system_prompt=version_text([agent]),
             model=model if isinstance(model, str) else None,
-            tools=_tool_names(tools),
+            tools=tool_names(tools),
             parent_run_id=parent.run.run_id,
         )
-        state = _RunState(run, parent.crew)
+        state = RunState(run, parent.crew)
         parent.children.append(state)
         self._remember(getattr(event, "event_id", None), state)
         self._by_agent[(str(getattr(agent, "id", "")), str(getattr(task, "id", "")))] = state
@@ -374,7 +282,7 @@ class EventAssembler:
         if isinstance(task_name, str) and task_name and task_name != getattr(task, "description", None):
             run.external_signal("crewai.task", source="crewai", task_name=task_name[:128])
 
-    def _agent_ended(self, event: Any) -> _RunState | None:
+    def _agent_ended(self, event: Any) -> RunState | None:
         state = self._owner.get(getattr(event, "started_event_id", None))  # type: ignore[arg-type]
         if state is None:
             agent, task = getattr(event, "agent", None), getattr(event, "task", None)
@@ -393,7 +301,7 @@ class EventAssembler:
     def _agent_error(self, event: Any, source: Any) -> None:
         state = self._agent_ended(event)
         if state is not None:
-            self._finish(state, _error(getattr(event, "error", None), None), None)
+            self._finish(state, reported_error(getattr(event, "error", None), None), None)
 
     # -- LLM calls ----------------------------------------------------------------
 
@@ -407,7 +315,7 @@ class EventAssembler:
         call_id = getattr(event, "call_id", None) or getattr(event, "event_id", None)
         state.llm_calls[str(call_id)] = (step, getattr(event, "timestamp", None))
 
-    def _llm_call(self, event: Any) -> tuple[_RunState, int, Any] | None:
+    def _llm_call(self, event: Any) -> tuple[RunState, int, Any] | None:
         state = self._state_for(event)
         if state is None:
             return None
@@ -434,10 +342,10 @@ class EventAssembler:
             call_type = getattr(getattr(event, "call_type", None), "value", None)
             finish_reason = "tool_calls" if call_type == "tool_call" or isinstance(response, list) else "stop"
         state.run.llm_responded(
-            _usage(usage, "completion_tokens", "output_tokens"),
-            _latency_ms(started, getattr(event, "timestamp", None)),
+            token_count(usage, "completion_tokens", "output_tokens"),
+            elapsed_ms(started, getattr(event, "timestamp", None)),
             finish_reason,
-            prompt_tokens=_usage(usage, "prompt_tokens", "input_tokens"),
+            prompt_tokens=token_count(usage, "prompt_tokens", "input_tokens"),
             output=response if response is not None else "",
             step=step,
         )
@@ -448,7 +356,7 @@ class EventAssembler:
             return
         state, step, started = found
         state.run.llm_responded(
-            latency_ms=_latency_ms(started, getattr(event, "timestamp", None)), finish_reason="error", step=step
+            latency_ms=elapsed_ms(started, getattr(event, "timestamp", None)), finish_reason="error", step=step
         )
 
     # -- tools --------------------------------------------------------------------
@@ -465,7 +373,7 @@ class EventAssembler:
         state.tools[str(getattr(event, "event_id", ""))] = (step, name, args, getattr(event, "timestamp", None))
         self._remember(getattr(event, "event_id", None), state)
 
-    def _tool_call(self, event: Any) -> tuple[_RunState, int, str, Any] | None:
+    def _tool_call(self, event: Any) -> tuple[RunState, int, str, Any] | None:
         started_id = getattr(event, "started_event_id", None)
         state = self._owner.get(started_id)  # type: ignore[arg-type]
         # A tool's scope only matters while it runs (an agent it delegates to
@@ -489,9 +397,9 @@ class EventAssembler:
         if found is None:
             return
         state, step, name, started = found
-        latency = _latency_ms(getattr(event, "started_at", None), getattr(event, "finished_at", None))
+        latency = elapsed_ms(getattr(event, "started_at", None), getattr(event, "finished_at", None))
         if latency is None:
-            latency = _latency_ms(started, getattr(event, "timestamp", None))
+            latency = elapsed_ms(started, getattr(event, "timestamp", None))
         failure = getattr(event, "failure", None)
         state.run.tool_responded(
             name,
@@ -512,14 +420,14 @@ class EventAssembler:
         state.run.tool_responded(
             name,
             False,
-            latency_ms=_latency_ms(started, getattr(event, "timestamp", None)),
+            latency_ms=elapsed_ms(started, getattr(event, "timestamp", None)),
             error=error if isinstance(error, BaseException) else str(error),
             step=step,
         )
 
     # -- ending runs --------------------------------------------------------------
 
-    def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str | None) -> None:
+    def _finish(self, state: RunState, error: BaseException | None, exit_reason: str | None) -> None:
         """End a run last: its open children and calls first."""
         if state.done:
             return
