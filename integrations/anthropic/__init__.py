@@ -6,7 +6,8 @@
     with dt.run("support-agent", user_input=question):
         client.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=[...])
 
-``messages.create`` (whole or ``stream=True``) and ``messages.stream`` emit
+``messages.create`` (whole or ``stream=True``), ``messages.parse`` and
+``messages.stream`` emit
 ``llm.called`` / ``llm.responded`` with the model, token counts (cached
 prompt tokens included), latency, output length and hash, and the finish
 reason in the detectors' words: ``end_turn`` and ``stop_sequence`` are
@@ -65,6 +66,8 @@ def wrap_anthropic(client: C, dunetrace: Dunetrace | None = None) -> C:
     )
     methods = [
         (("messages",), "create", reporting_method(endpoint)),
+        # Structured outputs: parse() posts by itself, not through create().
+        (("messages",), "parse", reporting_method(endpoint)),
         (("messages",), "stream", stream_method(endpoint)),
     ]
     rewrap = lambda new: wrap_anthropic(new, dunetrace)  # noqa: E731 - for client.with_options()

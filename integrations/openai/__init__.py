@@ -6,8 +6,9 @@
     with dt.run("support-agent", user_input=question):
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
 
-``chat.completions.create`` and ``responses.create`` (and the helpers built on
-them: ``chat.completions.stream``, ``responses.stream``, ``with_raw_response``)
+``chat.completions.create`` / ``.parse`` and ``responses.create`` / ``.parse``
+(and the helpers built on them: ``chat.completions.stream``,
+``responses.stream``, ``with_raw_response``)
 emit ``llm.called`` / ``llm.responded`` with the model, token counts, latency,
 finish reason, output length and output hash. Streams are reported when they
 end, are closed, or fail; ask for usage with
@@ -78,7 +79,10 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
     chat, responses = _endpoints(openai)
     methods = [
         (("chat", "completions"), "create", reporting_method(chat)),
+        # Structured outputs: parse() posts by itself, not through create().
+        (("chat", "completions"), "parse", reporting_method(chat)),
         (("responses",), "create", reporting_method(responses)),
+        (("responses",), "parse", reporting_method(responses)),
     ]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
     return wrap_client(client, SOURCE, methods, rewrap, dunetrace)  # type: ignore[no-any-return]

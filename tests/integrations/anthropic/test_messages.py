@@ -3,13 +3,13 @@ streamed), messages.stream, sync and async, with the stop reason mapped."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import anthropic
 import pytest
 
 from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher
 from tests.ingest_server import IngestServer
 
 from .fakes import MODEL, FakeAnthropic, async_client, message, sse, stream_events, sync_client
@@ -18,7 +18,10 @@ MESSAGES = [{"role": "user", "content": "Capital of France?"}]
 
 
 def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The output hash the run sends for ``text`` (no hash key)."""
+    digest = Hasher().value(text)
+    assert digest is not None
+    return digest
 
 
 def llm_events(ingest: IngestServer, dt: Dunetrace) -> list[dict[str, Any]]:
@@ -128,3 +131,18 @@ async def test_async_create_stream_and_helper(dt: Dunetrace, ingest: IngestServe
     assert [p["output_hash"] for p in payloads] == [sha("Paris.")] * 3
     assert [p["finish_reason"] for p in payloads] == ["stop"] * 3
     assert payloads[2]["completion_tokens"] == 9
+
+
+def test_structured_output_parse_is_reported(dt: Dunetrace, ingest: IngestServer) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+
+    client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(message('{"name": "Paris"}'))))
+    with dt.run("geo"):
+        parsed = client.messages.parse(model=MODEL, max_tokens=100, messages=MESSAGES, output_format=City)
+    assert parsed.parsed_output == City(name="Paris")
+    (payload,) = responded(ingest, dt)
+    assert payload["output_hash"] == sha('{"name": "Paris"}')
+    assert payload["finish_reason"] == "stop"

@@ -3,7 +3,6 @@ and async, against the real openai SDK on an httpx.MockTransport."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -11,6 +10,7 @@ import openai
 import pytest
 
 from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher
 from tests.ingest_server import IngestServer
 
 from .fakes import MODEL, FakeOpenAI, async_client, chat_chunks, chat_completion, sse, sync_client, tool_call
@@ -19,7 +19,10 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 
 def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The output hash the run sends for ``text`` (no hash key)."""
+    digest = Hasher().value(text)
+    assert digest is not None
+    return digest
 
 
 def llm_events(ingest: IngestServer, dt: Dunetrace) -> list[dict[str, Any]]:
@@ -235,3 +238,20 @@ def test_raw_response_is_reported_and_parse_still_works(dt: Dunetrace, ingest: I
     _, responded = llm_events(ingest, dt)
     assert responded["payload"]["output_hash"] == sha("Paris.")
     assert json.loads(raw.http_response.content)["usage"]["prompt_tokens"] == 21
+
+
+def test_structured_output_parse_is_reported(dt: Dunetrace, ingest: IngestServer) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        country: str
+
+    answer = '{"name": "Paris", "country": "France"}'
+    client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion(answer))))
+    with dt.run("geo"):
+        parsed = client.chat.completions.parse(model=MODEL, messages=MESSAGES, response_format=City)
+    assert parsed.choices[0].message.parsed == City(name="Paris", country="France")
+    _, responded = llm_events(ingest, dt)
+    assert responded["payload"]["output_hash"] == sha(answer)
+    assert responded["payload"]["prompt_tokens"] == 21

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 
 from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher
 from tests.ingest_server import IngestServer
 
 from .fakes import FakeOpenAI, async_client, response_events, response_object, sse, sync_client
 
 
 def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    """The output hash the run sends for ``text`` (no hash key)."""
+    digest = Hasher().value(text)
+    assert digest is not None
+    return digest
 
 
 def responded(ingest: IngestServer, dt: Dunetrace) -> list[dict]:
