@@ -154,23 +154,21 @@ def _build() -> tuple[type, type]:
             tags: dict[str, Any] | None = None,
             **kwargs: Any,
         ) -> None:
+            # Returns None: LlamaIndex keeps nothing in open_spans for us.
             with _NEW_SPAN:
                 self._translator.span_entered(id_, parent_span_id, instance, bound_args)
-            return None  # nothing for LlamaIndex to keep in open_spans
 
         def prepare_to_exit_span(
             self, id_: str, bound_args: Any, instance: Any | None = None, result: Any | None = None, **kwargs: Any
         ) -> None:
             with _EXIT_SPAN:
                 self._translator.span_exited(id_, result)
-            return None
 
         def prepare_to_drop_span(
             self, id_: str, bound_args: Any, instance: Any | None = None, err: BaseException | None = None, **kwargs: Any
         ) -> None:
             with _DROP_SPAN:
                 self._translator.span_dropped(id_, err)
-            return None
 
         def close(self) -> None:
             # Dispatcher.shutdown() (llama-index-instrumentation 0.6) calls this.
@@ -199,7 +197,6 @@ def _build() -> tuple[type, type]:
             if translator.wants(event):
                 with _HANDLE:
                     translator.handle(event)
-            return None
 
     DunetraceSpanHandler.__module__ = DunetraceEventHandler.__module__ = "dunetrace.integrations.llamaindex"
     return DunetraceSpanHandler, DunetraceEventHandler

@@ -9,12 +9,13 @@ never put in a payload.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "agent_name",
     "agent_model",
+    "agent_name",
     "agent_tools",
     "completion_text",
     "finish_reason",
@@ -292,6 +293,6 @@ def retrieval_scores(nodes: Any) -> tuple[int | None, float | None]:
     top: float | None = None
     for node in nodes:
         score = _get(node, "score")
-        if isinstance(score, (int, float)) and not isinstance(score, bool) and score == score:
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and not math.isnan(score):
             top = score if top is None or score > top else top
     return len(nodes), top

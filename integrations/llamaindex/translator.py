@@ -62,7 +62,7 @@ _LATE_STREAMS = frozenset({"StreamingAgentChatResponse"})
 class _RunState:
     """A Dunetrace run as seen from one top-level span."""
 
-    __slots__ = ("run", "own", "root", "spans", "open_llm", "pending", "late_stream", "born")
+    __slots__ = ("born", "late_stream", "open_llm", "own", "pending", "root", "run", "spans")
 
     def __init__(self, run: Run, own: bool, root: str) -> None:
         self.run = run
@@ -76,7 +76,7 @@ class _RunState:
 
 
 class _Span:
-    __slots__ = ("parent", "state", "tool", "step", "started")
+    __slots__ = ("parent", "started", "state", "step", "tool")
 
     def __init__(self, parent: str | None, state: _RunState) -> None:
         self.parent = parent
@@ -89,7 +89,7 @@ class _Span:
 class _Call:
     """An LLM call or a retrieval in flight."""
 
-    __slots__ = ("state", "step", "started", "name")
+    __slots__ = ("name", "started", "state", "step")
 
     def __init__(self, state: _RunState, step: int, name: str = "") -> None:
         self.state = state

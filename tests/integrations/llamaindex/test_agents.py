@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import dunetrace
 import pytest
+from dunetrace import Dunetrace
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.tools import FunctionTool
-
-import dunetrace
-from dunetrace import Dunetrace
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, only, tool_loop, types, well_formed

@@ -8,7 +8,6 @@ from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
-
 from dunetrace.integrations.llamaindex import extract
 
 

@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 import pytest
-
 from dunetrace import Dunetrace, log
 from dunetrace.integrations.llamaindex import DunetraceEventHandler, DunetraceSpanHandler
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dunetrace import Dunetrace
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.tools import FunctionTool
-
-from dunetrace import Dunetrace
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, well_formed

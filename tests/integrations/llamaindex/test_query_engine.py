@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dunetrace import Dunetrace
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
-
-from dunetrace import Dunetrace
 
 from .fakes import ScriptedLLM
 from .recorded import by_run, only, types, well_formed
