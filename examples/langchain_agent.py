@@ -71,7 +71,8 @@ def build_agent(polls: int = POLLS) -> Any:
             else:
                 reply = AIMessage(content="Your order A-1042 is still being processed at the warehouse.",
                                   usage_metadata=usage, response_metadata={"finish_reason": "stop"})
-            return ChatResult(generations=[ChatGeneration(message=reply, generation_info=dict(reply.response_metadata))])
+            generation = ChatGeneration(message=reply, generation_info=dict(reply.response_metadata))
+            return ChatResult(generations=[generation])
 
     return create_agent(PollingChatModel(polls=polls), [check_order_status], system_prompt=SYSTEM_PROMPT)
 

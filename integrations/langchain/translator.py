@@ -232,7 +232,7 @@ class Translator:
         # Under self._lock.
         root = self._roots.pop(root_id)
         root.closed = True
-        for node_id in root.nodes:
+        for node_id in list(root.nodes):  # a copy: _leave discards without the lock
             self._nodes.pop(node_id, None)
         root.nodes.clear()
         return root

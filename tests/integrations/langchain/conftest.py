@@ -58,7 +58,8 @@ def shape(events: list[dict[str, Any]]) -> list[tuple[str, int, Any]]:
     out = []
     for e in events:
         p = e["payload"]
-        out.append((e["event_type"], e["step_index"], p.get("tool_name") or p.get("index_name") or p.get("exit_reason")))
+        name = p.get("tool_name") or p.get("index_name") or p.get("exit_reason")
+        out.append((e["event_type"], e["step_index"], name))
     return out
 
 

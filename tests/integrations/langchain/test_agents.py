@@ -141,7 +141,9 @@ def test_a_raising_tool_errors_the_run(dt: Dunetrace, ingest: Any, handler: Dune
     with pytest.raises(KeyError):
         graph.invoke(question(), config={"callbacks": [handler]})
     events = delivered(dt, ingest)
-    assert shape(events)[-3:] == [("tool.called", 2, "broken"), ("tool.responded", 2, "broken"), ("run.errored", 2, None)]
+    assert shape(events)[-3:] == [
+        ("tool.called", 2, "broken"), ("tool.responded", 2, "broken"), ("run.errored", 2, None),
+    ]  # fmt: skip
     assert events[-2]["payload"]["success"] is False
     assert events[-2]["payload"]["error_hash"] == dt.hasher.error(KeyError("backend down"))
     assert events[-1]["payload"]["error_type"] == "KeyError"
@@ -203,7 +205,10 @@ def test_retriever(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
         def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
             if query == "nothing":
                 return []
-            return [Document(page_content="a", metadata={"score": 0.4}), Document(page_content="b", metadata={"score": 0.9})]
+            return [
+                Document(page_content="a", metadata={"score": 0.4}),
+                Document(page_content="b", metadata={"score": 0.9}),
+            ]
 
     retriever = Docs(name="kb")
 

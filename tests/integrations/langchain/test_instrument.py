@@ -52,7 +52,7 @@ def test_uninstrument_restores_exactly(dt: Dunetrace, ingest: Any) -> None:
     dt_langchain.uninstrument()
     dt_langchain.uninstrument()  # a second call is harmless
     assert lc_context._configure_hooks == before
-    assert all(a is b for a, b in zip(lc_context._configure_hooks, before))
+    assert all(a is b for a, b in zip(lc_context._configure_hooks, before, strict=True))
     assert dt.plugins.get_plugin(dt_langchain.PLUGIN_NAME) is None
     agent(SCRIPT).invoke(question())
     dt.flush()

@@ -16,7 +16,7 @@ from dunetrace import Dunetrace
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
 
 from .conftest import delivered, runs_of, shape, well_formed
-from .fakes import agent, call, question
+from .fakes import agent, call, question, search
 
 SCRIPT = [[call("search", query="a")], [call("calculator", expression="1+1")], "The answer is two."]
 SHAPE = [
@@ -77,7 +77,8 @@ def test_stream(mode: str, dt: Dunetrace, ingest: Any, handler: DunetraceCallbac
 
 
 async def test_astream(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
-    chunks = [c async for c in agent(SCRIPT).astream(question(), config={"callbacks": [handler]}, stream_mode="messages")]
+    stream = agent(SCRIPT).astream(question(), config={"callbacks": [handler]}, stream_mode="messages")
+    chunks = [c async for c in stream]
     assert chunks
     check(dt, ingest, handler)
 
@@ -120,7 +121,9 @@ def test_an_abandoned_stream_ends_its_run(dt: Dunetrace, ingest: Any, handler: D
     assert dunetrace.get_current_run() is None
 
 
-async def test_current_run_in_tools_under_ainvoke(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
+async def test_current_run_in_tools_under_ainvoke(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
     seen: list[Any] = []
 
     @tool
@@ -135,7 +138,8 @@ async def test_current_run_in_tools_under_ainvoke(dt: Dunetrace, ingest: Any, ha
         seen.append(("async", dunetrace.get_current_run()))
         return "ok"
 
-    graph = agent([[call("sync_probe", query="a")], [call("async_probe", query="b")], "done"], [sync_probe, async_probe])
+    script = [[call("sync_probe", query="a")], [call("async_probe", query="b")], "done"]
+    graph = agent(script, [sync_probe, async_probe])
     await graph.ainvoke(question(), config={"callbacks": [handler]})
     assert dunetrace.get_current_run() is None
 
@@ -164,3 +168,26 @@ def test_not_run_inline_still_reports(dt: Dunetrace, ingest: Any) -> None:
     handler = Threaded(dt, agent_id="threaded")
     asyncio.run(agent(SCRIPT).ainvoke(question(), config={"callbacks": [handler]}))
     check(dt, ingest, handler)
+
+
+async def test_model_calls_see_the_run_in_flight_under_ainvoke(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    """What a client wrapper (OpenAI, Anthropic) inside a LangChain model
+    checks to stay silent: the current run, with an LLM call in flight."""
+    from .fakes import ScriptedChatModel
+
+    seen: list[Any] = []
+
+    class AsyncProbing(ScriptedChatModel):
+        async def _agenerate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+            run = dunetrace.get_current_run()
+            seen.append((run.run_id if run else None, run.llm_in_flight if run else None))
+            return self._generate(messages, *args, **kwargs)
+
+    from langchain.agents import create_agent
+
+    graph = create_agent(AsyncProbing(script=[[call("search", query="q")], "done"]), [search])
+    await graph.ainvoke(question(), config={"callbacks": [handler]})
+    (run_id,) = {e["run_id"] for e in delivered(dt, ingest)}
+    assert seen == [(run_id, 1), (run_id, 1)]

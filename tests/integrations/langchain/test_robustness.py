@@ -28,7 +28,8 @@ def test_string_list_and_dict_inputs(dt: Dunetrace, ingest: Any, handler: Dunetr
     chain.invoke("plain string", config={"callbacks": [handler]})
     chain.invoke([SystemMessage("sys"), HumanMessage("from a list")], config={"callbacks": [handler]})
     (RunnableLambda(lambda d: d["input"]) | model).invoke({"input": "from a dict"}, config={"callbacks": [handler]})
-    agent(SCRIPT).invoke({"messages": [{"role": "user", "content": "from a role dict"}]}, config={"callbacks": [handler]})
+    role_dict = {"messages": [{"role": "user", "content": "from a role dict"}]}
+    agent(SCRIPT).invoke(role_dict, config={"callbacks": [handler]})
     runs = list(runs_of(delivered(dt, ingest, runs=4)).values())
     assert [r[0]["payload"]["input_hash"] for r in runs] == [
         dt.hasher.value(text) for text in ("plain string", "from a list", "from a dict", "from a role dict")
@@ -104,7 +105,8 @@ def test_garbage_callbacks_raise_nothing(
     # The handler still works for a real agent afterwards.
     assert agent(SCRIPT).invoke(question("after"), config={"callbacks": [handler]})["messages"][-1].content == "done"
     dt.flush()
-    (run,) = [r for r in runs_of(ingest.events).values() if r[0]["payload"].get("input_hash") == dt.hasher.value("after")]
+    after = dt.hasher.value("after")
+    (run,) = [r for r in runs_of(ingest.events).values() if r[0]["payload"].get("input_hash") == after]
     well_formed(run)
 
 
