@@ -16,6 +16,7 @@ judging.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sqlite3
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import httpx
 
@@ -60,11 +62,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 """
 
 
-def start(kind: str, db: str) -> tuple[subprocess.Popen[bytes], str]:
+def start(kind: str, db: str, sync: str = "full") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     if kind == "collector":
         command = [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(port), "--db", db,
-                   "--log-level", "warning"]  # fmt: skip
+                   "--log-level", "warning", "--sync", sync]  # fmt: skip
     else:
         command = [sys.executable, "-c", DISCARD_APP, str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -106,17 +108,58 @@ def produce(url: str, runs: int, steps: int, batch_size: int) -> tuple[float, in
     return elapsed, events, stats
 
 
+def post_encoded(url: str, runs: int, steps: int) -> tuple[float, int, dict[str, object]]:
+    """The collector alone: the same events, encoded into 500-event bodies
+    before the clock starts, posted one after another on one connection."""
+    events = []
+    for r in range(runs):
+        run_id = str(uuid.uuid4())
+        base = {"run_id": run_id, "agent_id": f"bench-agent-{r % 4}", "agent_version": "0123456789ab",
+                "parent_run_id": None}  # fmt: skip
+        events.append({**base, "event_type": "run.started", "step_index": 0, "timestamp": time.time(),
+                       "payload": {"model": "m", "tools": ["fetch", "search"]}})  # fmt: skip
+        for s in range(1, steps + 1):
+            tool = "search" if s % 2 else "fetch"
+            for kind, payload in (
+                ("llm.called", {"model": "m", "prompt_tokens": 100 + s}),
+                ("llm.responded", {"completion_tokens": 20, "latency_ms": 12.5, "finish_reason": "tool_calls",
+                                   "output_length": 80}),
+                ("tool.called", {"tool_name": tool, "args_hash": f"{s:064x}"}),
+                ("tool.responded", {"tool_name": tool, "success": True, "output_length": 200, "latency_ms": 3.0}),
+            ):  # fmt: skip
+                events.append({**base, "event_type": kind, "step_index": 2 * s - (kind[0] == "l"),
+                               "timestamp": time.time(), "payload": payload})  # fmt: skip
+        events.append({**base, "event_type": "run.completed", "step_index": 2 * steps, "timestamp": time.time(),
+                       "payload": {"exit_reason": "final_answer", "total_steps": 2 * steps}})  # fmt: skip
+    prefix = uuid.uuid4().hex[:12]  # as the SDK: one prefix per client, then a counter
+    for i, event in enumerate(events):
+        event["event_id"] = f"{prefix}-{i}"
+    bodies = [
+        json.dumps({"api_key": "", "agent_id": "bench", "events": events[i : i + 500]}).encode()
+        for i in range(0, len(events), 500)
+    ]
+    with httpx.Client(headers={"content-type": "application/json"}, timeout=60) as client:
+        started = time.perf_counter()
+        for body in bodies:
+            response = client.post(url + "/v1/ingest", content=body)
+            if response.status_code != 202:
+                raise SystemExit(f"collector answered {response.status_code}: {response.text[:300]}")
+        elapsed = time.perf_counter() - started
+    return elapsed, len(events), {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sync", choices=["full", "normal"], default="full", help="the collector's --sync")
     args = parser.parse_args()
     runs, steps, rounds = (40, 100, 2) if args.quick else (100, 200, args.rounds)
 
     folder = tempfile.mkdtemp(prefix="dunetrace-bench-")
     db = os.path.join(folder, "bench.db")
-    servers = {kind: start(kind, db) for kind in ("collector", "discard")}
-    cases = [("collector", 500), ("discard", 500), ("collector", 100), ("discard", 100)]
+    servers = {kind: start(kind, db, args.sync) for kind in ("collector", "discard")}
+    cases = [("collector", 500), ("discard", 500), ("collector", 100), ("discard", 100), ("encoded", 500)]
     rates: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
     stored_before = 0
     try:
@@ -124,7 +167,10 @@ def main() -> None:
         produce(servers["discard"][1], 5, 20, 500)
         for i in range(rounds):
             for kind, size in cases if i % 2 == 0 else list(reversed(cases)):
-                elapsed, events, _ = produce(servers[kind][1], runs, steps, size)
+                if kind == "encoded":
+                    elapsed, events, _ = post_encoded(servers["collector"][1], runs, steps)
+                else:
+                    elapsed, events, _ = produce(servers[kind][1], runs, steps, size)
                 rates[(kind, size)].append(events / elapsed)
                 print(f"  round {i + 1} {kind:9s} batch {size:3d}: {events} events in {elapsed:.2f}s "
                       f"= {events / elapsed:,.0f}/s", flush=True)  # fmt: skip
@@ -135,15 +181,16 @@ def main() -> None:
             process.terminate()
             process.wait(10)
 
-    expected = (5 * (2 + 4 * 20)) + rounds * 2 * runs * (2 + 4 * steps)
+    expected = (5 * (2 + 4 * 20)) + rounds * 3 * runs * (2 + 4 * steps)
     print(f"\nevents in the collector's SQLite file: {stored_before:,} (expected {expected:,})")
     print(f"{runs} runs x {steps} steps = {runs * (2 + 4 * steps):,} events per trial, {rounds} rounds; "
-          f"{os.cpu_count()} cores\n")  # fmt: skip
-    print(f"{'case':34s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
+          f"{os.cpu_count()} cores; collector --sync {args.sync}\n")  # fmt: skip
+    print(f"{'case':40s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
     for kind, size in cases:
         values = rates[(kind, size)]
-        label = f"{'collector (stored)' if kind == 'collector' else 'baseline (discarded)'}, batch {size}"
-        print(f"{label:34s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
+        label = {"collector": "SDK -> collector (stored)", "discard": "SDK -> baseline (discarded)",
+                 "encoded": "pre-encoded -> collector"}[kind] + f", batch {size}"  # fmt: skip
+        print(f"{label:40s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
     for size in (500, 100):
         ratio = statistics.median(rates[("collector", size)]) / statistics.median(rates[("discard", size)])
         print(f"ratio stored/baseline at batch {size}: {ratio:.2f}")

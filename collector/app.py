@@ -49,7 +49,7 @@ class Collector:
         from .judge import Judge
 
         self.settings = settings
-        self.store = Store(settings.db_path)
+        self.store = Store(settings.db_path, settings.sync)
         self.dispatcher = _dispatcher(settings)
         self.judge = Judge(self.store, settings, self.dispatcher)
         self.started = False

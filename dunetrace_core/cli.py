@@ -100,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env(
             db_path=args.db,
+            sync=args.sync,
             api_keys=args.api_key or None,
             run_timeout=args.run_timeout,
             detectors_path=args.detectors,
@@ -190,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--db", help="SQLite file (default: $DUNETRACE_DB or ./dunetrace.db)")
+    p.add_argument(
+        "--sync", choices=["full", "normal"],
+        help="full (default): each batch reaches the disk before its 202; normal: survives a collector crash, "
+        "not a power cut, and is faster",
+    )  # fmt: skip
     p.add_argument("--api-key", action="append", help="accept only this key (repeatable); none: dev mode")
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
     p.add_argument("--detectors", help="detectors.yml with thresholds")
