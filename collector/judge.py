@@ -119,7 +119,7 @@ class Judge:
             run = self._store.run(run_id)
             if run is None or run["status"] == "judged":
                 continue
-            events = self._store.run_events(run_id)
+            events = self._store.take_events(run_id)
             prior = self._store.prior_step_counts(run["agent_id"], run_id)
             try:
                 found[run_id] = list(self._judge_run(events, self._config, prior_step_counts=prior))

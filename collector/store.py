@@ -110,10 +110,15 @@ def _connect(path: str) -> sqlite3.Connection:
 class Store:
     def __init__(self, path: str, sync: str = "full") -> None:
         self.path = path
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._cached = 0
+        self._cache_lock = threading.Lock()
+        #: Events kept in memory for runs not yet judged, at most.
+        self.cache_limit = 50_000
         self._db = _connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is synced at every commit, so a 202 survives a power
@@ -207,73 +212,108 @@ class Store:
                 total = payload.get("total_steps")
                 if type(total) is int and run[8] < total <= MAX_INT:
                     run[8] = total
-        with self._transaction() as db:
-            judged = self._judged(db, runs)
-            rows = [
-                (
-                    e.get("event_id"),
-                    e["run_id"],
-                    e["agent_id"],
-                    e["agent_version"],
-                    e["event_type"],
-                    e["step_index"],
-                    e["timestamp"],
-                    e.get("parent_run_id"),
-                    _dumps(e["payload"]),
-                    batch_id,
+        # The lock spans the commit and the in-memory copy, so two batches of
+        # one run are remembered in the order they were stored.
+        with self._write_lock:
+            with self._transaction() as db:
+                known = self._known(db, runs)
+                judged = {run_id for run_id, status in known.items() if status == "judged"}
+                rows = [
+                    (
+                        e.get("event_id"),
+                        e["run_id"],
+                        e["agent_id"],
+                        e["agent_version"],
+                        e["event_type"],
+                        e["step_index"],
+                        e["timestamp"],
+                        e.get("parent_run_id"),
+                        _dumps(e["payload"]),
+                        batch_id,
+                    )
+                    for e in events
+                    if e["run_id"] not in judged
+                ]
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO events (event_id, run_id, agent_id, agent_version, event_type, step_index,"
+                    " ts, parent_run_id, payload, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    rows,
                 )
-                for e in events
-                if e["run_id"] not in judged
-            ]
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO events (event_id, run_id, agent_id, agent_version, event_type, step_index,"
-                " ts, parent_run_id, payload, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-            stored = db.total_changes - before
-            # Re-sent events were ignored: recount those runs from the table.
-            exact = stored == len(rows)
-            ended: list[str] = []
-            for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, n) in runs.items():
-                if run_id in judged:
-                    continue
-                db.execute(
-                    "INSERT INTO runs (run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts,"
-                    " last_seen, end_type, exit_reason, error_type, total_steps, event_count)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT(run_id) DO UPDATE SET"
-                    " parent_run_id = coalesce(runs.parent_run_id, excluded.parent_run_id),"
-                    " first_ts = min(runs.first_ts, excluded.first_ts),"
-                    " last_ts = max(runs.last_ts, excluded.last_ts),"
-                    " last_seen = excluded.last_seen,"
-                    " status = CASE WHEN excluded.status = 'ended' THEN 'ended' ELSE runs.status END,"
-                    " end_type = coalesce(excluded.end_type, runs.end_type),"
-                    " exit_reason = coalesce(excluded.exit_reason, runs.exit_reason),"
-                    " error_type = coalesce(excluded.error_type, runs.error_type),"
-                    " total_steps = max(runs.total_steps, excluded.total_steps),"
-                    " event_count = runs.event_count + excluded.event_count",
-                    (run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
-                     end_type, reason, error, steps, n if exact else 0),
-                )  # fmt: skip
-                if end_type:
-                    ended.append(run_id)
-            if not exact:
-                self._count_events(db, [r for r in runs if r not in judged])
+                stored = db.total_changes - before
+                # Re-sent events were ignored: recount those runs from the table.
+                exact = stored == len(rows)
+                ended: list[str] = []
+                for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, n) in runs.items():
+                    if run_id in judged:
+                        continue
+                    db.execute(
+                        "INSERT INTO runs (run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts,"
+                        " last_seen, end_type, exit_reason, error_type, total_steps, event_count)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT(run_id) DO UPDATE SET"
+                        " parent_run_id = coalesce(runs.parent_run_id, excluded.parent_run_id),"
+                        " first_ts = min(runs.first_ts, excluded.first_ts),"
+                        " last_ts = max(runs.last_ts, excluded.last_ts),"
+                        " last_seen = excluded.last_seen,"
+                        " status = CASE WHEN excluded.status = 'ended' THEN 'ended' ELSE runs.status END,"
+                        " end_type = coalesce(excluded.end_type, runs.end_type),"
+                        " exit_reason = coalesce(excluded.exit_reason, runs.exit_reason),"
+                        " error_type = coalesce(excluded.error_type, runs.error_type),"
+                        " total_steps = max(runs.total_steps, excluded.total_steps),"
+                        " event_count = runs.event_count + excluded.event_count",
+                        (run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
+                         end_type, reason, error, steps, n if exact else 0),
+                    )  # fmt: skip
+                    if end_type:
+                        ended.append(run_id)
+                if not exact:
+                    self._count_events(db, [r for r in runs if r not in judged])
+            self._remember(events, runs, known, exact)
         return stored, ended
 
     @staticmethod
-    def _judged(db: sqlite3.Connection, runs: Iterable[str]) -> set[str]:
+    def _known(db: sqlite3.Connection, runs: Iterable[str]) -> dict[str, str]:
+        """Status of the runs already stored."""
         ids = list(runs)
-        judged: set[str] = set()
+        known: dict[str, str] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            judged.update(
-                row[0]
-                for row in db.execute(f"SELECT run_id FROM runs WHERE status = 'judged' AND run_id IN ({marks})", chunk)
-            )
-        return judged
+            known.update(db.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk).fetchall())
+        return known
+
+    def _remember(self, events: list[dict[str, Any]], runs: Iterable[str], known: dict[str, str], exact: bool) -> None:
+        """Keep the events of runs this process saw from their first event,
+        so judging them needs no reading back. Called under the write lock,
+        after the commit."""
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_run.setdefault(event["run_id"], []).append(event)
+        with self._cache_lock:
+            cache = self._cache
+            for run_id, new in by_run.items():
+                if not exact:  # which of them were re-sent copies is not known here
+                    self._cached -= len(cache.pop(run_id, ()))
+                elif run_id not in known:
+                    cache[run_id] = new
+                    self._cached += len(new)
+                elif run_id in cache:
+                    cache[run_id].extend(new)
+                    self._cached += len(new)
+            while self._cached > self.cache_limit and cache:
+                oldest = next(iter(cache))  # the judge reads evicted runs back from the file
+                self._cached -= len(cache.pop(oldest))
+
+    def take_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's events, in arrival order, for judging it: from memory when
+        this process saw the whole run, else from the file."""
+        with self._cache_lock:
+            cached = self._cache.pop(run_id, None)
+            if cached is not None:
+                self._cached -= len(cached)
+                return cached
+        return self.run_events(run_id)
 
     @staticmethod
     def _count_events(db: sqlite3.Connection, run_ids: list[str]) -> None:
@@ -332,6 +372,9 @@ class Store:
                     (now, len(signals), run_id),
                 )
                 saved.append(run_id)
+        with self._cache_lock:
+            for run_id in saved:
+                self._cached -= len(self._cache.pop(run_id, ()))
         return saved
 
     # -- reading --------------------------------------------------------------
