@@ -7,7 +7,9 @@ listener installed and without it, shipping to a local sink on 127.0.0.1
 batch, alternating which goes first, so drift in machine load hits both
 alike; the table gives the median wall-clock milliseconds per kickoff, and
 the median process CPU milliseconds (all threads: CrewAI's handler pool and
-event loop, Dunetrace's drain thread), each with its ratio.
+event loop, Dunetrace's drain thread), each with its ratio. On Linux it then
+splits the CPU per thread: the listener's own work runs on CrewAI's event
+loop thread (``CrewAIEventsLoop``), sending on ``dunetrace-drain``.
 
     python benchmarks/bench_crewai.py [--rounds 20] [--kickoffs 5]
 """
@@ -15,12 +17,14 @@ event loop, Dunetrace's drain thread), each with its ratio.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -58,6 +62,25 @@ class Sink:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(5)
+
+
+def thread_cpu_ms() -> collections.Counter[str]:
+    """CPU milliseconds so far per thread name (Linux /proc; empty elsewhere)."""
+    out: collections.Counter[str] = collections.Counter()
+    if not os.path.isdir("/proc/self/task"):
+        return out
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        name = "CrewAISyncHandler (pool)" if name.startswith("CrewAISyncHandler") else name
+        out[name] += (int(fields[11]) + int(fields[12])) * 1000 / tick
+    return out
 
 
 def main() -> None:
@@ -100,6 +123,22 @@ def main() -> None:
 
     dt.flush(10)
     delivered = sink.events - sent_before
+
+    # Where the CPU goes, per thread, over a longer batch of each.
+    breakdown: dict[str, dict[str, float]] = {}
+    for listening in (False, True):
+        if listening:
+            instrument(dt, agent_id=AGENT_ID)
+        before = thread_cpu_ms()
+        n = args.kickoffs * 4
+        for _ in range(n):
+            kickoff()
+        crewai_event_bus.flush()
+        dt.flush(10)
+        after = thread_cpu_ms()
+        if listening:
+            uninstrument(dt)
+        breakdown["with" if listening else "without"] = {k: (after[k] - before[k]) / n for k in after}
     dt.shutdown()
     sink.close()
 
@@ -113,6 +152,12 @@ def main() -> None:
         print(f"{name:18}{wall:16.2f}{wall / base_wall:7.3f}x{cpu:16.2f}{cpu / base_cpu:7.3f}x")
     expected = args.rounds * args.kickoffs * EVENTS_PER_KICKOFF
     print(f"events delivered to the sink: {delivered} of {expected}")
+    if breakdown["with"]:
+        print("\nCPU ms/kickoff by thread (without -> with listener)")
+        for name in sorted(set(breakdown["with"]) | set(breakdown["without"])):
+            a, b = breakdown["without"].get(name, 0.0), breakdown["with"].get(name, 0.0)
+            if a or b:
+                print(f"  {name:28}{a:8.1f} ->{b:7.1f}")
 
 
 if __name__ == "__main__":
