@@ -265,6 +265,9 @@ class Translator:
 
     def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str) -> None:
         with self._lock:
+            for span_id in state.spans:  # left over when the run is abandoned
+                self._spans.pop(span_id, None)
+            state.spans.clear()
             dropped = [key for key, call in self._llm.items() if call.state is state]
             for key in dropped:
                 del self._llm[key]

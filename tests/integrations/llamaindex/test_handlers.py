@@ -163,6 +163,8 @@ def test_spans_runs_and_calls_are_bounded(handlers: tuple[Any, Any], received: A
             span_handler.new_span(id_=span_id, bound_args=None, instance=object(), parent_span_id=f"Agent.run-{r}")
             event_handler.handle(LLMChatStartEvent(span_id, messages=[], model_dict={}))
         assert len(translator._spans) <= 50 and len(translator._runs) <= 5 and len(translator._llm) <= 10
+        live = list(translator._runs.values())
+        assert all(any(span.state is state for state in live) for span in translator._spans.values())
     events = received()
     assert len(by_run(events)) == 20
     # The runs pushed out were finished, not left open.
