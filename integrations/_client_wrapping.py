@@ -15,7 +15,7 @@ import functools
 import inspect
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import capture_internal_errors, warn_once
@@ -200,7 +200,7 @@ def _resolve(client: Any, path: tuple[str, ...]) -> Any:
 def wrap_client(
     client: Any,
     source: str,
-    methods: list[tuple[tuple[str, ...], str, MethodFactory]],
+    methods: Sequence[tuple[tuple[str, ...], str, MethodFactory]],
     rewrap: Callable[[Any], Any],
     dunetrace: Dunetrace | None,
 ) -> Any:

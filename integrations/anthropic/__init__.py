@@ -23,7 +23,7 @@ twice is a no-op and :func:`unwrap_anthropic` restores it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
@@ -71,7 +71,7 @@ def wrap_anthropic(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("messages",), "stream", stream_method(endpoint)),
     ]
     rewrap = lambda new: wrap_anthropic(new, dunetrace)  # noqa: E731 - for client.with_options()
-    return wrap_client(client, SOURCE, methods, rewrap, dunetrace)  # type: ignore[no-any-return]
+    return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))
 
 
 def unwrap_anthropic(client: Any) -> bool:

@@ -32,7 +32,7 @@ _STREAMING = {"stream": True}
 def _request_key(manager: Any) -> str | None:
     for key in vars(manager):
         if key.endswith("__api_request"):
-            return key
+            return str(key)
     return None
 
 

@@ -23,7 +23,7 @@ is a no-op and :func:`unwrap_openai` restores it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
@@ -85,7 +85,7 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("responses",), "parse", reporting_method(responses)),
     ]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
-    return wrap_client(client, SOURCE, methods, rewrap, dunetrace)  # type: ignore[no-any-return]
+    return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))
 
 
 def unwrap_openai(client: Any) -> bool:

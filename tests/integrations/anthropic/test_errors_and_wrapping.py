@@ -36,7 +36,13 @@ def _events(ingest: IngestServer, dt: Dunetrace) -> list[dict[str, Any]]:
     ],
 )
 def test_error_is_raised_unchanged_and_signalled(
-    dt: Dunetrace, ingest: IngestServer, reply: Any, error_class: type, signal: str, status: int | None, kind: str | None
+    dt: Dunetrace,
+    ingest: IngestServer,
+    reply: Any,
+    error_class: type,
+    signal: str,
+    status: int | None,
+    kind: str | None,
 ) -> None:
     with pytest.raises(Exception) as plain:
         sync_client(FakeAnthropic().reply(reply)).messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
