@@ -137,6 +137,9 @@ class Store:
         # the syncs per second under load.
         self._judge_db = _connect(path)
         self._judge_db.execute("PRAGMA synchronous=NORMAL")
+        # The checkpoint interval is per connection: only the ingest one
+        # checkpoints, else every judgement would copy the whole WAL back.
+        self._judge_db.execute("PRAGMA wal_autocheckpoint=0")
 
     def close(self) -> None:
         with self._readers_lock:
