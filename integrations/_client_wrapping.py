@@ -93,6 +93,15 @@ def begin_call(run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> LlmCall 
         return None
 
 
+async def _awaited(call: LlmCall, awaitable: Any, kwargs: dict[str, Any]) -> Any:
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        call.failed(exc)
+        raise
+    return call.returned(result, kwargs, True)
+
+
 def reporting_method(endpoint: Endpoint) -> MethodFactory:
     """A factory for a wrapper of a request method (``create``): silent
     outside a run and while a framework integration reports the same call
@@ -133,6 +142,10 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
             except BaseException as exc:
                 call.failed(exc)
                 raise
+            if inspect.isawaitable(result):
+                # An async method behind a decorator that hid it (no
+                # __wrapped__): report when the caller awaits it.
+                return _awaited(call, result, kwargs)
             return call.returned(result, kwargs, False)
 
         return method

@@ -96,8 +96,9 @@ class Endpoint:
     """How to report one SDK method: where the model and prompt are in its
     arguments, how to read a response and a stream, which errors mean what.
 
-    ``errors`` is ``(timeout classes, rate-limit classes, status-error
-    classes)``, taken from the SDK when the client is wrapped.
+    ``errors`` is ``(timeout classes, rate-limit classes, other API error
+    classes)``, taken from the SDK and its HTTP library when the client is
+    wrapped.
     """
 
     __slots__ = ("name", "source", "model", "prompt", "read", "stream_reader", "errors")

@@ -154,3 +154,28 @@ async def test_async_raw_response(dt: Dunetrace, ingest: IngestServer) -> None:
     assert dt.flush(5)
     responded = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
     assert responded[0]["completion_tokens"] == 8 and responded[0]["finish_reason"] == "stop"
+
+
+async def test_async_method_behind_an_opaque_decorator_is_still_timed_on_await(
+    dt: Dunetrace, ingest: IngestServer
+) -> None:
+    """Another library may have wrapped ``create`` so that it no longer looks
+    like a coroutine function; the call is still reported when awaited."""
+    from .fakes import async_client
+
+    client = async_client(FakeOpenAI().reply(chat_completion("late")))
+    real_create = client.chat.completions.create
+
+    def opaque(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return real_create(*args, **kwargs)
+
+    client.chat.completions.create = opaque  # type: ignore[method-assign]
+    dt.wrap_openai(client)
+    async with dt.run("agent"):
+        result = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert result.choices[0].message.content == "late"
+    assert dt.flush(5)
+    responded = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
+    assert responded[0]["finish_reason"] == "stop" and responded[0]["completion_tokens"] == 8
+    assert unwrap_openai(client)
+    assert client.chat.completions.create is opaque  # the previous instance attribute is put back
