@@ -28,7 +28,6 @@ import time
 import uuid
 
 import httpx
-
 from dunetrace import Dunetrace
 
 

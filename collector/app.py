@@ -180,7 +180,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         return await _guard(work)
 
     async def health(request: Request) -> Response:
-        from .. import __version__
+        from dunetrace import __version__
 
         try:
             await to_thread.run_sync(collector.store.ping)

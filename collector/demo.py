@@ -73,7 +73,7 @@ def missing_requirements(extra: str | None) -> list[str]:
         requires = importlib.metadata.requires("dunetrace") or []
     except importlib.metadata.PackageNotFoundError:
         return []
-    marker = re.compile(r"""extra\s*==\s*["']%s["']""" % re.escape(extra))
+    marker = re.compile(r"""extra\s*==\s*["']""" + re.escape(extra) + """["']""")
     missing = []
     for requirement in requires:
         if ";" not in requirement or not marker.search(requirement.split(";", 1)[1]):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._version import __version__
+from dunetrace import __version__
 from .schema import EVENT_TYPES, MAX_INT
 from .settings import MAX_EVENTS_PER_BATCH
 

@@ -10,16 +10,17 @@ import time
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
-from .app import create_app
+from .app import Collector, create_app
 from .settings import Settings
 
 __all__ = ["BackgroundServer", "serve"]
 
 
-def _config(settings: Settings, host: str, port: int, log_level: str, **extra: Any) -> uvicorn.Config:
+def _config(app: Starlette, host: str, port: int, log_level: str, **extra: Any) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=log_level,
@@ -33,7 +34,7 @@ def _config(settings: Settings, host: str, port: int, log_level: str, **extra: A
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8001, log_level: str = "info") -> None:
     """Serve until interrupted."""
-    uvicorn.Server(_config(settings, host, port, log_level)).run()
+    uvicorn.Server(_config(create_app(settings), host, port, log_level)).run()
 
 
 class BackgroundServer:
@@ -48,9 +49,9 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = _config(settings, host, self.port, log_level)
-        self.app = config.app
-        self.collector = self.app.state.collector
+        self.app = create_app(settings)
+        self.collector: Collector = self.app.state.collector
+        config = _config(self.app, host, self.port, log_level)
         self._server = uvicorn.Server(config)
         # uvicorn (0.54) installs signal handlers only on the main thread, so
         # Ctrl-C stays with the program that started this one.

@@ -194,16 +194,13 @@ class Store:
                 run = runs[run_id] = [event["agent_id"], event["agent_version"], event.get("parent_run_id"),
                                       ts, ts, None, None, None, 0, 0]  # fmt: skip
             else:
-                if ts < run[3]:
-                    run[3] = ts
-                if ts > run[4]:
-                    run[4] = ts
+                run[3] = min(run[3], ts)
+                run[4] = max(run[4], ts)
                 if run[2] is None:
                     run[2] = event.get("parent_run_id")
             run[9] += 1
             step = event["step_index"]
-            if step > run[8]:
-                run[8] = step
+            run[8] = max(run[8], step)
             kind = event["event_type"]
             if kind in TERMINAL:
                 payload = event["payload"]

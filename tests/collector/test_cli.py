@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dunetrace import Dunetrace
 from dunetrace.cli import main
 from dunetrace.collector import demo
@@ -28,7 +27,7 @@ from .test_end_to_end import healthy_run, looping_run
 def run_cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dunetrace.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, check=False,
     )  # fmt: skip
 
 
@@ -156,11 +155,11 @@ def test_missing_collector_extra_is_a_clear_message() -> None:
         "assert main(['version']) == 0\n"
         "sys.exit(main(['serve']))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1, result.stderr
     assert "pip install 'dunetrace[collector]'" in result.stderr
     code = code.replace("['serve']", "['demo']")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1 and "pip install 'dunetrace[collector]'" in result.stderr
 
 
@@ -171,7 +170,7 @@ def test_the_cli_imports_no_collector_for_runs() -> None:
         "main(['runs', '--url', 'http://127.0.0.1:9'])\n"
         "print(sorted(m for m in sys.modules if m.startswith(('starlette', 'uvicorn', 'dunetrace.collector'))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from dunetrace import Dunetrace
 from dunetrace.collector.alerts import verify_signature
 from dunetrace.collector.server import BackgroundServer

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.examples import manual_agent
@@ -29,7 +28,7 @@ def dom(url: str, profile: Path) -> str:
     result = subprocess.run(
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          f"--user-data-dir={profile}", "--virtual-time-budget=4000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=90,
+        capture_output=True, text=True, timeout=90, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.store import Store
@@ -96,9 +95,8 @@ def test_a_silent_run_is_judged_after_the_timeout(start_collector: Callable[...,
 
 
 def test_an_errored_run(collector: BackgroundServer, sdk: Dunetrace) -> None:
-    with pytest.raises(KeyError):
-        with sdk.run("agent-a") as run:
-            raise KeyError("secret")
+    with pytest.raises(KeyError), sdk.run("agent-a") as run:
+        raise KeyError("secret")
     assert sdk.flush(5)
     detail = wait_until(lambda: (d := api(collector, f"/api/runs/{run.run_id}"))["run"]["status"] == "judged" and d)
     assert detail["run"]["end_type"] == "run.errored"

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.settings import Settings
 

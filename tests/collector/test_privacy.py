@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.hashing import Hasher
@@ -53,9 +52,8 @@ def test_no_content_in_the_database(collector: BackgroundServer) -> None:
         r = run.retrieval_called("docs", query=f"query {SENTINEL}")
         run.retrieval_responded("docs", 0, top_score=None, step=r)
         run.final_answer()
-    with pytest.raises(KeyError):
-        with dt.run("privacy-agent", user_input=SENTINEL):
-            raise KeyError(SENTINEL)
+    with pytest.raises(KeyError), dt.run("privacy-agent", user_input=SENTINEL):
+        raise KeyError(SENTINEL)
     agent(SENTINEL)
     dt.mark_deploy("privacy-agent", "v2", note="metadata only")
     assert dt.shutdown(5)
