@@ -291,9 +291,14 @@ class Translator:
 
     def _evict_span(self) -> None:
         # Called under the lock. A span that never exited (a dropped task)
-        # must not hold memory forever.
-        span_id = next(iter(self._spans))
-        span = self._spans.pop(span_id)
+        # must not hold memory forever. The oldest goes, unless it is a run's
+        # top span: without it the run could not end (runs have their own bound).
+        for span_id, span in self._spans.items():
+            if span.state.root != span_id:
+                break
+        else:
+            return
+        del self._spans[span_id]
         span.state.spans.discard(span_id)
         warn_once("llamaindex-span-bound", "dunetrace: over %d LlamaIndex spans open; the oldest are forgotten", self.max_spans)
 

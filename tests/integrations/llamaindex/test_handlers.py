@@ -155,14 +155,16 @@ def test_strict_mode_would_surface_a_bug(handlers: tuple[Any, Any]) -> None:
 def test_spans_runs_and_calls_are_bounded(handlers: tuple[Any, Any], received: Any) -> None:
     span_handler, event_handler = handlers
     translator = span_handler.translator
-    translator.max_spans, translator.max_runs, translator.max_calls = 50, 5, 10
+    # 5 runs of 11 spans fit under max_spans: what bounds the spans here is
+    # that an abandoned run takes its spans with it.
+    translator.max_spans, translator.max_runs, translator.max_calls = 60, 5, 10
     for r in range(20):  # runs whose spans never end (tasks cancelled without a drop)
         span_handler.new_span(id_=f"Agent.run-{r}", bound_args=None, instance=Agent(), parent_span_id=None)
         for s in range(10):
             span_id = f"LLM.achat-{r}-{s}"
             span_handler.new_span(id_=span_id, bound_args=None, instance=object(), parent_span_id=f"Agent.run-{r}")
             event_handler.handle(LLMChatStartEvent(span_id, messages=[], model_dict={}))
-        assert len(translator._spans) <= 50 and len(translator._runs) <= 5 and len(translator._llm) <= 10
+        assert len(translator._spans) <= 55 and len(translator._runs) <= 5 and len(translator._llm) <= 10
         live = list(translator._runs.values())
         assert all(any(span.state is state for state in live) for span in translator._spans.values())
     events = received()
@@ -183,3 +185,14 @@ def test_a_run_that_never_ends_is_finished_after_the_ttl(handlers: tuple[Any, An
     span_handler.new_span(id_="Agent.run-2", bound_args=None, instance=Agent(), parent_span_id=None)
     (first,) = [events for events in by_run(received()).values() if len(events) == 2]
     assert first[-1]["payload"]["exit_reason"] == "abandoned"
+
+
+def test_spans_that_never_end_are_bounded(handlers: tuple[Any, Any]) -> None:
+    span_handler, _ = handlers
+    translator = span_handler.translator
+    translator.max_spans = 50
+    span_handler.new_span(id_="Agent.run-1", bound_args=None, instance=Agent(), parent_span_id=None)
+    for s in range(500):
+        span_handler.new_span(id_=f"Step.x-{s}", bound_args=None, instance=object(), parent_span_id="Agent.run-1")
+        assert len(translator._spans) <= 50
+    assert "Step.x-499" in translator._spans and "Agent.run-1" in translator._spans  # the run's top span stays
