@@ -21,6 +21,12 @@ go to that run instead.
 
 Importing this module does not import LlamaIndex; the handler classes are
 built (and LlamaIndex imported) the first time they are used.
+
+Known limit (llama-index-core 0.14): a query engine built with
+``streaming=True`` calls its LLM only when the caller reads the stream, with
+nothing linking that call to the query. The query's run holds its retrieval;
+the LLM call is reported only inside a ``with dt.run(...)`` of the caller.
+Streamed chat engines and streamed agent steps are reported whole.
 """
 
 from __future__ import annotations
