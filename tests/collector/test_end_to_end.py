@@ -183,3 +183,21 @@ def test_runs_left_unjudged_by_a_restart_are_judged_at_start(start_collector: Ca
     server = start_collector(db_path=path)
     detail = wait_until(lambda: (d := api(server, "/api/runs/r-before-restart"))["run"]["status"] == "judged" and d)
     assert [s["detector"] for s in detail["signals"]] == ["TOOL_LOOP"]
+
+
+def test_detectors_yml_tunes_one_agent(start_collector: Callable[..., BackgroundServer], tmp_path: Any) -> None:
+    config = tmp_path / "detectors.yml"
+    config.write_text("default:\n  tool_loop:\n    threshold: 3\nagents:\n  pager:\n    tool_loop:\n      threshold: 5\n")
+    server = start_collector(detectors_path=str(config))
+    dt = Dunetrace(endpoint=server.url, flush_interval=0.05)
+    try:
+        paging = looping_run(dt, agent="pager", calls=4)  # 4 < 5: normal for this agent
+        looping = looping_run(dt, agent="agent-a", calls=4)
+        assert dt.flush(5)
+    finally:
+        dt.shutdown(5)
+    assert server.collector.judge.wait_idle(5)
+    store = server.collector.store
+    assert store.run(paging)["status"] == store.run(looping)["status"] == "judged"
+    assert [s["detector"] for s in store.signals(run_id=paging)[0]] == []
+    assert [s["detector"] for s in store.signals(run_id=looping)[0]] == ["TOOL_LOOP"]
