@@ -1,5 +1,6 @@
 """The thin part that touches CrewAI: a ``BaseEventListener`` on
-``crewai_event_bus`` that hands every event to an :class:`EventAssembler`.
+``crewai_event_bus`` whose handlers put events back in emission order
+(:class:`Sequencer`) and hand them to an :class:`EventAssembler`.
 
 CrewAI is imported only when :func:`instrument` runs; the listener class is
 built then, once, because it subclasses CrewAI's ``BaseEventListener``.
@@ -14,6 +15,7 @@ from dunetrace.log import capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
 from ._assembler import EventAssembler
+from ._sequencer import Sequencer
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
@@ -21,42 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["instrument", "installed", "uninstrument"]
 
 _INSTALL_HINT = "pip install 'dunetrace[crewai]'"
-
-#: Event types translated into run events (CrewAI dispatches by exact class,
-#: so each is subscribed by name).
-TRANSLATED = (
-    "CrewKickoffStartedEvent",
-    "CrewKickoffCompletedEvent",
-    "CrewKickoffFailedEvent",
-    "AgentExecutionStartedEvent",
-    "AgentExecutionCompletedEvent",
-    "AgentExecutionErrorEvent",
-    "TaskFailedEvent",
-    "LLMCallStartedEvent",
-    "LLMCallCompletedEvent",
-    "LLMCallFailedEvent",
-    "ToolUsageStartedEvent",
-    "ToolUsageFinishedEvent",
-    "ToolUsageErrorEvent",
-)
-
-#: Scopes that sit between a run and its LLM/tool events (CrewAI 1.15 runs
-#: the agent executor as a Flow, so LLM calls are children of
-#: ``flow_started``): subscribed only so those events find their run.
-SCOPES = (
-    "TaskStartedEvent",
-    "FlowStartedEvent",
-    "MethodExecutionStartedEvent",
-    "AgentReasoningStartedEvent",
-    "LLMGuardrailStartedEvent",
-    "MemoryRetrievalStartedEvent",
-    "MemorySaveStartedEvent",
-    "MemoryQueryStartedEvent",
-    "KnowledgeRetrievalStartedEvent",
-    "KnowledgeQueryStartedEvent",
-    "MCPToolExecutionStartedEvent",
-    "PlanStepStartedEvent",
-)
 
 _listener_class: type | None = None
 _class_lock = threading.Lock()
@@ -72,6 +38,25 @@ def _crewai_events() -> Any:
     return events
 
 
+def _event_classes(events: Any) -> list[type]:
+    """Every CrewAI event class: those ``crewai.events`` exports (importing
+    them loads their modules) and any other ``BaseEvent`` subclass loaded."""
+    from crewai.events.base_events import BaseEvent as base
+
+    found: dict[type, None] = {}
+    for name in getattr(events, "__all__", ()):
+        value = getattr(events, name, None)
+        if isinstance(value, type) and issubclass(value, base):
+            found[value] = None
+    stack = [base]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in found:
+                found[sub] = None
+            stack.append(sub)
+    return list(found)
+
+
 def _get_listener_class() -> type:
     """``DunetraceCrewAIListener``, created on first use so that importing
     this module does not import CrewAI."""
@@ -80,6 +65,7 @@ def _get_listener_class() -> type:
         if _listener_class is not None:
             return _listener_class
         events = _crewai_events()
+        from crewai.events import event_bus as event_bus_module
 
         class DunetraceCrewAIListener(events.BaseEventListener):  # type: ignore[misc, name-defined]
             """Subscribes to CrewAI's event bus and feeds a Dunetrace
@@ -88,26 +74,31 @@ def _get_listener_class() -> type:
 
             def __init__(self, assembler: EventAssembler) -> None:
                 self.assembler = assembler
+                self.sequencer = Sequencer(assembler.handle)
                 self.handlers: list[tuple[type, Any]] = []
                 super().__init__()  # calls setup_listeners(crewai_event_bus)
 
             def setup_listeners(self, crewai_event_bus: Any) -> None:
                 self.bus = crewai_event_bus
-                handle = self.assembler.handle
+                push, push_inline = self.sequencer.push, self.sequencer.push_inline
+                replaying = getattr(event_bus_module, "is_replaying", lambda: False)
 
-                # An async handler: CrewAI 1.15 runs async handlers on its one
-                # event-loop thread in emission order, where sync handlers go
-                # to a 10-thread pool and arrive out of order.
-                async def on_event(source: Any, event: Any) -> None:
-                    handle(event, source)
+                # Sync handlers, run on CrewAI's 10-thread pool (out of order;
+                # the sequencer restores the order). Every event class is
+                # subscribed, even those we do not translate: each one is a
+                # link in the previous_event_id chain the sequencer follows.
+                def on_event(source: Any, event: Any) -> None:
+                    if not replaying():
+                        push(event, source)
 
-                for name in TRANSLATED + SCOPES:
-                    event_type = getattr(events, name, None)
-                    if event_type is None:  # renamed in some CrewAI version
-                        warn_once(f"crewai-missing:{name}", "dunetrace: crewai.events has no %s; not subscribed", name)
-                        continue
-                    crewai_event_bus.on(event_type)(on_event)
-                    self.handlers.append((event_type, on_event))
+                # Stream chunks are dispatched inline on the agent's thread.
+                def on_chunk(source: Any, event: Any) -> None:
+                    push_inline(event, source)
+
+                for event_type in _event_classes(events):
+                    handler = on_chunk if event_type.__name__ == "LLMStreamChunkEvent" else on_event
+                    crewai_event_bus.on(event_type)(handler)
+                    self.handlers.append((event_type, handler))
 
             def off(self) -> None:
                 for event_type, handler in self.handlers:
@@ -180,6 +171,7 @@ def uninstrument(dt: Dunetrace | None = None) -> None:
     for installation in removed:
         with capture_internal_errors("crewai.uninstrument"):
             installation.listener.off()
+            installation.listener.sequencer.close()
             installation.assembler.close()
             if installation.client.plugins.is_registered(installation):
                 installation.client.plugins.unregister(installation)

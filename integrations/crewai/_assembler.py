@@ -11,16 +11,14 @@ event to the nearest scope we already placed. An agent that runs inside a
 tool of another agent (hierarchical delegation) is a child of that agent's
 run; a crew kicked off inside a tool is a child of the agent that called it.
 
-Order: events must be fed in CrewAI's emission order per emitting thread.
-The adapter gets that by subscribing *async* handlers, which CrewAI 1.15 runs
-one after another on its single event-loop thread, in the order they were
-emitted (its sync handlers run on a 10-thread pool, out of order). The
-assembler also checks ``emission_sequence`` per crew and counts regressions
-(``out_of_order``) rather than trusting it blindly. Whatever the order, a
-run's terminal event is always its last: calls still open when their run
-ends are closed first (a tool as failed, an LLM call with
-``finish_reason="error"``), and events that arrive for a finished run are
-counted and dropped.
+Order: events must be fed in CrewAI's emission order; the adapter puts
+them in that order with a :class:`~._sequencer.Sequencer` (CrewAI's sync
+handlers run on a thread pool and see events out of order). The assembler
+still checks ``emission_sequence`` per crew and counts regressions
+(``out_of_order``). Whatever the order, a run's terminal event is always its
+last: calls still open when their run ends are closed first (a tool as
+failed, an LLM call with ``finish_reason="error"``), and events that arrive
+for a finished run are counted and dropped.
 """
 
 from __future__ import annotations

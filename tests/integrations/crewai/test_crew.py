@@ -8,6 +8,7 @@ from collections import Counter
 from crewai.events import crewai_event_bus
 
 from dunetrace import Dunetrace
+from dunetrace.integrations.crewai import instrument
 from tests.ingest_server import IngestServer
 
 from .crews import broken, final, react, search, two_agent_crew
@@ -90,9 +91,9 @@ def test_tool_that_raises_is_a_failed_call(crew_dt: Dunetrace, ingest: IngestSer
 
 
 def test_order_holds_when_crewais_thread_pool_is_busy(crew_dt: Dunetrace, ingest: IngestServer) -> None:
-    """Sync handlers of other listeners (here: slow ones) share CrewAI's
-    10-thread pool and finish out of order; ours are async handlers, run in
-    emission order on the bus's event loop, so steps still follow CrewAI."""
+    """Slow handlers of another listener keep CrewAI's 10-thread pool busy,
+    so our handlers see events out of order; the sequencer restores CrewAI's
+    emission order, without waiting out a gap (nothing was missing)."""
     import random
     import time
 
@@ -118,6 +119,7 @@ def test_order_holds_when_crewais_thread_pool_is_busy(crew_dt: Dunetrace, ingest
                      ("tool.called", 2 * i + 2, "search"), ("tool.responded", 2 * i + 2, "search")]  # fmt: skip
     expected += [("llm.called", 13, None), ("llm.responded", 13, "stop"), ("run.completed", 13, "final_answer")]
     assert shape(researcher) == expected
+    assert instrument(crew_dt, agent_id="crew").sequencer.forced == 0
 
 
 def test_cached_tool_result_is_flagged(crew_dt: Dunetrace, ingest: IngestServer) -> None:

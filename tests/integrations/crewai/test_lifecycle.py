@@ -24,8 +24,8 @@ def _loop_crew():  # type: ignore[no-untyped-def]
 
 
 def _registered(handlers: list) -> list[bool]:
-    # CrewAI's bus keeps async handlers per event class (1.15: _async_handlers).
-    return [handler in crewai_event_bus._async_handlers.get(event_type, ()) for event_type, handler in handlers]
+    # CrewAI's bus keeps sync handlers per event class (1.15: _sync_handlers).
+    return [handler in crewai_event_bus._sync_handlers.get(event_type, ()) for event_type, handler in handlers]
 
 
 def test_instrument_twice_counts_once(crew_dt: Dunetrace, ingest: IngestServer) -> None:
@@ -42,7 +42,7 @@ def test_instrument_twice_counts_once(crew_dt: Dunetrace, ingest: IngestServer) 
 def test_uninstrument_unregisters_every_handler(dt: Dunetrace, ingest: IngestServer) -> None:
     listener = instrument(dt, agent_id="crew")
     handlers = list(listener.handlers)
-    assert len(handlers) >= 13 and all(_registered(handlers))
+    assert len(handlers) >= 100 and all(_registered(handlers))
     uninstrument(dt)
     assert not installed(dt)
     assert not any(_registered(handlers))
