@@ -46,7 +46,13 @@ def _extra_of(module: str) -> str | None:
     with open(spec.origin, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "EXTRA" for t in node.targets):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):  # EXTRA: str | None = "..."
+            targets = [node.target]
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "EXTRA" for t in targets):
             value = node.value
             if isinstance(value, ast.Constant) and (value.value is None or isinstance(value.value, str)):
                 return value.value or None
