@@ -9,6 +9,7 @@ loop keeps answering while a batch is written.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import sqlite3
 import time
@@ -120,7 +121,8 @@ def _authorized(settings: Settings, body_key: str, request: Request) -> bool:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             key = header[7:].strip()
-    return key in settings.api_keys
+    # Compared in constant time, so the answer's timing tells nothing of a key.
+    return any(hmac.compare_digest(key.encode(), known.encode()) for known in settings.api_keys)
 
 
 def create_app(settings: Settings | None = None, collector: Collector | None = None) -> Starlette:
