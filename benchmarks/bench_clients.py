@@ -11,20 +11,21 @@ against). Each workload runs with:
 * ``wrapped, in run`` the wrapped client inside a run: llm.called and
   llm.responded per call, shipped over HTTP to a sink in another process
 
-The three are interleaved round by round (order alternating), so drift in
-machine load hits all alike. The table gives, per call, the median wall
+The configurations alternate call by call (order reversed every round), so
+drift in machine load hits all alike. The table gives, per call, the median wall
 time and the median CPU time of the calling thread (the agent's thread:
 steadier than wall time on a busy machine, and it leaves out the drain
 thread that sends events in the background), each with its ratio to
 ``unwrapped``. Streams are 20 content chunks plus the usage chunk, read to
 the end.
 
-    python benchmarks/bench_clients.py [--rounds 7] [--calls 80]
+    python benchmarks/bench_clients.py [--rounds 600]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import statistics
 import time
@@ -37,7 +38,7 @@ import httpx2
 import openai
 from _sink_process import Sink
 
-from dunetrace import Dunetrace
+from dunetrace import Dunetrace, get_current_run
 from dunetrace.integrations.anthropic import wrap_anthropic
 from dunetrace.integrations.openai import wrap_openai
 
@@ -140,8 +141,7 @@ def _workloads() -> dict[str, tuple[Any, Any, Callable[[Any], Any]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=80, help="calls per timed batch")
+    parser.add_argument("--rounds", type=int, default=600, help="calls per workload and configuration")
     args = parser.parse_args()
 
     sink = Sink().start()
@@ -151,34 +151,42 @@ def main() -> None:
         (wrap_openai if isinstance(wrapped, openai.OpenAI) else wrap_anthropic)(wrapped, dt)
 
     quiet = Dunetrace(export="none")
-
-    def batch(client: Any, call: Callable[[Any], Any], in_run: Dunetrace | None) -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.thread_time()
-        if in_run is not None:
-            with in_run.run("bench-agent"):
-                for _ in range(args.calls):
-                    call(client)
-        else:
-            for _ in range(args.calls):
-                call(client)
-        return (time.perf_counter() - start) / args.calls * 1e6, (time.thread_time() - cpu) / args.calls * 1e6
-
     configs = ("unwrapped", "wrapped, no run", "wrapped, run, no export", "wrapped, in run")
+
+    def in_run(client: Dunetrace | None) -> contextvars.Context:
+        """A context whose current run stays open across the samples, so the
+        configurations can alternate call by call."""
+        context = contextvars.copy_context()
+        if client is not None:
+            context.run(client.run("bench-agent").__enter__)
+        return context
+
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for name, (plain, wrapped, call) in workloads.items():
-        runs = {
-            "unwrapped": lambda: batch(plain, call, dt),
-            "wrapped, no run": lambda: batch(wrapped, call, None),
-            "wrapped, run, no export": lambda: batch(wrapped, call, quiet),
-            "wrapped, in run": lambda: batch(wrapped, call, dt),
+        setups = {
+            "unwrapped": (plain, in_run(dt)),
+            "wrapped, no run": (wrapped, in_run(None)),
+            "wrapped, run, no export": (wrapped, in_run(quiet)),
+            "wrapped, in run": (wrapped, in_run(dt)),
         }
-        for run in runs.values():  # warm up imports and caches
-            run()
+
+        def sample(client: Any, context: contextvars.Context) -> tuple[float, float]:
+            start, cpu = time.perf_counter(), time.thread_time()
+            context.run(call, client)
+            return (time.perf_counter() - start) * 1e6, (time.thread_time() - cpu) * 1e6
+
+        for client, context in setups.values():  # warm up imports and caches
+            for _ in range(20):
+                sample(client, context)
         times: dict[str, list[tuple[float, float]]] = {config: [] for config in configs}
         for round_no in range(args.rounds):
             order = list(configs) if round_no % 2 == 0 else list(reversed(configs))
             for config in order:
-                times[config].append(runs[config]())
+                times[config].append(sample(*setups[config]))
+        for _, context in setups.values():
+            run = context.run(get_current_run)
+            if run is not None:
+                context.run(run.__exit__, None, None, None)
         results[name] = times
     dt.flush(10)
     stats = dt.stats()
@@ -187,7 +195,7 @@ def main() -> None:
     delivered = sink.count()
     sink.stop()
 
-    print(f"per-call cost, MockTransport, {args.rounds} rounds x {args.calls} calls; medians in us per call")
+    print(f"per-call cost on a MockTransport: median of {args.rounds} calls per row, in microseconds")
     print(f"{'workload':20}{'config':24}{'wall us':>10}{'ratio':>7}{'cpu us':>10}{'ratio':>7}{'+cpu us':>9}")
     for name, times in results.items():
         wall0 = statistics.median(t[0] for t in times["unwrapped"])
