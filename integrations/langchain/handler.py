@@ -12,6 +12,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 
 from dunetrace import Dunetrace
+from dunetrace.hashing import canonical_json
 from dunetrace.log import capture_internal_errors
 
 from .translator import Translator
@@ -198,19 +199,18 @@ def read_llm_result(response: Any) -> dict[str, Any]:
     finish = _finish_reason(generation, message)
     text = _text(getattr(message, "content", None)) if message is not None else getattr(generation, "text", None)
     tool_calls = getattr(message, "tool_calls", None) or None
-    output: Any = text if isinstance(text, str) else ""
-    length = len(output)
+    output = text if isinstance(text, str) else ""
     if tool_calls:
-        # A reply made only of tool calls is not empty: count them as output.
+        # A reply made only of tool calls is not empty: the calls count as
+        # output. One string, so it is encoded once (hash and length).
         calls = [[c.get("name"), c.get("args")] if isinstance(c, _DICT) else repr(c) for c in tool_calls]
-        output = [output, calls]
-        length = None
+        output = f"{output}\n{canonical_json(calls)}" if output else canonical_json(calls)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "finish_reason": finish,
         "output": output if generation is not None else None,
-        "output_length": length if generation is not None else None,
+        "output_length": len(output) if generation is not None else None,
         "final": not tool_calls and finish not in ("tool_calls", "tool_use", "function_call"),
     }
 

@@ -143,13 +143,17 @@ class Translator:
         except TypeError:  # an unhashable parent id: treated as unknown
             parent = None
         if parent is not None and not (parent.kind == TOOL and kind == CHAIN):
-            node = _Node(kind, parent.root, parent.run)
-            with self._lock:
-                if parent.root.closed:  # the root ended under us (a late event)
-                    return None
-                self._nodes[run_id] = node
-                parent.root.nodes.add(run_id)
             root = parent.root
+            node = _Node(kind, root, parent.run)
+            # No lock: dict and set updates are atomic. A root closing at the
+            # same moment sets ``closed`` before it clears its nodes, so one
+            # of the two sides removes this node.
+            self._nodes[run_id] = node
+            root.nodes.add(run_id)
+            if root.closed:  # the root ended under us (a late event)
+                self._nodes.pop(run_id, None)
+                root.nodes.discard(run_id)
+                return None
             if root.asynchronous and root.owned and _current.get() is not root.run:
                 self._make_current(root)
             return node
