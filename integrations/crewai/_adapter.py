@@ -85,15 +85,18 @@ def _get_listener_class() -> type:
 
                 # Sync handlers, run on CrewAI's 10-thread pool (out of order;
                 # the sequencer restores the order). Every event class is
-                # subscribed, even those we do not translate: each one is a
-                # link in the previous_event_id chain the sequencer follows.
+                # subscribed, even those we do not translate, so that every
+                # emission_sequence number arrives and none is waited for.
                 def on_event(source: Any, event: Any) -> None:
-                    if not replaying():
-                        push(event, source)
+                    with capture_internal_errors("crewai.on_event"):
+                        if not replaying():  # a checkpoint replay, not a run
+                            push(event, source)
 
-                # Stream chunks are dispatched inline on the agent's thread.
+                # CrewAI 1.15 dispatches stream chunks inline, on the agent's
+                # thread: queued without a lock.
                 def on_chunk(source: Any, event: Any) -> None:
-                    push_inline(event, source)
+                    with capture_internal_errors("crewai.on_chunk"):
+                        push_inline(event, source)
 
                 for event_type in _event_classes(events):
                     handler = on_chunk if event_type.__name__ == "LLMStreamChunkEvent" else on_event
