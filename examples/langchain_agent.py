@@ -60,17 +60,25 @@ def build_agent(polls: int = POLLS) -> Any:
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self.bind(tools=[getattr(t, "name", t) for t in tools], **kwargs)
 
-        def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                      **kwargs: Any) -> ChatResult:
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
             asked = sum(isinstance(m, ToolMessage) for m in messages)
             usage = {"input_tokens": 120 + 40 * asked, "output_tokens": 18, "total_tokens": 138 + 40 * asked}
             if asked < self.polls:
                 call = {"name": "check_order_status", "args": {"order_id": "A-1042"}, "id": f"call_{asked}"}
-                reply = AIMessage(content="", tool_calls=[call], usage_metadata=usage,
-                                  response_metadata={"finish_reason": "tool_calls"})
+                reply = AIMessage(
+                    content="",
+                    tool_calls=[call],
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "tool_calls"},
+                )
             else:
-                reply = AIMessage(content="Your order A-1042 is still being processed at the warehouse.",
-                                  usage_metadata=usage, response_metadata={"finish_reason": "stop"})
+                reply = AIMessage(
+                    content="Your order A-1042 is still being processed at the warehouse.",
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "stop"},
+                )
             generation = ChatGeneration(message=reply, generation_info=dict(reply.response_metadata))
             return ChatResult(generations=[generation])
 

@@ -53,6 +53,22 @@ class _Guard:
 def _guard(callback: str) -> _Guard:
     return _Guard(f"langchain.{callback}")
 
+
+# One guard per callback, made once (they hold no state).
+_G_ON_CHAIN_END = _guard("on_chain_end")
+_G_ON_CHAIN_ERROR = _guard("on_chain_error")
+_G_ON_CHAIN_START = _guard("on_chain_start")
+_G_ON_CHAT_MODEL_START = _guard("on_chat_model_start")
+_G_ON_LLM_END = _guard("on_llm_end")
+_G_ON_LLM_ERROR = _guard("on_llm_error")
+_G_ON_LLM_START = _guard("on_llm_start")
+_G_ON_RETRIEVER_END = _guard("on_retriever_end")
+_G_ON_RETRIEVER_ERROR = _guard("on_retriever_error")
+_G_ON_RETRIEVER_START = _guard("on_retriever_start")
+_G_ON_TOOL_END = _guard("on_tool_end")
+_G_ON_TOOL_ERROR = _guard("on_tool_error")
+_G_ON_TOOL_START = _guard("on_tool_start")
+
 _INPUT_KEYS = ("input", "question", "query", "user_input", "prompt")
 _SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
 
@@ -230,21 +246,6 @@ def _documents(documents: Any) -> tuple[int | None, float | None]:
     return len(documents), top
 
 
-_G_ON_CHAIN_END = _guard("on_chain_end")
-_G_ON_CHAIN_ERROR = _guard("on_chain_error")
-_G_ON_CHAIN_START = _guard("on_chain_start")
-_G_ON_CHAT_MODEL_START = _guard("on_chat_model_start")
-_G_ON_LLM_END = _guard("on_llm_end")
-_G_ON_LLM_ERROR = _guard("on_llm_error")
-_G_ON_LLM_START = _guard("on_llm_start")
-_G_ON_RETRIEVER_END = _guard("on_retriever_end")
-_G_ON_RETRIEVER_ERROR = _guard("on_retriever_error")
-_G_ON_RETRIEVER_START = _guard("on_retriever_start")
-_G_ON_TOOL_END = _guard("on_tool_end")
-_G_ON_TOOL_ERROR = _guard("on_tool_error")
-_G_ON_TOOL_START = _guard("on_tool_start")
-
-
 def _from_coroutine() -> bool:
     """Whether LangChain's async dispatch is calling the handler (inline,
     as ``run_inline`` asks) rather than its sync ``handle_event``."""
@@ -294,8 +295,15 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     # -- chains -------------------------------------------------------------------
 
-    def on_chain_start(self, serialized: Any = None, inputs: Any = None, *, run_id: Any = None,
-                       parent_run_id: Any = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: Any = None,
+        inputs: Any = None,
+        *,
+        run_id: Any = None,
+        parent_run_id: Any = None,
+        **kwargs: Any,
+    ) -> None:
         with _G_ON_CHAIN_START:
             self.translator.chain_start(
                 run_id, parent_run_id, _name(serialized, kwargs, "chain"), inputs, _from_coroutine()
@@ -311,24 +319,59 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     # -- models -------------------------------------------------------------------
 
-    def on_chat_model_start(self, serialized: Any = None, messages: Any = None, *, run_id: Any = None,
-                            parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
-                            **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: Any = None,
+        messages: Any = None,
+        *,
+        run_id: Any = None,
+        parent_run_id: Any = None,
+        metadata: Any = None,
+        invocation_params: Any = None,
+        **kwargs: Any,
+    ) -> None:
         with _G_ON_CHAT_MODEL_START:
-            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs,
-                            _system_prompt(messages), messages[0] if isinstance(messages, list) and messages else None,
-                            _from_coroutine())
+            self._llm_start(
+                serialized,
+                run_id,
+                parent_run_id,
+                metadata,
+                invocation_params,
+                kwargs,
+                _system_prompt(messages),
+                messages[0] if isinstance(messages, list) and messages else None,
+                _from_coroutine(),
+            )
 
-    def on_llm_start(self, serialized: Any = None, prompts: Any = None, *, run_id: Any = None,
-                     parent_run_id: Any = None, metadata: Any = None, invocation_params: Any = None,
-                     **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: Any = None,
+        prompts: Any = None,
+        *,
+        run_id: Any = None,
+        parent_run_id: Any = None,
+        metadata: Any = None,
+        invocation_params: Any = None,
+        **kwargs: Any,
+    ) -> None:
         with _G_ON_LLM_START:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
-            self._llm_start(serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt,
-                            _from_coroutine())
+            self._llm_start(
+                serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt, _from_coroutine()
+            )
 
-    def _llm_start(self, serialized: Any, run_id: Any, parent_run_id: Any, metadata: Any, params: Any,
-                   kwargs: dict[str, Any], system_prompt: Any, prompt: Any, asynchronous: bool) -> None:
+    def _llm_start(
+        self,
+        serialized: Any,
+        run_id: Any,
+        parent_run_id: Any,
+        metadata: Any,
+        params: Any,
+        kwargs: dict[str, Any],
+        system_prompt: Any,
+        prompt: Any,
+        asynchronous: bool,
+    ) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
         self.translator.llm_start(
@@ -345,8 +388,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     # -- tools --------------------------------------------------------------------
 
-    def on_tool_start(self, serialized: Any = None, input_str: Any = None, *, run_id: Any = None,
-                      parent_run_id: Any = None, inputs: Any = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: Any = None,
+        input_str: Any = None,
+        *,
+        run_id: Any = None,
+        parent_run_id: Any = None,
+        inputs: Any = None,
+        **kwargs: Any,
+    ) -> None:
         with _G_ON_TOOL_START:
             # ``inputs`` is the structured args dict; input_str its repr.
             args = inputs if inputs is not None else input_str
@@ -369,8 +420,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     # -- retrievers ---------------------------------------------------------------
 
-    def on_retriever_start(self, serialized: Any = None, query: Any = None, *, run_id: Any = None,
-                           parent_run_id: Any = None, **kwargs: Any) -> None:
+    def on_retriever_start(
+        self, serialized: Any = None, query: Any = None, *, run_id: Any = None, parent_run_id: Any = None, **kwargs: Any
+    ) -> None:
         with _G_ON_RETRIEVER_START:
             self.translator.retriever_start(
                 run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query, _from_coroutine()

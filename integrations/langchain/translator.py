@@ -132,8 +132,9 @@ class Translator:
             return None
         return run_id
 
-    def _enter(self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any,
-               asynchronous: bool) -> _Node | None:
+    def _enter(
+        self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any, asynchronous: bool
+    ) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
         root. None for a call that starts after its root ended."""
         if parent_id.__class__ is UUID:
@@ -159,8 +160,9 @@ class Translator:
             return node
         return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
 
-    def _open_root(self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any,
-                   asynchronous: bool) -> _Node:
+    def _open_root(
+        self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any, asynchronous: bool
+    ) -> _Node:
         current = get_current_run()
         if parent is not None or current is None or current.finished or current in _ours:
             user_input = self.read_input(user_input)
@@ -288,8 +290,9 @@ class Translator:
         else:
             self._close(node.root, error, None)
 
-    def _ensure_started(self, node: _Node, model: str | None = None, tools: list[str] | None = None,
-                        system_prompt: Any = None) -> None:
+    def _ensure_started(
+        self, node: _Node, model: str | None = None, tools: list[str] | None = None, system_prompt: Any = None
+    ) -> None:
         """Emit ``run.started`` late, once the first model call tells what
         the agent is (LangGraph passes ``serialized=None`` to chains, so the
         root call does not say)."""
@@ -335,8 +338,17 @@ class Translator:
 
     # -- models -----------------------------------------------------------------
 
-    def llm_start(self, run_id: Any, parent_id: Any, name: str, model: str | None, tools: list[str] | None,
-                  system_prompt: Any, user_input: Any, asynchronous: bool = False) -> None:
+    def llm_start(
+        self,
+        run_id: Any,
+        parent_id: Any,
+        name: str,
+        model: str | None,
+        tools: list[str] | None,
+        system_prompt: Any,
+        user_input: Any,
+        asynchronous: bool = False,
+    ) -> None:
         key = self._key(run_id, "on_llm_start")
         if key is None:
             return
@@ -352,9 +364,18 @@ class Translator:
         node.step = run.llm_called(model)
         node.started_at = _clock()
 
-    def llm_end(self, run_id: Any, *, completion_tokens: Any = None, prompt_tokens: Any = None,
-                finish_reason: str | None = None, output: Any = None, output_length: int | None = None,
-                final: bool = True, error: BaseException | None = None) -> None:
+    def llm_end(
+        self,
+        run_id: Any,
+        *,
+        completion_tokens: Any = None,
+        prompt_tokens: Any = None,
+        finish_reason: str | None = None,
+        output: Any = None,
+        output_length: int | None = None,
+        final: bool = True,
+        error: BaseException | None = None,
+    ) -> None:
         key = self._key(run_id, "on_llm_end")
         if key is None:
             return
@@ -430,8 +451,14 @@ class Translator:
         node.step = node.run.retrieval_called(name, query)
         node.started_at = _clock()
 
-    def retriever_end(self, run_id: Any, *, result_count: int | None = None, top_score: float | None = None,
-                      error: BaseException | None = None) -> None:
+    def retriever_end(
+        self,
+        run_id: Any,
+        *,
+        result_count: int | None = None,
+        top_score: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
         key = self._key(run_id, "on_retriever_end")
         if key is None:
             return

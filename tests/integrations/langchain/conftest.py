@@ -66,9 +66,9 @@ def shape(events: list[dict[str, Any]]) -> list[tuple[str, int, Any]]:
 def delivered(dt: Dunetrace, ingest: Any, runs: int = 1) -> list[dict[str, Any]]:
     """Flush, then the events once ``runs`` runs have ended."""
     dt.flush()
-    assert ingest.wait_for(
-        lambda evs: sum(e["event_type"] in ("run.completed", "run.errored") for e in evs) >= runs
-    ), "runs did not end"
+    assert ingest.wait_for(lambda evs: sum(e["event_type"] in ("run.completed", "run.errored") for e in evs) >= runs), (
+        "runs did not end"
+    )
     dt.flush()
     return ingest.events
 

@@ -118,17 +118,20 @@ def calculator(expression: str) -> str:
     return "42"
 
 
-def agent(script: list[Any], tools: list[Any] | None = None, *, system_prompt: str = "You are helpful.",
-          **model: Any) -> Any:
+def agent(
+    script: list[Any], tools: list[Any] | None = None, *, system_prompt: str = "You are helpful.", **model: Any
+) -> Any:
     """A ``langchain.agents.create_agent`` agent on a scripted model."""
     from langchain.agents import create_agent
 
-    return create_agent(ScriptedChatModel(script=script, **model), tools or [search, calculator],
-                        system_prompt=system_prompt)
+    return create_agent(
+        ScriptedChatModel(script=script, **model), tools or [search, calculator], system_prompt=system_prompt
+    )
 
 
-def state_graph(script: list[Any], tools: list[Any] | None = None, *, handle_tool_errors: Any = None,
-                **model: Any) -> Any:
+def state_graph(
+    script: list[Any], tools: list[Any] | None = None, *, handle_tool_errors: Any = None, **model: Any
+) -> Any:
     """The same loop built by hand: a LangGraph ``StateGraph`` with a model
     node, a ``ToolNode`` and ``tools_condition``."""
     from langgraph.graph import END, START, MessagesState, StateGraph

@@ -404,9 +404,7 @@ def test_parallel_model_calls_pair_by_their_own_ids(
     assert responded["slow-model"]["output_length"] == len("slow reply")
 
 
-def test_a_completion_llm_with_llm_output_tokens(
-    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
-) -> None:
+def test_a_completion_llm_with_llm_output_tokens(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
     from langchain_core.language_models.llms import BaseLLM
     from langchain_core.outputs import Generation, LLMResult
 

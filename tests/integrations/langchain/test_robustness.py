@@ -46,8 +46,13 @@ def test_unknown_message_types_and_content_blocks(
 
     class Blocks(ScriptedChatModel):
         def _generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-            message = AIMessage(content=[{"type": "text", "text": "two "}, {"type": "text", "text": "blocks"},
-                                         {"type": "image", "url": "x"}])
+            message = AIMessage(
+                content=[
+                    {"type": "text", "text": "two "},
+                    {"type": "text", "text": "blocks"},
+                    {"type": "image", "url": "x"},
+                ]
+            )
             return type(super()._generate(messages, *args, **kwargs))(generations=[ChatGeneration(message=message)])
 
     messages = [ChatMessage(role="oracle", content="??"), Wizard(content="abracadabra"), HumanMessage("hi")]
@@ -72,14 +77,23 @@ GARBAGE: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("on_chain_start", (None, None), {"run_id": None}),
     ("on_chain_start", (42, object()), {"run_id": "not-a-uuid", "parent_run_id": ["unhashable"]}),
     ("on_chain_start", ({"name": 3, "id": "x"}, {"messages": "oops"}), {"run_id": RUN_ID, "name": None}),
-    ("on_chat_model_start", (None, "not messages"), {"run_id": uuid.uuid4(), "invocation_params": "x",
-                                                     "metadata": ["x"]}),
-    ("on_chat_model_start", ({"kwargs": None}, [[1, None, ("system",)]]), {"run_id": uuid.uuid4(),
-                                                                            "invocation_params": {"tools": [1, {}]}}),
+    (
+        "on_chat_model_start",
+        (None, "not messages"),
+        {"run_id": uuid.uuid4(), "invocation_params": "x", "metadata": ["x"]},
+    ),
+    (
+        "on_chat_model_start",
+        ({"kwargs": None}, [[1, None, ("system",)]]),
+        {"run_id": uuid.uuid4(), "invocation_params": {"tools": [1, {}]}},
+    ),
     ("on_llm_start", (None, None), {"run_id": uuid.uuid4(), "parent_run_id": RUN_ID}),
     ("on_llm_end", (object(),), {"run_id": uuid.uuid4()}),
-    ("on_llm_end", (LLMResult(generations=[[Generation(text="x")]], llm_output={"token_usage": "many"}),),
-     {"run_id": uuid.uuid4()}),
+    (
+        "on_llm_end",
+        (LLMResult(generations=[[Generation(text="x")]], llm_output={"token_usage": "many"}),),
+        {"run_id": uuid.uuid4()},
+    ),
     ("on_llm_end", (LLMResult(generations=[]),), {"run_id": RUN_ID}),
     ("on_llm_error", ("not an exception",), {"run_id": uuid.uuid4()}),
     ("on_tool_start", (None, None), {"run_id": uuid.uuid4(), "parent_run_id": uuid.uuid4(), "inputs": object()}),
@@ -141,8 +155,9 @@ def _one_run(handler: DunetraceCallbackHandler) -> None:
     root, node, llm, tool = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     handler.on_chain_start(None, {"messages": _HI}, run_id=root, name="LangGraph")
     handler.on_chain_start(None, {}, run_id=node, parent_run_id=root, name="model")
-    handler.on_chat_model_start({"name": "M"}, [_HI], run_id=llm, parent_run_id=node,
-                                invocation_params={"model": "m", "tools": ["search"]})
+    handler.on_chat_model_start(
+        {"name": "M"}, [_HI], run_id=llm, parent_run_id=node, invocation_params={"model": "m", "tools": ["search"]}
+    )
     handler.on_llm_end(_REPLY, run_id=llm, parent_run_id=node)
     handler.on_chain_end({}, run_id=node, parent_run_id=root)
     handler.on_tool_start({"name": "search"}, "{'q': 1}", run_id=tool, parent_run_id=root, inputs={"q": 1})
