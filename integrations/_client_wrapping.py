@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -27,7 +28,15 @@ from ._llm_calls import Endpoint, LlmCall, internal_error
 if TYPE_CHECKING:
     from dunetrace import Dunetrace, Run
 
-__all__ = ["Wrapping", "begin_call", "is_wrapped", "reporting_method", "unwrap_client", "wrap_client"]
+__all__ = [
+    "Wrapping",
+    "begin_call",
+    "is_wrapped",
+    "reporting_method",
+    "retry_method",
+    "unwrap_client",
+    "wrap_client",
+]
 
 _STATE = "_dunetrace_wrapping"
 
@@ -153,6 +162,51 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
     return make
 
 
+def retry_method(endpoint: Endpoint) -> MethodFactory:
+    """A wrapper of the SDK client's ``_sleep_for_retry``, which the
+    Stainless-generated SDKs (openai 1.x/2.x, anthropic) call before each
+    retry of a failed request: inside the failed attempt's ``except`` block,
+    with the failed response when there was one. The retried 429 or 5xx is
+    otherwise invisible: the caller only sees the last attempt. Reported as
+    an ``external.signal`` with ``retrying=True`` (a framework integration
+    reporting the same LLM call does not see retries, so this is not
+    counted twice)."""
+
+    def make(original: Callable[..., Any], wrapping: Wrapping) -> Callable[..., Any]:
+        def signal(kwargs: dict[str, Any]) -> None:
+            run = get_current_run()
+            if run is None or not wrapping.active:
+                return
+            try:
+                found = endpoint.retry_signal(kwargs.get("response"), sys.exc_info()[1])
+                if found is not None:
+                    name, meta = found
+                    attempt = kwargs.get("retries_taken")
+                    if isinstance(attempt, int):
+                        meta["attempt"] = attempt + 1
+                    run.external_signal(name, source=endpoint.source, retrying=True, **meta)
+            except Exception as exc:
+                internal_error(f"{endpoint.source}.retry", exc)
+
+        if inspect.iscoroutinefunction(inspect.unwrap(original)):
+
+            @functools.wraps(original)
+            async def async_sleep(*args: Any, **kwargs: Any) -> Any:
+                signal(kwargs)
+                return await original(*args, **kwargs)
+
+            return async_sleep
+
+        @functools.wraps(original)
+        def sleep(*args: Any, **kwargs: Any) -> Any:
+            signal(kwargs)
+            return original(*args, **kwargs)
+
+        return sleep
+
+    return make
+
+
 def _copying_method(rewrap: Callable[[Any], Any]) -> MethodFactory:
     """``client.with_options(...)`` / ``client.copy(...)`` build a new client;
     it is wrapped too, so ``client.with_options(timeout=5).chat...`` reports."""
@@ -226,18 +280,18 @@ def wrap_client(
         if isinstance(vars(client).get(_STATE), Wrapping):
             return client
         wrapping = Wrapping(source)
-        targets = [(("",), "copy", _copying_method(rewrap)), (("",), "with_options", _copying_method(rewrap))]
+        targets = [((), "copy", _copying_method(rewrap)), ((), "with_options", _copying_method(rewrap))]
         for path, attr, make in [*methods, *targets]:
             try:
-                owner = client if path == ("",) else _resolve(client, path)
+                owner = _resolve(client, path)  # () is the client itself
                 original = getattr(owner, attr)
             except AttributeError:
+                where = ".".join(("client", *path, attr))
                 warn_once(
-                    f"wrap-missing:{source}:{'.'.join(path)}.{attr}",
-                    "dunetrace: this %s SDK has no %s.%s; calls to it are not reported",
+                    f"wrap-missing:{source}:{where}",
+                    "dunetrace: this %s SDK has no %s; it is not reported",
                     source,
-                    ".".join(path),
-                    attr,
+                    where,
                 )
                 continue
             patch = _Patch(owner, attr)

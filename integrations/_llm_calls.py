@@ -142,6 +142,19 @@ class Endpoint:
             return "api_error", meta
         return None
 
+    def retry_signal(self, response: Any, exc: BaseException | None) -> tuple[str, dict[str, Any]] | None:
+        """The signal for an attempt the SDK is about to retry: its failed
+        HTTP response, or the exception being handled (a timeout, a refused
+        connection)."""
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            return ("rate_limit" if status == 429 else "api_error"), {"http_status": status}
+        if exc is not None:
+            timeouts, _, _ = self.errors
+            kind = "timeout" if isinstance(exc, timeouts) else "api_error"
+            return kind, {"error_type": type(exc).__name__}
+        return None
+
 
 def http_errors(sdk: Any) -> tuple[tuple[type, ...], tuple[type, ...]]:
     """Timeout and transport error classes of the HTTP library ``sdk``

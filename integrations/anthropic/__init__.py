@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .._client_wrapping import is_wrapped, reporting_method, unwrap_client, wrap_client
+from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
 from ._message_stream import stream_method
 from ._readers import MessageStreamReader, messages_prompt, model_of, read_message
@@ -69,6 +69,7 @@ def wrap_anthropic(client: C, dunetrace: Dunetrace | None = None) -> C:
         # Structured outputs: parse() posts by itself, not through create().
         (("messages",), "parse", reporting_method(endpoint)),
         (("messages",), "stream", stream_method(endpoint)),
+        ((), "_sleep_for_retry", retry_method(endpoint)),
     ]
     rewrap = lambda new: wrap_anthropic(new, dunetrace)  # noqa: E731 - for client.with_options()
     return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))

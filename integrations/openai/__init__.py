@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .._client_wrapping import is_wrapped, reporting_method, unwrap_client, wrap_client
+from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
 from ._readers import (
     ChatStreamReader,
@@ -83,6 +83,7 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("chat", "completions"), "parse", reporting_method(chat)),
         (("responses",), "create", reporting_method(responses)),
         (("responses",), "parse", reporting_method(responses)),
+        ((), "_sleep_for_retry", retry_method(chat)),
     ]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
     return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))

@@ -116,7 +116,8 @@ class FakeAnthropic:
         if isinstance(reply, int):
             body = {"type": "error", "error": {"type": self.ERROR_TYPES.get(reply, "api_error"),
                                                "message": self.error_message}}
-            return httpx2.Response(reply, json=body, headers={"request-id": "req_1"})
+            # retry-after-ms: the SDK's wait before a retry (tests stay fast)
+            return httpx2.Response(reply, json=body, headers={"request-id": "req_1", "retry-after-ms": "1"})
         if isinstance(reply, list):
             return httpx2.Response(
                 200,

@@ -148,3 +148,19 @@ def test_importing_the_integration_imports_no_sdk_and_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_retried_overload_is_signalled(dt: Dunetrace, ingest: IngestServer) -> None:
+    fake = FakeAnthropic().reply(529, message("ok"))
+    client = dt.wrap_anthropic(
+        anthropic.Anthropic(
+            api_key="sk-ant-test", max_retries=1, http_client=httpx2.Client(transport=httpx2.MockTransport(fake))
+        )
+    )
+    with dt.run("agent"):
+        assert client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES).content[0].text == "ok"
+    events = _events(ingest, dt)
+    assert [e["event_type"] for e in events] == ["llm.called", "external.signal", "llm.responded"]
+    signal = events[1]["payload"]
+    assert (signal["signal_name"], signal["http_status"], signal["source"], signal["retrying"]) == (
+        "api_error", 529, "anthropic", True)

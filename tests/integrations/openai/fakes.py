@@ -222,7 +222,8 @@ class FakeOpenAI:
             return httpx.Response(
                 reply,
                 json={"error": {"message": self.error_message, "type": "requests", "param": None, "code": None}},
-                headers={"x-request-id": "req_1"},
+                # The SDK waits this long before a retry (tests stay fast).
+                headers={"x-request-id": "req_1", "retry-after-ms": "1"},
             )
         if isinstance(reply, list):
             return httpx.Response(

@@ -94,3 +94,53 @@ def test_run_records_the_error_once_and_the_agent_can_continue(dt: Dunetrace, in
     finishes = [e["payload"].get("finish_reason") for e in _events(ingest, dt) if e["event_type"] == "llm.responded"]
     assert finishes == ["error", "stop"]
     assert [e["event_type"] for e in ingest.events][-1] == "run.completed"
+
+
+def test_retried_attempts_are_signalled_and_the_call_reported_once(dt: Dunetrace, ingest: IngestServer) -> None:
+    """The SDK retries a 429 and a 500 by itself; the caller only sees the
+    success. Each retried attempt is an external signal inside the call."""
+    from .fakes import chat_completion
+
+    fake = FakeOpenAI().reply(429, 500, chat_completion("finally"))
+    client = dt.wrap_openai(
+        openai.OpenAI(api_key="sk-test", max_retries=2, http_client=httpx.Client(transport=httpx.MockTransport(fake)))
+    )
+    with dt.run("agent"):
+        result = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert result.choices[0].message.content == "finally"
+    events = _events(ingest, dt)
+    assert [e["event_type"] for e in events] == ["llm.called", "external.signal", "external.signal", "llm.responded"]
+    first, second = events[1]["payload"], events[2]["payload"]
+    assert (first["signal_name"], first["http_status"], first["attempt"]) == ("rate_limit", 429, 1)
+    assert first["retrying"] is True
+    assert (second["signal_name"], second["http_status"], second["attempt"]) == ("api_error", 500, 2)
+    assert {e["step_index"] for e in events} == {1}
+    assert events[3]["payload"]["finish_reason"] == "stop"
+
+
+async def test_async_retried_timeout_is_signalled(dt: Dunetrace, ingest: IngestServer) -> None:
+    from .fakes import chat_completion
+
+    fake = FakeOpenAI().reply(httpx.ReadTimeout("slow"), chat_completion("ok"))
+    fake.asynchronous = True
+    client = dt.wrap_openai(
+        openai.AsyncOpenAI(
+            api_key="sk-test", max_retries=1, http_client=httpx.AsyncClient(transport=httpx.MockTransport(fake))
+        )
+    )
+    async with dt.run("agent"):
+        await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    signals = [e["payload"] for e in _events(ingest, dt) if e["event_type"] == "external.signal"]
+    assert [(s["signal_name"], s["error_type"], s["retrying"]) for s in signals] == [("timeout", "ReadTimeout", True)]
+
+
+def test_retries_outside_a_run_send_nothing(dt: Dunetrace, ingest: IngestServer) -> None:
+    from .fakes import chat_completion
+
+    fake = FakeOpenAI().reply(429, chat_completion("ok"))
+    client = dt.wrap_openai(
+        openai.OpenAI(api_key="sk-test", max_retries=1, http_client=httpx.Client(transport=httpx.MockTransport(fake)))
+    )
+    client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert dt.flush(5)
+    assert ingest.events == []
