@@ -193,8 +193,14 @@ class Dunetrace:
         """Wait up to ``timeout`` seconds for queued events to be delivered.
         True when none are left."""
         with capture_internal_errors("flush"):
-            return self._buffer.flush(timeout)
+            deadline = time.monotonic() + timeout
+            self._flush_plugins(timeout)
+            return self._buffer.flush(max(0.0, deadline - time.monotonic()))
         return False
+
+    def _flush_plugins(self, timeout: float) -> None:
+        if self.plugins.hook.dunetrace_flush.get_hookimpls():
+            self.plugins.hook.dunetrace_flush(client=self, timeout=timeout)
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Flush (at most ``timeout`` seconds), tell plugins, and stop. Safe
@@ -205,7 +211,9 @@ class Dunetrace:
             self._shut = True
         done = False
         with capture_internal_errors("shutdown"):
-            done = self._buffer.close(timeout)
+            deadline = time.monotonic() + timeout
+            self._flush_plugins(timeout)
+            done = self._buffer.close(max(0.0, deadline - time.monotonic()))
             left = self._buffer.queued()
             if left:
                 logger.warning(
@@ -235,6 +243,7 @@ def _flush_at_exit() -> None:
     deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
     for client in clients:
         try:
+            client._flush_plugins(max(0.0, deadline - time.monotonic()))
             client._buffer.flush(max(0.0, deadline - time.monotonic()))
             left = client._buffer.queued()
             if left:

@@ -45,6 +45,18 @@ def dunetrace_configure(client: Dunetrace) -> None:
 
 
 @hookspec
+def dunetrace_flush(client: Dunetrace, timeout: float) -> None:
+    """``flush()`` or ``shutdown()`` was called, or the interpreter is
+    exiting: queue now what the plugin still holds.
+
+    An integration whose framework delivers events late (CrewAI runs its
+    handlers on a thread pool) waits for them here, at most ``timeout``
+    seconds, so they are queued before the flush waits on the queue. Called
+    on the thread that flushes, before anything is sent. Return value ignored.
+    """
+
+
+@hookspec
 def dunetrace_shutdown(client: Dunetrace) -> None:
     """The client is shutting down, after its last flush.
 

@@ -123,6 +123,15 @@ class _Installation:
         self.listener = _get_listener_class()(self.assembler)
 
     @hookimpl
+    def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
+        # crewai 1.15: kickoff() can return before the handler pool ran the
+        # crew's last events; wait for them, then release what the
+        # sequencer holds, so the run's end is queued before the flush.
+        with capture_internal_errors("crewai.flush"):
+            _crewai_events().crewai_event_bus.flush(timeout=timeout)
+            self.listener.sequencer.flush()
+
+    @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
         uninstrument(client)
 

@@ -109,6 +109,10 @@ def test_configure_is_historic_and_run_hooks_see_runs(ingest: IngestServer) -> N
             seen.append(("finished", run.agent_id, type(error).__name__ if error else None))
 
         @hookimpl
+        def dunetrace_flush(self, client, timeout):
+            seen.append(("flush", timeout))
+
+        @hookimpl
         def dunetrace_shutdown(self, client):
             seen.append(("shutdown", client))
 
@@ -119,6 +123,7 @@ def test_configure_is_historic_and_run_hooks_see_runs(ingest: IngestServer) -> N
     with pytest.raises(ValueError):
         with client.run("bad"):
             raise ValueError
+    client.flush(3)
     client.shutdown(5)
     assert seen == [
         ("configure", client),
@@ -126,8 +131,32 @@ def test_configure_is_historic_and_run_hooks_see_runs(ingest: IngestServer) -> N
         ("finished", "ok", None),
         ("started", "bad"),
         ("finished", "bad", "ValueError"),
+        ("flush", 3),
+        ("flush", 5),
         ("shutdown", client),
     ]
+
+
+def test_a_plugin_holding_events_queues_them_when_flushed(ingest: IngestServer) -> None:
+    """Like CrewAI's handler pool: the plugin still holds the run's end when
+    the user flushes; the flush hook lets it queue it in time."""
+
+    class Holder:
+        def __init__(self) -> None:
+            self.held = []
+
+        @hookimpl
+        def dunetrace_flush(self, client, timeout):
+            while self.held:
+                self.held.pop(0)()
+
+    client = Dunetrace(endpoint=ingest.url, flush_interval=30)
+    holder = Holder()
+    client.plugins.register(holder)
+    run = client.run("late").start()
+    holder.held.append(run.finish)
+    assert client.shutdown(5)
+    assert [e["event_type"] for e in ingest.events] == ["run.started", "run.completed"]
 
 
 def test_export_hook_and_stdout_exporter_deliver_each_batch_once_despite_retries(ingest: IngestServer) -> None:

@@ -159,3 +159,36 @@ def test_importing_does_not_import_crewai_and_missing_crewai_is_clear() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "IMPORT-ERROR:" in out.stdout and "pip install 'dunetrace[crewai]'" in out.stdout
+
+
+def test_shutdown_right_after_kickoff_keeps_the_crews_end(ingest: IngestServer) -> None:
+    """crewai 1.15 returns from kickoff() before its handler pool has run the
+    last events. Ten slow handlers on the last task's completion fill the
+    pool, so ours for the kickoff's completion is still waiting when the
+    user shuts down: the flush hook must wait for it."""
+    import time
+
+    from crewai.events import TaskCompletedEvent
+
+    def make_slow():  # type: ignore[no-untyped-def]
+        def slow(source: object, event: object) -> None:
+            time.sleep(0.5)
+
+        return slow
+
+    slow_handlers = [make_slow() for _ in range(10)]
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    instrument(client, agent_id="crew")
+    for handler in slow_handlers:
+        crewai_event_bus.on(TaskCompletedEvent)(handler)
+    try:
+        _loop_crew().kickoff(inputs={"topic": "t"})
+        assert client.shutdown(timeout=20)
+    finally:
+        for handler in slow_handlers:
+            crewai_event_bus.off(TaskCompletedEvent, handler)
+    runs = by_run(ingest.events)
+    crew_run = next(v for k, v in runs.items() if k.startswith("crew#"))
+    assert crew_run[-1]["event_type"] == "run.completed"
+    assert sum(e["event_type"] == "run.completed" for e in ingest.events) == 3
+    assert client.stats()["dropped_total"] == 0
