@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-__all__ = ["capture_internal_errors", "logger", "warn_once"]
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["ErrorGuard", "capture_internal_errors", "logger", "warn_once"]
 
 logger = logging.getLogger("dunetrace")
 logger.addHandler(logging.NullHandler())
@@ -37,22 +39,40 @@ def forget_warnings() -> None:
         _seen.clear()
 
 
-@contextmanager
-def capture_internal_errors(where: str) -> Iterator[None]:
-    """Run a callback body so that nothing it raises reaches the agent.
+class ErrorGuard:
+    """``with ErrorGuard(where):`` runs a callback body so that nothing it
+    raises reaches the agent.
 
-    An exception is our bug: it is logged once per place with its traceback,
-    and swallowed, unless strict mode is on.
+    An exception is our bug: it is logged once per place with its class, and
+    swallowed, unless strict mode is on (the test suite), where it is
+    re-raised. A guard holds no per-use state, so an integration builds one
+    per callback once and reuses it: entering costs a method call, which
+    matters on paths run for every span or callback.
     """
-    try:
-        yield
-    except Exception as exc:
-        if strict:
-            raise
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception) or strict:
+            return False
         warn_once(
-            f"internal:{where}:{type(exc).__name__}",
+            f"internal:{self.where}:{type(exc).__name__}",
             "dunetrace: internal error in %s (the agent is unaffected; please report): %r",
-            where,
+            self.where,
             exc,
             level=logging.ERROR,
         )
+        return True
+
+
+def capture_internal_errors(where: str) -> ErrorGuard:
+    """A guard for one place; see :class:`ErrorGuard`."""
+    return ErrorGuard(where)

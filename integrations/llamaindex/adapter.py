@@ -11,14 +11,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.log import ErrorGuard, capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
 from .translator import ENGINE, OTHER, TOOL, WORKFLOW, Translator
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from dunetrace import Dunetrace
 
 __all__ = ["handler_classes", "instrument", "uninstrument"]
@@ -31,35 +29,12 @@ _CHAT_METHODS = frozenset({"chat", "achat", "stream_chat", "astream_chat"})
 
 
 
-class _Guard:
-    """``with capture_internal_errors(where)`` at the cost of two method
-    calls, and shareable (it holds no per-use state), so each callback has
-    one. The generator-based guard costs microseconds per use, paid on every
-    span and event; this one does nothing on the way in and, on an
-    exception, hands it to ``capture_internal_errors`` itself: logged once
-    and swallowed, or re-raised in strict mode (the test suite)."""
-
-    __slots__ = ("where",)
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        with capture_internal_errors(self.where):
-            raise exc
-        return True
-
-
-_NEW_SPAN = _Guard("llamaindex.new_span")
-_EXIT_SPAN = _Guard("llamaindex.prepare_to_exit_span")
-_DROP_SPAN = _Guard("llamaindex.prepare_to_drop_span")
-_HANDLE = _Guard("llamaindex.handle")
-_CLOSE = _Guard("llamaindex.close")
+# One guard per callback, made once: they hold no per-use state.
+_NEW_SPAN = ErrorGuard("llamaindex.new_span")
+_EXIT_SPAN = ErrorGuard("llamaindex.prepare_to_exit_span")
+_DROP_SPAN = ErrorGuard("llamaindex.prepare_to_drop_span")
+_HANDLE = ErrorGuard("llamaindex.handle")
+_CLOSE = ErrorGuard("llamaindex.close")
 
 _classes: tuple[type, type] | None = None
 _classes_lock = threading.Lock()
