@@ -18,9 +18,9 @@ import asyncio
 import threading
 import time
 import weakref
-from uuid import UUID
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from dunetrace.log import warn_once
 from dunetrace.run import _current, agent_version, get_current_run

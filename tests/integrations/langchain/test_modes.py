@@ -191,3 +191,29 @@ async def test_model_calls_see_the_run_in_flight_under_ainvoke(
     await graph.ainvoke(question(), config={"callbacks": [handler]})
     (run_id,) = {e["run_id"] for e in delivered(dt, ingest)}
     assert seen == [(run_id, 1), (run_id, 1)]
+
+
+async def test_a_sub_agent_under_ainvoke_is_a_child_run(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    inner = agent([[call("search", query="deep")], "inner answer"])
+    seen: list[Any] = []
+
+    @tool
+    async def research(topic: str) -> str:
+        """Delegate to the research agent."""
+        result = await inner.ainvoke(question(topic))
+        seen.append(dunetrace.get_current_run())  # the outer run again, after the child ended
+        return result["messages"][-1].content
+
+    await agent([[call("research", topic="paris")], "outer answer"], [research]).ainvoke(
+        question(), config={"callbacks": [handler]}
+    )
+    runs = list(runs_of(delivered(dt, ingest, runs=2)).values())
+    outer, child = sorted(runs, key=lambda r: r[0]["parent_run_id"] is not None)
+    for run in runs:
+        well_formed(run)
+    assert {e["parent_run_id"] for e in child} == {outer[0]["run_id"]}
+    assert [e["payload"]["tool_name"] for e in child if e["event_type"] == "tool.called"] == ["search"]
+    assert seen[0] is not None and seen[0].run_id == outer[0]["run_id"]
+    assert handler.translator.live() == (0, 0)
