@@ -188,8 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the local collector (ingest API, detectors, dashboard)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8001, help="default 8001, the SDK's default endpoint")
     p.add_argument("--db", help="SQLite file (default: $DUNETRACE_DB or ./dunetrace.db)")
     p.add_argument(
         "--sync", choices=["full", "normal"],
@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detectors", help="detectors.yml with thresholds")
     p.add_argument("--slack-webhook", help="Slack incoming-webhook URL for alerts")
     p.add_argument("--webhook", help="URL that receives each alert as JSON")
-    p.add_argument("--webhook-secret", help="sign webhook bodies with HMAC-SHA256")
+    p.add_argument("--webhook-secret", help="sign webhook bodies with HMAC-SHA256 (or $DUNETRACE_WEBHOOK_SECRET)")
     p.add_argument("--alert-min-severity", help="LOW, MEDIUM, HIGH (default) or CRITICAL")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_serve)
