@@ -246,10 +246,10 @@ def _documents(documents: Any) -> tuple[int | None, float | None]:
     return len(documents), top
 
 
-def _from_coroutine() -> bool:
-    """Whether LangChain's async dispatch is calling the handler (inline,
-    as ``run_inline`` asks) rather than its sync ``handle_event``."""
-    return bool(sys._getframe(2).f_code.co_flags & CO_COROUTINE)
+# ``_getframe(1).f_code.co_flags & CO_COROUTINE`` in a start callback: whether
+# LangChain's async dispatch is calling the handler (inline, as
+# ``run_inline`` asks) rather than its sync ``handle_event``. Written inline
+# at each call: it runs on every start.
 
 
 # -- the handler ---------------------------------------------------------------
@@ -306,7 +306,11 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with _G_ON_CHAIN_START:
             self.translator.chain_start(
-                run_id, parent_run_id, _name(serialized, kwargs, "chain"), inputs, _from_coroutine()
+                run_id,
+                parent_run_id,
+                _name(serialized, kwargs, "chain"),
+                inputs,
+                bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
@@ -340,7 +344,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 kwargs,
                 _system_prompt(messages),
                 messages[0] if isinstance(messages, list) and messages else None,
-                _from_coroutine(),
+                bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
 
     def on_llm_start(
@@ -357,7 +361,15 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         with _G_ON_LLM_START:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
             self._llm_start(
-                serialized, run_id, parent_run_id, metadata, invocation_params, kwargs, None, prompt, _from_coroutine()
+                serialized,
+                run_id,
+                parent_run_id,
+                metadata,
+                invocation_params,
+                kwargs,
+                None,
+                prompt,
+                bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
 
     def _llm_start(
@@ -402,7 +414,11 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
             # ``inputs`` is the structured args dict; input_str its repr.
             args = inputs if inputs is not None else input_str
             self.translator.tool_start(
-                run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, _from_coroutine()
+                run_id,
+                parent_run_id,
+                _name(serialized, kwargs, "tool"),
+                args,
+                bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
@@ -425,7 +441,11 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with _G_ON_RETRIEVER_START:
             self.translator.retriever_start(
-                run_id, parent_run_id, _name(serialized, kwargs, "retriever"), query, _from_coroutine()
+                run_id,
+                parent_run_id,
+                _name(serialized, kwargs, "retriever"),
+                query,
+                bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
 
     def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

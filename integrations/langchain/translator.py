@@ -118,10 +118,9 @@ class Translator:
         return len(self._roots), len(self._nodes)
 
     def _key(self, run_id: Any, where: str) -> Hashable | None:
-        if run_id.__class__ is UUID:
-            # What LangChain passes. Keyed by its int: UUID.__hash__ is Python
-            # code, and each event does a few lookups.
-            return run_id.int
+        # A UUID (what LangChain passes) is keyed by its int, inline at each
+        # call site: UUID.__hash__ is Python code and each event does a few
+        # lookups. Anything else comes here.
         if run_id is None or not isinstance(run_id, Hashable):
             warn_once(
                 f"langchain-run-id:{where}",
@@ -319,12 +318,12 @@ class Translator:
     # -- chains -----------------------------------------------------------------
 
     def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any, asynchronous: bool = False) -> None:
-        key = self._key(run_id, "on_chain_start")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
             self._enter(key, parent_id, CHAIN, name, user_input, asynchronous)
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
-        key = self._key(run_id, "on_chain_end")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
         if key is None:
             return
         is_root = key in self._roots
@@ -349,13 +348,14 @@ class Translator:
         user_input: Any,
         asynchronous: bool = False,
     ) -> None:
-        key = self._key(run_id, "on_llm_start")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_start")
         if key is None:
             return
         node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
         if node is None:
             return
-        self._ensure_started(node, model, tools, system_prompt)
+        if not node.run.started:
+            self._ensure_started(node, model, tools, system_prompt)
         run = node.run
         with self._lock:
             run.llm_in_flight += 1
@@ -376,7 +376,7 @@ class Translator:
         final: bool = True,
         error: BaseException | None = None,
     ) -> None:
-        key = self._key(run_id, "on_llm_end")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
         if key is None:
             return
         is_root = key in self._roots
@@ -403,13 +403,14 @@ class Translator:
     # -- tools ------------------------------------------------------------------
 
     def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False) -> None:
-        key = self._key(run_id, "on_tool_start")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
             return
         node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
-        self._ensure_started(node)
+        if not node.run.started:
+            self._ensure_started(node)
         node.name = name
         node.step = node.run.tool_called(name, args)
         node.started_at = _clock()
@@ -418,7 +419,7 @@ class Translator:
     def tool_end(self, run_id: Any, *, output: Any = None, failed: bool = False, error: Any = None) -> None:
         """A tool returned (``failed``: it returned an error message) or
         raised (``error`` an exception)."""
-        key = self._key(run_id, "on_tool_end")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_end")
         if key is None:
             return
         is_root = key in self._roots
@@ -440,13 +441,14 @@ class Translator:
     # -- retrievers -------------------------------------------------------------
 
     def retriever_start(self, run_id: Any, parent_id: Any, name: str, query: Any, asynchronous: bool = False) -> None:
-        key = self._key(run_id, "on_retriever_start")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_retriever_start")
         if key is None:
             return
         node = self._enter(key, parent_id, RETRIEVER, name, query, asynchronous)
         if node is None:
             return
-        self._ensure_started(node)
+        if not node.run.started:
+            self._ensure_started(node)
         node.name = name
         node.step = node.run.retrieval_called(name, query)
         node.started_at = _clock()
@@ -459,7 +461,7 @@ class Translator:
         top_score: float | None = None,
         error: BaseException | None = None,
     ) -> None:
-        key = self._key(run_id, "on_retriever_end")
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_retriever_end")
         if key is None:
             return
         is_root = key in self._roots
