@@ -77,10 +77,10 @@ def throughput(n: int = 500_000) -> None:
     """Events delivered per second, one process to a sink on 127.0.0.1,
     from the first event emitted to the last one received."""
     print(f"\nend-to-end delivery ({n} events, sink in its own process)")
-    print(f"{'max_batch_size':>14} {'events/s':>10} {'requests':>9} {'lost':>5}")
+    print(f"{'max_batch_size':>14} {'events/s':>10} {'requests':>9} {'lost':>5} {'dropped':>8}")
     for batch in (100, 500):
         sink = Sink().start()
-        dt = Dunetrace(endpoint=sink.url, max_batch_size=batch, max_queue_size=n + 10)
+        dt = Dunetrace(endpoint=sink.url, max_batch_size=batch, max_queue_size=n + 1000)
         run = dt.run("bench").start()
         start = time.perf_counter()
         for _ in range(n - 1):
@@ -94,7 +94,7 @@ def throughput(n: int = 500_000) -> None:
         stats = dt.stats()
         dt.shutdown(5)
         sink.stop()
-        print(f"{batch:14} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5}")
+        print(f"{batch:14} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}")
 
 
 def paced(run, rate: int, seconds: float) -> int:

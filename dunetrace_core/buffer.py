@@ -17,8 +17,6 @@ carries the number it lost.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import random
 import threading
@@ -27,6 +25,7 @@ import weakref
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
+from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .log import capture_internal_errors, logger, warn_once
 
@@ -40,6 +39,8 @@ __all__ = ["Buffer"]
 
 TERMINAL = frozenset(("run.completed", "run.errored"))
 
+_CHUNK = 32
+
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
@@ -52,16 +53,6 @@ class _Open:
         self.agent_id = agent_id
         self.events: list[dict[str, Any]] = []
         self.batch: ExportBatch | None = None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 class Buffer:
@@ -278,53 +269,43 @@ class Buffer:
     def _take(self) -> None:
         """Move queued events into per-agent batches, in arrival order."""
         queue = self._queue
-        n = len(queue)
-        if not n:
-            return
-        # Counted as pending before they leave the deque, so that callers
-        # never see room that is not there.
-        with self._lock:
-            self._pending_events += n
         size = self._batch_size
         opened = self._open
         pending = self._pending
         prefix = self._id_prefix
-        next_id = self._next_id
         popleft = queue.popleft
-        for _ in range(n):
-            item = popleft()
-            if type(item) is tuple:
-                run, event_type, step, timestamp, payload = item
-                event = run.wire_event(event_type, step, timestamp, payload)
-            else:  # already a dict: it went through dunetrace_event plugins
-                event = item
-            agent = event["agent_id"]
-            group = opened.get(agent)
-            if group is None:
-                group = opened[agent] = _Open(agent)
-                pending.append(group)
-            event["event_id"] = prefix + str(next_id)
-            next_id += 1
-            group.events.append(event)
-            if len(group.events) >= size:
-                # A full batch can take no more events: encode it now, so a
-                # backlog (the backend is down) costs bytes, not dicts.
-                self._seal(group)
-        self._next_id = next_id
+        while queue:
+            # A small chunk at a time, counted as pending before it leaves
+            # the deque: callers never see room that is not there (the bound
+            # holds), and near the bound at most one chunk is refused early.
+            n = min(len(queue), _CHUNK)
+            with self._lock:
+                self._pending_events += n
+            next_id = self._next_id
+            for _ in range(n):
+                item = popleft()
+                if type(item) is tuple:
+                    run, event_type, step, timestamp, payload = item
+                    event = run.wire_event(event_type, step, timestamp, payload)
+                else:  # already a dict: it went through dunetrace_event plugins
+                    event = item
+                agent = event["agent_id"]
+                group = opened.get(agent)
+                if group is None:
+                    group = opened[agent] = _Open(agent)
+                    pending.append(group)
+                event["event_id"] = prefix + str(next_id)
+                next_id += 1
+                group.events.append(event)
+                if len(group.events) >= size:
+                    # A full batch can take no more events: encode it now, so
+                    # a backlog (the backend is down) costs bytes, not dicts.
+                    self._seal(group)
+            self._next_id = next_id
 
     def _seal(self, group: _Open) -> None:
-        body: dict[str, Any] = {
-            "api_key": self._options.api_key,
-            "agent_id": group.agent_id,
-            "events": group.events,
-        }
-        try:
-            data = json.dumps(body, separators=(",", ":"), allow_nan=False, default=str)
-        except ValueError:  # NaN or infinity given by a caller or a plugin
-            group.events = [_finite(e) for e in group.events]
-            body["events"] = group.events
-            data = json.dumps(body, separators=(",", ":"), default=str)
-        group.batch = ExportBatch(group.agent_id, data.encode("utf-8"), len(group.events))
+        data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})
+        group.batch = ExportBatch(group.agent_id, data, len(group.events))
         group.events = []
         if self._open.get(group.agent_id) is group:
             del self._open[group.agent_id]
