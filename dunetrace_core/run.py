@@ -297,9 +297,11 @@ class Run:
         if finish_reason is not None:
             payload["finish_reason"] = str(finish_reason)
         if output is not None:
-            payload["output_hash"] = self._hash.value(output)
+            # One canonical text serves both the hash and the length.
+            text = canonical_json(output)
+            payload["output_hash"] = self._hash.text(text)
             if output_length is None:
-                output_length = _length(output)
+                output_length = len(output) if isinstance(output, str) else len(text)
         length = _count(output_length, "output_length")
         if length is not None:
             payload["output_length"] = length
