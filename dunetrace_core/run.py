@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .client import Dunetrace
 
-__all__ = ["Run", "agent_version", "get_current_run"]
+__all__ = ["Run", "agent_version", "get_current_run", "reset_current_run", "set_current_run"]
 
 _current: ContextVar[Run | None] = ContextVar("dunetrace_current_run", default=None)
 _now = time.time
@@ -34,6 +34,18 @@ _now = time.time
 def get_current_run() -> Run | None:
     """The run active in this context (thread or asyncio task), or None."""
     return _current.get()
+
+
+def set_current_run(run: Run | None) -> Token[Run | None]:
+    """Make ``run`` the current run of this context, for an integration that
+    drives a run with ``start()`` / ``finish()`` rather than ``with``.
+    Returns the token :func:`reset_current_run` takes."""
+    return _current.set(run)
+
+
+def reset_current_run(token: Token[Run | None]) -> None:
+    """Undo :func:`set_current_run` (in the context that set it)."""
+    _current.reset(token)
 
 
 def agent_version(system_prompt: str | None, model: str | None, tools: list[str] | None) -> str:

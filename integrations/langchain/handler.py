@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import sys
 from inspect import CO_COROUTINE
-from types import TracebackType
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 
 from dunetrace import Dunetrace
 from dunetrace.hashing import canonical_json
-from dunetrace.log import capture_internal_errors
+from dunetrace.log import ErrorGuard
 
 from .translator import Translator
 
@@ -25,33 +24,8 @@ _DICT = dict
 _SEQ = (list, tuple)
 
 
-class _Guard:
-    """``capture_internal_errors(where)`` at the cost of two method calls.
-
-    The generator-based context manager costs microseconds per use, paid on
-    every callback. This one does nothing on the way in; on an exception it
-    hands it to ``capture_internal_errors`` itself, so the outcome is the
-    same (logged once and swallowed, or re-raised in strict mode).
-    """
-
-    __slots__ = ("where",)
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        with capture_internal_errors(self.where):
-            raise exc
-        return True
-
-
-def _guard(callback: str) -> _Guard:
-    return _Guard(f"langchain.{callback}")
+def _guard(callback: str) -> ErrorGuard:
+    return ErrorGuard(f"langchain.{callback}")
 
 
 # One guard per callback, made once (they hold no state).

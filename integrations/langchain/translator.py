@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from dunetrace.log import warn_once
-from dunetrace.run import _current, agent_version, get_current_run
+from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -154,7 +154,7 @@ class Translator:
                 self._nodes.pop(run_id, None)
                 root.nodes.discard(run_id)
                 return None
-            if root.asynchronous and root.owned and _current.get() is not root.run:
+            if root.asynchronous and root.owned and get_current_run() is not root.run:
                 self._make_current(root)
             return node
         return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
@@ -196,7 +196,7 @@ class Translator:
                 # too, since LangChain copies the context into its executors.
                 # The root's end comes back to this context and resets it.
                 root.previous = current
-                root.token = _current.set(root.run)
+                root.token = set_current_run(root.run)
             else:
                 # Under ainvoke langchain-core 1.x runs end callbacks in a task
                 # of their own (``@shielded``, a copied context), so a value set
@@ -228,7 +228,7 @@ class Translator:
         except RuntimeError:  # an executor thread: no loop here
             task = None
         if task is None or task is not root.task:
-            _current.set(root.run)
+            set_current_run(root.run)
 
     def _agent(self, name: str) -> str:
         return self.agent_id or name or "langchain"
@@ -251,10 +251,10 @@ class Translator:
         token, root.token = root.token, None
         if token is not None:
             try:
-                _current.reset(token)
+                reset_current_run(token)
             except ValueError:  # ended in another context than it started in
-                if _current.get() is run:
-                    _current.set(root.previous)
+                if get_current_run() is run:
+                    set_current_run(root.previous)
         root.previous = None
         root.task = None
         if root.owned:
