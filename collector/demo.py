@@ -224,6 +224,10 @@ def _wait_for_judgement(
     store = server.collector.store
     deadline = time.monotonic() + timeout
     while True:
+        # An example's child runs are agents of their own ("research-crew.researcher"
+        # for a CrewAI agent, "li-agent/<tool>" for a LlamaIndex agent used as a tool).
+        known = [a["agent_id"] for a in store.agents(1000, 0)[0]]
+        agents = [k for k in known if any(k == a or k.startswith((a + ".", a + "/")) for a in agents)]
         runs = [r for a in agents for r in store.runs(a, None, 200, 0)[0]]
         if all(r["status"] == "judged" for r in runs) or time.monotonic() > deadline:
             break
