@@ -120,12 +120,12 @@ def loss() -> None:
     sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)
     run = dt.run("bench").start()
-    emitted = paced(run, 20_000, 10) + 1
+    emitted = paced(run, 20_000, 10) + 2  # and run.started, run.completed
     run.finish()
     dt.flush(60)
     time.sleep(0.2)
-    got = sink.count() - 0
-    print(f"healthy, 20k/s for 10 s: emitted {emitted + 0:,}, delivered {got - 0:,}, lost {emitted + 0 - got + 0:,}, "
+    got = sink.count()
+    print(f"healthy, 20k/s for 10 s: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
           f"dropped {dt.stats()['dropped_total']}")  # fmt: skip
     dt.shutdown(5)
     sink.stop()
@@ -133,7 +133,7 @@ def loss() -> None:
     sink = Sink()  # not started: the port refuses connections
     dt = Dunetrace(endpoint=sink.url)
     run = dt.run("bench").start()
-    emitted = paced(run, 5_000, 10) + 1
+    emitted = paced(run, 5_000, 10) + 1  # and run.started
     peak = dt.stats()["queued"]
     sink.start()
     emitted += paced(run, 5_000, 2)
@@ -149,35 +149,37 @@ def loss() -> None:
 
 
 MEMORY_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {bench!r})
 from _sink_process import Sink
+from bench_core import paced
 from dunetrace import Dunetrace
+
+def peak_mb():
+    # VmHWM, not ru_maxrss: on Linux ru_maxrss carries the parent's peak over fork and exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 mode = {mode!r}
 sink = Sink()
 if mode != "down":
     sink.start()
 dt = Dunetrace(endpoint=sink.url)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if mode != "baseline":
     with dt.run("bench") as run:
-        for i in range(300_000):
-            step = run.tool_called("search", {{"i": i % 7}})
-            run.tool_responded("search", True, latency_ms=1.0, step=step)
-            if i % 1000 == 0:
-                time.sleep(0.001)
+        paced(run, 25_000, 12.0)  # 300,000 events at 25k/s
     dt.flush(60 if mode == "up" else 0.1)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"before_mb": before / 1024, "peak_mb": peak / 1024, "stats": dt.stats()}}))
+print(json.dumps({{"peak_mb": peak_mb(), "stats": dt.stats()}}))
 dt.shutdown(0.1)
 sink.stop()
 """
 
 
 def memory() -> None:
-    """Peak RSS of one run of 600k events (300k tool calls), healthy sink and
-    sink down, next to the process with no events at all."""
-    print("\npeak memory, one run of 600,001 events (300k tool calls)")
+    """Peak RSS of one run of 300k events, healthy sink and sink down, next
+    to the same process sending no events at all."""
+    print("\npeak memory, one run of 300,002 events at 25k/s")
     bench = str(pathlib.Path(__file__).resolve().parent)
     results = {}
     for mode in ("baseline", "up", "down"):
