@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from inspect import CO_COROUTINE
 from typing import Any
+from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
@@ -14,7 +15,7 @@ from dunetrace import Dunetrace
 from dunetrace.hashing import canonical_json
 from dunetrace.log import ErrorGuard
 
-from .translator import Translator
+from .translator import CHAIN, Translator
 
 __all__ = ["DunetraceCallbackHandler"]
 
@@ -176,8 +177,10 @@ def _finish_reason(generation: Any, message: Any) -> str | None:
     return None
 
 
-def read_llm_result(response: Any) -> dict[str, Any]:
-    """Tokens, finish reason and output of an ``LLMResult``."""
+def read_llm_result(response: Any) -> tuple[Any, Any, str | None, Any, int | None, bool]:
+    """``(completion_tokens, prompt_tokens, finish_reason, output,
+    output_length, final)`` of an ``LLMResult``: the positional arguments of
+    ``Translator.llm_end`` after the run id."""
     generations = getattr(response, "generations", None)
     generation = None
     if isinstance(generations, _SEQ) and generations:
@@ -189,20 +192,19 @@ def read_llm_result(response: Any) -> dict[str, Any]:
     finish = _finish_reason(generation, message)
     text = _text(getattr(message, "content", None)) if message is not None else getattr(generation, "text", None)
     tool_calls = getattr(message, "tool_calls", None) or None
-    output = text if isinstance(text, str) else ""
+    output: Any = text if isinstance(text, str) else ""
     if tool_calls:
         # A reply made only of tool calls is not empty: the calls count as
-        # output. One string, so it is encoded once (hash and length).
+        # output. Alone, the list itself is handed over: the core writes it
+        # as canonical JSON once for both hash and length (a JSON string
+        # would be parsed back and written again).
         calls = [[c.get("name"), c.get("args")] if isinstance(c, _DICT) else repr(c) for c in tool_calls]
-        output = f"{output}\n{canonical_json(calls)}" if output else canonical_json(calls)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "finish_reason": finish,
-        "output": output if generation is not None else None,
-        "output_length": len(output) if generation is not None else None,
-        "final": not tool_calls and finish not in ("tool_calls", "tool_use", "function_call"),
-    }
+        output = f"{output}\n{canonical_json(calls)}" if output else calls
+    final = not tool_calls and finish not in ("tool_calls", "tool_use", "function_call")
+    if generation is None:
+        return completion_tokens, prompt_tokens, finish, None, None, final
+    # The length of a list output is measured by the core on its JSON text.
+    return completion_tokens, prompt_tokens, finish, output, len(output) if output.__class__ is str else None, final
 
 
 def _documents(documents: Any) -> tuple[int | None, float | None]:
@@ -279,7 +281,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         with _G_ON_CHAIN_START:
-            self.translator.chain_start(
+            translator = self.translator
+            # Most chain starts are a graph's nodes and steps under a live
+            # call: one lookup, without reading the name or the frame.
+            if (
+                run_id.__class__ is UUID
+                and parent_run_id.__class__ is UUID
+                and translator.child(run_id.int, parent_run_id.int, CHAIN) is not False
+            ):
+                return
+            translator.chain_start(
                 run_id,
                 parent_run_id,
                 _name(serialized, kwargs, "chain"),
@@ -316,7 +327,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 metadata,
                 invocation_params,
                 kwargs,
-                _system_prompt(messages),
+                messages,
                 messages[0] if isinstance(messages, list) and messages else None,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
@@ -354,19 +365,22 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         metadata: Any,
         params: Any,
         kwargs: dict[str, Any],
-        system_prompt: Any,
+        messages: Any,
         prompt: Any,
         asynchronous: bool,
     ) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
+        # Tool names and system prompt only matter to the call that starts
+        # the run (the first one): read then, not on every model call.
         self.translator.llm_start(
-            run_id, parent_run_id, name, model, _tool_names(params), system_prompt, prompt, asynchronous
-        )
+            run_id, parent_run_id, name, model, None, None, prompt, asynchronous,
+            describe=lambda: (_tool_names(params), _system_prompt(messages)),
+        )  # fmt: skip
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_END:
-            self.translator.llm_end(run_id, **read_llm_result(response))
+            self.translator.llm_end(run_id, *read_llm_result(response))
 
     def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_ERROR:

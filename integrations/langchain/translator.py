@@ -142,22 +142,35 @@ class Translator:
             parent = self._nodes.get(parent_id) if parent_id is not None else None
         except TypeError:  # an unhashable parent id: treated as unknown
             parent = None
-        if parent is not None and not (parent.kind == TOOL and kind == CHAIN):
-            root = parent.root
-            node = _Node(kind, root, parent.run)
-            # No lock: dict and set updates are atomic. A root closing at the
-            # same moment sets ``closed`` before it clears its nodes, so one
-            # of the two sides removes this node.
-            self._nodes[run_id] = node
-            root.nodes.add(run_id)
-            if root.closed:  # the root ended under us (a late event)
-                self._nodes.pop(run_id, None)
-                root.nodes.discard(run_id)
-                return None
-            if root.asynchronous and root.owned and get_current_run() is not root.run:
-                self._make_current(root)
-            return node
+        if parent is not None and not (parent.kind is TOOL and kind is CHAIN):
+            return self._add_child(run_id, parent, kind)
         return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
+
+    def child(self, run_id: int, parent_id: int, kind: str) -> _Node | None | bool:
+        """The fast path of a start callback whose ids are UUIDs (as ints):
+        the node of a call under a live parent, None for a call that started
+        after its root ended, False when the call opens a root (the caller
+        then takes the full path, reading the name and input only then)."""
+        parent = self._nodes.get(parent_id)
+        if parent is None or (parent.kind is TOOL and kind is CHAIN):
+            return False
+        return self._add_child(run_id, parent, kind)
+
+    def _add_child(self, run_id: Hashable, parent: _Node, kind: str) -> _Node | None:
+        root = parent.root
+        node = _Node(kind, root, parent.run)
+        # No lock: dict and set updates are atomic. A root closing at the
+        # same moment sets ``closed`` before it clears its nodes, so one
+        # of the two sides removes this node.
+        self._nodes[run_id] = node
+        root.nodes.add(run_id)
+        if root.closed:  # the root ended under us (a late event)
+            self._nodes.pop(run_id, None)
+            root.nodes.discard(run_id)
+            return None
+        if root.asynchronous and root.owned and get_current_run() is not root.run:
+            self._make_current(root)
+        return node
 
     def _open_root(
         self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any, asynchronous: bool
@@ -347,7 +360,11 @@ class Translator:
         system_prompt: Any,
         user_input: Any,
         asynchronous: bool = False,
+        *,
+        describe: Callable[[], tuple[list[str] | None, Any]] | None = None,
     ) -> None:
+        """``describe``: gives (tools, system_prompt) instead, read only when
+        this call starts the run."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_start")
         if key is None:
             return
@@ -355,6 +372,8 @@ class Translator:
         if node is None:
             return
         if not node.run.started:
+            if describe is not None:
+                tools, system_prompt = describe()
             self._ensure_started(node, model, tools, system_prompt)
         run = node.run
         with self._lock:
@@ -367,13 +386,13 @@ class Translator:
     def llm_end(
         self,
         run_id: Any,
-        *,
         completion_tokens: Any = None,
         prompt_tokens: Any = None,
         finish_reason: str | None = None,
         output: Any = None,
         output_length: int | None = None,
         final: bool = True,
+        *,
         error: BaseException | None = None,
     ) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
