@@ -16,6 +16,7 @@ row for SQL written by hand.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -27,6 +28,8 @@ from . import _json
 from .schema import MAX_INT, TERMINAL
 
 __all__ = ["Store"]
+
+logger = logging.getLogger("dunetrace.collector")
 
 SCHEMA = """
 -- Events are stored a batch's run at a time: one row holds the events of
@@ -150,11 +153,12 @@ class Store:
         # FULL: the WAL is synced at every commit, so a 202 survives a power
         # cut, not only a crash of this process (which NORMAL also survives).
         self._db.execute("PRAGMA synchronous=FULL" if sync == "full" else "PRAGMA synchronous=NORMAL")
-        # A batch touches pages all over the indexes (random run ids, and
-        # event ids from many clients). Checkpointing the WAL every 40 MB
-        # instead of every 4 MB writes each such page back once for many
-        # batches rather than once per batch.
-        self._db.execute("PRAGMA wal_autocheckpoint=10000")
+        # Copying the WAL back into the file (a checkpoint) takes tens of
+        # milliseconds to a few hundred: done by the ingest connection, the
+        # batch that happens to cross the threshold would wait for it. A
+        # thread of the store does it instead (see _checkpoints); the ingest
+        # connection only steps in if that thread falls far behind.
+        self._db.execute("PRAGMA wal_autocheckpoint=50000")
         self._db.execute("PRAGMA journal_size_limit=67108864")
         self._db.executescript(SCHEMA)
         self._migrate()
@@ -167,6 +171,38 @@ class Store:
         # The checkpoint interval is per connection: only the ingest one
         # checkpoints, else every judgement would copy the whole WAL back.
         self._judge_db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpoint_db = _connect(path)
+        self._checkpoint_db.execute("PRAGMA synchronous=FULL" if sync == "full" else "PRAGMA synchronous=NORMAL")
+        self._checkpoint_db.execute("PRAGMA wal_autocheckpoint=0")
+        #: Bytes of events committed since the last checkpoint (roughly).
+        self._unchecked = 0
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="dunetrace-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    #: A checkpoint runs once this many bytes of events were committed
+    #: since the last (or every few seconds when anything was). A batch
+    #: touches pages all over the indexes; checkpointing every ~16 MB writes
+    #: each such page back once for many batches rather than once per batch.
+    checkpoint_bytes = 16 * 1024 * 1024
+
+    def _checkpoints(self) -> None:
+        idle = 0
+        while not self._closing.wait(0.1):
+            idle += 1
+            if self._unchecked >= self.checkpoint_bytes or (self._unchecked and idle >= 30):
+                idle = 0
+                self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file, without waiting for
+        readers or the writer (PASSIVE): the ingest goes on meanwhile, and
+        the next commit after a complete one starts the WAL over."""
+        self._unchecked = 0
+        try:
+            self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # e.g. the disk is full: the next try may work; ingest goes on
+            logger.warning("dunetrace collector: checkpoint failed: %r", exc)
 
     def _migrate(self) -> None:
         kind = self._db.execute("SELECT type FROM sqlite_master WHERE name = 'events'").fetchone()
@@ -179,9 +215,13 @@ class Store:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        self._closing.set()
+        if self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(5)
         with self._write_lock:
             self._db.close()
             self._judge_db.close()
+            self._checkpoint_db.close()
 
     # -- connections ----------------------------------------------------------
 
@@ -217,24 +257,33 @@ class Store:
         """Store one validated batch in one transaction. Returns (number of
         events newly stored, run ids whose terminal event arrived)."""
         now = time.time()
+        # One pass over the batch: per run, what the runs table learns, the
+        # rows to store and the events for the judge's memory.
         runs: dict[str, list[Any]] = {}
         for event in events:
             run_id = event["run_id"]
             ts = event["timestamp"]
+            step = event["step_index"]
+            kind = event["event_type"]
+            parent = event.get("parent_run_id")
             run = runs.get(run_id)
             if run is None:
-                # agent_id, agent_version, parent, first_ts, last_ts, end_type, exit_reason, error_type, steps
-                run = runs[run_id] = [event["agent_id"], event["agent_version"], event.get("parent_run_id"),
-                                      ts, ts, None, None, None, 0, 0]  # fmt: skip
+                # agent_id, agent_version, parent, first_ts, last_ts, end_type, exit_reason, error_type, steps,
+                # rows, events
+                run = runs[run_id] = [event["agent_id"], event["agent_version"], parent, ts, ts, None, None, None,
+                                      step, [], []]  # fmt: skip
             else:
-                run[3] = min(run[3], ts)
-                run[4] = max(run[4], ts)
+                if ts < run[3]:
+                    run[3] = ts
+                elif ts > run[4]:
+                    run[4] = ts
                 if run[2] is None:
-                    run[2] = event.get("parent_run_id")
-            run[9] += 1
-            step = event["step_index"]
-            run[8] = max(run[8], step)
-            kind = event["event_type"]
+                    run[2] = parent
+                if step > run[8]:
+                    run[8] = step
+            run[9].append([event.get("event_id"), kind, event["agent_id"], event["agent_version"], step, ts, parent,
+                           event["payload"]])  # fmt: skip
+            run[10].append(event)
             if kind in TERMINAL:
                 payload = event["payload"]
                 run[5] = kind
@@ -253,22 +302,21 @@ class Store:
                 judged = {run_id for run_id, status in known.items() if status == "judged"}
                 kept = [e for e in events if e["run_id"] not in judged] if judged else events
                 kept, exact = self._new_events(db, kept)
-                by_run: dict[str, list[list[Any]]] = {}
-                for e in kept:
-                    row = [e.get("event_id"), e["event_type"], e["agent_id"], e["agent_version"], e["step_index"],
-                           e["timestamp"], e.get("parent_run_id"), e["payload"]]  # fmt: skip
-                    chunk = by_run.get(e["run_id"])
-                    if chunk is None:
-                        by_run[e["run_id"]] = [row]
-                    else:
-                        chunk.append(row)
-                db.executemany(
-                    "INSERT INTO event_chunks (run_id, batch_id, n, events) VALUES (?,?,?,?)",
-                    [(run_id, batch_id, len(rows), _dumps(rows)) for run_id, rows in by_run.items()],
-                )
+                if exact and not judged:
+                    by_run = {run_id: run[9] for run_id, run in runs.items()}
+                else:  # rare: rows again, for the events kept only
+                    by_run = {}
+                    for e in kept:
+                        by_run.setdefault(e["run_id"], []).append(
+                            [e.get("event_id"), e["event_type"], e["agent_id"], e["agent_version"], e["step_index"],
+                             e["timestamp"], e.get("parent_run_id"), e["payload"]]
+                        )  # fmt: skip
+                chunks = [(run_id, batch_id, len(rows), _dumps(rows)) for run_id, rows in by_run.items()]
+                db.executemany("INSERT INTO event_chunks (run_id, batch_id, n, events) VALUES (?,?,?,?)", chunks)
+                self._unchecked += sum(len(chunk[3]) for chunk in chunks)
                 ended: list[str] = []
                 upserts = []
-                for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, _) in runs.items():
+                for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, *_) in runs.items():
                     if run_id in judged:
                         continue
                     upserts.append((run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
@@ -292,7 +340,7 @@ class Store:
                     " event_count = runs.event_count + excluded.event_count",
                     upserts,
                 )  # fmt: skip
-            self._remember(events, runs, known, exact)
+            self._remember({run_id: run[10] for run_id, run in runs.items()}, known, exact)
         return len(kept), ended
 
     @staticmethod
@@ -343,13 +391,10 @@ class Store:
             known.update(db.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk).fetchall())
         return known
 
-    def _remember(self, events: list[dict[str, Any]], runs: Iterable[str], known: dict[str, str], exact: bool) -> None:
+    def _remember(self, by_run: dict[str, list[dict[str, Any]]], known: dict[str, str], exact: bool) -> None:
         """Keep the events of runs this process saw from their first event,
         so judging them needs no reading back. Called under the write lock,
         after the commit."""
-        by_run: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            by_run.setdefault(event["run_id"], []).append(event)
         with self._cache_lock:
             cache = self._cache
             for run_id, new in by_run.items():
