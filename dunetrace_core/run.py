@@ -32,8 +32,15 @@ _now = time.time
 
 
 def get_current_run() -> Run | None:
-    """The run active in this context (thread or asyncio task), or None."""
-    return _current.get()
+    """The run active in this context (thread or asyncio task), or None.
+
+    A run that has finished is never current, even where an integration
+    could not reset the context it set (a root that never reported its end
+    is finished as abandoned, and stops leaking into later runs then)."""
+    run = _current.get()
+    if run is not None and run.finished:
+        return None
+    return run
 
 
 def set_current_run(run: Run | None) -> Token[Run | None]:
@@ -189,7 +196,7 @@ class Run:
         self.started = True
         with capture_internal_errors("run.start"):
             if self.parent_run_id is None:
-                parent = _current.get()
+                parent = get_current_run()
                 if parent is not None and parent is not self:
                     self.parent_run_id = parent.run_id
             payload: dict[str, Any] = {"tools": self.tools}

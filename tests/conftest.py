@@ -10,7 +10,8 @@ os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TESTING", "true")
 
-from dunetrace import Dunetrace  # noqa: E402
+from dunetrace import Dunetrace, get_current_run  # noqa: E402
+from dunetrace.run import set_current_run  # noqa: E402
 from tests.ingest_server import IngestServer  # noqa: E402
 
 from dunetrace import log as dunetrace_log  # noqa: E402
@@ -24,6 +25,18 @@ def strict_guard() -> Iterator[None]:
     dunetrace_log.forget_warnings()
     yield
     dunetrace_log.strict = False
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_current_run() -> Iterator[None]:
+    """A run left current after a test would become the parent of every run
+    opened later in this thread: fail the test that leaked it."""
+    assert get_current_run() is None, f"a run was current before this test: {get_current_run()!r}"
+    yield
+    leaked = get_current_run()
+    if leaked is not None:
+        set_current_run(None)
+        pytest.fail(f"this test left {leaked!r} as the current run")
 
 
 @pytest.fixture
