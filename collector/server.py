@@ -5,6 +5,7 @@ the benchmark)."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -34,6 +35,13 @@ def _config(app: Starlette, host: str, port: int, log_level: str, **extra: Any) 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8001, log_level: str = "info") -> None:
     """Serve until interrupted."""
+    # The judge thread runs detectors in pure Python for milliseconds at a
+    # time; with CPython's default 5 ms switch interval the thread storing a
+    # batch (and the event loop answering it) can wait that long for the
+    # GIL at each hand-over, and the SDK, which sends one batch at a time,
+    # waits with them. This process is the collector's own, so the setting
+    # is ours to change (not in BackgroundServer, which runs in the host's).
+    sys.setswitchinterval(0.0005)
     uvicorn.Server(_config(create_app(settings), host, port, log_level)).run()
 
 
