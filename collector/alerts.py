@@ -33,13 +33,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from dunetrace import __version__
 from dunetrace import log as dunetrace_log
+from dunetrace.http_export import retry_after_seconds
 from dunetrace.log import warn_once
 
 from .detectors import SEVERITIES, Signal, severity_rank
@@ -90,20 +90,6 @@ def slack_text(signal: Signal) -> str:
     if hint:
         lines.append(f"*Try:* {_slack_escape(hint)}")
     return "\n".join(lines)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 @dataclass(order=True)
@@ -340,7 +326,7 @@ class AlertDispatcher:
                 )
                 return
             reason = f"HTTP {status}"
-            retry_after = _retry_after(response)
+            retry_after = retry_after_seconds(response)
         if delivery.attempts >= self._max_attempts:
             with self._cond:
                 self._counts["failed"] += 1

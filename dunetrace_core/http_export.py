@@ -21,12 +21,13 @@ from .plugins import hookimpl
 if TYPE_CHECKING:
     from .options import Options
 
-__all__ = ["HttpExporter"]
+__all__ = ["HttpExporter", "retry_after_seconds"]
 
 NAME = "http"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date), or None."""
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -36,7 +37,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         pass
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # what a malformed date raises
         return None
 
 
@@ -97,9 +98,9 @@ class HttpExporter:
             )
             return ExportResult.drop("unauthorized")
         if status == 429:
-            return ExportResult.retry(_retry_after(response), reason="HTTP 429", throttled=True)
+            return ExportResult.retry(retry_after_seconds(response), reason="HTTP 429", throttled=True)
         if status >= 500 or status == 408:
-            return ExportResult.retry(_retry_after(response), reason=f"HTTP {status}")
+            return ExportResult.retry(retry_after_seconds(response), reason=f"HTTP {status}")
         if status == 422:
             warn_once(
                 f"http-422:{response.text[:200]}",
