@@ -106,6 +106,7 @@ def main() -> None:
             agent.invoke(inputs, config=config)
     dt.flush()
     sent_before = sink.events
+    batches_before = dt.stats()["batches_sent"]
     # The thread that ships events works whenever its timer fires, often
     # while another configuration is being timed: its CPU time is read from
     # its own clock and charged to dunetrace, whichever block it fell in.
@@ -138,6 +139,7 @@ def main() -> None:
     cpu["dunetrace"] = [value + shipping_per_invoke for value in cpu["dunetrace"]]
     expected = args.rounds * args.invokes * 24  # run.started + 11 llm/tool pairs + run.completed
     delivered = sink.events - sent_before
+    batches = dt.stats()["batches_sent"] - batches_before
     dt.shutdown()
     sink.close()
 
@@ -154,7 +156,7 @@ def main() -> None:
         print(row)
     print("medians over rounds; paired: the median of each round's own ratio; cpu: process time, with")
     print(f"the sending thread's ({shipping_per_invoke:.2f} ms/invoke on average) moved to the dunetrace row")
-    print(f"events delivered to the sink: {delivered} of {expected}")
+    print(f"events delivered to the sink: {delivered} of {expected}, in {batches} requests")
 
 
 if __name__ == "__main__":
