@@ -35,7 +35,7 @@ SCHEMA = """
 -- Events are stored a batch's run at a time: one row holds the events of
 -- one run that arrived in one batch, as a JSON array of
 -- [event_id, event_type, agent_id, agent_version, step_index, ts,
---  parent_run_id, payload] (see _EVENT_FIELDS). At 500 events a batch that
+--  parent_run_id, payload]. At 500 events a batch that
 -- is a handful of rows and index entries instead of 500 rows and 1,000
 -- index entries, which made most of the collector's time per batch.
 CREATE TABLE IF NOT EXISTS event_chunks (
@@ -100,9 +100,11 @@ CREATE INDEX IF NOT EXISTS deploys_agent ON deploys(agent_id, at);
 #: the tests: the chunks unrolled. Order within a run is ``seq, pos``.
 EVENTS_VIEW = """
 CREATE VIEW IF NOT EXISTS events AS
-SELECT c.seq AS seq, j.key AS pos, j.value ->> 0 AS event_id, c.run_id AS run_id, j.value ->> 2 AS agent_id,
-       j.value ->> 3 AS agent_version, j.value ->> 1 AS event_type, j.value ->> 4 AS step_index,
-       j.value ->> 5 AS ts, j.value ->> 6 AS parent_run_id, json(j.value -> 7) AS payload, c.batch_id AS batch_id
+SELECT c.seq AS seq, j.key AS pos, json_extract(j.value, '$[0]') AS event_id, c.run_id AS run_id,
+       json_extract(j.value, '$[2]') AS agent_id, json_extract(j.value, '$[3]') AS agent_version,
+       json_extract(j.value, '$[1]') AS event_type, json_extract(j.value, '$[4]') AS step_index,
+       json_extract(j.value, '$[5]') AS ts, json_extract(j.value, '$[6]') AS parent_run_id,
+       json_extract(j.value, '$[7]') AS payload, c.batch_id AS batch_id
 FROM event_chunks AS c, json_each(c.events) AS j;
 """
 
