@@ -401,6 +401,8 @@ class Translator:
         is_root = key in self._roots
         node = self._leave(key)
         if node is None or node.kind != LLM:
+            if is_root and node is not None:
+                self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         run, root = node.run, node.root
         with self._lock:
@@ -444,6 +446,8 @@ class Translator:
         is_root = key in self._roots
         node = self._leave(key)
         if node is None or node.kind != TOOL:
+            if is_root and node is not None:
+                self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         raised = isinstance(error, BaseException)
         if raised and _is_interrupt(error):
@@ -486,6 +490,8 @@ class Translator:
         is_root = key in self._roots
         node = self._leave(key)
         if node is None or node.kind != RETRIEVER:
+            if is_root and node is not None:
+                self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         latency = (_clock() - node.started_at) * 1000
         # A failed retrieval found nothing: reported as zero results.

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMe
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.runnables import RunnableLambda
 
-from dunetrace import Dunetrace, log
+from dunetrace import Dunetrace, get_current_run, log
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
 
 from .conftest import delivered, runs_of, shape, well_formed
@@ -116,6 +116,14 @@ def test_garbage_callbacks_raise_nothing(
     log.strict = strict
     for name, args, kwargs in GARBAGE:
         assert getattr(handler, name)(*args, **kwargs) is None
+    # Garbage starts with no end open roots that stay current, as an
+    # abandoned call would. Their ends (newest first, as LangChain sends
+    # them) close them and give the context back as it was.
+    started = [k["run_id"] for n, _, k in GARBAGE if n.endswith("_start") and isinstance(k["run_id"], (uuid.UUID, str))]
+    for run_id in reversed(started):
+        handler.on_chain_end(None, run_id=run_id)
+    assert get_current_run() is None
+    assert handler.translator.live() == (0, 0)
     # The handler still works for a real agent afterwards.
     assert agent(SCRIPT).invoke(question("after"), config={"callbacks": [handler]})["messages"][-1].content == "done"
     dt.flush()
@@ -211,3 +219,17 @@ def test_a_call_after_its_root_ended_is_not_added_to_it(
     runs = list(runs_of(delivered(dt, ingest, runs=2)).values())
     assert shape(runs[0]) == [("run.started", 0, None), ("run.completed", 0, "completed")]
     assert [e["event_type"] for e in runs[1]] == ["run.started", "tool.called", "tool.responded", "run.completed"]
+
+
+@pytest.mark.parametrize("end", ["on_llm_end", "on_tool_end", "on_retriever_end"])
+def test_an_end_of_another_kind_still_ends_its_root(
+    end: str, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    root = uuid.uuid4()
+    handler.on_chain_start(None, {"messages": _HI}, run_id=root, name="LangGraph")
+    assert get_current_run() is not None
+    getattr(handler, end)(None, run_id=root)
+    assert get_current_run() is None
+    assert handler.translator.live() == (0, 0)
+    events = delivered(dt, ingest)
+    assert [e["event_type"] for e in events] == ["run.started", "run.completed"]
