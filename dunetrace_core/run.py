@@ -64,6 +64,8 @@ def agent_version(system_prompt: str | None, model: str | None, tools: list[str]
 
 def _count(value: Any, field: str) -> int | None:
     """Token counts and lengths: a non-negative int, or left out."""
+    if type(value) is int and value >= 0:  # the common case, first
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
@@ -73,6 +75,8 @@ def _count(value: Any, field: str) -> int | None:
 
 
 def _number(value: Any, field: str) -> float | None:
+    if type(value) is float and value == value or type(value) is int:  # the common case, first
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
@@ -329,7 +333,8 @@ class Run:
     def tool_called(self, name: str, args: Any = None) -> int:
         """A tool call begins. ``args`` are hashed (canonical JSON), never sent."""
         step = self._last_tool = self._next_step()
-        payload: dict[str, Any] = {"tool_name": _name(name, "tool_name")}
+        tool = name if type(name) is str and name else _name(name, "tool_name")
+        payload: dict[str, Any] = {"tool_name": tool}
         if args is not None:
             payload["args_hash"] = self._hash.value(args)
         self._emit("tool.called", step, payload)
@@ -349,7 +354,8 @@ class Run:
     ) -> None:
         """A tool call ended. ``output`` is only measured; ``error`` is hashed.
         ``from_cache=True`` says the framework answered from its tool cache."""
-        payload: dict[str, Any] = {"tool_name": _name(name, "tool_name"), "success": bool(success)}
+        tool = name if type(name) is str and name else _name(name, "tool_name")
+        payload: dict[str, Any] = {"tool_name": tool, "success": success is True or bool(success)}
         if from_cache is not None:
             payload["from_cache"] = bool(from_cache)
         if output is not None and output_length is None:
@@ -367,7 +373,8 @@ class Run:
     def retrieval_called(self, index_name: str, query: Any = None) -> int:
         """A retrieval begins. ``query`` is hashed, never sent."""
         step = self._last_retrieval = self._next_step()
-        payload: dict[str, Any] = {"index_name": _name(index_name, "index_name")}
+        index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
+        payload: dict[str, Any] = {"index_name": index}
         if query is not None:
             payload["query_hash"] = self._hash.value(query)
         self._emit("retrieval.called", step, payload)
@@ -382,7 +389,8 @@ class Run:
         *,
         step: int | None = None,
     ) -> None:
-        payload: dict[str, Any] = {"index_name": _name(index_name, "index_name")}
+        index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
+        payload: dict[str, Any] = {"index_name": index}
         count = _count(result_count, "result_count")
         if count is not None:
             payload["result_count"] = count
