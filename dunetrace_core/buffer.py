@@ -263,7 +263,11 @@ class Buffer:
                     self.batches_sent += 1
                 else:
                     self.dropped[result.reason or "export_failed"] += n
-            self._take()
+            # What arrived while that request was out waits for the next tick,
+            # unless it already fills a batch: a fast receiver must not turn
+            # into a stream of tiny requests.
+            if len(self._queue) >= self._batch_size or self._stopping:
+                self._take()
         self._report_drops()
 
     def _take(self) -> None:

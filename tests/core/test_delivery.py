@@ -292,3 +292,22 @@ def test_after_a_429_requests_are_paced_and_batches_fill(ingest: IngestServer) -
     assert requests <= elapsed / 0.9 + 1  # one request a gap, not one per 20 ms drain
     assert_runs_in_order(ingest.events)
     client.shutdown(1)
+
+
+def test_a_fast_receiver_gets_full_batches_not_a_stream_of_small_ones(ingest: IngestServer) -> None:
+    """Events arriving while a request is out wait for the next tick (or a
+    full batch): a steady trickle makes a few requests, not one per event."""
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.2, max_batch_size=100)
+    run = client.run("a").start()
+    deadline = time.monotonic() + 1.0
+    emitted = 1
+    while time.monotonic() < deadline:  # ~1,000 events a second for a second
+        run.tool_called("t")
+        emitted += 1
+        time.sleep(0.001)
+    run.finish()
+    assert client.flush(5)
+    requests = len(ingest.requests)
+    assert len(ingest.events) == emitted + 1
+    assert requests <= emitted / 50  # about one request a tick or a full batch
+    client.shutdown(1)
