@@ -137,9 +137,7 @@ class Buffer:
         return True
 
     def put_deploy(self, payload: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        if self._disabled:
+        if self._closed or self._disabled:
             return
         self._deploys.append(payload)
         if self._thread is None:
