@@ -38,6 +38,7 @@ from dunetrace.log import warn_once
 from dunetrace.run import get_current_run
 
 from . import extract
+from .streams import relay_tokens
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace, Run
@@ -57,6 +58,8 @@ _CONTROL_FLOW = frozenset({"WaitingForEvent"})
 #: Results of a run's top span that are streams whose LLM call has not
 #: started yet (see ``_await_stream``).
 _LATE_STREAMS = frozenset({"StreamingAgentChatResponse"})
+#: A query engine's streamed answers (``streaming=True``), read later.
+_QUERY_STREAMS = frozenset({"StreamingResponse", "AsyncStreamingResponse"})
 
 
 class _RunState:
@@ -174,7 +177,7 @@ class Translator:
         if state.root == span_id:
             if type(result).__name__ in _LATE_STREAMS:
                 self._await_stream(span_id, span)
-            else:
+            elif not (state.own and type(result).__name__ in _QUERY_STREAMS and self._relay_stream(state, result)):
                 self._close(state, None)
         elif state.late_stream and len(state.spans) <= 1:
             self._close(state, None)  # the stream was written out
@@ -250,6 +253,20 @@ class Translator:
             self._spans[span_id] = span
             span.state.spans.add(span_id)
             span.state.late_stream = True
+
+    def _relay_stream(self, state: _RunState, response: Any) -> bool:
+        """A streaming query engine's answer: llama-index-core 0.14 calls the
+        LLM only when the caller reads ``response_gen``, in spans linked to
+        nothing. Read it through a relay that makes the run current around
+        each read (those spans then join it, as inside a caller's own
+        ``dt.run``) and ends the run with the stream. False when there is
+        no generator to relay."""
+        tokens = getattr(response, "response_gen", None)
+        relayed = relay_tokens(tokens, state.run, lambda error: self._close(state, error))
+        if relayed is None:
+            return False
+        response.response_gen = relayed
+        return True
 
     def _close(self, state: _RunState, error: BaseException | None) -> None:
         """The run's top span ended."""

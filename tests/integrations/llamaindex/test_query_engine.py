@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
+from dunetrace import Dunetrace, get_current_run
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
@@ -90,18 +90,23 @@ async def test_async_streaming_chat_completes_when_the_stream_is_read(
     assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
 
 
-def test_streaming_query_engine_llm_call_needs_a_caller_run(
+def test_streaming_query_engine_run_ends_with_its_stream(
     dt: Dunetrace, index: VectorStoreIndex, instrumented: Any, received: Any
 ) -> None:
-    # Known limit: a streaming query engine (llama-index-core 0.14) starts the
-    # LLM call when the caller reads the stream, with no link to the query's
-    # span. The run ends at return with its retrieval...
+    # llama-index-core 0.14 starts a streaming query engine's LLM call only
+    # when the caller reads the stream, with no link to the query's span:
+    # the run stays open through the stream and takes that call.
     engine = index.as_query_engine(llm=ScriptedLLM(["Oslo."], repeat=True), similarity_top_k=2, streaming=True)
-    assert "".join(engine.query("where is Oslo?").response_gen) == "Oslo."
+    response = engine.query("where is Oslo?")
+    assert get_current_run() is None  # nothing leaks into the caller
+    assert "".join(response.response_gen) == "Oslo."
+    assert get_current_run() is None
     (events,) = by_run(received()).values()
     well_formed(events)
-    assert types(events) == ["run.started", "retrieval.called", "retrieval.responded", "run.completed"]
-    # ...and inside the caller's own run, the LLM call is reported too.
+    assert types(events) == [
+        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+    ]
+    # Inside the caller's own run, the events join it.
     with dt.run("my-app"):
         assert "".join(engine.query("where is Oslo?").response_gen) == "Oslo."
     mine = [e for e in received() if e["agent_id"] == "my-app"]
@@ -109,6 +114,31 @@ def test_streaming_query_engine_llm_call_needs_a_caller_run(
     assert types(mine) == [
         "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
     ]
+    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+
+
+async def test_async_streaming_query_engine_run_ends_with_its_stream(
+    index: VectorStoreIndex, instrumented: Any, received: Any
+) -> None:
+    engine = index.as_query_engine(llm=ScriptedLLM(["Lima."], repeat=True), similarity_top_k=2, streaming=True)
+    response = await engine.aquery("where is Lima?")
+    assert "".join([token async for token in response.async_response_gen()]) == "Lima."
+    (events,) = by_run(received()).values()
+    well_formed(events)
+    assert types(events) == [
+        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+    ]
+
+
+def test_streaming_query_engine_stream_closed_early_ends_the_run(
+    index: VectorStoreIndex, instrumented: Any, received: Any
+) -> None:
+    engine = index.as_query_engine(llm=ScriptedLLM(["Oslo is a city."], repeat=True), similarity_top_k=2, streaming=True)
+    response = engine.query("where is Oslo?")
+    next(iter(response.response_gen))
+    response.response_gen.close()
+    (events,) = by_run(received()).values()
+    assert types(events)[-1] == "run.completed"
 
 
 def test_chat_engine_run(index: VectorStoreIndex, instrumented: Any, received: Any) -> None:
