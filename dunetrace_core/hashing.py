@@ -90,8 +90,6 @@ class Hasher:
         """Digest of any content value; None stays None (nothing to hash)."""
         if value is None:
             return None
-        if isinstance(value, str) and value[:1] not in ("{", "["):
-            return self.text(value)
         return self.text(canonical_json(value))
 
     def error(self, error: BaseException | str | None) -> str | None:
