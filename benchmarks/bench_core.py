@@ -31,10 +31,12 @@ def percentile(values: list[int], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))] / 1000
 
 
-def cost(n: int = 200_000) -> None:
-    """Caller cost per manual event, with the drain thread shipping to a live
-    sink in another process, next to the floor: building a dict and
-    appending it to a deque."""
+def cost(n: int = 100_000, rate: int = 40_000) -> None:
+    """Caller cost per manual event while the drain thread ships every event
+    to a live sink in another process, next to the floor: building a dict and
+    appending it to a deque. The four cases together emit ``rate`` events a
+    second, which the drain keeps up with: a caller who outruns the network
+    meets the bound instead, and the last row prices that path."""
     sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)
     run = dt.run("bench").start()
@@ -54,23 +56,50 @@ def cost(n: int = 200_000) -> None:
         "run.tool_called(name, args) (hashes args)": lambda: run.tool_called("search", {"q": "weather", "n": 3}),
     }
     timings: dict[str, list[int]] = {name: [] for name in cases}
+    block = 100  # calls per case per slice; the cases interleave so drift hits all alike
+    slice_s = block * len(cases) / rate
     gc.disable()
-    for _ in range(n // 1000):  # interleave the cases so drift hits all alike
+    start = time.perf_counter()
+    for i in range(n // block):
         for name, fn in cases.items():
             bucket = timings[name]
-            for _ in range(1000):
+            for _ in range(block):
                 t = ns()
                 fn()
                 bucket.append(ns() - t)
+        pause = start + (i + 1) * slice_s - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    elapsed = time.perf_counter() - start
     gc.enable()
+    dt.flush(30)
+    stats = dt.stats()
+
+    # The bound: a client whose queue is full drops the event and counts it.
+    full = Dunetrace(endpoint=sink.url, max_queue_size=100, flush_interval=3600)
+    full_run = full.run("bench").start()
+    while full.stats()["dropped_total"] == 0:
+        full_run.tool_responded("search", True, latency_ms=1.5)
+    dropped: list[int] = []
+    gc.disable()
+    for _ in range(n // 10):
+        t = ns()
+        full_run.tool_responded("search", True, latency_ms=1.5)
+        dropped.append(ns() - t)
+    gc.enable()
+    full.shutdown(0.1)
     dt.shutdown(10)
     sink.stop()
+
     base = percentile(timings["floor (dict + deque.append)"], 0.5)
-    print(f"\ncaller cost per event ({n} calls each; timer overhead included in all rows)")
+    emitted = (len(cases) - 1) * n + 1
+    print(f"\ncaller cost per event ({n} calls each at {len(cases) * n / elapsed:,.0f} calls/s in all; "
+          f"timer overhead included in all rows)")  # fmt: skip
     print(f"{'case':48} {'median us':>10} {'p99 us':>8} {'x floor':>8}")
-    for name, values in timings.items():
+    for name, values in [*timings.items(), ("queue full: dropped and counted", dropped)]:
         median = percentile(values, 0.5)
         print(f"{name:48} {median:10.2f} {percentile(values, 0.99):8.2f} {median / base:8.1f}")
+    print(f"events emitted {emitted:,}, delivered {stats['sent']:,}, dropped {stats['dropped_total']}")
 
 
 def throughput(n: int = 500_000) -> None:

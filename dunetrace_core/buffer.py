@@ -147,6 +147,8 @@ class Buffer:
     def count_drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
             self.dropped[reason] += n
+            if self.dropped[reason] > n:  # warned already: keep the full-queue path cheap
+                return
         if reason == "queue_full":
             warn_once(
                 f"queue_full:{id(self)}",
@@ -230,7 +232,12 @@ class Buffer:
             payload = self._deploys.popleft()
             if self._deploy_sender is not None:
                 self._deploy_sender(payload)
-        self._take()
+        # Healthy, take two batches ahead of the request, not the whole queue:
+        # the first request leaves at once instead of after a long backlog
+        # has been turned into dicts. While the receiver fails or paces us,
+        # take everything: a sealed batch keeps a backlog as bytes.
+        ahead = None if self._retry_at or self._gap else 2 * self._batch_size
+        self._take(ahead)
         while self._pending:
             now = time.monotonic()
             if self._retry_at and now < self._retry_at:
@@ -265,41 +272,58 @@ class Buffer:
             # unless it already fills a batch: a fast receiver must not turn
             # into a stream of tiny requests.
             if len(self._queue) >= self._batch_size or self._stopping:
-                self._take()
+                self._take(ahead)
         self._report_drops()
 
-    def _take(self) -> None:
-        """Move queued events into per-agent batches, in arrival order."""
+    def _take(self, limit: int | None = None) -> None:
+        """Move queued events (at most about ``limit``) into per-agent
+        batches, in arrival order."""
+        left = len(self._queue) if limit is None else limit
         queue = self._queue
         size = self._batch_size
         opened = self._open
         pending = self._pending
         prefix = self._id_prefix
         popleft = queue.popleft
-        while queue:
+        while queue and left > 0:
             # A small chunk at a time, counted as pending before it leaves
             # the deque: callers never see room that is not there (the bound
             # holds), and near the bound at most one chunk is refused early.
             n = min(len(queue), _CHUNK)
+            left -= n
             with self._lock:
                 self._pending_events += n
             next_id = self._next_id
             for _ in range(n):
                 item = popleft()
                 if type(item) is tuple:
+                    # Run.wire_event plus the event_id, inlined: this loop is
+                    # the drain's cost per event (a test holds the two equal).
                     run, event_type, step, timestamp, payload = item
-                    event = run.wire_event(event_type, step, timestamp, payload)
+                    agent = run.agent_id
+                    event = {
+                        "event_type": event_type,
+                        "run_id": run.run_id,
+                        "agent_id": agent,
+                        "agent_version": run.agent_version,
+                        "step_index": step,
+                        "timestamp": timestamp,
+                        "payload": payload,
+                        "parent_run_id": run.parent_run_id,
+                        "event_id": prefix + str(next_id),
+                    }
                 else:  # already a dict: it went through dunetrace_event plugins
                     event = item
-                agent = event["agent_id"]
+                    agent = event["agent_id"]
+                    event["event_id"] = prefix + str(next_id)
+                next_id += 1
                 group = opened.get(agent)
                 if group is None:
                     group = opened[agent] = _Open(agent)
                     pending.append(group)
-                event["event_id"] = prefix + str(next_id)
-                next_id += 1
-                group.events.append(event)
-                if len(group.events) >= size:
+                events = group.events
+                events.append(event)
+                if len(events) >= size:
                     # A full batch can take no more events: encode it now, so
                     # a backlog (the backend is down) costs bytes, not dicts.
                     self._seal(group)

@@ -360,12 +360,14 @@ class Run:
             payload["from_cache"] = bool(from_cache)
         if output is not None and output_length is None:
             output_length = _length(output)
-        length = _count(output_length, "output_length")
-        if length is not None:
-            payload["output_length"] = length
-        latency = _number(latency_ms, "latency_ms")
-        if latency is not None:
-            payload["latency_ms"] = latency
+        if output_length is not None:  # the checks only when given: this is a hot path
+            length = _count(output_length, "output_length")
+            if length is not None:
+                payload["output_length"] = length
+        if latency_ms is not None:
+            latency = _number(latency_ms, "latency_ms")
+            if latency is not None:
+                payload["latency_ms"] = latency
         if error is not None:
             payload["error_hash"] = self._hash.error(error)
         self._emit("tool.responded", step if step is not None else self._last_tool, payload)

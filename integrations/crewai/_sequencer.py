@@ -69,8 +69,8 @@ class Sequencer:
         self._stream_of: OrderedDict[str, _Stream] = OrderedDict()
         #: predecessor id -> events waiting to learn their stream
         self._orphans: dict[str, list[tuple[Any, Any, float]]] = {}
-        #: events pushed from the emitting thread without the lock
-        self._inline: deque[tuple[Any, Any]] = deque()
+        #: events queued, not yet admitted (any thread appends, the lock holder admits)
+        self._queued: deque[tuple[Any, Any]] = deque()
         #: streams holding events back (waiting for a number)
         self._stuck: set[_Stream] = set()
         self._timer: threading.Timer | None = None
@@ -80,17 +80,29 @@ class Sequencer:
     # -- entry points -------------------------------------------------------------
 
     def push(self, event: Any, source: Any = None) -> None:
-        with capture_internal_errors("crewai.sequence"):
-            with self._lock:
-                self._take_inline()
-                self._admit(event, source, _clock())
+        """From CrewAI's pool threads. The thread that finds the lock free
+        admits everything queued; the others queue and return at once, so
+        ten pool threads do not take turns on the lock (and on the GIL)
+        for every event."""
+        self._queued.append((event, source))
+        lock = self._lock
+        # Re-checked after each release: an event queued while the lock was
+        # held (its thread found it taken) is admitted by the holder's loop.
+        while self._queued:
+            if not lock.acquire(blocking=False):
+                return
+            try:
+                with capture_internal_errors("crewai.sequence"):
+                    self._admit_queued()
+            finally:
+                lock.release()
 
     def push_inline(self, event: Any, source: Any = None) -> None:
         """For events CrewAI dispatches inline on the emitting thread (stream
-        chunks): no lock, so the agent never waits on a pool thread. The
-        chunk is queued before any later event is even emitted, and admitted
-        before the next pushed one."""
-        self._inline.append((event, source))
+        chunks): queued without a lock, so the agent never waits on a pool
+        thread. The chunk is queued before any later event is even emitted,
+        and admitted with the next pushed one."""
+        self._queued.append((event, source))
 
     def waiting(self) -> int:
         with self._lock:
@@ -100,7 +112,7 @@ class Sequencer:
         """Release everything still waiting, in sequence order per stream."""
         with capture_internal_errors("crewai.sequence.flush"):
             with self._lock:
-                self._take_inline()
+                self._admit_queued()
                 self._expire(force=True)
 
     def close(self) -> None:
@@ -112,11 +124,11 @@ class Sequencer:
 
     # -- under the lock -----------------------------------------------------------
 
-    def _take_inline(self) -> None:
-        inline = self._inline
+    def _admit_queued(self) -> None:
+        queued = self._queued
         now = _clock()
-        while inline:
-            event, source = inline.popleft()
+        while queued:
+            event, source = queued.popleft()
             self._admit(event, source, now)
 
     def _find_stream(self, event: Any) -> tuple[_Stream | None, str | None]:
@@ -221,7 +233,7 @@ class Sequencer:
         with capture_internal_errors("crewai.sequence.timer"):
             with self._lock:
                 self._timer = None
-                self._take_inline()
+                self._admit_queued()
                 self._expire()
                 if self._orphans or self._stuck:
                     self._arm()

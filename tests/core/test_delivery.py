@@ -239,6 +239,22 @@ def test_keep_alive_one_connection_for_many_batches(ingest: IngestServer) -> Non
     assert len(ingest.connection_threads) == 1
 
 
+def test_an_environment_proxy_carries_the_batches(ingest: IngestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test server stands in for the proxy: a proxied request names the
+    # whole target URL on its request line.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", ingest.url)
+    client = Dunetrace(endpoint="http://ingest.invalid:8001", api_key="k-1")
+    emit_run(client, "a", 2)
+    client.shutdown(5)
+    paths = {path for path, _, _ in ingest.requests}
+    assert paths == {"http://ingest.invalid:8001/v1/ingest"}
+    _, headers, _ = ingest.requests[0]
+    assert headers["authorization"] == "Bearer k-1"
+    assert headers["content-type"] == "application/json"
+
+
 def test_deploy_marker_is_fire_and_forget(ingest: IngestServer) -> None:
     client = Dunetrace(endpoint=ingest.url, api_key="k")
     start = time.perf_counter()
