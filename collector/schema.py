@@ -13,7 +13,17 @@ from typing import Any
 from . import _json
 from .settings import MAX_EVENTS_PER_BATCH
 
-__all__ = ["EVENT_TYPES", "TERMINAL", "BadRequest", "parse_json", "validate_batch", "validate_deploy"]
+__all__ = [
+    "EVENT_TYPES",
+    "TERMINAL",
+    "BadRequest",
+    "Batch",
+    "parse_json",
+    "read_batch",
+    "read_events",
+    "validate_batch",
+    "validate_deploy",
+]
 
 EVENT_TYPES = frozenset(
     (
@@ -64,8 +74,120 @@ def _string(value: Any, field: str, *, empty: bool = False) -> str:
     return value
 
 
-def validate_batch(data: Any) -> tuple[str, str, list[dict[str, Any]]]:
-    """Check an ingest body; returns (api_key, agent_id, events)."""
+class Batch:
+    """A checked batch, grouped by run in the same pass that checked it.
+
+    ``runs`` maps a run id to what the store learns of that run from this
+    batch: ``[agent_id, agent_version, parent_run_id, first_ts, last_ts,
+    end_type, exit_reason, error_type, steps, rows, events]``, where
+    ``rows`` are the events in the store's row form and ``events`` the wire
+    dicts. ``ids`` are the event ids given, in order.
+    """
+
+    __slots__ = ("events", "ids", "runs")
+
+    def __init__(self, events: list[dict[str, Any]], runs: dict[str, list[Any]], ids: list[str]) -> None:
+        self.events = events
+        self.runs = runs
+        self.ids = ids
+
+
+def read_events(events: list[Any]) -> Batch:
+    """Check every event and group them by run, in one pass.
+
+    This loop is the collector's cost per event: each event is checked by
+    one condition and only an event that fails it goes through the
+    field-by-field check that names what is wrong.
+    """
+    runs: dict[str, list[Any]] = {}
+    ids: list[str] = []
+    types = EVENT_TYPES
+    terminal = TERMINAL
+    for event in events:
+        if type(event) is not dict:
+            raise _event_error(events, event)
+        get = event.get
+        kind = get("event_type")
+        run_id = get("run_id")
+        agent = get("agent_id")
+        version = get("agent_version")
+        step = get("step_index")
+        ts = get("timestamp")
+        payload = get("payload")
+        parent = get("parent_run_id")
+        event_id = get("event_id")
+        if not (
+            type(kind) is str
+            and kind in types
+            and type(run_id) is str
+            and run_id
+            and type(agent) is str
+            and agent
+            and type(version) is str
+            and version
+            and type(step) is int
+            and 0 <= step <= MAX_INT
+            and (type(ts) is float or type(ts) is int)
+            and type(payload) is dict
+            and (parent is None or (type(parent) is str and parent))
+            and (event_id is None or (type(event_id) is str and event_id))
+        ):
+            raise _event_error(events, event)
+        run = runs.get(run_id)
+        if run is None:
+            run = runs[run_id] = [agent, version, parent, ts, ts, None, None, None, step, [], []]
+        else:
+            if ts < run[3]:
+                run[3] = ts
+            elif ts > run[4]:
+                run[4] = ts
+            if run[2] is None:
+                run[2] = parent
+            run[8] = max(run[8], step)
+        run[9].append([event_id, kind, agent, version, step, ts, parent, payload])
+        run[10].append(event)
+        if event_id is not None:
+            ids.append(event_id)
+        if kind in terminal:
+            run[5] = kind
+            reason = payload.get("exit_reason")
+            run[6] = reason if type(reason) is str else None
+            error = payload.get("error_type")
+            run[7] = error if type(error) is str else None
+            total = payload.get("total_steps")
+            if type(total) is int and run[8] < total <= MAX_INT:
+                run[8] = total
+    return Batch(events, runs, ids)
+
+
+def _event_error(events: list[Any], event: Any) -> BadRequest:
+    """What is wrong with an event that failed the one-condition check."""
+    i = next(i for i, e in enumerate(events) if e is event)
+    if type(event) is not dict:
+        return BadRequest(f"events[{i}]", "must be an object")
+    kind = event.get("event_type")
+    if type(kind) is not str or kind not in EVENT_TYPES:
+        return BadRequest(f"events[{i}].event_type", f"unknown event type {kind!r}")
+    for key in _IDS:
+        value = event.get(key)
+        if type(value) is not str or not value:
+            return BadRequest(f"events[{i}].{key}", "must be a non-empty string")
+    step = event.get("step_index")
+    if type(step) is not int or step < 0 or step > MAX_INT:
+        return BadRequest(f"events[{i}].step_index", f"must be an integer from 0 to {MAX_INT}")
+    ts = event.get("timestamp")
+    if type(ts) is not float and type(ts) is not int:
+        return BadRequest(f"events[{i}].timestamp", "must be a number (unix epoch seconds)")
+    if type(event.get("payload")) is not dict:
+        return BadRequest(f"events[{i}].payload", "must be an object")
+    parent = event.get("parent_run_id")
+    if parent is not None and (type(parent) is not str or not parent):
+        return BadRequest(f"events[{i}].parent_run_id", "must be a non-empty string or null")
+    return BadRequest(f"events[{i}].event_id", "must be a non-empty string when given")
+
+
+def read_batch(data: Any) -> tuple[str, str, Batch]:
+    """Check an ingest body; returns (api_key, agent_id, batch)."""
     if not isinstance(data, dict):
         raise BadRequest("body", "must be a JSON object with api_key, agent_id and events")
     api_key = _string(data.get("api_key", ""), "api_key", empty=True)
@@ -79,32 +201,13 @@ def validate_batch(data: Any) -> tuple[str, str, list[dict[str, Any]]]:
         raise BadRequest("events", "must not be empty")
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise BadRequest("events", f"{len(events)} events; at most {MAX_EVENTS_PER_BATCH} per request")
-    for i, event in enumerate(events):
-        if type(event) is not dict:
-            raise BadRequest(f"events[{i}]", "must be an object")
-        kind = event.get("event_type")
-        if type(kind) is not str or kind not in EVENT_TYPES:
-            raise BadRequest(f"events[{i}].event_type", f"unknown event type {kind!r}")
-        for key in _IDS:
-            value = event.get(key)
-            if type(value) is not str or not value:
-                raise BadRequest(f"events[{i}].{key}", "must be a non-empty string")
-        step = event.get("step_index")
-        if type(step) is not int or step < 0 or step > MAX_INT:
-            raise BadRequest(f"events[{i}].step_index", f"must be an integer from 0 to {MAX_INT}")
-        ts = event.get("timestamp")
-        if type(ts) is not float and type(ts) is not int:
-            raise BadRequest(f"events[{i}].timestamp", "must be a number (unix epoch seconds)")
-        payload = event.get("payload")
-        if type(payload) is not dict:
-            raise BadRequest(f"events[{i}].payload", "must be an object")
-        parent = event.get("parent_run_id")
-        if parent is not None and (type(parent) is not str or not parent):
-            raise BadRequest(f"events[{i}].parent_run_id", "must be a non-empty string or null")
-        event_id = event.get("event_id")
-        if event_id is not None and (type(event_id) is not str or not event_id):
-            raise BadRequest(f"events[{i}].event_id", "must be a non-empty string when given")
-    return api_key, agent_id, events
+    return api_key, agent_id, read_events(events)
+
+
+def validate_batch(data: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    """Check an ingest body; returns (api_key, agent_id, events)."""
+    api_key, agent_id, batch = read_batch(data)
+    return api_key, agent_id, batch.events
 
 
 def validate_deploy(data: Any) -> tuple[str, str, str, dict[str, Any]]:

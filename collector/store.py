@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import _json
-from .schema import MAX_INT, TERMINAL
+from .schema import Batch, read_events
 
 __all__ = ["Store"]
 
@@ -256,46 +256,17 @@ class Store:
     # -- writing --------------------------------------------------------------
 
     def ingest(self, events: list[dict[str, Any]], batch_id: str) -> tuple[int, list[str]]:
-        """Store one validated batch in one transaction. Returns (number of
-        events newly stored, run ids whose terminal event arrived)."""
+        """Store one batch of events in one transaction. Returns (number of
+        events newly stored, run ids whose terminal event arrived). Raises
+        ``BadRequest`` for an event the contract refuses."""
+        return self.ingest_batch(read_events(events), batch_id)
+
+    def ingest_batch(self, batch: Batch, batch_id: str) -> tuple[int, list[str]]:
+        """``ingest`` for a batch already checked and grouped by run (the
+        ingest API does both in the pass that checks it)."""
         now = time.time()
-        # One pass over the batch: per run, what the runs table learns, the
-        # rows to store and the events for the judge's memory.
-        runs: dict[str, list[Any]] = {}
-        for event in events:
-            run_id = event["run_id"]
-            ts = event["timestamp"]
-            step = event["step_index"]
-            kind = event["event_type"]
-            parent = event.get("parent_run_id")
-            run = runs.get(run_id)
-            if run is None:
-                # agent_id, agent_version, parent, first_ts, last_ts, end_type, exit_reason, error_type, steps,
-                # rows, events
-                run = runs[run_id] = [event["agent_id"], event["agent_version"], parent, ts, ts, None, None, None,
-                                      step, [], []]  # fmt: skip
-            else:
-                if ts < run[3]:
-                    run[3] = ts
-                elif ts > run[4]:
-                    run[4] = ts
-                if run[2] is None:
-                    run[2] = parent
-                if step > run[8]:
-                    run[8] = step
-            run[9].append([event.get("event_id"), kind, event["agent_id"], event["agent_version"], step, ts, parent,
-                           event["payload"]])  # fmt: skip
-            run[10].append(event)
-            if kind in TERMINAL:
-                payload = event["payload"]
-                run[5] = kind
-                reason = payload.get("exit_reason")
-                run[6] = reason if isinstance(reason, str) else None
-                error = payload.get("error_type")
-                run[7] = error if isinstance(error, str) else None
-                total = payload.get("total_steps")
-                if type(total) is int and run[8] < total <= MAX_INT:
-                    run[8] = total
+        events = batch.events
+        runs = batch.runs
         # The lock spans the commit and the in-memory copy, so two batches of
         # one run are remembered in the order they were stored.
         with self._write_lock:
@@ -303,7 +274,7 @@ class Store:
                 known = self._known(db, runs)
                 judged = {run_id for run_id, status in known.items() if status == "judged"}
                 kept = [e for e in events if e["run_id"] not in judged] if judged else events
-                kept, exact = self._new_events(db, kept)
+                kept, exact = self._new_events(db, kept, None if judged else batch.ids)
                 if exact and not judged:
                     by_run = {run_id: run[9] for run_id, run in runs.items()}
                 else:  # rare: rows again, for the events kept only
@@ -346,10 +317,14 @@ class Store:
         return len(kept), ended
 
     @staticmethod
-    def _new_events(db: sqlite3.Connection, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    def _new_events(
+        db: sqlite3.Connection, events: list[dict[str, Any]], ids: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
         """The events whose id was not stored before (nor earlier in the
-        batch), with their ids recorded; and whether that is all of them."""
-        ids = [e["event_id"] for e in events if e.get("event_id") is not None]
+        batch), with their ids recorded; and whether that is all of them.
+        ``ids``: the events' ids when the caller has them already."""
+        if ids is None:
+            ids = [e["event_id"] for e in events if e.get("event_id") is not None]
         if not ids:
             return events, True
         # The usual case, no event seen before: the ids go in with one
