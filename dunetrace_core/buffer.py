@@ -61,10 +61,12 @@ class Buffer:
         options: Options,
         host: PluginHost,
         deploy_sender: Callable[[dict[str, Any]], None] | None = None,
+        before_drain: Callable[[], None] | None = None,
     ) -> None:
         self._options = options
         self._host = host
         self._deploy_sender = deploy_sender
+        self._before_drain = before_drain
         self._disabled = not options.enabled
         # A disabled client takes every event down the slow path, which drops
         # it without counting: nothing was lost, nothing was asked for.
@@ -159,6 +161,11 @@ class Buffer:
         elif reason == "shutdown":
             warn_once(f"shutdown-drop:{id(self)}", "dunetrace: events after shutdown() are dropped")
 
+    def start(self) -> None:
+        """Start the drain thread now rather than with the first event."""
+        if self._thread is None and not self._disabled:
+            self._start()
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is not None or self._closed:
@@ -219,6 +226,9 @@ class Buffer:
             self._wake.wait(wait)
             self._wake.clear()
             self._busy = True
+            if self._before_drain is not None:
+                with capture_internal_errors("drain plugins"):
+                    self._before_drain()
             with capture_internal_errors("drain"):
                 self._drain()
             self._busy = False

@@ -53,8 +53,13 @@ class Dunetrace:
             self.plugins.register(StdoutExporter(), name="dunetrace.stdout")
         self.plugins.load_entry_points()
         self._buffer = Buffer(
-            self.options, self.plugins, self._http.send_deploy if self._http is not None else None
+            self.options,
+            self.plugins,
+            self._http.send_deploy if self._http is not None else None,
+            before_drain=self._drain_plugins,
         )
+        self.plugins.on_change = self._plugins_changed
+        self._plugins_changed()
         self._shut = False
         self._shutdown_lock = threading.Lock()
         self.plugins.hook.dunetrace_configure.call_historic(kwargs={"client": self})
@@ -197,6 +202,14 @@ class Dunetrace:
             self._flush_plugins(timeout)
             return self._buffer.flush(max(0.0, deadline - time.monotonic()))
         return False
+
+    def _plugins_changed(self) -> None:
+        if self.plugins.wants_drain:  # its deferred work is done on the drain thread
+            self._buffer.start()
+
+    def _drain_plugins(self) -> None:
+        if self.plugins.wants_drain:
+            self.plugins.hook.dunetrace_drain(client=self)
 
     def _flush_plugins(self, timeout: float) -> None:
         if self.plugins.hook.dunetrace_flush.get_hookimpls():

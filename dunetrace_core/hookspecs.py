@@ -57,6 +57,20 @@ def dunetrace_flush(client: Dunetrace, timeout: float) -> None:
 
 
 @hookspec
+def dunetrace_drain(client: Dunetrace) -> None:
+    """The drain thread is about to take what is queued: queue now what the
+    plugin deferred.
+
+    For an integration that keeps its framework's callbacks cheap by only
+    recording there, and translating later, off the framework's threads.
+    Called on the drain thread at every wake (every ``flush_interval``, or
+    sooner when a batch is full); while some plugin implements this hook the
+    drain thread runs from the moment the plugin is registered. Return value
+    ignored.
+    """
+
+
+@hookspec
 def dunetrace_shutdown(client: Dunetrace) -> None:
     """The client is shutting down, after its last flush.
 

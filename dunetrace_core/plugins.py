@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -92,6 +92,11 @@ class PluginHost(pluggy.PluginManager):
         #: True when some plugin implements ``dunetrace_event`` (checked per event).
         self.wants_events = False
         self.wants_runs = False
+        #: True when some plugin implements ``dunetrace_drain``.
+        self.wants_drain = False
+        #: Called after every register / unregister (the client starts its
+        #: drain thread for a ``dunetrace_drain`` plugin).
+        self.on_change: Callable[[], None] | None = None
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
@@ -109,6 +114,9 @@ class PluginHost(pluggy.PluginManager):
         self.wants_runs = bool(
             hook.dunetrace_run_started.get_hookimpls() or hook.dunetrace_run_finished.get_hookimpls()
         )
+        self.wants_drain = bool(hook.dunetrace_drain.get_hookimpls())
+        if self.on_change is not None:
+            self.on_change()
 
     def load_entry_points(self) -> None:
         for name, plugin in _load_entry_point_plugins():

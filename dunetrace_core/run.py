@@ -21,6 +21,7 @@ from .injection import scan
 from .log import capture_internal_errors, warn_once
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from .client import Dunetrace
@@ -104,7 +105,7 @@ class Run:
         "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
-        "started", "finished", "llm_in_flight", "_token", "__weakref__",
+        "started", "finished", "llm_in_flight", "clock", "_token", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -148,6 +149,10 @@ class Run:
         #: wrapper (OpenAI, Anthropic) seeing it above 0 stays silent, so a
         #: call seen by both is counted once.
         self.llm_in_flight = 0
+        #: What stamps this run's events (``time.time``). An integration that
+        #: reports a framework's events after the fact sets a function giving
+        #: the framework's own time of the event being reported.
+        self.clock: Callable[[], float] = _now
         self._token: Token[Run | None] | None = None
 
     def __repr__(self) -> str:
@@ -157,7 +162,7 @@ class Run:
 
     def _emit(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
         if self._host.wants_events:
-            event = self.wire_event(event_type, step, _now(), payload)
+            event = self.wire_event(event_type, step, self.clock(), payload)
             if self._client._filter(event) and not self._buffer.put(event, event_type):
                 self.dropped_events += 1
             return
@@ -166,10 +171,10 @@ class Run:
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) + buffer._pending_events < buffer._limit and buffer._thread is not None:
-            queue.append((self, event_type, step, _now(), payload))
+            queue.append((self, event_type, step, self.clock(), payload))
             if len(queue) == buffer._batch_size:
                 buffer._wake.set()
-        elif not buffer.put((self, event_type, step, _now(), payload), event_type):
+        elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
 
     def wire_event(self, event_type: str, step: int, timestamp: float, payload: dict[str, Any]) -> dict[str, Any]:

@@ -123,6 +123,12 @@ class _Installation:
         self.listener = _get_listener_class()(self.assembler)
 
     @hookimpl
+    def dunetrace_drain(self, client: Dunetrace) -> None:
+        # The handlers on CrewAI's pool only queue; the translation runs here,
+        # on the drain thread, once per wake for every event since the last.
+        self.listener.sequencer.admit()
+
+    @hookimpl
     def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
         # crewai 1.15: kickoff() can return before the handler pool ran the
         # crew's last events; wait for them, then release what the

@@ -24,6 +24,7 @@ for a finished run are counted and dropped.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from ._fields import (
     RunState,
     agent_suffix,
     elapsed_ms,
+    event_time,
     reported_error,
     template,
     token_count,
@@ -43,6 +45,7 @@ from ._fields import (
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
+    from dunetrace.run import Run
 
 __all__ = ["EventAssembler", "agent_suffix"]
 
@@ -70,6 +73,9 @@ class EventAssembler:
         #: parent scope we never saw (a type we do not subscribe to)
         self._by_agent: dict[tuple[Any, Any], RunState] = {}
         self.stats = {"out_of_order": 0, "late": 0, "unplaced": 0}
+        #: CrewAI's time of the event being handled: the runs' clock, since
+        #: events are translated after the fact, on the drain thread
+        self._event_time: float | None = None
         self._dispatch = {
             "crew_kickoff_started": self._crew_started,
             "crew_kickoff_completed": self._crew_completed,
@@ -94,11 +100,24 @@ class EventAssembler:
             if not isinstance(kind, str):
                 return
             with self._lock:
-                method = self._dispatch.get(kind)
-                if method is not None:
-                    method(event, source)
-                else:
-                    self._place_scope(event)
+                self._event_time = event_time(event)
+                try:
+                    method = self._dispatch.get(kind)
+                    if method is not None:
+                        method(event, source)
+                    else:
+                        self._place_scope(event)
+                finally:
+                    self._event_time = None
+
+    def _clock(self) -> float:
+        at = self._event_time
+        return at if at is not None else time.time()
+
+    def _new_run(self, agent_id: str, **options: Any) -> Run:
+        run = self._client.run(agent_id, **options)
+        run.clock = self._clock
+        return run
 
     def open_runs(self) -> int:
         with self._lock:
@@ -177,7 +196,7 @@ class EventAssembler:
         tools: list[str] = []
         for agent in agents:
             tools.extend(tool_names(getattr(agent, "tools", None)))
-        run = self._client.run(
+        run = self._new_run(
             self.agent_id,
             user_input=getattr(event, "inputs", None),
             # the agents' definitions, hashed: a changed crew is a new version
@@ -260,7 +279,7 @@ class EventAssembler:
         tools = getattr(event, "tools", None)
         if tools is None:
             tools = getattr(agent, "tools", None)
-        run = self._client.run(
+        run = self._new_run(
             f"{self.agent_id}.{agent_suffix(role)}",
             # The task prompt and the agent's goal/backstory are hashed, never
             # sent: the first as the input, the rest as the version.

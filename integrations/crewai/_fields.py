@@ -15,6 +15,7 @@ __all__ = [
     "RunState",
     "agent_suffix",
     "elapsed_ms",
+    "event_time",
     "reported_error",
     "template",
     "token_count",
@@ -38,6 +39,11 @@ def _seconds(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def event_time(event: Any) -> float | None:
+    """When CrewAI says the event happened (its ``timestamp``), in epoch seconds."""
+    return _seconds(getattr(event, "timestamp", None))
 
 
 def elapsed_ms(start: Any, end: Any) -> float | None:

@@ -18,8 +18,13 @@ checkpoint, an event emitted before installation): a wait ends after
 takes work in submission order, so a late event is normally milliseconds
 behind, far inside the grace.
 
-Memory is bounded: streams and the ids used to find them are kept in LRU
-maps of ``remember`` entries.
+The pool threads only queue (:meth:`Sequencer.push`); events are admitted
+and released, one thread at a time, by :meth:`Sequencer.admit`, which the
+Dunetrace drain thread calls at every wake, or by a pool thread once
+``defer`` events wait.
+
+Memory is bounded: the queue by ``defer`` events, streams and the ids used to
+find them by LRU maps of ``remember`` entries.
 """
 
 from __future__ import annotations
@@ -58,10 +63,18 @@ class Sequencer:
     called in emission order, one call at a time."""
 
     def __init__(
-        self, deliver: Callable[[Any, Any], None], *, grace: float = 0.5, remember: int = 20_000
+        self,
+        deliver: Callable[[Any, Any], None],
+        *,
+        grace: float = 0.5,
+        remember: int = 20_000,
+        defer: int = 256,
     ) -> None:
         self._deliver = deliver
         self.grace = grace
+        #: events queued before a pool thread admits them itself (the bound
+        #: on what waits for the drain thread)
+        self.defer = defer
         self._remember = remember
         self._lock = threading.Lock()
         self._tiebreak = itertools.count()
@@ -80,16 +93,24 @@ class Sequencer:
     # -- entry points -------------------------------------------------------------
 
     def push(self, event: Any, source: Any = None) -> None:
-        """From CrewAI's pool threads. The thread that finds the lock free
-        admits everything queued; the others queue and return at once, so
-        ten pool threads do not take turns on the lock (and on the GIL)
-        for every event."""
-        self._queued.append((event, source))
+        """From CrewAI's pool threads: queue the event and return. What is
+        queued is admitted by :meth:`admit` (the Dunetrace drain thread calls
+        it at every wake) or, once ``defer`` events wait, by the pool thread
+        that finds the lock free; the others still only queue, so ten pool
+        threads never take turns on the lock (and the GIL) per event."""
+        queued = self._queued
+        queued.append((event, source))
+        if len(queued) >= self.defer:
+            self.admit(wait=False)
+
+    def admit(self, wait: bool = True) -> None:
+        """Admit everything queued (``wait=False``: unless another thread is
+        admitting already)."""
         lock = self._lock
         # Re-checked after each release: an event queued while the lock was
         # held (its thread found it taken) is admitted by the holder's loop.
         while self._queued:
-            if not lock.acquire(blocking=False):
+            if not lock.acquire(blocking=wait):
                 return
             try:
                 with capture_internal_errors("crewai.sequence"):
@@ -99,9 +120,9 @@ class Sequencer:
 
     def push_inline(self, event: Any, source: Any = None) -> None:
         """For events CrewAI dispatches inline on the emitting thread (stream
-        chunks): queued without a lock, so the agent never waits on a pool
-        thread. The chunk is queued before any later event is even emitted,
-        and admitted with the next pushed one."""
+        chunks): queued, never admitted here, so the agent's thread never
+        waits on the lock. The chunk is queued before any later event is even
+        emitted."""
         self._queued.append((event, source))
 
     def waiting(self) -> int:

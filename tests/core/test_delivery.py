@@ -239,6 +239,20 @@ def test_keep_alive_one_connection_for_many_batches(ingest: IngestServer) -> Non
     assert len(ingest.connection_threads) == 1
 
 
+def test_the_drain_builds_each_event_as_run_wire_event_does() -> None:
+    # The drain inlines Run.wire_event for speed; the two must not drift.
+    client = Dunetrace(export="none", flush_interval=3600)
+    run = client.run("a", parent_run_id="p-1", model="m")
+    payload = {"tool_name": "t", "success": True}
+    client._buffer._queue.append((run, "tool.responded", 3, 12.5, payload))
+    client._buffer._take()
+    event = client._buffer._pending[-1].events[-1]
+    expected = run.wire_event("tool.responded", 3, 12.5, payload)
+    assert list(event) == [*expected, "event_id"]
+    assert {k: v for k, v in event.items() if k != "event_id"} == expected
+    client.shutdown(0.1)
+
+
 def test_an_environment_proxy_carries_the_batches(ingest: IngestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # The test server stands in for the proxy: a proxied request names the
     # whole target URL on its request line.

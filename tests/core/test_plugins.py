@@ -159,6 +159,36 @@ def test_a_plugin_holding_events_queues_them_when_flushed(ingest: IngestServer) 
     assert [e["event_type"] for e in ingest.events] == ["run.started", "run.completed"]
 
 
+def test_a_plugin_deferring_work_gets_it_done_on_the_drain_thread(ingest: IngestServer) -> None:
+    """The drain hook: a plugin that only records in its framework's
+    callbacks translates at each wake of the drain thread, which runs from
+    the plugin's registration on, before any event exists."""
+    import threading
+
+    class Deferrer:
+        def __init__(self) -> None:
+            self.recorded = []
+            self.threads = set()
+
+        @hookimpl
+        def dunetrace_drain(self, client):
+            self.threads.add(threading.current_thread().name)
+            while self.recorded:
+                self.recorded.pop(0)()
+
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    deferrer = Deferrer()
+    client.plugins.register(deferrer)
+    assert client._buffer._thread is not None and client._buffer._thread.is_alive()
+    run = client.run("deferred")
+    deferrer.recorded += [run.start, lambda: run.tool_called("search", {"q": 1}), run.finish]
+    # no flush: the drain thread's own wake does the work and sends it
+    assert ingest.wait_for(lambda events: len(events) == 3, timeout=5)
+    assert [e["event_type"] for e in ingest.events] == ["run.started", "tool.called", "run.completed"]
+    assert deferrer.threads == {"dunetrace-drain"}
+    client.shutdown(5)
+
+
 def test_export_hook_and_stdout_exporter_deliver_each_batch_once_despite_retries(ingest: IngestServer) -> None:
     ingest.script.extend([(503, {}), (503, {})])
     received: list[ExportBatch] = []

@@ -24,15 +24,17 @@ class Feed:
         self.assembler = assembler
         self.seq = itertools.count(1)
         self.ids = itertools.count(1)
+        self.now = 0.0  # seconds after T0; CrewAI's clock moves on with every event
 
-    def __call__(self, type: str, parent: Any = None, started: Any = None, at: float = 0.0, **fields: Any) -> Any:
+    def __call__(self, type: str, parent: Any = None, started: Any = None, at: float | None = None, **fields: Any) -> Any:
+        self.now = at if at is not None else self.now + 0.001
         event = SimpleNamespace(
             type=type,
             event_id=f"e{next(self.ids)}",
             parent_event_id=getattr(parent, "event_id", parent),
             started_event_id=getattr(started, "event_id", started),
             emission_sequence=next(self.seq),
-            timestamp=T0 + timedelta(seconds=at),
+            timestamp=T0 + timedelta(seconds=self.now),
             agent_id=None,
             task_id=None,
             **fields,
@@ -86,6 +88,10 @@ def test_a_crew_becomes_a_tree_of_runs(feed: Feed, dt: Dunetrace, ingest: Ingest
     assert by_type["tool.responded"] == {"tool_name": "search", "success": True, "output_length": 5,
                                          "latency_ms": 250.0, "from_cache": False}  # fmt: skip
     assert by_type["run.started"]["tools"] == ["search"] and by_type["run.started"]["model"] == "m"
+    # Events are translated after the fact: each carries CrewAI's time of it.
+    stamps = {e["event_type"]: e["timestamp"] for e in events if e["agent_id"] == "fake.analyst"}
+    assert stamps["llm.called"] == (T0 + timedelta(seconds=1)).timestamp()
+    assert stamps["tool.called"] == (T0 + timedelta(seconds=2)).timestamp()
     # batches are per agent, so "last" is by time: the crew's end comes after everything
     last = max(events, key=lambda e: (e["timestamp"], e["event_type"] == "run.completed"))
     assert last["agent_id"] == "fake" and last["event_type"] == "run.completed"

@@ -3,6 +3,7 @@ server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from crewai.events import crewai_event_bus
@@ -71,6 +72,23 @@ def test_two_agent_crew_custom_llm(crew_dt: Dunetrace, ingest: IngestServer) -> 
     assert [p["completion_tokens"] for p in responded] == [11, 12, 13, 14]
     assert all(p["output_length"] > 0 and len(p["output_hash"]) == 64 for p in responded)
     assert [e["payload"]["model"] for e in researcher if e["event_type"] == "llm.called"] == ["scripted-1"] * 4
+
+
+def test_events_arrive_with_no_flush_stamped_with_crewais_times(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    """CrewAI's pool threads only queue; the drain thread translates at its
+    next wake. Nobody flushes here, and each event still carries the time
+    CrewAI gave it, not the later time it was translated at."""
+    crew = two_agent_crew([react("search", {"query": "a"}), final("42")])
+    started_at = time.time()
+    crew.kickoff(inputs={"topic": "mountains"})
+    returned_at = time.time()
+    assert ingest.wait_for(lambda events: sum(e["event_type"] == "run.completed" for e in events) == 3, timeout=10)
+    events = ingest.events
+    assert len(events) == 16
+    assert all(started_at <= e["timestamp"] <= returned_at for e in events)
+    tool = [e for e in events if e["event_type"].startswith("tool.")]
+    assert [e["event_type"] for e in tool] == ["tool.called", "tool.responded"]
+    assert tool[0]["timestamp"] <= tool[1]["timestamp"]
 
 
 def test_tool_that_raises_is_a_failed_call(crew_dt: Dunetrace, ingest: IngestServer) -> None:

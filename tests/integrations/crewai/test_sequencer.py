@@ -34,13 +34,33 @@ def _collect() -> tuple[list[str], Any]:
     return out, lambda event, source: out.append(getattr(event, "event_id", event))
 
 
+# Most tests admit at every push (defer=1), the path a pool thread takes once
+# ``defer`` events wait; this one shows the default: pushes only queue.
+def test_pushes_queue_until_admitted_or_until_defer_events_wait() -> None:
+    out, deliver = _collect()
+    sequencer = Sequencer(deliver, grace=5, defer=4)
+    events = _stream("d", 8)
+    for event in events[:3]:
+        sequencer.push(event)
+    assert out == []  # a pool thread only queued them
+    sequencer.admit()  # what the drain thread does at every wake
+    assert out == ["d1", "d2", "d3"]
+    for event in reversed(events[3:7]):  # the fourth waiting event: its pool thread admits all four
+        sequencer.push(event)
+    assert out == ["d1", "d2", "d3", "d4", "d5", "d6", "d7"]
+    sequencer.push(events[7])
+    assert out[-1] == "d7"
+    sequencer.flush()
+    assert out[-1] == "d8" and sequencer.waiting() == 0
+
+
 def test_shuffled_stream_comes_out_in_order() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=5)
+    sequencer = Sequencer(deliver, grace=5, defer=1)
     events = _stream("a", 40)
     for seed in range(3):
         out.clear()
-        sequencer = Sequencer(deliver, grace=5)
+        sequencer = Sequencer(deliver, grace=5, defer=1)
         shuffled = events[:]
         random.Random(seed).shuffle(shuffled)
         for event in shuffled:
@@ -51,7 +71,7 @@ def test_shuffled_stream_comes_out_in_order() -> None:
 
 def test_two_streams_interleaved_each_in_order() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=5)
+    sequencer = Sequencer(deliver, grace=5, defer=1)
     a, b = _stream("a", 20), _stream("b", 20)
     mixed = a + b
     random.Random(7).shuffle(mixed)
@@ -63,7 +83,7 @@ def test_two_streams_interleaved_each_in_order() -> None:
 
 def test_pushes_from_many_threads() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=5)
+    sequencer = Sequencer(deliver, grace=5, defer=1)
     events = _stream("t", 200)
     shuffled = events[:]
     random.Random(3).shuffle(shuffled)
@@ -78,7 +98,7 @@ def test_pushes_from_many_threads() -> None:
 
 def test_a_missing_number_is_given_up_after_the_grace() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=0.05)
+    sequencer = Sequencer(deliver, grace=0.05, defer=1)
     events = _stream("g", 6)
     del events[2]  # number 3 never arrives (a class nobody subscribed to)
     for event in events[2:]:
@@ -94,7 +114,7 @@ def test_a_missing_number_is_given_up_after_the_grace() -> None:
 
 def test_a_predecessor_that_never_comes_starts_a_stream() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=5)
+    sequencer = Sequencer(deliver, grace=5, defer=1)
     events = _stream("o", 5)[2:]  # installed mid-kickoff: o3's predecessor was never seen
     for event in reversed(events):
         sequencer.push(event)
@@ -106,7 +126,7 @@ def test_a_predecessor_that_never_comes_starts_a_stream() -> None:
 
 def test_inline_events_are_ordered_with_the_rest() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, grace=5)
+    sequencer = Sequencer(deliver, grace=5, defer=1)
     first, chunk, last = _stream("s", 3)
     sequencer.push_inline(chunk)  # a stream chunk, dispatched on the agent's thread
     sequencer.push(last)
@@ -117,7 +137,7 @@ def test_inline_events_are_ordered_with_the_rest() -> None:
 
 def test_events_without_a_sequence_pass_through() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver)
+    sequencer = Sequencer(deliver, defer=1)
     sequencer.push(SimpleNamespace(event_id="x", emission_sequence=None))
     sequencer.push(None)
     assert out == ["x", None]
@@ -125,7 +145,7 @@ def test_events_without_a_sequence_pass_through() -> None:
 
 def test_memory_is_bounded() -> None:
     out, deliver = _collect()
-    sequencer = Sequencer(deliver, remember=50)
+    sequencer = Sequencer(deliver, remember=50, defer=1)
     for n in range(20):
         for event in _stream(f"m{n}-", 10):
             sequencer.push(event)
