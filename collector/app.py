@@ -45,12 +45,14 @@ class Collector:
     """The store, the judge and the alert dispatcher of one app."""
 
     def __init__(self, settings: Settings) -> None:
-        from .judge import Judge
+        from .judge import IngestActivity, Judge
 
         self.settings = settings
         self.store = Store(settings.db_path, settings.sync)
         self.dispatcher = _dispatcher(settings)
-        self.judge = Judge(self.store, settings, self.dispatcher)
+        #: Ingest requests in progress; the judge works in their pauses.
+        self.activity = IngestActivity()
+        self.judge = Judge(self.store, settings, self.dispatcher, self.activity)
         self.started = False
 
     def start(self) -> None:

@@ -66,6 +66,14 @@ class IngestEndpoint:
         self.settings = collector.settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        activity = self.collector.activity
+        activity.begin()
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            activity.end()
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.settings.max_body_bytes
         declared = None
         authorization = ""

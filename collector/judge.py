@@ -4,6 +4,14 @@ been silent for ``run_timeout`` seconds.
 One daemon thread does it, so detectors never run on the event loop and a
 slow alert never holds up an ingest request. Signals are stored with the
 run's judgement in one transaction, then handed to the alert dispatcher.
+
+The judge keeps out of the ingest requests' way: the detectors are pure
+Python, and while they run the thread storing a batch shares the GIL with
+them, which made each 202 (and so the SDK, which sends one batch at a time)
+wait. So a run is judged in a pause between requests (the client's turn),
+or once it has waited ``judge_max_delay`` seconds, whichever is first;
+under a continuous stream of requests the judge lags by that much and then
+keeps pace.
 """
 
 from __future__ import annotations
@@ -12,23 +20,49 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .settings import Settings
     from .store import Store
 
-__all__ = ["Judge"]
+__all__ = ["IngestActivity", "Judge"]
 
 logger = logging.getLogger("dunetrace.collector")
 
 _STOP = object()
 
 
+class IngestActivity:
+    """Ingest requests in progress: the judge waits for ``idle``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._active += 1
+            self.idle.clear()
+
+    def end(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active <= 0:
+                self._active = 0
+                self.idle.set()
+
+
 class Judge:
-    def __init__(self, store: Store, settings: Settings, dispatcher: Any = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, dispatcher: Any = None, activity: IngestActivity | None = None
+    ) -> None:
         from .detectors import judge_run, load_config
 
+        self.activity = activity or IngestActivity()
         self._judge_run = judge_run
         self._config = load_config(settings.detectors_path)
         self._store = store
@@ -55,8 +89,9 @@ class Judge:
         """Runs whose terminal event was just stored."""
         with self._idle:
             self._busy += len(run_ids)
+        deadline = time.monotonic() + self._settings.judge_max_delay
         for run_id in run_ids:
-            self._queue.put(run_id)
+            self._queue.put((run_id, deadline))
 
     def wait_idle(self, timeout: float) -> bool:
         """Until every submitted run is judged (tests, the demo)."""
@@ -85,11 +120,12 @@ class Judge:
                 except queue.Empty:
                     break
             stop = _STOP in items
-            runs = [item for item in items if item is not _STOP]
-            if runs:
-                self._guarded(runs)
+            queued = [item for item in items if item is not _STOP]
+            if queued:
+                deadlines = [deadline for _, deadline in queued]
+                self._guarded([run_id for run_id, _ in queued], lambda i, d=deadlines: self._wait_for_pause(d[i]))
                 with self._idle:
-                    self._busy -= len(runs)
+                    self._busy -= len(queued)
                     self._idle.notify_all()
             if stop:
                 return
@@ -100,12 +136,19 @@ class Judge:
                 except Exception:
                     logger.exception("dunetrace collector: could not look for silent runs")
                     silent = []
+                deadline = time.monotonic() + self._settings.judge_max_delay
                 for i in range(0, len(silent), 200):
-                    self._guarded(silent[i : i + 200])
+                    self._guarded(silent[i : i + 200], lambda _, d=deadline: self._wait_for_pause(d))
 
-    def _guarded(self, run_ids: list[str]) -> None:
+    def _wait_for_pause(self, deadline: float) -> None:
+        """Until no ingest request is in progress, or the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            self.activity.idle.wait(remaining)
+
+    def _guarded(self, run_ids: list[str], pause: Callable[[int], None] | None = None) -> None:
         try:
-            self.judge_many(run_ids)
+            self.judge_many(run_ids, pause)
         except Exception:
             logger.exception("dunetrace collector: judging runs %s failed", run_ids[:5])
 
@@ -113,9 +156,15 @@ class Judge:
         """Run the detectors over one run and store what they found."""
         return self.judge_many([run_id]).get(run_id, [])
 
-    def judge_many(self, run_ids: list[str]) -> dict[str, list[Any]]:
+    def judge_many(self, run_ids: list[str], pause: Callable[[int], None] | None = None) -> dict[str, list[Any]]:
+        """Judge runs and store the judgements in one transaction.
+        ``pause(i)`` is called before the i-th run is read and judged."""
         found: dict[str, list[Any]] = {}
-        for run_id in dict.fromkeys(run_ids):
+        for i, run_id in enumerate(run_ids):
+            if run_id in found:
+                continue
+            if pause is not None:
+                pause(i)
             run = self._store.run(run_id)
             if run is None or run["status"] == "judged":
                 continue

@@ -43,6 +43,9 @@ class Settings:
     run_timeout: float = 90.0
     #: How often silent runs are looked for, in seconds.
     sweep_interval: float = 5.0
+    #: While ingest requests are in progress the judge waits for a pause
+    #: between them, at most this many seconds after a run ended.
+    judge_max_delay: float = 2.0
     #: ``detectors.yml`` (``DUNETRACE_DETECTORS``); None: built-in thresholds.
     detectors_path: str | None = None
     slack_webhook_url: str | None = None
@@ -78,6 +81,8 @@ class Settings:
             raise ValueError("the collector needs a database file (--db PATH or DUNETRACE_DB)")
         if self.sync not in ("full", "normal"):
             raise ValueError(f"sync must be 'full' or 'normal', not {self.sync!r}")
+        if self.judge_max_delay < 0:
+            raise ValueError("judge_max_delay must be a number of seconds, 0 or more")
         if self.run_timeout <= 0 or self.sweep_interval <= 0:
             raise ValueError("run_timeout and sweep_interval must be positive numbers of seconds")
         if self.max_body_bytes < 1024:
