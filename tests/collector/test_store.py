@@ -165,3 +165,27 @@ def test_the_wal_is_checkpointed_by_the_store_thread(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the WAL was not checkpointed"
         time.sleep(0.05)
     store.close()
+
+
+def test_the_wal_starts_over_under_a_steady_stream_of_batches(tmp_path: Path) -> None:
+    """Checkpoints run while batches keep being committed; the WAL must
+    still start over from its beginning now and then (SQLite does so only
+    after a checkpoint that copied everything), not grow with every batch."""
+    path = str(tmp_path / "s.db")
+    store = Store(path, sync="normal")
+    store.checkpoint_bytes = 1  # a checkpoint at each tick of the store's thread (0.1 s)
+    payload = {"tool_name": "search", "args_hash": "a" * 64}
+    written = 0
+    started = time.monotonic()
+    i = 0
+    while time.monotonic() - started < 2.0:
+        events = [event("tool.called", f"r{i}", step, **payload) for step in range(1, 201)]
+        store.ingest(events, f"b{i}")
+        written += len(json.dumps(events))
+        i += 1
+    wal = Path(path + "-wal").stat().st_size
+    store.close()
+    assert i > 40, "too few batches to tell"
+    # Never started over, the WAL holds every batch (more than the events'
+    # JSON); starting over, it stays a fraction of that.
+    assert wal < written / 3, (wal, written, i)
