@@ -1,0 +1,72 @@
+"""The judge keeps out of the ingest requests' way: it judges a run in a
+pause between requests, or once the run has waited ``judge_max_delay``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from dunetrace.collector.judge import IngestActivity, Judge
+from dunetrace.collector.settings import Settings
+from dunetrace.collector.store import Store
+
+from .wire import tool_loop_run
+
+
+def judge_for(tmp_path: Path, max_delay: float) -> tuple[Store, Judge, IngestActivity]:
+    settings = Settings(db_path=str(tmp_path / "j.db"), judge_max_delay=max_delay)
+    store = Store(settings.db_path)
+    activity = IngestActivity()
+    judge = Judge(store, settings, activity=activity)
+    judge.start()
+    return store, judge, activity
+
+
+def status(store: Store, run_id: str) -> str:
+    run = store.run(run_id)
+    assert run is not None
+    return str(run["status"])
+
+
+def test_a_run_is_judged_in_the_pause_after_a_request(tmp_path: Path) -> None:
+    store, judge, activity = judge_for(tmp_path, max_delay=30.0)
+    try:
+        activity.begin()  # a request is being handled
+        _, ended = store.ingest(tool_loop_run("r1"), "b1")
+        judge.submit(ended)
+        assert not judge.wait_idle(0.3)
+        assert status(store, "r1") == "ended"
+        activity.end()  # its answer is sent: the pause
+        assert judge.wait_idle(5)
+        assert status(store, "r1") == "judged"
+        assert store.signals(run_id="r1")[1] == 1
+    finally:
+        judge.stop()
+        store.close()
+
+
+def test_a_stream_of_requests_delays_judging_by_at_most_the_max_delay(tmp_path: Path) -> None:
+    store, judge, activity = judge_for(tmp_path, max_delay=0.5)
+    try:
+        activity.begin()  # requests in progress the whole time
+        started = time.monotonic()
+        _, ended = store.ingest(tool_loop_run("r1"), "b1")
+        judge.submit(ended)
+        assert judge.wait_idle(5)
+        waited = time.monotonic() - started
+        assert 0.4 <= waited < 3.0, waited
+        assert status(store, "r1") == "judged"
+        activity.end()
+    finally:
+        judge.stop()
+        store.close()
+
+
+def test_overlapping_requests_keep_the_judge_waiting_until_the_last_ends(tmp_path: Path) -> None:
+    activity = IngestActivity()
+    activity.begin()
+    activity.begin()
+    activity.end()
+    assert not activity.idle.is_set()
+    activity.end()
+    assert activity.idle.is_set()
