@@ -4,6 +4,7 @@ the benchmark)."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 import threading
@@ -42,7 +43,27 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8001, log_lev
     # waits with them. This process is the collector's own, so the setting
     # is ours to change (not in BackgroundServer, which runs in the host's).
     sys.setswitchinterval(0.0005)
+    _tune_gc()
     uvicorn.Server(_config(create_app(settings), host, port, log_level)).run()
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic garbage collections in the collector's own process.
+
+    A 500-event batch is ~1,500 containers (event and payload dicts, row
+    lists) that live until the batch is stored and are then freed by
+    reference counting; none are cyclic. With CPython's default threshold
+    (a young collection every 700 allocations) collections ran in the
+    middle of every batch, found those containers alive, and promoted them,
+    so the older generations and the full collections scanned them again:
+    about 1.8 ms a batch, for no garbage (measured with ``gc.callbacks``,
+    CPython 3.11). Collecting every 50,000 allocations finds most of a
+    batch already freed; cycles are still collected. What the process
+    holds after start (modules, the app) is frozen out of the scans.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 class BackgroundServer:
