@@ -8,10 +8,10 @@ run's judgement in one transaction, then handed to the alert dispatcher.
 The judge keeps out of the ingest requests' way: the detectors are pure
 Python, and while they run the thread storing a batch shares the GIL with
 them, which made each 202 (and so the SDK, which sends one batch at a time)
-wait. So a run is judged in a pause between requests (the client's turn),
-or once it has waited ``judge_max_delay`` seconds, whichever is first;
-under a continuous stream of requests the judge lags by that much and then
-keeps pace.
+wait. So a run is judged once ingest has been quiet for ``judge_quiet``
+seconds, or once it has waited ``judge_max_delay`` seconds, whichever is
+first; under a continuous stream of requests the judge lags by that much
+and then keeps pace, sharing the CPU with the stream.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class IngestActivity:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active = 0
+        self.last_end = 0.0
         self.idle = threading.Event()
         self.idle.set()
 
@@ -51,6 +52,7 @@ class IngestActivity:
     def end(self) -> None:
         with self._lock:
             self._active -= 1
+            self.last_end = time.monotonic()
             if self._active <= 0:
                 self._active = 0
                 self.idle.set()
@@ -141,10 +143,20 @@ class Judge:
                     self._guarded(silent[i : i + 200], lambda _, d=deadline: self._wait_for_pause(d))
 
     def _wait_for_pause(self, deadline: float) -> None:
-        """Until no ingest request is in progress, or the deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            self.activity.idle.wait(remaining)
+        """Until no ingest request has been in progress for ``judge_quiet``
+        seconds, or the deadline. A pause shorter than that is a client
+        encoding its next batch: judging a run takes a few milliseconds,
+        longer than such a pause, and would spill over into the next
+        request."""
+        quiet = self._settings.judge_quiet
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.activity.idle.wait(remaining):
+                return
+            since = time.monotonic() - self.activity.last_end
+            if since >= quiet and self.activity.idle.is_set():
+                return
+            time.sleep(max(0.001, min(quiet - since, deadline - time.monotonic())))
 
     def _guarded(self, run_ids: list[str], pause: Callable[[int], None] | None = None) -> None:
         try:

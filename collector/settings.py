@@ -43,8 +43,10 @@ class Settings:
     run_timeout: float = 90.0
     #: How often silent runs are looked for, in seconds.
     sweep_interval: float = 5.0
-    #: While ingest requests are in progress the judge waits for a pause
-    #: between them, at most this many seconds after a run ended.
+    #: The judge waits until no ingest request has been in progress for
+    #: ``judge_quiet`` seconds, at most ``judge_max_delay`` seconds after a
+    #: run ended (see judge.py).
+    judge_quiet: float = 0.03
     judge_max_delay: float = 2.0
     #: ``detectors.yml`` (``DUNETRACE_DETECTORS``); None: built-in thresholds.
     detectors_path: str | None = None
@@ -81,8 +83,8 @@ class Settings:
             raise ValueError("the collector needs a database file (--db PATH or DUNETRACE_DB)")
         if self.sync not in ("full", "normal"):
             raise ValueError(f"sync must be 'full' or 'normal', not {self.sync!r}")
-        if self.judge_max_delay < 0:
-            raise ValueError("judge_max_delay must be a number of seconds, 0 or more")
+        if self.judge_max_delay < 0 or self.judge_quiet < 0:
+            raise ValueError("judge_max_delay and judge_quiet must be numbers of seconds, 0 or more")
         if self.run_timeout <= 0 or self.sweep_interval <= 0:
             raise ValueError("run_timeout and sweep_interval must be positive numbers of seconds")
         if self.max_body_bytes < 1024:

@@ -70,3 +70,29 @@ def test_overlapping_requests_keep_the_judge_waiting_until_the_last_ends(tmp_pat
     assert not activity.idle.is_set()
     activity.end()
     assert activity.idle.is_set()
+
+
+def test_a_short_pause_between_requests_is_not_enough(tmp_path: Path) -> None:
+    """A pause shorter than judge_quiet is a client encoding its next
+    batch: the judge waits for a longer one."""
+    settings = Settings(db_path=str(tmp_path / "j.db"), judge_quiet=0.3, judge_max_delay=30.0)
+    store = Store(settings.db_path)
+    activity = IngestActivity()
+    judge = Judge(store, settings, activity=activity)
+    judge.start()
+    try:
+        _, ended = store.ingest(tool_loop_run("r1"), "b1")
+        activity.begin()
+        judge.submit(ended)
+        for _ in range(5):  # requests with 50 ms pauses between them
+            activity.end()
+            time.sleep(0.05)
+            activity.begin()
+            time.sleep(0.05)
+        assert status(store, "r1") == "ended"
+        activity.end()
+        assert judge.wait_idle(5)
+        assert status(store, "r1") == "judged"
+    finally:
+        judge.stop()
+        store.close()
