@@ -6,8 +6,12 @@ stops when ``dt.flush()`` has every event acknowledged, so stored.
 Baseline, in the same run and interleaved: the same SDK sending to a
 server in a process of its own that answers 202 without reading the
 events (what the SDK and HTTP alone allow). Their ratio is the share of
-the SDK's delivery rate the collector keeps while validating, storing and
-judging.
+the SDK's delivery rate the collector keeps while validating and storing.
+
+The collector judges a run once ingest has been quiet for 30 ms, or at
+most 2 s after the run ended (see collector/judge.py), so a trial shorter
+than that is timed without most of the judging; after each trial the clock
+runs on until every run is judged, and that lag is printed beside the rates.
 
     python benchmarks/bench_ingest.py            # ~1-2 minutes
     python benchmarks/bench_ingest.py --quick    # a smoke run
@@ -80,6 +84,18 @@ def start(kind: str, db: str, sync: str = "full") -> tuple[subprocess.Popen[byte
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{kind} did not start: {process.stderr.read().decode() if process.stderr else ''}")
         time.sleep(0.05)
+
+
+def judge_lag(db: str, started: float, timeout: float = 30.0) -> float:
+    """Seconds from ``started`` until the collector has judged every run
+    in its file."""
+    with sqlite3.connect(db) as conn:
+        while conn.execute("SELECT count(*) FROM runs WHERE status != 'judged'").fetchone()[0]:
+            if time.perf_counter() - started > timeout:
+                raise SystemExit("the collector did not judge every run")
+            time.sleep(0.005)
+    conn.close()
+    return time.perf_counter() - started
 
 
 def produce(url: str, runs: int, steps: int, batch_size: int) -> tuple[float, int, dict[str, object]]:
@@ -160,6 +176,7 @@ def main() -> None:
     servers = {kind: start(kind, db, args.sync) for kind in ("collector", "discard")}
     cases = [("collector", 500), ("discard", 500), ("collector", 100), ("discard", 100), ("encoded", 500)]
     rates: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    lags: list[float] = []
     stored_before = 0
     try:
         produce(servers["collector"][1], 5, 20, 500)  # warm both paths up
@@ -170,9 +187,14 @@ def main() -> None:
                     elapsed, events, _ = post_encoded(servers["collector"][1], runs, steps)
                 else:
                     elapsed, events, _ = produce(servers[kind][1], runs, steps, size)
+                ended = time.perf_counter()
+                lag = judge_lag(db, ended) if kind != "discard" else 0.0
+                if kind != "discard":
+                    lags.append(lag)
                 rates[(kind, size)].append(events / elapsed)
                 print(f"  round {i + 1} {kind:9s} batch {size:3d}: {events} events in {elapsed:.2f}s "
-                      f"= {events / elapsed:,.0f}/s", flush=True)  # fmt: skip
+                      f"= {events / elapsed:,.0f}/s" + (f"; every run judged {lag:.2f}s later" if lag else ""),
+                      flush=True)  # fmt: skip
         with sqlite3.connect(db) as conn:
             stored_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
@@ -190,6 +212,7 @@ def main() -> None:
         label = {"collector": "SDK -> collector (stored)", "discard": "SDK -> baseline (discarded)",
                  "encoded": "pre-encoded -> collector"}[kind] + f", batch {size}"  # fmt: skip
         print(f"{label:40s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
+    print(f"every run judged after the last 202: median {statistics.median(lags):.2f}s, max {max(lags):.2f}s")
     for size in (500, 100):
         ratio = statistics.median(rates[("collector", size)]) / statistics.median(rates[("discard", size)])
         print(f"ratio stored/baseline at batch {size}: {ratio:.2f}")
