@@ -206,9 +206,11 @@ class Store:
         only after a complete checkpoint, so the file grew for ever and
         every commit appended to it; syncing an append costs about twice
         as much as syncing a rewrite of a file of settled size (ext4). The
-        second pass copies the few frames left over while holding the
-        write lock (a few milliseconds), so the next commit starts the WAL
-        over from its beginning.
+        second pass copies the frames left over while holding the write
+        lock, so the next commit starts the WAL over from its beginning.
+        That pass holds up ingest for about 20-30 ms, mostly syncing the
+        database file, once per checkpoint (every ~16 MB of events, a few
+        hundred batches); the cheaper sync saves ~0.6 ms on every batch.
         """
         self._unchecked = 0
         try:
