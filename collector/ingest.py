@@ -105,6 +105,7 @@ class IngestEndpoint:
             logger.error("dunetrace collector: database error: %r", exc)
             status, body = 503, _error("database unavailable; retry later")
         await _answer(send, status, body)
+        self.collector.store.release_evicted()
 
     def _work(self, raw: bytes, authorization: str) -> tuple[int, bytes]:
         settings = self.settings
@@ -125,7 +126,11 @@ class IngestEndpoint:
             return 422, _json.dumps(bad.to_dict()).encode()
         if ended:
             self.collector.judge.submit(ended)
-        return 202, b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (len(batch.events), batch_id.encode(), time.time())
+        return 202, b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (
+            len(batch.events),
+            batch_id.encode(),
+            time.time(),
+        )
 
 
 def _error(detail: str) -> bytes:

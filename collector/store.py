@@ -148,6 +148,8 @@ class Store:
         self._cache: dict[str, list[dict[str, Any]]] = {}
         self._cached = 0
         self._cache_lock = threading.Lock()
+        #: Runs evicted from the cache, not yet freed (see release_evicted).
+        self._evicted: list[list[dict[str, Any]]] = []
         #: Events kept in memory for runs not yet judged, at most.
         self.cache_limit = 50_000
         self._db = _connect(path)
@@ -387,6 +389,8 @@ class Store:
         so judging them needs no reading back. Called under the write lock,
         after the commit."""
         with self._cache_lock:
+            # Freed here at the latest, so at most one batch's evictions wait.
+            self._evicted = []
             cache = self._cache
             for run_id, new in by_run.items():
                 if not exact:  # which of them were re-sent copies is not known here
@@ -399,7 +403,18 @@ class Store:
                     self._cached += len(new)
             while self._cached > self.cache_limit and cache:
                 oldest = next(iter(cache))  # the judge reads evicted runs back from the file
-                self._cached -= len(cache.pop(oldest))
+                evicted = cache.pop(oldest)
+                self._cached -= len(evicted)
+                # Freeing a run's events (hundreds of dicts) takes a while;
+                # the ingest API does it after its answer is sent.
+                self._evicted.append(evicted)
+
+    def release_evicted(self) -> None:
+        """Free the events evicted by the last batch (the ingest API calls
+        it once its 202 is sent, off the client's wait)."""
+        with self._cache_lock:
+            evicted, self._evicted = self._evicted, []
+        del evicted
 
     def take_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's events, in arrival order, for judging it: from memory when

@@ -58,7 +58,13 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     for i, events in enumerate(runs):
         store.ingest(events, f"b{i}")
         assert store._cached <= 25
+        # What a batch evicts waits for release_evicted (the ingest API
+        # calls it after its answer) or the next batch, no longer.
+        assert sum(len(e) for e in store._evicted) <= 10
     assert list(store._cache) == ["r3", "r4"]  # the oldest were let go
+    assert store._evicted
+    store.release_evicted()
+    assert not store._evicted
     for i, events in enumerate(runs):
         assert stripped(store.take_events(f"r{i}")) == stripped(events)
 
