@@ -98,39 +98,41 @@ class IngestEndpoint:
         # Parsing, checking and storing block (CPU and the disk): a worker
         # thread does them, so the event loop keeps answering meanwhile.
         try:
-            status, body = await to_thread.run_sync(self._work, raw, authorization)
+            status, body, kept = await to_thread.run_sync(self._work, raw, authorization)
         except sqlite3.Error as exc:
             # A database that cannot be written is the collector's trouble,
             # not the caller's: 503, which the SDK retries.
             logger.error("dunetrace collector: database error: %r", exc)
-            status, body = 503, _error("database unavailable; retry later")
+            status, body, kept = 503, _error("database unavailable; retry later"), None
         await _answer(send, status, body)
+        # Freeing a parsed batch (thousands of objects) and what it evicted
+        # from the judge's cache takes a while: after the answer, not
+        # while the client waits for it.
+        del kept
         self.collector.store.release_evicted()
 
-    def _work(self, raw: bytes, authorization: str) -> tuple[int, bytes]:
+    def _work(self, raw: bytes, authorization: str) -> tuple[int, bytes, Any]:
+        """(status, body, the parsed batch: for the caller to free)."""
         settings = self.settings
         try:
             data = parse_json(raw)
             if not settings.dev_mode and isinstance(data, dict):
                 key = data.get("api_key", "")
                 if not authorized(settings.api_keys, key if isinstance(key, str) else "", authorization):
-                    return 401, _error("unknown or inactive API key")
+                    return 401, _error("unknown or inactive API key"), data
             _, _, batch = read_batch(data)
         except BadRequest as exc:
-            return 422, _json.dumps(exc.to_dict()).encode()
+            return 422, _json.dumps(exc.to_dict()).encode(), None
         batch_id = uuid.uuid4().hex
         try:
             _, ended = self.collector.store.ingest_batch(batch, batch_id)
         except UnicodeEncodeError:
             bad = BadRequest("body", "contains a string that is not valid Unicode (a lone surrogate)")
-            return 422, _json.dumps(bad.to_dict()).encode()
+            return 422, _json.dumps(bad.to_dict()).encode(), batch
         if ended:
             self.collector.judge.submit(ended)
-        return 202, b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (
-            len(batch.events),
-            batch_id.encode(),
-            time.time(),
-        )
+        answer = b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (len(batch.events), batch_id.encode(), time.time())
+        return 202, answer, batch
 
 
 def _error(detail: str) -> bytes:
