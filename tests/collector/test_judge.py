@@ -75,7 +75,7 @@ def test_overlapping_requests_keep_the_judge_waiting_until_the_last_ends(tmp_pat
 def test_a_short_pause_between_requests_is_not_enough(tmp_path: Path) -> None:
     """A pause shorter than judge_quiet is a client encoding its next
     batch: the judge waits for a longer one."""
-    settings = Settings(db_path=str(tmp_path / "j.db"), judge_quiet=0.3, judge_max_delay=30.0)
+    settings = Settings(db_path=str(tmp_path / "j.db"), judge_quiet=1.0, judge_max_delay=30.0)
     store = Store(settings.db_path)
     activity = IngestActivity()
     judge = Judge(store, settings, activity=activity)
