@@ -86,6 +86,11 @@ class Buffer:
         self._pending: deque[_Open] = deque()  # drain thread only
         self._open: dict[str, _Open] = {}  # agent_id -> last batch still taking events
         self._pending_events = 0
+        #: How long the queue may grow on the callers' fast path (Run._emit):
+        #: the bound less what the drain thread holds, or 0 while every event
+        #: must take put() (no thread yet, closed, a dunetrace_event plugin).
+        #: Refreshed by whoever changes one of those.
+        self._room = 0
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._lock = threading.Lock()  # drops and counters; never held across I/O
@@ -106,6 +111,12 @@ class Buffer:
         self.dropped: Counter[str] = Counter()
         self._dropped_reported = 0
         self._last_report = time.monotonic()
+
+    def refresh_room(self) -> None:
+        if self._thread is None or self._closed or self._host.wants_events:
+            self._room = 0
+        else:
+            self._room = self._limit - self._pending_events
 
     def _after_fork_in_child(self) -> None:
         # The parent's queue is the parent's to send; the child starts empty,
@@ -172,12 +183,14 @@ class Buffer:
                 return
             thread = threading.Thread(target=self._run, name="dunetrace-drain", daemon=True)
             self._thread = thread
+            self.refresh_room()
         try:
             thread.start()
         except RuntimeError:
             # "can't create new thread at interpreter shutdown": nothing
             # will send these; the exit report counts them.
             self._thread = None
+            self._room = 0
 
     # -- flush and shutdown --------------------------------------------------
 
@@ -208,6 +221,7 @@ class Buffer:
         """Flush, then stop the thread. Events after this are dropped."""
         done = self.flush(timeout)
         self._closed = True
+        self._room = 0
         self._stopping = True
         self._wake.set()
         thread = self._thread
@@ -273,6 +287,7 @@ class Buffer:
             n = head.batch.size
             with self._lock:
                 self._pending_events -= n
+                self.refresh_room()
                 if result.outcome == "ok":
                     self.sent += n
                     self.batches_sent += 1
@@ -303,6 +318,7 @@ class Buffer:
             left -= n
             with self._lock:
                 self._pending_events += n
+                self.refresh_room()
             next_id = self._next_id
             for _ in range(n):
                 item = popleft()

@@ -206,6 +206,7 @@ class Dunetrace:
     def _plugins_changed(self) -> None:
         if self.plugins.wants_drain:  # its deferred work is done on the drain thread
             self._buffer.start()
+        self._buffer.refresh_room()  # a dunetrace_event plugin closes the fast path
 
     def _drain_plugins(self) -> None:
         if self.plugins.wants_drain:

@@ -161,19 +161,21 @@ class Run:
     # -- the wire -------------------------------------------------------------
 
     def _emit(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
-        if self._host.wants_events:
-            event = self.wire_event(event_type, step, self.clock(), payload)
-            if self._client._filter(event) and not self._buffer.put(event, event_type):
-                self.dropped_events += 1
-            return
         # The common case, inlined: this is the agent's whole cost per event.
         # The queue holds a tuple; the drain thread builds the wire dict.
+        # ``_room`` is 0 whenever this path must not be taken (no drain
+        # thread yet, a dunetrace_event plugin, the client closed, the bound).
         buffer = self._buffer
         queue = buffer._queue
-        if len(queue) + buffer._pending_events < buffer._limit and buffer._thread is not None:
+        if len(queue) < buffer._room:
             queue.append((self, event_type, step, self.clock(), payload))
             if len(queue) == buffer._batch_size:
                 buffer._wake.set()
+            return
+        if self._host.wants_events:
+            event = self.wire_event(event_type, step, self.clock(), payload)
+            if self._client._filter(event) and not buffer.put(event, event_type):
+                self.dropped_events += 1
         elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
 
@@ -369,7 +371,9 @@ class Run:
             length = _count(output_length, "output_length")
             if length is not None:
                 payload["output_length"] = length
-        if latency_ms is not None:
+        if type(latency_ms) is float and latency_ms == latency_ms:  # the common case, no call
+            payload["latency_ms"] = latency_ms
+        elif latency_ms is not None:
             latency = _number(latency_ms, "latency_ms")
             if latency is not None:
                 payload["latency_ms"] = latency

@@ -229,6 +229,17 @@ def test_events_after_shutdown_are_counted(ingest: IngestServer) -> None:
     assert client.shutdown(1) is True
 
 
+def test_events_after_shutdown_of_a_client_that_was_sending_are_counted(ingest: IngestServer) -> None:
+    client = Dunetrace(endpoint=ingest.url)
+    with client.run("a"):
+        pass
+    assert client.shutdown(5)
+    with client.run("a") as run:  # the drain thread has stopped: nothing would send these
+        run.tool_called("search", {"q": 1})
+    stats = client.stats()
+    assert stats["dropped"] == {"shutdown": 3} and stats["queued"] == 0 and stats["sent"] == 2
+
+
 def test_keep_alive_one_connection_for_many_batches(ingest: IngestServer) -> None:
     client = Dunetrace(endpoint=ingest.url, max_batch_size=10)
     emit_run(client, "a", 50)
