@@ -37,7 +37,7 @@ class Dunetrace:
     ``api_key`` to ``DUNETRACE_API_KEY`` (empty for a dev-mode backend). The
     other options are documented on :class:`dunetrace.options.Options`.
     Building a client starts nothing: the drain thread starts with the first
-    event.
+    event, or when a plugin implementing ``dunetrace_drain`` is registered.
     """
 
     def __init__(self, endpoint: str | None = None, api_key: str | None = None, **options: Any) -> None:
