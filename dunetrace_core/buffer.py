@@ -272,6 +272,13 @@ class Buffer:
                 return
             self._last_send = now
             head = self._pending[0]
+            if head.batch is None and ahead is not None:
+                # Still open: more of its agent's events may be queued behind
+                # other agents'. Take a few chunks more, so it leaves full.
+                for _ in range(4):
+                    if head.batch is not None or not self._queue:
+                        break
+                    self._take(ahead)
             if head.batch is None:
                 self._seal(head)
             assert head.batch is not None

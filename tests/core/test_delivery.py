@@ -63,6 +63,21 @@ def test_final_drain_of_a_large_backlog_never_exceeds_the_batch_limit(ingest: In
     assert sum(sizes) == 2_002 and max(sizes) <= 100
 
 
+def test_a_backlog_of_interleaved_agents_still_goes_out_in_full_batches(ingest: IngestServer) -> None:
+    # The drain takes a bounded amount ahead of each request; with four
+    # agents interleaved, that must not shrink the batches it sends.
+    client = Dunetrace(endpoint=ingest.url, flush_interval=30)  # nothing drains before shutdown
+    runs = [client.run(f"agent-{i}").start() for i in range(4)]
+    for n in range(1_000):
+        runs[n % 4].llm_called("m")
+    for run in runs:
+        run.finish()
+    assert client.shutdown(10)
+    sizes = sorted(len(b["events"]) for b in ingest.batches)
+    assert sum(sizes) == 1_008 and len(sizes) == 12  # per agent: 252 events, 100 + 100 + 52
+    assert sizes[:4] == [52] * 4 and sizes[4:] == [100] * 8
+
+
 def test_5xx_and_resets_are_retried_in_order(ingest: IngestServer) -> None:
     ingest.script.extend([(503, {}), (0, {}), (500, {})])
     client = Dunetrace(endpoint=ingest.url, flush_interval=0.02, initial_backoff=0.05, max_batch_size=5)
