@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .api import api_routes
-from .ingest import IngestEndpoint, authorized
+from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
 from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
 from .settings import Settings
@@ -35,10 +35,6 @@ __all__ = ["Collector", "create_app"]
 logger = logging.getLogger("dunetrace.collector")
 
 STATIC = Path(__file__).parent / "static"
-
-
-class TooLarge(Exception):
-    pass
 
 
 class Collector:
@@ -96,13 +92,7 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise TooLarge
-        except ValueError:
-            pass  # the server already refuses a malformed length
+    refuse_declared_length(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -28,7 +28,7 @@ from .schema import BadRequest, parse_json, read_batch
 if TYPE_CHECKING:
     from .app import Collector
 
-__all__ = ["IngestEndpoint"]
+__all__ = ["IngestEndpoint", "TooLarge", "authorized", "refuse_declared_length"]
 
 logger = logging.getLogger("dunetrace.collector")
 
@@ -40,8 +40,19 @@ Send = Callable[[Message], Awaitable[None]]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(Exception):
+    """A body over ``max_body_bytes``: 413."""
+
+
+def refuse_declared_length(declared: bytes | str | None, limit: int) -> None:
+    """Raise TooLarge when ``Content-Length`` already says the body is over
+    ``limit``, before any of it is read."""
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise TooLarge
+        except ValueError:
+            pass  # the server already refuses a malformed length
 
 
 class _Gone(Exception):
@@ -83,14 +94,9 @@ class IngestEndpoint:
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
         try:
-            if declared is not None:
-                try:
-                    if int(declared) > limit:
-                        raise _TooLarge
-                except ValueError:
-                    pass  # the server already refuses a malformed length
+            refuse_declared_length(declared, limit)
             raw = await _read_body(receive, limit)
-        except _TooLarge:
+        except TooLarge:
             await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"))
             return
         except _Gone:
@@ -150,7 +156,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise _TooLarge
+                raise TooLarge
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
