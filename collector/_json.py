@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["FAST", "dumps", "loads"]
+__all__ = ["FAST", "EncodeError", "dumps", "loads"]
 
 
 class JSONError(ValueError):
@@ -43,10 +43,15 @@ try:
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
     FAST = False
+    #: What ``dumps`` raises for a value it cannot write (nested too deep).
+    EncodeError: tuple[type[Exception], ...] = (ValueError, RecursionError)
     loads = _std_loads
     dumps = _std_dumps
 else:
     FAST = True
+    #: What ``dumps`` raises for a value it cannot write: nested deeper than
+    #: 254 levels, or an integer past 64 bits.
+    EncodeError = (orjson.JSONEncodeError,)
 
     def loads(data: bytes) -> Any:
         return orjson.loads(data)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from anyio import to_thread
 
 from . import _json
-from .schema import BadRequest, parse_json, read_batch
+from .decode import decode_batch
+from .schema import BadRequest, Batch, parse_json, read_batch
 
 if TYPE_CHECKING:
     from .app import Collector
@@ -119,25 +120,48 @@ class IngestEndpoint:
 
     def _work(self, raw: bytes, authorization: str) -> tuple[int, bytes, Any]:
         """(status, body, the parsed batch: for the caller to free)."""
-        settings = self.settings
+        decoded = decode_batch(raw)
+        if decoded is not None:
+            if not self._authorized(decoded[0], authorization):
+                return 401, _error("unknown or inactive API key"), decoded
+            answer = self._store(decoded[1])
+            if answer is not None:
+                return answer
+        # Not plainly valid, or not storable as msgspec read it: the checks
+        # that name what is wrong, on the standard parse.
         try:
             data = parse_json(raw)
-            if not settings.dev_mode and isinstance(data, dict):
+            if isinstance(data, dict):
                 key = data.get("api_key", "")
-                if not authorized(settings.api_keys, key if isinstance(key, str) else "", authorization):
+                if not self._authorized(key if isinstance(key, str) else "", authorization):
                     return 401, _error("unknown or inactive API key"), data
             _, _, batch = read_batch(data)
         except BadRequest as exc:
             return 422, _json.dumps(exc.to_dict()).encode(), None
+        answer = self._store(batch)
+        if answer is None:
+            bad = BadRequest("events", "a payload is nested too deeply to store (at most 250 levels)")
+            return 422, _json.dumps(bad.to_dict()).encode(), batch
+        return answer
+
+    def _authorized(self, key: str, authorization: str) -> bool:
+        return self.settings.dev_mode or authorized(self.settings.api_keys, key, authorization)
+
+    def _store(self, batch: Batch) -> tuple[int, bytes, Any] | None:
+        """Store a checked batch: the answer, or None when a payload cannot
+        be written (nested deeper than orjson writes, or an integer past 64
+        bits as msgspec reads it; the standard parse reads it as a float)."""
         batch_id = uuid.uuid4().hex
         try:
             _, ended = self.collector.store.ingest_batch(batch, batch_id)
         except UnicodeEncodeError:
             bad = BadRequest("body", "contains a string that is not valid Unicode (a lone surrogate)")
             return 422, _json.dumps(bad.to_dict()).encode(), batch
+        except _json.EncodeError:  # rolled back: nothing was stored
+            return None
         if ended:
             self.collector.judge.submit(ended)
-        answer = b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (len(batch.events), batch_id.encode(), time.time())
+        answer = b'{"accepted":%d,"batch_id":"%s","queued_at":%r}' % (batch.count, batch_id.encode(), time.time())
         return 202, answer, batch
 
 

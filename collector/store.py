@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -127,6 +127,30 @@ _dumps = _json.dumps
 _loads = _json.loads
 
 
+#: An event as stored: schema.ROW_FIELDS, in that order.
+Row = Sequence[Any]
+
+
+def _wire_events(run_id: str, rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Rows of one run back into wire dicts (what the detectors read)."""
+    events = []
+    for event_id, kind, agent, version, step, ts, parent, payload in rows:
+        event = {
+            "event_type": kind,
+            "run_id": run_id,
+            "agent_id": agent,
+            "agent_version": version,
+            "step_index": step,
+            "timestamp": float(ts),
+            "payload": payload,
+            "parent_run_id": parent,
+        }
+        if event_id is not None:
+            event["event_id"] = event_id
+        events.append(event)
+    return events
+
+
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.row_factory = sqlite3.Row
@@ -145,11 +169,11 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._cache: dict[str, list[Row]] = {}
         self._cached = 0
         self._cache_lock = threading.Lock()
         #: Runs evicted from the cache, not yet freed (see release_evicted).
-        self._evicted: list[list[dict[str, Any]]] = []
+        self._evicted: list[list[Row]] = []
         #: Events kept in memory for runs not yet judged, at most.
         self.cache_limit = 50_000
         self._db = _connect(path)
@@ -279,9 +303,8 @@ class Store:
 
     def ingest_batch(self, batch: Batch, batch_id: str) -> tuple[int, list[str]]:
         """``ingest`` for a batch already checked and grouped by run (the
-        ingest API does both in the pass that checks it)."""
+        ingest API does both as it decodes the body)."""
         now = time.time()
-        events = batch.events
         runs = batch.runs
         # The lock spans the commit and the in-memory copy, so two batches of
         # one run are remembered in the order they were stored.
@@ -289,25 +312,29 @@ class Store:
             with self._transaction() as db:
                 known = self._known(db, runs)
                 judged = {run_id for run_id, status in known.items() if status == "judged"}
-                kept = [e for e in events if e["run_id"] not in judged] if judged else events
-                kept, exact = self._new_events(db, kept, None if judged else batch.ids)
-                if exact and not judged:
-                    by_run = {run_id: run[9] for run_id, run in runs.items()}
-                else:  # rare: rows again, for the events kept only
+                live = {run_id: run for run_id, run in runs.items() if run_id not in judged} if judged else runs
+                ids = [row[0] for run in live.values() for row in run[9] if row[0] is not None] if judged else batch.ids
+                fresh = self._new_ids(db, ids)
+                if fresh is None:  # the usual case: every event is new
+                    by_run = {run_id: run[9] for run_id, run in live.items()}
+                else:  # some were sent before: keep the first copy of each new one
                     by_run = {}
-                    for e in kept:
-                        by_run.setdefault(e["run_id"], []).append(
-                            [e.get("event_id"), e["event_type"], e["agent_id"], e["agent_version"], e["step_index"],
-                             e["timestamp"], e.get("parent_run_id"), e["payload"]]
-                        )  # fmt: skip
+                    for run_id, run in live.items():
+                        rows = []
+                        for row in run[9]:
+                            if row[0] is None:
+                                rows.append(row)
+                            elif row[0] in fresh:
+                                fresh.discard(row[0])
+                                rows.append(row)
+                        if rows:
+                            by_run[run_id] = rows
                 chunks = [(run_id, batch_id, len(rows), _dumps(rows)) for run_id, rows in by_run.items()]
                 db.executemany("INSERT INTO event_chunks (run_id, batch_id, n, events) VALUES (?,?,?,?)", chunks)
                 self._unchecked += sum(len(chunk[3]) for chunk in chunks)
                 ended: list[str] = []
                 upserts = []
-                for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, *_) in runs.items():
-                    if run_id in judged:
-                        continue
+                for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, _) in live.items():
                     upserts.append((run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
                                     end_type, reason, error, steps, len(by_run.get(run_id, ()))))  # fmt: skip
                     if end_type:
@@ -329,20 +356,16 @@ class Store:
                     " event_count = runs.event_count + excluded.event_count",
                     upserts,
                 )  # fmt: skip
-            self._remember({run_id: run[10] for run_id, run in runs.items()}, known, exact)
-        return len(kept), ended
+            self._remember({run_id: run[9] for run_id, run in live.items()}, known, fresh is None)
+        return sum(len(rows) for rows in by_run.values()), ended
 
     @staticmethod
-    def _new_events(
-        db: sqlite3.Connection, events: list[dict[str, Any]], ids: list[str] | None = None
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """The events whose id was not stored before (nor earlier in the
-        batch), with their ids recorded; and whether that is all of them.
-        ``ids``: the events' ids when the caller has them already."""
-        if ids is None:
-            ids = [e["event_id"] for e in events if e.get("event_id") is not None]
+    def _new_ids(db: sqlite3.Connection, ids: list[str]) -> set[str] | None:
+        """Record the event ids not stored before. None when that is all of
+        them (no event was sent before, none twice in the batch); else the
+        set of ids stored now, each for the first event that carries it."""
         if not ids:
-            return events, True
+            return None
         # The usual case, no event seen before: the ids go in with one
         # statement (json_each unrolls them inside SQLite), not 500.
         db.execute("SAVEPOINT event_ids")
@@ -350,8 +373,8 @@ class Store:
         db.execute("INSERT OR IGNORE INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(ids),))
         if db.total_changes - before == len(ids):
             db.execute("RELEASE event_ids")
-            return events, True
-        # Some were re-sent: find which, keep the first copy of each.
+            return None
+        # Some were re-sent: find which.
         db.execute("ROLLBACK TO event_ids")
         db.execute("RELEASE event_ids")
         seen = {
@@ -360,18 +383,10 @@ class Store:
                 "SELECT event_id FROM event_ids WHERE event_id IN (SELECT value FROM json_each(?))", (_dumps(ids),)
             )
         }
-        new = []
-        for e in events:
-            event_id = e.get("event_id")
-            if event_id is None:
-                new.append(e)
-            elif event_id not in seen:
-                seen.add(event_id)
-                new.append(e)
-        fresh = [e["event_id"] for e in new if e.get("event_id") is not None]
+        fresh = set(ids) - seen
         if fresh:
-            db.execute("INSERT INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(fresh),))
-        return new, False
+            db.execute("INSERT INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(sorted(fresh)),))
+        return fresh
 
     @staticmethod
     def _known(db: sqlite3.Connection, runs: Iterable[str]) -> dict[str, str]:
@@ -384,8 +399,8 @@ class Store:
             known.update(db.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk).fetchall())
         return known
 
-    def _remember(self, by_run: dict[str, list[dict[str, Any]]], known: dict[str, str], exact: bool) -> None:
-        """Keep the events of runs this process saw from their first event,
+    def _remember(self, by_run: dict[str, list[Row]], known: dict[str, str], exact: bool) -> None:
+        """Keep the rows of runs this process saw from their first event,
         so judging them needs no reading back. Called under the write lock,
         after the commit."""
         with self._cache_lock:
@@ -405,7 +420,7 @@ class Store:
                 oldest = next(iter(cache))  # the judge reads evicted runs back from the file
                 evicted = cache.pop(oldest)
                 self._cached -= len(evicted)
-                # Freeing a run's events (hundreds of dicts) takes a while;
+                # Freeing a run's events (hundreds of rows) takes a while;
                 # the ingest API does it after its answer is sent.
                 self._evicted.append(evicted)
 
@@ -423,7 +438,7 @@ class Store:
             cached = self._cache.pop(run_id, None)
             if cached is not None:
                 self._cached -= len(cached)
-                return cached
+                return _wire_events(run_id, cached)
         return self.run_events(run_id)
 
     def add_deploy(self, agent_id: str, version: str, meta: dict[str, Any]) -> int:
@@ -483,23 +498,7 @@ class Store:
     def run_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's events as wire dicts, in arrival order."""
         rows = self._reader().execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
-        events = []
-        for (chunk,) in rows:
-            for event_id, kind, agent, version, step, ts, parent, payload in _loads(chunk):
-                event = {
-                    "event_type": kind,
-                    "run_id": run_id,
-                    "agent_id": agent,
-                    "agent_version": version,
-                    "step_index": step,
-                    "timestamp": float(ts),
-                    "payload": payload,
-                    "parent_run_id": parent,
-                }
-                if event_id is not None:
-                    event["event_id"] = event_id
-                events.append(event)
-        return events
+        return [event for (chunk,) in rows for event in _wire_events(run_id, _loads(chunk))]
 
     def prior_step_counts(self, agent_id: str, before_run: str, limit: int = 500) -> list[int]:
         rows = self._reader().execute(

@@ -8,6 +8,12 @@ events and hands the oldest batch to the exporters. A batch that must be
 retried stays at the head, so no later batch, and so no later event of the
 same run, overtakes it.
 
+While the head batch is out, a second thread may deliver the oldest full
+batch of another agent beside it (see :class:`_Sender`). A run belongs to
+one agent, so this never reorders a run's events; the receiver works on
+one request while it reads or syncs the other, and under a backlog the
+next batches are built while these are out.
+
 Memory is bounded by ``max_queue_size`` events (queued plus awaiting
 delivery). Past that bound, new events are dropped and counted
 (``queue_full``); ``run.completed`` and ``run.errored`` may use a further
@@ -23,6 +29,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .encoding import encode_body
@@ -53,6 +60,73 @@ class _Open:
         self.agent_id = agent_id
         self.events: list[dict[str, Any]] = []
         self.batch: ExportBatch | None = None
+
+
+class _Sender:
+    """A delivery thread: it offers one batch at a time, handed over by the
+    drain thread, to the exporters. The drain thread waits for the answers
+    of what it handed out before it hands out more, so at most two batches
+    are out, never two of one agent."""
+
+    def __init__(self, export: Callable[[ExportBatch], ExportResult]) -> None:
+        self._export = export
+        self._cond = threading.Condition()
+        self._batch: ExportBatch | None = None
+        self._result: ExportResult | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, batch: ExportBatch) -> bool:
+        """Start delivering ``batch``; False when this sender cannot (it was
+        stopped, or no thread can start): the caller delivers it itself."""
+        with self._cond:
+            if self._stopping:
+                return False
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="dunetrace-send", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # interpreter shutdown
+                    return False
+                self._thread = thread
+            self._batch = batch
+            self._result = None
+            self._cond.notify_all()
+        return True
+
+    def result(self) -> ExportResult:
+        """The result of the batch last submitted, once it is delivered."""
+        with self._cond:
+            while self._result is None:
+                self._cond.wait()
+            return self._result
+
+    def stop(self) -> None:
+        """The thread ends once a batch handed over is delivered."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._batch is None and not self._stopping:
+                    self._cond.wait()
+                batch, self._batch = self._batch, None
+            if batch is None:
+                return
+            result = _FAILED
+            try:
+                with capture_internal_errors("drain"):
+                    result = self._export(batch)
+            finally:
+                with self._cond:
+                    self._result = result
+                    self._cond.notify_all()
+
+
+#: What the sender reports when delivering raised: keep the batch.
+_FAILED = ExportResult.retry(reason="internal error")
 
 
 class Buffer:
@@ -95,6 +169,7 @@ class Buffer:
         self._progress = threading.Condition()
         self._lock = threading.Lock()  # drops and counters; never held across I/O
         self._thread: threading.Thread | None = None
+        self._senders: list[_Sender] = []  # started when first needed
         self._stopping = False
         self._closed = False
         self._retry_at = 0.0
@@ -227,6 +302,8 @@ class Buffer:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(0.5)
+        for sender in self._senders:
+            sender.stop()
         return done
 
     # -- the drain thread ----------------------------------------------------
@@ -282,30 +359,91 @@ class Buffer:
             if head.batch is None:
                 self._seal(head)
             assert head.batch is not None
-            result = self._export(head.batch)
-            if result.outcome == "retry":
-                self._schedule_retry(head.batch, result)
+            # Healthy, another agent's full batch goes out beside the head.
+            groups = [head]
+            if ahead is not None:
+                beside = self._beside(head)
+                if beside is not None:
+                    groups.append(beside)
+            results = self._deliver(groups, ahead)
+            if results[0].outcome == "retry":
+                self._schedule_retry(head.batch, results[0])
+                for group, result in zip(groups[1:], results[1:]):
+                    if result.outcome != "retry":
+                        self._settle(group, result)
+                    else:  # it waits for the same retry as the head
+                        self.retries += 1
                 return
             self._failures = 0
             self._retry_at = 0.0
             if self._gap:
                 self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
-            self._pending.popleft()
-            n = head.batch.size
-            with self._lock:
-                self._pending_events -= n
-                self.refresh_room()
-                if result.outcome == "ok":
-                    self.sent += n
-                    self.batches_sent += 1
+            for group, result in zip(groups, results):
+                if result.outcome == "retry":
+                    self._schedule_retry(group.batch, result)  # type: ignore[arg-type]
                 else:
-                    self.dropped[result.reason or "export_failed"] += n
+                    self._settle(group, result)
             # What arrived while that request was out waits for the next tick,
             # unless it already fills a batch: a fast receiver must not turn
             # into a stream of tiny requests.
             if len(self._queue) >= self._batch_size or self._stopping:
                 self._take(ahead)
         self._report_drops()
+
+    def _deliver(self, groups: list[_Open], ahead: int | None) -> list[ExportResult]:
+        """Offer the batches of ``groups`` (sealed) to the exporters, all at
+        once; their results, in the same order.
+
+        The head goes out on this thread, the one beside it on a sender
+        thread. When a full batch waits in the queue, the head goes to a
+        sender thread too, and this thread turns the waiting events into the
+        next batches meanwhile: the receiver is not kept waiting for them.
+        """
+        overlap = ahead is not None and len(self._queue) >= self._batch_size
+        senders = self._senders
+        handed: dict[int, _Sender] = {}
+        for i in range(0 if overlap else 1, len(groups)):
+            if len(senders) <= len(handed):
+                senders.append(_Sender(self._export))
+            sender = senders[len(handed)]
+            if sender.submit(groups[i].batch):  # type: ignore[arg-type]
+                handed[i] = sender
+        if overlap:
+            self._take(ahead)
+        results: list[ExportResult] = []
+        for i, group in enumerate(groups):  # what no sender took goes out from here
+            results.append(_FAILED if i in handed else self._export(group.batch))  # type: ignore[arg-type]
+        for i, sender in handed.items():
+            results[i] = sender.result()
+        return results
+
+    def _beside(self, head: _Open) -> _Open | None:
+        """The batch to deliver beside ``head``: the first pending batch of
+        another agent, if it is full (sealed). A later batch of an agent
+        whose first pending batch is still open would overtake it."""
+        seen = {head.agent_id}
+        for group in islice(self._pending, 1, 16):
+            if group.agent_id not in seen:
+                if group.batch is not None:
+                    return group
+                seen.add(group.agent_id)
+        return None
+
+    def _settle(self, group: _Open, result: ExportResult) -> None:
+        """A batch delivered or given up: it leaves the pending batches."""
+        if self._pending[0] is group:
+            self._pending.popleft()
+        else:
+            self._pending.remove(group)
+        n = group.batch.size if group.batch is not None else 0
+        with self._lock:
+            self._pending_events -= n
+            self.refresh_room()
+            if result.outcome == "ok":
+                self.sent += n
+                self.batches_sent += 1
+            else:
+                self.dropped[result.reason or "export_failed"] += n
 
     def _take(self, limit: int | None = None) -> None:
         """Move queued events (at most about ``limit``) into per-agent

@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
             sync=args.sync,
             api_keys=args.api_key or None,
             run_timeout=args.run_timeout,
+            judge_max_delay=args.judge_max_delay,
             detectors_path=args.detectors,
             slack_webhook_url=args.slack_webhook,
             webhook_url=args.webhook,
@@ -198,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--api-key", action="append", help="accept only this key (repeatable); none: dev mode")
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
+    p.add_argument(
+        "--judge-max-delay", type=float,
+        help="while ingest is busy, judge an ended run at most this many seconds late (default 2)",
+    )  # fmt: skip
     p.add_argument("--detectors", help="detectors.yml with thresholds")
     p.add_argument("--slack-webhook", help="Slack incoming-webhook URL for alerts")
     p.add_argument("--webhook", help="URL that receives each alert as JSON")

@@ -124,8 +124,10 @@ def dunetrace_export(batch: ExportBatch) -> ExportResult | None:
     """Deliver one batch of events (all of one agent, in order, at most
     ``max_batch_size``).
 
-    Called on the drain thread, never on the agent's. Every exporter is
-    called; return ``ExportResult.ok()`` (or None) once delivered,
+    Called on the client's background threads, never on the agent's: two
+    calls may run at once, for batches of two different agents (never two
+    batches of one agent), so an exporter must be thread-safe. Every
+    exporter is called; return ``ExportResult.ok()`` (or None) once delivered,
     ``ExportResult.retry(after=seconds)`` to have the batch offered again
     later (exporters that already delivered it see ``batch.delivered_by``
     holding their name and skip), or ``ExportResult.drop(reason)`` to give

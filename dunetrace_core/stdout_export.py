@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import IO
 
 from .export import ExportBatch, ExportResult
@@ -19,15 +20,16 @@ class StdoutExporter:
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream
+        self._lock = threading.Lock()  # two batches may be exported at once
 
     @hookimpl
     def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
         if self.name in batch.delivered_by:
             return ExportResult.ok()
         stream = self._stream or sys.stdout
-        stream.write(
-            "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in batch.events)
-        )
-        stream.flush()
+        lines = "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in batch.events)
+        with self._lock:
+            stream.write(lines)
+            stream.flush()
         batch.delivered_by.add(self.name)
         return ExportResult.ok()

@@ -13,7 +13,11 @@ from typing import Any
 
 class IngestServer:
     """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
-    (status, headers) answers to give, in order, before the default 202."""
+    (status, headers) answers to give, in order, before the default 202, and
+    ``agent_script`` such answers for one agent's batches. ``delay`` holds
+    each ingest answer back that many seconds; ``max_in_flight`` is the most
+    ingest requests seen in progress at once, ``same_agent_overlap`` whether
+    two of one agent ever were."""
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[bytes] = []
@@ -21,6 +25,11 @@ class IngestServer:
         self.deploys: list[dict[str, Any]] = []
         self.script: deque[tuple[int, dict[str, str]]] = deque()
         self.connection_threads: set[int] = set()
+        self.agent_script: dict[str, deque[tuple[int, dict[str, str]]]] = {}
+        self.delay = 0.0
+        self.max_in_flight = 0
+        self.same_agent_overlap = False
+        self._in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         server = self
@@ -37,11 +46,32 @@ class IngestServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                agent = ""
+                if self.path.endswith("/v1/ingest"):
+                    try:
+                        agent = str(json.loads(body).get("agent_id", ""))
+                    except ValueError:
+                        pass
                 with server.lock:
                     server.connection_threads.add(threading.get_ident())
                     server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    answer = server.script.popleft() if server.script else None
-                if answer is not None:
+                    mine = server.agent_script.get(agent)
+                    answer = mine.popleft() if mine else server.script.popleft() if server.script else None
+                    if agent:
+                        server.same_agent_overlap |= server._in_flight.get(agent, 0) > 0
+                        server._in_flight[agent] = server._in_flight.get(agent, 0) + 1
+                        server.max_in_flight = max(server.max_in_flight, sum(server._in_flight.values()))
+                try:
+                    if agent and server.delay:
+                        time.sleep(server.delay)
+                    self._reply(body, answer)
+                finally:
+                    if agent:
+                        with server.lock:
+                            server._in_flight[agent] -= 1
+
+            def _reply(self, body: bytes, answer: tuple[int, dict[str, str]] | None) -> None:
+                if answer is not None and answer[0] != 202:  # a scripted 202 is the usual answer
                     status, headers = answer
                     if status == -1:  # answer too late: the client has timed out
                         time.sleep(float(headers.get("delay", "1")))

@@ -141,6 +141,25 @@ def test_lone_surrogate_is_422_not_500(shared: BackgroundServer) -> None:
     assert stored(shared) == 0
 
 
+def test_a_payload_too_deep_to_store_is_422_not_500(shared: BackgroundServer) -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(300):  # parses (JSON allows it), but orjson writes at most 254 levels
+        deep = {"next": deep}
+    response = post(shared, json.dumps(batch([event("llm.called", nested=deep)])).encode())
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "events"
+    assert stored(shared) == 0
+
+
+def test_an_integer_past_64_bits_in_a_payload_is_stored(collector: BackgroundServer) -> None:
+    """msgspec reads it as an int, which orjson cannot write: the batch takes
+    the standard parse instead, which reads it as a float, as before."""
+    raw = json.dumps(batch([event("llm.called", "big-int", 1, tokens=10**30)])).encode()
+    response = post(collector, raw)
+    assert response.status_code == 202, response.text
+    assert stored(collector, "SELECT json_extract(payload, '$.tokens') FROM events") == 1e30
+
+
 def test_413_over_the_body_limit(start_collector: Callable[..., BackgroundServer]) -> None:
     server = start_collector(max_body_bytes=4096)
     events = [event("llm.called", "r", i, model="m" * 50) for i in range(100)]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dunetrace.collector.judge import IngestActivity, Judge
 from dunetrace.collector.settings import Settings
@@ -96,3 +99,16 @@ def test_a_short_pause_between_requests_is_not_enough(tmp_path: Path) -> None:
     finally:
         judge.stop()
         store.close()
+
+
+def test_the_longest_delay_is_set_by_flag_or_environment(monkeypatch: Any) -> None:
+    from dunetrace.cli import _parser
+
+    args = _parser().parse_args(["serve", "--judge-max-delay", "0.5"])
+    assert args.judge_max_delay == 0.5
+    assert Settings.from_env(db_path="x.db", judge_max_delay=args.judge_max_delay).judge_max_delay == 0.5
+    monkeypatch.setenv("DUNETRACE_JUDGE_MAX_DELAY", "7")
+    assert Settings.from_env(db_path="x.db").judge_max_delay == 7.0
+    monkeypatch.setenv("DUNETRACE_JUDGE_MAX_DELAY", "-1")
+    with pytest.raises(ValueError, match="judge_max_delay"):
+        Settings.from_env(db_path="x.db")
