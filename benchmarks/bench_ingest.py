@@ -3,6 +3,14 @@ agent runs to a local collector (``dunetrace serve`` in a process of its
 own, SQLite in WAL, a 202 only once a batch is committed), and the clock
 stops when ``dt.flush()`` has every event acknowledged, so stored.
 
+The agent offers its events at a set rate (``--rate``, 100k events/s by
+default, above what is stored): after each step it sleeps until its
+schedule is due, as an agent waits for its model. The ``tight loop`` rows
+offer them with no pause at all: then the agent's thread holds the GIL
+for 5 ms at a time (CPython's switch interval) and the SDK's delivery
+threads, which need it after every socket wait, barely move until the agent
+is done. Those rows time Python's thread scheduling as much as the path.
+
 Baseline, in the same run and interleaved: the same SDK sending to a
 server in a process of its own that answers 202 without reading the
 events (what the SDK and HTTP alone allow). Their ratio is the share of
@@ -11,9 +19,11 @@ the SDK's delivery rate the collector keeps while validating and storing.
 The collector judges a run once ingest has been quiet for 30 ms, or at
 most 2 s after the run ended (see collector/judge.py), so a trial shorter
 than that is timed without most of the judging; after each trial the clock
-runs on until every run is judged, and that lag is printed beside the rates.
+runs on until every run is judged, and that lag is printed beside the
+rates. The last trial is a stream long enough to include the judging: it
+is timed until every run is judged.
 
-    python benchmarks/bench_ingest.py            # ~1-2 minutes
+    python benchmarks/bench_ingest.py            # ~2 minutes
     python benchmarks/bench_ingest.py --quick    # a smoke run
 """
 
@@ -98,9 +108,10 @@ def judge_lag(db: str, started: float, timeout: float = 30.0) -> float:
     return time.perf_counter() - started
 
 
-def produce(url: str, runs: int, steps: int, batch_size: int) -> tuple[float, int, dict[str, object]]:
-    """Reports ``runs`` runs of ``steps`` LLM+tool steps; returns (seconds
-    until every event was acknowledged, events, stats)."""
+def produce(url: str, runs: int, steps: int, batch_size: int, rate: float) -> tuple[float, int, dict[str, object]]:
+    """Reports ``runs`` runs of ``steps`` LLM+tool steps, offered at ``rate``
+    events/s (0: no pause); returns (seconds until every event was
+    acknowledged, events, stats)."""
     dt = Dunetrace(endpoint=url, max_batch_size=batch_size, max_queue_size=2_000_000, flush_interval=0.05)
     events = 0
     started = time.perf_counter()
@@ -112,8 +123,13 @@ def produce(url: str, runs: int, steps: int, batch_size: int) -> tuple[float, in
                 tool = "search" if s % 2 else "fetch"
                 step = run.tool_called(tool, {"q": s})
                 run.tool_responded(tool, True, output_length=200, latency_ms=3.0, step=step)
+                events += 4
+                if rate:
+                    due = started + events / rate - time.perf_counter()
+                    if due > 0.001:
+                        time.sleep(due)
             run.final_answer()
-        events += 2 + 4 * steps
+        events += 2
     done = dt.flush(timeout=120)
     elapsed = time.perf_counter() - started
     stats = dt.stats()
@@ -163,38 +179,58 @@ def post_encoded(url: str, runs: int, steps: int) -> tuple[float, int, dict[str,
     return elapsed, len(events), {}
 
 
+LABELS = {"collector": "SDK -> collector (stored)", "discard": "SDK -> baseline (discarded)",
+          "encoded": "pre-encoded -> collector"}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=100_000, help="events/s the agent offers")
     parser.add_argument("--sync", choices=["full", "normal"], default="full", help="the collector's --sync")
     args = parser.parse_args()
-    runs, steps, rounds = (40, 100, 2) if args.quick else (100, 200, args.rounds)
+    runs, steps, rounds, long_runs = (40, 100, 2, 100) if args.quick else (100, 200, args.rounds, 600)
 
     folder = tempfile.mkdtemp(prefix="dunetrace-bench-")
     db = os.path.join(folder, "bench.db")
     servers = {kind: start(kind, db, args.sync) for kind in ("collector", "discard")}
-    cases = [("collector", 500), ("discard", 500), ("collector", 100), ("discard", 100), ("encoded", 500)]
-    rates: dict[tuple[str, int], list[float]] = {case: [] for case in cases}
+    rate = args.rate
+    # (kind, batch size, offered rate: None for pre-encoded bodies, 0 for a tight loop)
+    cases: list[tuple[str, int, float | None]] = [
+        ("collector", 500, rate), ("discard", 500, rate), ("collector", 100, rate), ("discard", 100, rate),
+        ("encoded", 500, None), ("collector", 500, 0), ("discard", 500, 0),
+    ]  # fmt: skip
+    rates: dict[tuple[str, int, float | None], list[float]] = {case: [] for case in cases}
     lags: list[float] = []
     stored_before = 0
+    expected = 0
     try:
-        produce(servers["collector"][1], 5, 20, 500)  # warm both paths up
-        produce(servers["discard"][1], 5, 20, 500)
+        expected += produce(servers["collector"][1], 5, 20, 500, rate)[1]  # warm both paths up
+        produce(servers["discard"][1], 5, 20, 500, rate)
         for i in range(rounds):
-            for kind, size in cases if i % 2 == 0 else list(reversed(cases)):
+            for kind, size, offered in cases if i % 2 == 0 else list(reversed(cases)):
                 if kind == "encoded":
                     elapsed, events, _ = post_encoded(servers["collector"][1], runs, steps)
                 else:
-                    elapsed, events, _ = produce(servers[kind][1], runs, steps, size)
+                    elapsed, events, _ = produce(servers[kind][1], runs, steps, size, offered or 0)
                 ended = time.perf_counter()
                 lag = judge_lag(db, ended) if kind != "discard" else 0.0
                 if kind != "discard":
                     lags.append(lag)
-                rates[(kind, size)].append(events / elapsed)
-                print(f"  round {i + 1} {kind:9s} batch {size:3d}: {events} events in {elapsed:.2f}s "
+                    expected += events
+                rates[(kind, size, offered)].append(events / elapsed)
+                how = "pre-encoded" if offered is None else "tight loop" if not offered else f"{offered:,.0f}/s offered"
+                print(f"  round {i + 1} {kind:9s} batch {size:3d}, {how}: {events} events in {elapsed:.2f}s "
                       f"= {events / elapsed:,.0f}/s" + (f"; every run judged {lag:.2f}s later" if lag else ""),
                       flush=True)  # fmt: skip
+        # A stream long enough that the judge works while events arrive.
+        elapsed, events, _ = produce(servers["collector"][1], long_runs, steps, 500, rate)
+        lag = judge_lag(db, time.perf_counter())
+        expected += events
+        print(f"  long stream: {events} events stored in {elapsed:.2f}s = {events / elapsed:,.0f}/s; "
+              f"every run judged {lag:.2f}s later: {events / (elapsed + lag):,.0f}/s stored and judged",
+              flush=True)  # fmt: skip
         with sqlite3.connect(db) as conn:
             stored_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
@@ -202,20 +238,21 @@ def main() -> None:
             process.terminate()
             process.wait(10)
 
-    expected = (5 * (2 + 4 * 20)) + rounds * 3 * runs * (2 + 4 * steps)
     print(f"\nevents in the collector's SQLite file: {stored_before:,} (expected {expected:,})")
     print(f"{runs} runs x {steps} steps = {runs * (2 + 4 * steps):,} events per trial, {rounds} rounds; "
           f"{os.cpu_count()} cores; collector --sync {args.sync}\n")  # fmt: skip
-    print(f"{'case':40s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
-    for kind, size in cases:
-        values = rates[(kind, size)]
-        label = {"collector": "SDK -> collector (stored)", "discard": "SDK -> baseline (discarded)",
-                 "encoded": "pre-encoded -> collector"}[kind] + f", batch {size}"  # fmt: skip
-        print(f"{label:40s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
+    print(f"{'case':58s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
+    for kind, size, offered in cases:
+        values = rates[(kind, size, offered)]
+        how = "" if offered is None else ", tight loop" if not offered else f", {offered / 1000:,.0f}k/s offered"
+        label = f"{LABELS[kind]}, batch {size}{how}"
+        print(f"{label:58s} {statistics.median(values):16,.0f} {min(values):10,.0f} {max(values):10,.0f}")
     print(f"every run judged after the last 202: median {statistics.median(lags):.2f}s, max {max(lags):.2f}s")
-    for size in (500, 100):
-        ratio = statistics.median(rates[("collector", size)]) / statistics.median(rates[("discard", size)])
-        print(f"ratio stored/baseline at batch {size}: {ratio:.2f}")
+    for size, offered in ((500, rate), (100, rate), (500, 0)):
+        ratio = statistics.median(rates[("collector", size, offered)]) / statistics.median(
+            rates[("discard", size, offered)]
+        )
+        print(f"ratio stored/baseline at batch {size}{', tight loop' if not offered else ''}: {ratio:.2f}")
     if stored_before != expected:
         raise SystemExit("the collector did not store every event")
 

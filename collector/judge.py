@@ -62,10 +62,11 @@ class Judge:
     def __init__(
         self, store: Store, settings: Settings, dispatcher: Any = None, activity: IngestActivity | None = None
     ) -> None:
-        from .detectors import judge_run, load_config
+        from .detectors import judge_view, load_config, read_rows
 
         self.activity = activity or IngestActivity()
-        self._judge_run = judge_run
+        self._judge_view = judge_view
+        self._read_rows = read_rows
         self._config = load_config(settings.detectors_path)
         self._store = store
         self._settings = settings
@@ -180,10 +181,10 @@ class Judge:
             run = self._store.run(run_id)
             if run is None or run["status"] == "judged":
                 continue
-            events = self._store.take_events(run_id)
+            rows = self._store.take_rows(run_id)
             prior = self._store.prior_step_counts(run["agent_id"], run_id)
             try:
-                found[run_id] = list(self._judge_run(events, self._config, prior_step_counts=prior))
+                found[run_id] = self._judge_view(self._read_rows(run_id, rows, prior), self._config)
             except Exception:
                 # A detector bug must not leave the run to be retried forever.
                 logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)

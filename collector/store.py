@@ -431,15 +431,15 @@ class Store:
             evicted, self._evicted = self._evicted, []
         del evicted
 
-    def take_events(self, run_id: str) -> list[dict[str, Any]]:
-        """A run's events, in arrival order, for judging it: from memory when
-        this process saw the whole run, else from the file."""
+    def take_rows(self, run_id: str) -> list[Row]:
+        """A run's events as rows, in arrival order, for judging it: from
+        memory when this process saw the whole run, else from the file."""
         with self._cache_lock:
             cached = self._cache.pop(run_id, None)
             if cached is not None:
                 self._cached -= len(cached)
-                return _wire_events(run_id, cached)
-        return self.run_events(run_id)
+                return cached
+        return self.run_rows(run_id)
 
     def add_deploy(self, agent_id: str, version: str, meta: dict[str, Any]) -> int:
         with self._transaction() as db:
@@ -495,10 +495,14 @@ class Store:
 
     # -- reading --------------------------------------------------------------
 
+    def run_rows(self, run_id: str) -> list[Row]:
+        """A run's events as stored rows, in arrival order."""
+        rows = self._reader().execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [row for (chunk,) in rows for row in _loads(chunk)]
+
     def run_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's events as wire dicts, in arrival order."""
-        rows = self._reader().execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [event for (chunk,) in rows for event in _wire_events(run_id, _loads(chunk))]
+        return _wire_events(run_id, self.run_rows(run_id))
 
     def prior_step_counts(self, agent_id: str, before_run: str, limit: int = 500) -> list[int]:
         rows = self._reader().execute(

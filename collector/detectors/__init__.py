@@ -19,8 +19,9 @@ form (and ``detectors.example.yml`` beside this file)::
 
 from __future__ import annotations
 
-from ._judge import judge_run
+from ._judge import judge_run, judge_view
 from ._registry import DETECTORS, by_name
+from ._run import read_rows
 from ._types import SEVERITIES, Detector, Finding, Signal, severity_rank
 from .config import DetectorConfig, load_config
 
@@ -33,6 +34,8 @@ __all__ = [
     "Signal",
     "by_name",
     "judge_run",
+    "judge_view",
     "load_config",
+    "read_rows",
     "severity_rank",
 ]

@@ -10,11 +10,11 @@ import logging
 from dunetrace import log as dunetrace_log
 
 from ._registry import DETECTORS
-from ._run import read_run
+from ._run import RunView, read_run
 from ._types import Signal
 from .config import DetectorConfig
 
-__all__ = ["judge_run"]
+__all__ = ["judge_run", "judge_view"]
 
 
 def judge_run(
@@ -29,7 +29,12 @@ def judge_run(
     ``prior_step_counts`` the total steps of the agent's earlier judged runs
     (STEP_COUNT_INFLATION compares with them). Pure: no I/O, no clock.
     """
-    run = read_run(events, prior_step_counts)
+    return judge_view(read_run(events, prior_step_counts), config)
+
+
+def judge_view(run: RunView, config: DetectorConfig | None = None) -> list[Signal]:
+    """:func:`judge_run` for a run already read (the collector reads its
+    stored rows with ``read_rows``)."""
     if not run.run_id:
         return []
     settings = (config or DetectorConfig()).for_agent(run.agent_id)

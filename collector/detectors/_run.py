@@ -13,12 +13,11 @@ type; a value of the wrong type is read as missing, never guessed.
 from __future__ import annotations
 
 import math
-from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LlmCall", "Retrieval", "RunView", "ToolCall", "capped", "plural", "read_run"]
+__all__ = ["LlmCall", "Retrieval", "RunView", "ToolCall", "capped", "plural", "read_rows", "read_run"]
 
 #: ``run.completed`` exit reasons that mean the agent gave its answer.
 #: ``completed`` is what the SDK sends when a run ends normally without
@@ -119,93 +118,126 @@ class RunView:
         return self.terminal == "completed" and (self.exit_reason or "completed") in ANSWERED_EXIT_REASONS
 
 
-_CALLS = frozenset({"tool.called", "llm.called", "retrieval.called"})
-
-#: Sort key: step, then time, then arrival.
-_ORDER = itemgetter(0, 1, 2)
-
-
 def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] = ()) -> RunView:
-    """Read one run's wire events (any order) into a :class:`RunView`."""
-    items: list[tuple[int, float, int, float | None, dict[str, Any]]] = []
+    """Read one run's wire events (any order) into a :class:`RunView`.
+
+    Wire dicts may come from anywhere (tests, a hand-written file): a step
+    or a time of the wrong type is read as 0, a payload that is not an
+    object as an empty one."""
+    items: list[tuple[int, float, int, float | None, Any, dict[str, Any]]] = []
+    given: dict[int, dict[str, Any]] = {}
     for position, event in enumerate(events):
         if isinstance(event, dict):
             step, ts = _int(event.get("step_index")), _float(event.get("timestamp"))
-            items.append((step or 0, ts or 0.0, position, ts, event))
+            payload = event.get("payload")
+            items.append((step or 0, ts or 0.0, position, ts, event.get("event_type"),
+                          payload if isinstance(payload, dict) else {}))  # fmt: skip
+            given[position] = event
+    first = given[min(items)[2]] if items else {}  # the first in step order names the run
+    return _view(str(first.get("run_id") or ""), str(first.get("agent_id") or ""), items, prior_step_counts)
+
+
+def read_rows(run_id: str, rows: Sequence[Sequence[Any]], prior_step_counts: Sequence[int] = ()) -> RunView:
+    """:func:`read_run` for one run's rows as the collector stores them
+    (``schema.ROW_FIELDS``): checked at ingest, so the step is an integer,
+    the time a number and the payload an object, and no dict is built."""
+    items = [(row[4], row[5], position, row[5], row[1], row[7]) for position, row in enumerate(rows)]
+    agent_id = str(rows[min(items)[2]][2]) if items else ""
+    return _view(run_id, agent_id, items, prior_step_counts)
+
+
+def _view(
+    run_id: str,
+    agent_id: str,
+    items: list[tuple[int, float, int, float | None, Any, dict[str, Any]]],
+    prior_step_counts: Sequence[int],
+) -> RunView:
+    """The view of one run's events, given as (step, time as a sort key,
+    arrival position, time, event_type, payload) in any order.
+
+    This loop runs once for every event the collector judges: the common
+    event types come first, and values of the right type are taken without
+    a call."""
     # By step, then time; events of one step and time keep their arrival
-    # order, which the SDK makes called-before-responded.
-    items.sort(key=_ORDER)
-    first = items[0][4] if items else {}
-    view = RunView(
-        run_id=str(first.get("run_id") or ""),
-        agent_id=str(first.get("agent_id") or ""),
-        prior_step_counts=tuple(prior_step_counts),
-    )
+    # order, which the SDK makes called-before-responded. The position is
+    # unique, so the sort never compares further.
+    items.sort()
+    view = RunView(run_id=run_id, agent_id=agent_id, prior_step_counts=tuple(prior_step_counts))
+    tool_calls = view.tool_calls
+    llm_calls = view.llm_calls
+    sequence = view.sequence
     tools: dict[int, ToolCall] = {}
     llms: dict[int, LlmCall] = {}
     pending_retrievals: dict[int, str | None] = {}
+    # Each call has its own step, so a second *.called at a step is a resent
+    # copy (delivery is at least once): counting it would invent a repeat.
     seen_calls: set[int] = set()
     seen_retrievals: set[int] = set()
     max_step = 0
-    for step, _key, _position, ts, event in items:
-        kind = event.get("event_type")
-        payload = event.get("payload")
-        if not isinstance(payload, dict):
-            payload = {}
-        max_step = max(max_step, step)
-        if kind == "run.started":
-            names = payload.get("tools")
-            if isinstance(names, list):
-                view.tools_available = [n for n in names if isinstance(n, str) and n]
-        elif kind in _CALLS and step in seen_calls:
-            # Each call has its own step, so a second *.called at a step is a
-            # resent copy (delivery is at least once): counting it would
-            # invent a repeat.
-            continue
-        elif kind == "tool.called":
+    for step, _key, _position, ts, kind, payload in items:
+        if step > max_step:
+            max_step = step
+        if kind == "llm.called":
+            if step in seen_calls:
+                continue
             seen_calls.add(step)
-            name = _str(payload.get("tool_name")) or "unknown"
-            call = ToolCall(step, name, _str(payload.get("args_hash")), started=ts)
-            tools[step] = call
-            view.tool_calls.append(call)
-            view.sequence.append((step, "tool"))
-        elif kind == "tool.responded":
-            call = tools.get(step)
-            if call is None:  # a response without its call: still an outcome
-                call = tools[step] = ToolCall(step, _str(payload.get("tool_name")) or "unknown")
-                view.tool_calls.append(call)
-                view.sequence.append((step, "tool"))
-            success = payload.get("success")
-            call.success = success if isinstance(success, bool) else None
-            call.latency_ms = _float(payload.get("latency_ms"))
-            call.error_hash = _str(payload.get("error_hash"))
-            call.ended = ts
-        elif kind == "llm.called":
-            seen_calls.add(step)
-            llm = LlmCall(step, _int(payload.get("prompt_tokens")), started=ts)
+            tokens = payload.get("prompt_tokens")
+            llm = LlmCall(step, tokens if type(tokens) is int and tokens >= 0 else _int(tokens), None, None, None, ts)
             llms[step] = llm
-            view.llm_calls.append(llm)
-            view.sequence.append((step, "llm"))
+            llm_calls.append(llm)
+            sequence.append((step, "llm"))
         elif kind == "llm.responded":
-            llm = llms.get(step)
+            llm = llms.get(step)  # type: ignore[assignment]
             if llm is None:
                 llm = llms[step] = LlmCall(step)
-                view.llm_calls.append(llm)
-                view.sequence.append((step, "llm"))
+                llm_calls.append(llm)
+                sequence.append((step, "llm"))
             llm.responded = True
             # The provider's own count, when the response carries one, is the
             # exact figure; the count at call time may be an estimate.
             tokens = _int(payload.get("prompt_tokens"))
             if tokens is not None:
                 llm.prompt_tokens = tokens
-            llm.finish_reason = _str(payload.get("finish_reason"))
-            llm.output_length = _int(payload.get("output_length"))
-            llm.latency_ms = _float(payload.get("latency_ms"))
+            reason = payload.get("finish_reason")
+            llm.finish_reason = reason if type(reason) is str and reason else _str(reason)
+            length = payload.get("output_length")
+            llm.output_length = length if type(length) is int and length >= 0 else _int(length)
+            latency = payload.get("latency_ms")
+            llm.latency_ms = latency if type(latency) is float and math.isfinite(latency) else _float(latency)
             llm.ended = ts
+        elif kind == "tool.called":
+            if step in seen_calls:
+                continue
+            seen_calls.add(step)
+            name = payload.get("tool_name")
+            args = payload.get("args_hash")
+            call = ToolCall(step, name if type(name) is str and name else _str(name) or "unknown",
+                            args if type(args) is str and args else _str(args), None, None, None, ts)  # fmt: skip
+            tools[step] = call
+            tool_calls.append(call)
+            sequence.append((step, "tool"))
+        elif kind == "tool.responded":
+            call = tools.get(step)  # type: ignore[assignment]
+            if call is None:  # a response without its call: still an outcome
+                call = tools[step] = ToolCall(step, _str(payload.get("tool_name")) or "unknown")
+                tool_calls.append(call)
+                sequence.append((step, "tool"))
+            success = payload.get("success")
+            call.success = success if isinstance(success, bool) else None
+            latency = payload.get("latency_ms")
+            call.latency_ms = latency if type(latency) is float and math.isfinite(latency) else _float(latency)
+            call.error_hash = _str(payload.get("error_hash"))
+            call.ended = ts
+        elif kind == "run.started":
+            names = payload.get("tools")
+            if isinstance(names, list):
+                view.tools_available = [n for n in names if isinstance(n, str) and n]
         elif kind == "retrieval.called":
+            if step in seen_calls:
+                continue
             seen_calls.add(step)
             pending_retrievals[step] = _str(payload.get("index_name"))
-            view.sequence.append((step, "retrieval"))
+            sequence.append((step, "retrieval"))
         elif kind == "retrieval.responded":
             if step in seen_retrievals:
                 continue

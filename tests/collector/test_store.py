@@ -18,13 +18,18 @@ def stripped(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(e["event_type"], e["step_index"], e["payload"], e.get("event_id")) for e in events]
 
 
+def rows(stored: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows (schema.ROW_FIELDS) as ``stripped`` shows events."""
+    return [(row[1], row[4], row[7], row[0]) for row in stored]
+
+
 def test_a_run_seen_whole_is_judged_from_memory(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "s.db"))
     events = tool_loop_run("r1")
     store.ingest(events[:3], "b1")
     store.ingest(events[3:], "b2")
     assert "r1" in store._cache
-    assert stripped(store.take_events("r1")) == stripped(store.run_events("r1")) == stripped(events)
+    assert rows(store.take_rows("r1")) == stripped(store.run_events("r1")) == stripped(events)
     assert "r1" not in store._cache and store._cached == 0
 
 
@@ -35,7 +40,7 @@ def test_resent_events_send_the_judge_to_the_file(tmp_path: Path) -> None:
     store.ingest(events[:5], "b2")  # three of them again
     assert "r1" not in store._cache
     store.ingest(events[5:], "b3")
-    assert stripped(store.take_events("r1")) == stripped(events)
+    assert rows(store.take_rows("r1")) == stripped(events)
     assert store.run("r1")["event_count"] == len(events)
 
 
@@ -48,7 +53,7 @@ def test_a_run_begun_before_a_restart_is_read_from_the_file(tmp_path: Path) -> N
     second = Store(path)
     second.ingest(events[4:], "b2")
     assert "r1" not in second._cache
-    assert stripped(second.take_events("r1")) == stripped(events)
+    assert rows(second.take_rows("r1")) == stripped(events)
 
 
 def test_memory_is_bounded(tmp_path: Path) -> None:
@@ -66,7 +71,7 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     store.release_evicted()
     assert not store._evicted
     for i, events in enumerate(runs):
-        assert stripped(store.take_events(f"r{i}")) == stripped(events)
+        assert rows(store.take_rows(f"r{i}")) == stripped(events)
 
 
 def test_events_of_a_judged_run_are_ignored(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ import pytest
 
 from dunetrace import Dunetrace
 from dunetrace import log as dunetrace_log
-from dunetrace.collector.detectors import DETECTORS, DetectorConfig, Signal, judge_run
+from dunetrace.collector.detectors import DETECTORS, DetectorConfig, Signal, judge_run, judge_view, read_rows
 from dunetrace.collector.detectors import _registry
+from dunetrace.collector.detectors._run import read_run
 from tests.ingest_server import IngestServer
 
 from .runs import RunBuilder, judge
@@ -215,3 +216,18 @@ def test_resent_events_are_not_counted_twice() -> None:
     assert "TOOL_LOOP" not in {s.detector for s in judge(doubled)}
     rag = [s for s in judge(doubled) if s.detector == "RAG_EMPTY_RETRIEVAL"][0]
     assert rag.evidence["retrievals"] == 1
+
+
+@pytest.mark.parametrize("name", sorted(FIRING))
+def test_stored_rows_read_as_the_wire_events_do(name: str) -> None:
+    """The collector judges the rows it stored (read_rows), tests and users
+    judge wire events (read_run): every detector's run, as sent, shuffled
+    and re-sent, reads the same both ways."""
+    events = FIRING[name]().events
+    shuffled = list(events)
+    random.Random(name).shuffle(shuffled)
+    for given in (events, shuffled, events + shuffled):
+        rows = [(e.get("event_id"), e["event_type"], e["agent_id"], e["agent_version"], e["step_index"],
+                 e["timestamp"], e["parent_run_id"], e["payload"]) for e in given]  # fmt: skip
+        assert read_rows("run-1", rows, [10] * 10) == read_run(given, [10] * 10)
+        assert judge_view(read_rows("run-1", rows), DetectorConfig()) == judge_run(given, DetectorConfig())
