@@ -47,7 +47,7 @@ class Settings:
     #: ``judge_quiet`` seconds, at most ``judge_max_delay`` seconds after a
     #: run ended (see judge.py; ``DUNETRACE_JUDGE_MAX_DELAY``).
     judge_quiet: float = 0.03
-    judge_max_delay: float = 2.0
+    judge_max_delay: float = 1.0
     #: ``detectors.yml`` (``DUNETRACE_DETECTORS``); None: built-in thresholds.
     detectors_path: str | None = None
     slack_webhook_url: str | None = None
@@ -65,7 +65,7 @@ class Settings:
             "api_keys": frozenset(k.strip() for k in env.get("DUNETRACE_API_KEYS", "").split(",") if k.strip()),
             "sync": (env.get("DUNETRACE_DB_SYNC") or "full").lower(),
             "run_timeout": _float(env, "DUNETRACE_RUN_TIMEOUT", 90.0),
-            "judge_max_delay": _float(env, "DUNETRACE_JUDGE_MAX_DELAY", 2.0),
+            "judge_max_delay": _float(env, "DUNETRACE_JUDGE_MAX_DELAY", 1.0),
             "detectors_path": env.get("DUNETRACE_DETECTORS") or None,
             "slack_webhook_url": env.get("DUNETRACE_SLACK_WEBHOOK_URL") or None,
             "webhook_url": env.get("DUNETRACE_WEBHOOK_URL") or None,

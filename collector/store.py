@@ -174,8 +174,11 @@ class Store:
         self._cache_lock = threading.Lock()
         #: Runs evicted from the cache, not yet freed (see release_evicted).
         self._evicted: list[list[Row]] = []
-        #: Events kept in memory for runs not yet judged, at most.
-        self.cache_limit = 50_000
+        #: Events kept in memory for runs not yet judged, at most (about
+        #: 600 bytes each). Under a steady stream the judge lags by up to
+        #: ``judge_max_delay``: at 50k events/s that is 50k events, which
+        #: should be judged from here, not read back from the file.
+        self.cache_limit = 100_000
         self._db = _connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is synced at every commit, so a 202 survives a power

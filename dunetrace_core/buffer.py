@@ -30,6 +30,7 @@ import time
 import weakref
 from collections import Counter, deque
 from itertools import islice
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from .encoding import encode_body
@@ -64,21 +65,21 @@ class _Open:
 
 class _Sender:
     """A delivery thread: it offers one batch at a time, handed over by the
-    drain thread, to the exporters. The drain thread waits for the answers
-    of what it handed out before it hands out more, so at most two batches
-    are out, never two of one agent."""
+    drain thread, to the exporters, and reports the result on the queue
+    the drain thread reads. The drain thread keeps at most two batches out,
+    never two of one agent."""
 
-    def __init__(self, export: Callable[[ExportBatch], ExportResult]) -> None:
+    def __init__(self, export: Callable[[ExportBatch], ExportResult], results: SimpleQueue[Any]) -> None:
         self._export = export
+        self._results = results
         self._cond = threading.Condition()
-        self._batch: ExportBatch | None = None
-        self._result: ExportResult | None = None
+        self._group: _Open | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
 
-    def submit(self, batch: ExportBatch) -> bool:
-        """Start delivering ``batch``; False when this sender cannot (it was
-        stopped, or no thread can start): the caller delivers it itself."""
+    def submit(self, group: _Open) -> bool:
+        """Start delivering ``group``'s batch; False when this sender cannot
+        (it was stopped, or no thread can start)."""
         with self._cond:
             if self._stopping:
                 return False
@@ -89,17 +90,9 @@ class _Sender:
                 except RuntimeError:  # interpreter shutdown
                     return False
                 self._thread = thread
-            self._batch = batch
-            self._result = None
+            self._group = group
             self._cond.notify_all()
         return True
-
-    def result(self) -> ExportResult:
-        """The result of the batch last submitted, once it is delivered."""
-        with self._cond:
-            while self._result is None:
-                self._cond.wait()
-            return self._result
 
     def stop(self) -> None:
         """The thread ends once a batch handed over is delivered."""
@@ -110,19 +103,17 @@ class _Sender:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._batch is None and not self._stopping:
+                while self._group is None and not self._stopping:
                     self._cond.wait()
-                batch, self._batch = self._batch, None
-            if batch is None:
+                group, self._group = self._group, None
+            if group is None:
                 return
             result = _FAILED
             try:
                 with capture_internal_errors("drain"):
-                    result = self._export(batch)
+                    result = self._export(group.batch)  # type: ignore[arg-type]
             finally:
-                with self._cond:
-                    self._result = result
-                    self._cond.notify_all()
+                self._results.put((self, group, result))
 
 
 #: What the sender reports when delivering raised: keep the batch.
@@ -169,7 +160,13 @@ class Buffer:
         self._progress = threading.Condition()
         self._lock = threading.Lock()  # drops and counters; never held across I/O
         self._thread: threading.Thread | None = None
-        self._senders: list[_Sender] = []  # started when first needed
+        #: Batches out, by agent; batches to retry before any other; the
+        #: sender threads, those waiting for a batch, and their results.
+        self._out: dict[str, _Open] = {}
+        self._again: list[_Open] = []
+        self._senders: list[_Sender] = []
+        self._idle: list[_Sender] = []
+        self._results: SimpleQueue[tuple[_Sender, _Open, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
         self._retry_at = 0.0
@@ -339,16 +336,77 @@ class Buffer:
         # take everything: a sealed batch keeps a backlog as bytes.
         ahead = None if self._retry_at or self._gap else 2 * self._batch_size
         self._take(ahead)
-        while self._pending:
+        out = self._out
+        while True:
+            self._dispatch(ahead)
+            if not out:
+                break
+            if ahead is not None and len(self._queue) >= self._batch_size:
+                # Build the next batches while these are out, not after:
+                # the receiver is not kept waiting for them.
+                self._take(ahead)
+            sender, group, result = self._results.get()
+            self._idle.append(sender)
+            del out[group.agent_id]
+            if result.outcome == "retry":
+                self._again.append(group)  # it goes first once the retry is due
+                if self._retry_at > time.monotonic():  # the other batch out failed too: one wait for both
+                    self.retries += 1
+                else:
+                    self._schedule_retry(group.batch, result)  # type: ignore[arg-type]
+                continue
+            if not self._retry_at:
+                self._failures = 0
+            if self._gap:
+                self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
+            self._settle(group, result)
+            # What arrived while that request was out waits for the next tick,
+            # unless it already fills a batch: a fast receiver must not turn
+            # into a stream of tiny requests.
+            if len(self._queue) >= self._batch_size or self._stopping:
+                self._take(ahead)
+        self._report_drops()
+
+    def _dispatch(self, ahead: int | None) -> None:
+        """Hand out batches until two are out (one while retrying or paced,
+        ``ahead`` None), or none may go yet."""
+        out = self._out
+        while len(out) < (1 if ahead is None else 2):
             now = time.monotonic()
-            if self._retry_at and now < self._retry_at:
-                return
+            if self._retry_at:
+                if now < self._retry_at:
+                    return
+                self._retry_at = 0.0  # due: this is the retry
             if self._gap and now < self._last_send + self._gap:
                 # Paced after a 429: wait, and let the batches fill meanwhile.
                 self._retry_at = self._last_send + self._gap
                 return
+            group = self._next_out(ahead)
+            if group is None:
+                return
             self._last_send = now
-            head = self._pending[0]
+            if not self._idle:
+                self._senders.append(_Sender(self._export, self._results))
+                self._idle.append(self._senders[-1])
+            sender = self._idle.pop()
+            out[group.agent_id] = group
+            if not sender.submit(group):
+                # No thread can start (interpreter shutdown): deliver it here.
+                self._results.put((sender, group, self._export(group.batch)))  # type: ignore[arg-type]
+
+    def _next_out(self, ahead: int | None) -> _Open | None:
+        """The next batch to hand out: one that failed and is due again; the
+        head, sealed now if still open; or the first pending batch of an
+        agent with none out, if it is full. (An agent's first pending batch
+        that is still open may grow; a later one would overtake it.)"""
+        out = self._out
+        pending = self._pending
+        if self._again:
+            return self._again.pop(0)
+        if not pending:
+            return None
+        head = pending[0]
+        if head.agent_id not in out:
             if head.batch is None and ahead is not None:
                 # Still open: more of its agent's events may be queued behind
                 # other agents'. Take a few chunks more, so it leaves full.
@@ -358,71 +416,9 @@ class Buffer:
                     self._take(ahead)
             if head.batch is None:
                 self._seal(head)
-            assert head.batch is not None
-            # Healthy, another agent's full batch goes out beside the head.
-            groups = [head]
-            if ahead is not None:
-                beside = self._beside(head)
-                if beside is not None:
-                    groups.append(beside)
-            results = self._deliver(groups, ahead)
-            if results[0].outcome == "retry":
-                self._schedule_retry(head.batch, results[0])
-                for group, result in zip(groups[1:], results[1:]):
-                    if result.outcome != "retry":
-                        self._settle(group, result)
-                    else:  # it waits for the same retry as the head
-                        self.retries += 1
-                return
-            self._failures = 0
-            self._retry_at = 0.0
-            if self._gap:
-                self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
-            for group, result in zip(groups, results):
-                if result.outcome == "retry":
-                    self._schedule_retry(group.batch, result)  # type: ignore[arg-type]
-                else:
-                    self._settle(group, result)
-            # What arrived while that request was out waits for the next tick,
-            # unless it already fills a batch: a fast receiver must not turn
-            # into a stream of tiny requests.
-            if len(self._queue) >= self._batch_size or self._stopping:
-                self._take(ahead)
-        self._report_drops()
-
-    def _deliver(self, groups: list[_Open], ahead: int | None) -> list[ExportResult]:
-        """Offer the batches of ``groups`` (sealed) to the exporters, all at
-        once; their results, in the same order.
-
-        The head goes out on this thread, the one beside it on a sender
-        thread. When a full batch waits in the queue, the head goes to a
-        sender thread too, and this thread turns the waiting events into the
-        next batches meanwhile: the receiver is not kept waiting for them.
-        """
-        overlap = ahead is not None and len(self._queue) >= self._batch_size
-        senders = self._senders
-        handed: dict[int, _Sender] = {}
-        for i in range(0 if overlap else 1, len(groups)):
-            if len(senders) <= len(handed):
-                senders.append(_Sender(self._export))
-            sender = senders[len(handed)]
-            if sender.submit(groups[i].batch):  # type: ignore[arg-type]
-                handed[i] = sender
-        if overlap:
-            self._take(ahead)
-        results: list[ExportResult] = []
-        for i, group in enumerate(groups):  # what no sender took goes out from here
-            results.append(_FAILED if i in handed else self._export(group.batch))  # type: ignore[arg-type]
-        for i, sender in handed.items():
-            results[i] = sender.result()
-        return results
-
-    def _beside(self, head: _Open) -> _Open | None:
-        """The batch to deliver beside ``head``: the first pending batch of
-        another agent, if it is full (sealed). A later batch of an agent
-        whose first pending batch is still open would overtake it."""
-        seen = {head.agent_id}
-        for group in islice(self._pending, 1, 16):
+            return head
+        seen = set(out)
+        for group in islice(pending, 1, 16):
             if group.agent_id not in seen:
                 if group.batch is not None:
                     return group

@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
     p.add_argument(
         "--judge-max-delay", type=float,
-        help="while ingest is busy, judge an ended run at most this many seconds late (default 2)",
+        help="while ingest is busy, judge an ended run at most this many seconds late (default 1)",
     )  # fmt: skip
     p.add_argument("--detectors", help="detectors.yml with thresholds")
     p.add_argument("--slack-webhook", help="Slack incoming-webhook URL for alerts")
