@@ -49,6 +49,9 @@ TERMINAL = frozenset(("run.completed", "run.errored"))
 
 _CHUNK = 32
 
+#: Batches out at once (of as many agents), while the receiver is healthy.
+_SLOTS = 2
+
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
@@ -166,7 +169,7 @@ class Buffer:
         self._again: list[_Open] = []
         self._senders: list[_Sender] = []
         self._idle: list[_Sender] = []
-        self._results: SimpleQueue[tuple[_Sender, _Open, ExportResult]] = SimpleQueue()
+        self._results: SimpleQueue[tuple[_Sender | None, _Open, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
         self._retry_at = 0.0
@@ -341,12 +344,17 @@ class Buffer:
             self._dispatch(ahead)
             if not out:
                 break
-            if ahead is not None and len(self._queue) >= self._batch_size:
-                # Build the next batches while these are out, not after:
-                # the receiver is not kept waiting for them.
-                self._take(ahead)
+            if ahead is not None:
+                # Build the next batches while these are out, not after, a
+                # chunk at a time: an answer waits for one chunk at most, and
+                # sleep(0) lets the sender threads have the interpreter lock
+                # between chunks (else they wait out the 5 ms switch interval).
+                while len(self._queue) >= self._batch_size and self._results.empty():
+                    self._take(4 * _CHUNK)
+                    time.sleep(0)
             sender, group, result = self._results.get()
-            self._idle.append(sender)
+            if sender is not None:
+                self._idle.append(sender)
             del out[group.agent_id]
             if result.outcome == "retry":
                 self._again.append(group)  # it goes first once the retry is due
@@ -371,7 +379,7 @@ class Buffer:
         """Hand out batches until two are out (one while retrying or paced,
         ``ahead`` None), or none may go yet."""
         out = self._out
-        while len(out) < (1 if ahead is None else 2):
+        while len(out) < (1 if ahead is None else _SLOTS):
             now = time.monotonic()
             if self._retry_at:
                 if now < self._retry_at:
@@ -381,32 +389,41 @@ class Buffer:
                 # Paced after a 429: wait, and let the batches fill meanwhile.
                 self._retry_at = self._last_send + self._gap
                 return
+            alone = not out
             group = self._next_out(ahead)
             if group is None:
                 return
             self._last_send = now
+            out[group.agent_id] = group
+            if alone and (ahead is None or self._next_out(ahead, peek=True) is None):
+                # Nothing to deliver beside it: from this thread, with no
+                # hand-over to a sender (each costs a wait for the GIL).
+                self._results.put((None, group, self._export(group.batch)))  # type: ignore[arg-type]
+                return
             if not self._idle:
                 self._senders.append(_Sender(self._export, self._results))
                 self._idle.append(self._senders[-1])
             sender = self._idle.pop()
-            out[group.agent_id] = group
             if not sender.submit(group):
                 # No thread can start (interpreter shutdown): deliver it here.
                 self._results.put((sender, group, self._export(group.batch)))  # type: ignore[arg-type]
 
-    def _next_out(self, ahead: int | None) -> _Open | None:
+    def _next_out(self, ahead: int | None, peek: bool = False) -> _Open | None:
         """The next batch to hand out: one that failed and is due again; the
         head, sealed now if still open; or the first pending batch of an
         agent with none out, if it is full. (An agent's first pending batch
-        that is still open may grow; a later one would overtake it.)"""
+        that is still open may grow; a later one would overtake it.) With
+        ``peek``, only whether there is one: nothing is taken or sealed."""
         out = self._out
         pending = self._pending
         if self._again:
-            return self._again.pop(0)
+            return self._again[0] if peek else self._again.pop(0)
         if not pending:
             return None
         head = pending[0]
         if head.agent_id not in out:
+            if peek:
+                return head
             if head.batch is None and ahead is not None:
                 # Still open: more of its agent's events may be queued behind
                 # other agents'. Take a few chunks more, so it leaves full.
