@@ -9,7 +9,7 @@ retried stays at the head, so no later batch, and so no later event of the
 same run, overtakes it.
 
 While the head batch is out, a second thread may deliver the oldest full
-batch of another agent beside it (see :class:`_Sender`). A run belongs to
+batch of another agent beside it (see :class:`Sender`). A run belongs to
 one agent, so this never reorders a run's events; the receiver works on
 one request while it reads or syncs the other, and under a backlog the
 next batches are built while these are out.
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .log import capture_internal_errors, logger, warn_once
+from .sender import Sender
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,63 +65,6 @@ class _Open:
         self.agent_id = agent_id
         self.events: list[dict[str, Any]] = []
         self.batch: ExportBatch | None = None
-
-
-class _Sender:
-    """A delivery thread: it offers one batch at a time, handed over by the
-    drain thread, to the exporters, and reports the result on the queue
-    the drain thread reads. The drain thread keeps at most two batches out,
-    never two of one agent."""
-
-    def __init__(self, export: Callable[[ExportBatch], ExportResult], results: SimpleQueue[Any]) -> None:
-        self._export = export
-        self._results = results
-        self._cond = threading.Condition()
-        self._group: _Open | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def submit(self, group: _Open) -> bool:
-        """Start delivering ``group``'s batch; False when this sender cannot
-        (it was stopped, or no thread can start)."""
-        with self._cond:
-            if self._stopping:
-                return False
-            if self._thread is None or not self._thread.is_alive():
-                thread = threading.Thread(target=self._run, name="dunetrace-send", daemon=True)
-                try:
-                    thread.start()
-                except RuntimeError:  # interpreter shutdown
-                    return False
-                self._thread = thread
-            self._group = group
-            self._cond.notify_all()
-        return True
-
-    def stop(self) -> None:
-        """The thread ends once a batch handed over is delivered."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._group is None and not self._stopping:
-                    self._cond.wait()
-                group, self._group = self._group, None
-            if group is None:
-                return
-            result = _FAILED
-            try:
-                with capture_internal_errors("drain"):
-                    result = self._export(group.batch)  # type: ignore[arg-type]
-            finally:
-                self._results.put((self, group, result))
-
-
-#: What the sender reports when delivering raised: keep the batch.
-_FAILED = ExportResult.retry(reason="internal error")
 
 
 class Buffer:
@@ -167,9 +111,9 @@ class Buffer:
         #: sender threads, those waiting for a batch, and their results.
         self._out: dict[str, _Open] = {}
         self._again: list[_Open] = []
-        self._senders: list[_Sender] = []
-        self._idle: list[_Sender] = []
-        self._results: SimpleQueue[tuple[_Sender | None, _Open, ExportResult]] = SimpleQueue()
+        self._senders: list[Sender] = []
+        self._idle: list[Sender] = []
+        self._results: SimpleQueue[tuple[Sender | None, _Open, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
         self._retry_at = 0.0
@@ -401,7 +345,7 @@ class Buffer:
                 self._results.put((None, group, self._export(group.batch)))  # type: ignore[arg-type]
                 return
             if not self._idle:
-                self._senders.append(_Sender(self._export, self._results))
+                self._senders.append(Sender(self._export, self._results))
                 self._idle.append(self._senders[-1])
             sender = self._idle.pop()
             if not sender.submit(group):

@@ -175,7 +175,7 @@ def _view(
     seen_retrievals: set[int] = set()
     max_step = 0
     for step, _key, _position, ts, kind, payload in items:
-        if step > max_step:
+        if step > max_step:  # noqa: PLR1730 - a call to max() per event costs more
             max_step = step
         if kind == "llm.called":
             if step in seen_calls:
