@@ -20,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ __all__ = ["IngestActivity", "Judge"]
 logger = logging.getLogger("dunetrace.collector")
 
 _STOP = object()
+
+#: How many of an agent's latest judged runs STEP_COUNT_INFLATION looks at.
+PRIOR_RUNS = 500
 
 
 class IngestActivity:
@@ -75,6 +79,7 @@ class Judge:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._busy = 0
+        self._prior: dict[str, deque[int]] = {}
         self.judged = 0
 
     def start(self) -> None:
@@ -165,6 +170,16 @@ class Judge:
         except Exception:
             logger.exception("dunetrace collector: judging runs %s failed", run_ids[:5])
 
+    def _prior_counts(self, agent_id: str, run_id: str) -> deque[int]:
+        """Total steps of the agent's latest judged runs, newest first (what
+        STEP_COUNT_INFLATION compares with): read from the file once per
+        agent, then kept up to date as this judge judges its runs."""
+        known = self._prior.get(agent_id)
+        if known is None:
+            known = deque(self._store.prior_step_counts(agent_id, run_id, PRIOR_RUNS), maxlen=PRIOR_RUNS)
+            self._prior[agent_id] = known
+        return known
+
     def judge(self, run_id: str) -> list[Any]:
         """Run the detectors over one run and store what they found."""
         return self.judge_many([run_id]).get(run_id, [])
@@ -173,6 +188,7 @@ class Judge:
         """Judge runs and store the judgements in one transaction.
         ``pause(i)`` is called before the i-th run is read and judged."""
         found: dict[str, list[Any]] = {}
+        steps: dict[str, tuple[str, int]] = {}
         for i, run_id in enumerate(run_ids):
             if run_id in found:
                 continue
@@ -182,7 +198,8 @@ class Judge:
             if run is None or run["status"] == "judged":
                 continue
             rows = self._store.take_rows(run_id)
-            prior = self._store.prior_step_counts(run["agent_id"], run_id)
+            prior = self._prior_counts(run["agent_id"], run_id)
+            steps[run_id] = (run["agent_id"], run["total_steps"])
             try:
                 found[run_id] = self._judge_view(self._read_rows(run_id, rows, prior), self._config)
             except Exception:
@@ -192,6 +209,11 @@ class Judge:
         if not found:
             return {}
         saved = self._store.save_judgements([(r, [s.to_dict() for s in signals]) for r, signals in found.items()])
+        for run_id in saved:
+            agent_id, total = steps[run_id]
+            known = self._prior.get(agent_id)
+            if known is not None:
+                known.appendleft(total)
         self.judged += len(saved)
         result = {run_id: found[run_id] for run_id in saved}
         if self._dispatcher is not None:

@@ -111,3 +111,28 @@ def test_the_longest_delay_is_set_by_flag_or_environment(monkeypatch: Any) -> No
     monkeypatch.setenv("DUNETRACE_JUDGE_MAX_DELAY", "-1")
     with pytest.raises(ValueError, match="judge_max_delay"):
         Settings.from_env(db_path="x.db")
+
+
+def test_an_agents_prior_step_counts_are_kept_as_its_runs_are_judged(tmp_path: Path) -> None:
+    """STEP_COUNT_INFLATION compares a run with the agent's earlier judged
+    runs: the judge keeps their counts in memory after reading them once,
+    and they must stay what the file says."""
+    store, judge, activity = judge_for(tmp_path, max_delay=0.0)
+    try:
+        for i in range(3):  # judged before this judge started (a restart)
+            store.ingest(tool_loop_run(f"old-{i}", calls=2), f"old-{i}")
+            store.save_judgement(f"old-{i}", [])
+        for i in range(10):
+            _, ended = store.ingest(tool_loop_run(f"r{i}", calls=2 + i % 3), f"b{i}")
+            judge.submit(ended)
+            assert judge.wait_idle(5)
+        assert sorted(judge._prior_counts("agent-a", "none")) == sorted(store.prior_step_counts("agent-a", "none"))
+        assert len(store.prior_step_counts("agent-a", "none")) == 13
+        _, ended = store.ingest(tool_loop_run("long", calls=40), "long")
+        judge.submit(ended)
+        assert judge.wait_idle(5)
+        assert "STEP_COUNT_INFLATION" in {s["detector"] for s in store.signals(run_id="long")[0]}
+        assert list(judge._prior_counts("agent-a", "none"))[0] == 40
+    finally:
+        judge.stop()
+        store.close()
