@@ -66,11 +66,16 @@ class Judge:
     def __init__(
         self, store: Store, settings: Settings, dispatcher: Any = None, activity: IngestActivity | None = None
     ) -> None:
-        from .detectors import judge_view, load_config, read_rows
+        from .detectors import Signal, judge_view, load_config, read_rows
+        from .judge_worker import JudgeWorker
 
         self.activity = activity or IngestActivity()
         self._judge_view = judge_view
         self._read_rows = read_rows
+        self._signal = Signal.from_dict
+        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
+        # The worker reads runs from the file: nothing to keep in memory.
+        store.keep_rows = self._worker is None
         self._config = load_config(settings.detectors_path)
         self._store = store
         self._settings = settings
@@ -92,6 +97,8 @@ class Judge:
             self._queue.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
+        if self._worker is not None:
+            self._worker.stop()
 
     def submit(self, run_ids: list[str]) -> None:
         """Runs whose terminal event was just stored."""
@@ -180,32 +187,48 @@ class Judge:
             self._prior[agent_id] = known
         return known
 
+    def _detect(self, run_id: str, rows: Any, prior: Any) -> list[Any]:
+        """The detectors over one run's rows, in this process."""
+        try:
+            return list(self._judge_view(self._read_rows(run_id, rows, prior), self._config))
+        except Exception:
+            # A detector bug must not leave the run to be retried forever.
+            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
+            return []
+
     def judge(self, run_id: str) -> list[Any]:
         """Run the detectors over one run and store what they found."""
         return self.judge_many([run_id]).get(run_id, [])
 
     def judge_many(self, run_ids: list[str], pause: Callable[[int], None] | None = None) -> dict[str, list[Any]]:
-        """Judge runs and store the judgements in one transaction.
-        ``pause(i)`` is called before the i-th run is read and judged."""
+        """Judge runs and store the judgements in one transaction. When the
+        detectors run in this process, ``pause(i)`` is called before the
+        i-th run is read and judged."""
         found: dict[str, list[Any]] = {}
         steps: dict[str, tuple[str, int]] = {}
+        elsewhere: dict[str, list[int]] = {}  # for the worker process
+        worker = self._worker if self._worker is not None and not self._worker.broken else None
         for i, run_id in enumerate(run_ids):
-            if run_id in found:
+            if run_id in steps:
                 continue
-            if pause is not None:
+            if pause is not None and worker is None:
                 pause(i)
             run = self._store.run(run_id)
             if run is None or run["status"] == "judged":
                 continue
-            rows = self._store.take_rows(run_id)
-            prior = self._prior_counts(run["agent_id"], run_id)
             steps[run_id] = (run["agent_id"], run["total_steps"])
-            try:
-                found[run_id] = self._judge_view(self._read_rows(run_id, rows, prior), self._config)
-            except Exception:
-                # A detector bug must not leave the run to be retried forever.
-                logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
-                found[run_id] = []
+            prior = self._prior_counts(run["agent_id"], run_id)
+            if worker is None:
+                found[run_id] = self._detect(run_id, self._store.take_rows(run_id), prior)
+            else:
+                elsewhere[run_id] = list(prior)
+        if worker is not None and elsewhere:
+            judged = worker.judge(list(elsewhere.items()))
+            for run_id, prior in elsewhere.items():
+                if judged is None:  # the worker is gone: here, from the file
+                    found[run_id] = self._detect(run_id, self._store.run_rows(run_id), prior)
+                else:
+                    found[run_id] = [self._signal(signal) for signal in judged.get(run_id, ())]
         if not found:
             return {}
         saved = self._store.save_judgements([(r, [s.to_dict() for s in signals]) for r, signals in found.items()])

@@ -48,6 +48,9 @@ class Settings:
     #: run ended (see judge.py; ``DUNETRACE_JUDGE_MAX_DELAY``).
     judge_quiet: float = 0.03
     judge_max_delay: float = 1.0
+    #: Run the detectors in a process of their own (``dunetrace serve``
+    #: does), so they do not take the interpreter lock from ingest.
+    judge_worker: bool = False
     #: ``detectors.yml`` (``DUNETRACE_DETECTORS``); None: built-in thresholds.
     detectors_path: str | None = None
     slack_webhook_url: str | None = None

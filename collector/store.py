@@ -27,7 +27,7 @@ from typing import Any
 from . import _json
 from .schema import Batch, read_events
 
-__all__ = ["Store"]
+__all__ = ["Store", "connect_reader", "stored_rows"]
 
 logger = logging.getLogger("dunetrace.collector")
 
@@ -151,6 +151,19 @@ def _wire_events(run_id: str, rows: Iterable[Row]) -> list[dict[str, Any]]:
     return events
 
 
+def stored_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
+    """A run's events as stored rows, in arrival order, read with ``db``."""
+    chunks = db.execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
+    return [row for (chunk,) in chunks for row in _loads(chunk)]
+
+
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A connection that only reads (WAL lets it read while one writes)."""
+    conn = _connect(path)
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     conn.row_factory = sqlite3.Row
@@ -179,6 +192,9 @@ class Store:
         #: ``judge_max_delay``: at 50k events/s that is 50k events, which
         #: should be judged from here, not read back from the file.
         self.cache_limit = 100_000
+        #: False when runs are judged in another process, which reads them
+        #: from the file: then nothing is kept here.
+        self.keep_rows = True
         self._db = _connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is synced at every commit, so a 202 survives a power
@@ -273,8 +289,7 @@ class Store:
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA query_only=1")
+            conn = connect_reader(self.path)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -359,7 +374,8 @@ class Store:
                     " event_count = runs.event_count + excluded.event_count",
                     upserts,
                 )  # fmt: skip
-            self._remember({run_id: run[9] for run_id, run in live.items()}, known, fresh is None)
+            if self.keep_rows:
+                self._remember({run_id: run[9] for run_id, run in live.items()}, known, fresh is None)
         return sum(len(rows) for rows in by_run.values()), ended
 
     @staticmethod
@@ -500,8 +516,7 @@ class Store:
 
     def run_rows(self, run_id: str) -> list[Row]:
         """A run's events as stored rows, in arrival order."""
-        rows = self._reader().execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [row for (chunk,) in rows for row in _loads(chunk)]
+        return stored_rows(self._reader(), run_id)
 
     def run_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's events as wire dicts, in arrival order."""

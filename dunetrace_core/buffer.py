@@ -287,6 +287,12 @@ class Buffer:
         while True:
             self._dispatch(ahead)
             if not out:
+                # What arrived while the last batches were out waits for the
+                # next tick, unless it already fills a batch: a fast receiver
+                # must not turn into a stream of tiny requests.
+                if self._queue and (len(self._queue) >= self._batch_size or self._stopping):
+                    self._take(ahead)
+                    continue
                 break
             if ahead is not None:
                 # Build the next batches while these are out, not after, a
@@ -312,11 +318,6 @@ class Buffer:
             if self._gap:
                 self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
             self._settle(group, result)
-            # What arrived while that request was out waits for the next tick,
-            # unless it already fills a batch: a fast receiver must not turn
-            # into a stream of tiny requests.
-            if len(self._queue) >= self._batch_size or self._stopping:
-                self._take(ahead)
         self._report_drops()
 
     def _dispatch(self, ahead: int | None) -> None:

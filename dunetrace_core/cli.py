@@ -104,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
             api_keys=args.api_key or None,
             run_timeout=args.run_timeout,
             judge_max_delay=args.judge_max_delay,
+            judge_worker=not args.judge_in_process,
             detectors_path=args.detectors,
             slack_webhook_url=args.slack_webhook,
             webhook_url=args.webhook,
@@ -201,7 +202,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
     p.add_argument(
         "--judge-max-delay", type=float,
-        help="while ingest is busy, judge an ended run at most this many seconds late (default 1)",
+        help="with --judge-in-process, judge an ended run at most this many seconds late while ingest is busy "
+        "(default 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--judge-in-process", action="store_true",
+        help="run the detectors in the collector's own process, not in a worker process of their own",
     )  # fmt: skip
     p.add_argument("--detectors", help="detectors.yml with thresholds")
     p.add_argument("--slack-webhook", help="Slack incoming-webhook URL for alerts")

@@ -14,8 +14,11 @@ from typing import Any
 class IngestServer:
     """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
     (status, headers) answers to give, in order, before the default 202, and
-    ``agent_script`` such answers for one agent's batches. ``delay`` holds
-    each ingest answer back that many seconds; ``max_in_flight`` is the most
+    ``agent_script`` such answers for one agent's batches (one whose headers
+    hold ``beside: 1`` waits for a request that comes while another is in
+    progress). ``delay`` holds
+    each ingest answer back that many seconds (``agent_delay``: for one
+    agent's); ``max_in_flight`` is the most
     ingest requests seen in progress at once, ``same_agent_overlap`` whether
     two of one agent ever were."""
 
@@ -27,6 +30,7 @@ class IngestServer:
         self.connection_threads: set[int] = set()
         self.agent_script: dict[str, deque[tuple[int, dict[str, str]]]] = {}
         self.delay = 0.0
+        self.agent_delay: dict[str, float] = {}
         self.max_in_flight = 0
         self.same_agent_overlap = False
         self._in_flight: dict[str, int] = {}
@@ -56,14 +60,21 @@ class IngestServer:
                     server.connection_threads.add(threading.get_ident())
                     server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     mine = server.agent_script.get(agent)
-                    answer = mine.popleft() if mine else server.script.popleft() if server.script else None
+                    answer = None
+                    # An answer marked "beside" waits for a request that
+                    # arrives while another is in progress.
+                    if mine and (mine[0][1].get("beside") != "1" or sum(server._in_flight.values())):
+                        answer = mine.popleft()
+                    elif server.script:
+                        answer = server.script.popleft()
                     if agent:
                         server.same_agent_overlap |= server._in_flight.get(agent, 0) > 0
                         server._in_flight[agent] = server._in_flight.get(agent, 0) + 1
                         server.max_in_flight = max(server.max_in_flight, sum(server._in_flight.values()))
                 try:
-                    if agent and server.delay:
-                        time.sleep(server.delay)
+                    delay = server.agent_delay.get(agent, server.delay) if agent else 0.0
+                    if delay:
+                        time.sleep(delay)
                     self._reply(body, answer)
                 finally:
                     if agent:
@@ -81,7 +92,7 @@ class IngestServer:
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    self._answer(status, {"detail": "scripted"}, headers)
+                    self._answer(status, {"detail": "scripted"}, {k: v for k, v in headers.items() if k != "beside"})
                     return
                 if self.path == "/v1/deploy":
                     with server.arrived:

@@ -22,6 +22,7 @@ from dunetrace.collector import demo
 from dunetrace.collector.server import BackgroundServer
 
 from .test_end_to_end import healthy_run, looping_run
+from .wire import batch, tool_loop_run
 
 
 def run_cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
@@ -142,10 +143,18 @@ def test_serve_starts_a_collector(tmp_path: Any) -> None:
         assert httpx.post(url + "/v1/ingest", json=body).status_code == 401
         assert httpx.post(url + "/v1/ingest", json={**body, "api_key": "k1"}).status_code == 202
         assert httpx.get(url + "/").headers["content-type"].startswith("text/html")
+        # Its detectors run in a worker process of their own.
+        assert httpx.post(url + "/v1/ingest", json=batch(tool_loop_run("loop"), api_key="k1")).status_code == 202
+        while not httpx.get(url + "/api/signals", headers={"authorization": "Bearer k1"}).json()["items"]:
+            assert time.monotonic() < deadline + 30, "no signal from the judge process"
+            time.sleep(0.1)
+        [signal] = httpx.get(url + "/api/signals", headers={"authorization": "Bearer k1"}).json()["items"]
+        assert (signal["run_id"], signal["detector"]) == ("loop", "TOOL_LOOP")
     finally:
         process.terminate()
-        process.wait(10)
+        _, err = process.communicate(timeout=10)
     assert (tmp_path / "s.db").exists()
+    assert "judge process failed" not in err and "Traceback" not in err, err
 
 
 def test_missing_collector_extra_is_a_clear_message() -> None:

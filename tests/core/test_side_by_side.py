@@ -64,10 +64,10 @@ def test_one_agent_never_has_two_batches_out(ingest: IngestServer) -> None:
 def test_a_failed_batch_beside_another_is_retried_in_its_agents_order(ingest: IngestServer, failing: str) -> None:
     """Whichever of the two batches out fails (5xx, then a reset), it is sent
     again before any later batch of its agent; the other agent's batch is
-    delivered once. (The first batch goes out alone: b's are not taken yet.)"""
-    ingest.delay = 0.02
-    answers = [(503, {}), (0, {})] if failing == "b" else [(202, {}), (503, {}), (0, {})]
-    ingest.agent_script[failing] = deque(answers)
+    delivered once."""
+    # b's answers take longer: a's next batch surely arrives while b's is out.
+    ingest.agent_delay.update(a=0.01, b=0.1)
+    ingest.agent_script[failing] = deque([(503, {"beside": "1"}), (0, {"beside": "1"})])
     client = Dunetrace(endpoint=ingest.url, max_batch_size=10, flush_interval=30, initial_backoff=0.05)
     ids = backlog(client, ["a", "b"])
     assert client.shutdown(20)
@@ -77,7 +77,10 @@ def test_a_failed_batch_beside_another_is_retried_in_its_agents_order(ingest: In
     assert_runs_in_order(events)
     assert started(events, "a") == ids[0::2] and started(events, "b") == ids[1::2]
     stats = client.stats()
-    assert stats["retries"] == 2 and stats["sent"] == 6 * 26 and stats["dropped_total"] == 0
+    assert stats["sent"] == 6 * 26 and stats["dropped_total"] == 0
+    # Each failure is one retry. (After the first, batches go one at a time
+    # until one is delivered, so the second may find nothing beside it.)
+    assert 1 <= stats["retries"] == 2 - len(ingest.agent_script[failing])
 
 
 def test_an_http_endpoint_without_a_proxy_loads_no_certificates(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,92 @@
+"""Running the detectors in a process of their own (``dunetrace serve``).
+
+The detectors are pure Python. In the collector's own process they take the
+interpreter lock from the threads that parse and store batches: under a
+steady stream, judging was about 40% of that process's time. A worker
+process reads each run's events from the SQLite file (WAL: committed
+batches are there to read) and judges it on another core; the collector's
+judge thread still decides when a run is judged, stores the judgement and
+sends the alerts.
+
+When the worker cannot be started or dies, the judge thread judges in its
+own process again (one warning says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sqlite3
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+__all__ = ["JudgeWorker"]
+
+logger = logging.getLogger("dunetrace.collector")
+
+#: The worker process's state: its connection to the file and the detector
+#: configuration, set by ``_start`` when the process starts.
+_db: sqlite3.Connection | None = None
+_config: Any = None
+
+
+def _start(db_path: str, detectors_path: str | None) -> None:
+    global _db, _config
+    from .detectors import load_config
+    from .store import connect_reader
+
+    _db = connect_reader(db_path)
+    _config = load_config(detectors_path)
+
+
+def _judge(runs: list[tuple[str, list[int]]]) -> dict[str, list[dict[str, Any]]]:
+    """In the worker: the signals, as dicts, of each (run id, the agent's
+    prior step counts)."""
+    from .detectors import judge_view, read_rows
+    from .store import stored_rows
+
+    assert _db is not None
+    found: dict[str, list[dict[str, Any]]] = {}
+    for run_id, prior in runs:
+        try:
+            view = read_rows(run_id, stored_rows(_db, run_id), prior)
+            found[run_id] = [signal.to_dict() for signal in judge_view(view, _config)]
+        except Exception:
+            # A detector bug must not leave the run to be retried forever.
+            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
+            found[run_id] = []
+    return found
+
+
+class JudgeWorker:
+    """One worker process, started at the first use."""
+
+    def __init__(self, db_path: str, detectors_path: str | None) -> None:
+        self._args = (db_path, detectors_path)
+        self._pool: ProcessPoolExecutor | None = None
+        self.broken = False
+
+    def judge(self, runs: list[tuple[str, list[int]]]) -> dict[str, list[dict[str, Any]]] | None:
+        """The signals of each run, or None when the worker is not there
+        (the caller judges them itself)."""
+        if self.broken:
+            return None
+        try:
+            if self._pool is None:
+                # spawn: a fork of this process would copy its threads' locks.
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start, initargs=self._args)
+            return self._pool.submit(_judge, runs).result()
+        except Exception as exc:  # BrokenProcessPool, or the process cannot start
+            self.broken = True
+            logger.warning(
+                "dunetrace collector: the judge process failed (%r); runs are judged in this process from now on",
+                exc,
+            )
+            self.stop()
+            return None
+
+    def stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
