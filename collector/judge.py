@@ -5,13 +5,17 @@ One daemon thread does it, so detectors never run on the event loop and a
 slow alert never holds up an ingest request. Signals are stored with the
 run's judgement in one transaction, then handed to the alert dispatcher.
 
-The judge keeps out of the ingest requests' way: the detectors are pure
-Python, and while they run the thread storing a batch shares the GIL with
-them, which made each 202 (and so the SDK, which sends one batch at a time)
-wait. So a run is judged once ingest has been quiet for ``judge_quiet``
-seconds, or once it has waited ``judge_max_delay`` seconds, whichever is
-first; under a continuous stream of requests the judge lags by that much
-and then keeps pace, sharing the CPU with the stream.
+The detectors are pure Python. With ``judge_worker`` (what ``dunetrace
+serve`` does) they run in a process of their own (judge_worker.py), which
+reads each run from the file, and a run is judged as soon as it ends.
+
+In this process, the judge keeps out of the ingest requests' way instead:
+while the detectors run, the threads storing batches share the GIL with
+them, which made each 202 wait. So a run is judged once ingest has been
+quiet for ``judge_quiet`` seconds, or once it has waited ``judge_max_delay``
+seconds, whichever is first; under a continuous stream of requests the
+judge lags by that much and then keeps pace, sharing the CPU with the
+stream.
 """
 
 from __future__ import annotations
