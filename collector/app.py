@@ -103,12 +103,6 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _authorized(settings: Settings, body_key: str, request: Request) -> bool:
-    if settings.dev_mode:
-        return True
-    return authorized(settings.api_keys, body_key, request.headers.get("authorization", ""))
-
-
 def create_app(settings: Settings | None = None, collector: Collector | None = None) -> Starlette:
     """The collector app. Threads (judge, alerts) start with the ASGI
     lifespan and stop with it."""
@@ -124,7 +118,8 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         def work() -> Response:
             try:
                 data = parse_json(raw)
-                if isinstance(data, dict) and not _authorized(settings, _key(data), request):
+                header = request.headers.get("authorization", "")
+                if isinstance(data, dict) and not authorized(settings, data.get("api_key"), header):
                     return _error(401, "unknown or inactive API key")
                 _, agent_id, version, meta = validate_deploy(data)
             except BadRequest as exc:
@@ -179,11 +174,6 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.collector = collector
     return app
-
-
-def _key(data: dict[str, Any]) -> str:
-    key = data.get("api_key", "")
-    return key if isinstance(key, str) else ""
 
 
 async def _guard(work: Any) -> Response:

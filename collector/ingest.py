@@ -28,6 +28,7 @@ from .schema import BadRequest, Batch, parse_json, read_batch
 
 if TYPE_CHECKING:
     from .app import Collector
+    from .settings import Settings
 
 __all__ = ["IngestEndpoint", "TooLarge", "authorized", "refuse_declared_length"]
 
@@ -60,13 +61,17 @@ class _Gone(Exception):
     """The client went away before its body arrived: nobody to answer."""
 
 
-def authorized(api_keys: frozenset[str], body_key: str, header: str) -> bool:
-    """The key from the body, else from ``Authorization: Bearer``; compared
-    in constant time, so the answer's timing tells nothing of a key."""
-    key = body_key
+def authorized(settings: Settings, body_key: Any, header: str) -> bool:
+    """Whether a request may write: in dev mode always; else its key, from
+    the body (a string) or else from ``Authorization: Bearer``, must be a
+    configured one, compared in constant time, so the answer's timing
+    tells nothing of a key."""
+    if settings.dev_mode:
+        return True
+    key = body_key if isinstance(body_key, str) else ""
     if not key and header.lower().startswith("bearer "):
         key = header[7:].strip()
-    return any(hmac.compare_digest(key.encode(), known.encode()) for known in api_keys)
+    return any(hmac.compare_digest(key.encode(), known.encode()) for known in settings.api_keys)
 
 
 class IngestEndpoint:
@@ -122,7 +127,7 @@ class IngestEndpoint:
         """(status, body, the parsed batch: for the caller to free)."""
         decoded = decode_batch(raw)
         if decoded is not None:
-            if not self._authorized(decoded[0], authorization):
+            if not authorized(self.settings, decoded[0], authorization):
                 return 401, _error("unknown or inactive API key"), decoded
             answer = self._store(decoded[1])
             if answer is not None:
@@ -131,10 +136,8 @@ class IngestEndpoint:
         # that name what is wrong, on the standard parse.
         try:
             data = parse_json(raw)
-            if isinstance(data, dict):
-                key = data.get("api_key", "")
-                if not self._authorized(key if isinstance(key, str) else "", authorization):
-                    return 401, _error("unknown or inactive API key"), data
+            if isinstance(data, dict) and not authorized(self.settings, data.get("api_key"), authorization):
+                return 401, _error("unknown or inactive API key"), data
             _, _, batch = read_batch(data)
         except BadRequest as exc:
             return 422, _json.dumps(exc.to_dict()).encode(), None
@@ -143,9 +146,6 @@ class IngestEndpoint:
             bad = BadRequest("events", "a payload is nested too deeply to store (at most 250 levels)")
             return 422, _json.dumps(bad.to_dict()).encode(), batch
         return answer
-
-    def _authorized(self, key: str, authorization: str) -> bool:
-        return self.settings.dev_mode or authorized(self.settings.api_keys, key, authorization)
 
     def _store(self, batch: Batch) -> tuple[int, bytes, Any] | None:
         """Store a checked batch: the answer, or None when a payload cannot

@@ -70,12 +70,11 @@ class Judge:
     def __init__(
         self, store: Store, settings: Settings, dispatcher: Any = None, activity: IngestActivity | None = None
     ) -> None:
-        from .detectors import Signal, judge_view, load_config, read_rows
-        from .judge_worker import JudgeWorker
+        from .detectors import Signal, load_config
+        from .judge_worker import JudgeWorker, detect
 
         self.activity = activity or IngestActivity()
-        self._judge_view = judge_view
-        self._read_rows = read_rows
+        self._detect = detect
         self._signal = Signal.from_dict
         self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
         # The worker reads runs from the file: nothing to keep in memory.
@@ -191,15 +190,6 @@ class Judge:
             self._prior[agent_id] = known
         return known
 
-    def _detect(self, run_id: str, rows: Any, prior: Any) -> list[Any]:
-        """The detectors over one run's rows, in this process."""
-        try:
-            return list(self._judge_view(self._read_rows(run_id, rows, prior), self._config))
-        except Exception:
-            # A detector bug must not leave the run to be retried forever.
-            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
-            return []
-
     def judge(self, run_id: str) -> list[Any]:
         """Run the detectors over one run and store what they found."""
         return self.judge_many([run_id]).get(run_id, [])
@@ -223,14 +213,14 @@ class Judge:
             steps[run_id] = (run["agent_id"], run["total_steps"])
             prior = self._prior_counts(run["agent_id"], run_id)
             if worker is None:
-                found[run_id] = self._detect(run_id, self._store.take_rows(run_id), prior)
+                found[run_id] = self._detect(run_id, self._store.take_rows(run_id), prior, self._config)
             else:
                 elsewhere[run_id] = list(prior)
         if worker is not None and elsewhere:
             judged = worker.judge(list(elsewhere.items()))
             for run_id, prior in elsewhere.items():
                 if judged is None:  # the worker is gone: here, from the file
-                    found[run_id] = self._detect(run_id, self._store.run_rows(run_id), prior)
+                    found[run_id] = self._detect(run_id, self._store.run_rows(run_id), prior, self._config)
                 else:
                     found[run_id] = [self._signal(signal) for signal in judged.get(run_id, ())]
         if not found:

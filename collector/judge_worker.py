@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["JudgeWorker"]
+__all__ = ["JudgeWorker", "detect"]
 
 logger = logging.getLogger("dunetrace.collector")
 
@@ -39,23 +40,29 @@ def _start(db_path: str, detectors_path: str | None) -> None:
     _config = load_config(detectors_path)
 
 
+def detect(run_id: str, rows: Any, prior: Sequence[int], config: Any) -> list[Any]:
+    """The detectors over one run's stored rows: its signals. Run in the
+    worker, or by the judge thread when there is none."""
+    from .detectors import judge_view, read_rows
+
+    try:
+        return judge_view(read_rows(run_id, rows, prior), config)
+    except Exception:
+        # A detector bug must not leave the run to be retried forever.
+        logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
+        return []
+
+
 def _judge(runs: list[tuple[str, list[int]]]) -> dict[str, list[dict[str, Any]]]:
     """In the worker: the signals, as dicts, of each (run id, the agent's
     prior step counts)."""
-    from .detectors import judge_view, read_rows
     from .store import stored_rows
 
     assert _db is not None
-    found: dict[str, list[dict[str, Any]]] = {}
-    for run_id, prior in runs:
-        try:
-            view = read_rows(run_id, stored_rows(_db, run_id), prior)
-            found[run_id] = [signal.to_dict() for signal in judge_view(view, _config)]
-        except Exception:
-            # A detector bug must not leave the run to be retried forever.
-            logger.exception("dunetrace collector: detectors failed on run %s; judged with no signals", run_id)
-            found[run_id] = []
-    return found
+    return {
+        run_id: [signal.to_dict() for signal in detect(run_id, stored_rows(_db, run_id), prior, _config)]
+        for run_id, prior in runs
+    }
 
 
 class JudgeWorker:

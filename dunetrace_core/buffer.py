@@ -5,8 +5,8 @@ plugin asked for one. A daemon thread, started lazily with the first event,
 wakes every ``flush_interval`` seconds (or as soon as a batch is full),
 groups what is queued into per-agent batches of at most ``max_batch_size``
 events and hands the oldest batch to the exporters. A batch that must be
-retried stays at the head, so no later batch, and so no later event of the
-same run, overtakes it.
+retried goes first once the retry is due, and no later batch of its agent
+goes before it, so no later event of the same run overtakes it.
 
 While the head batch is out, a second thread may deliver the oldest full
 batch of another agent beside it (see :class:`Sender`). A run belongs to

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import logging
 
 from dunetrace import log as dunetrace_log
 
