@@ -4,11 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e '.[all,test]'
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the tests use for real: chromium (dashboard pages) and
+# postgresql (the collector's PostgreSQL store, the upstream backend).
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-        echo "The dashboard test needs Debian's chromium: sudo apt-get install chromium" >&2
+        echo "The tests need Debian's ${need[*]}: sudo apt-get install ${need[*]}" >&2
     fi
 fi
 export CREWAI_DISABLE_TELEMETRY=true OTEL_SDK_DISABLED=true CREWAI_TESTING=true

@@ -51,3 +51,13 @@ def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
     yield client
     client.shutdown(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL cluster on 127.0.0.1 for the session (tests/pg.py)."""
+    from tests.pg import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
