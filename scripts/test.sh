@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the package with every
-# extra, Debian's chromium for the dashboard test, then runs pytest.
+# extra and the Debian packages the tests use (chromium, postgresql), then
+# runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e '.[all,test]'
