@@ -29,26 +29,27 @@ import pytest
 from tests.pg import PostgresServer, _free_port
 
 REPO = Path(__file__).resolve().parents[2]
-#: Where CI puts the shared folder: beside the checkout. A local checkout
-#: elsewhere may name it with DUNETRACE_SHARED_DIR.
-SHARED = Path(os.environ.get("DUNETRACE_SHARED_DIR") or REPO / ".." / "shared").resolve()
-BACKEND = SHARED / "upstream-backend"
 REQUIREMENTS = ("services/ingest/requirements.txt", "services/detector/requirements.txt")
 
 
 def backend_dir() -> Path:
-    """The upstream backend's source, or a loud failure naming what is missing."""
+    """The upstream backend's source, or a loud failure naming what is missing.
+
+    CI puts the shared folder beside the checkout; a checkout elsewhere names
+    it with DUNETRACE_SHARED_DIR."""
+    shared = Path(os.environ.get("DUNETRACE_SHARED_DIR") or REPO / ".." / "shared")
+    backend = (shared / "upstream-backend").resolve()
     where = (
         "It is the shared folder beside the repository checkout (../shared/upstream-backend); set "
         "DUNETRACE_SHARED_DIR to the shared folder if yours is elsewhere"
     )
-    if not BACKEND.is_dir():
-        pytest.fail(f"the upstream Dunetrace backend is missing: no folder {BACKEND}. {where}")
+    if not backend.is_dir():
+        pytest.fail(f"the upstream Dunetrace backend is missing: no folder {backend}. {where}")
     missing = [p for p in (*REQUIREMENTS, "services/ingest/ingest_svc", "services/detector/detector_svc",
-                           "packages/sdk-py/dunetrace", "detectors.yml") if not (BACKEND / p).exists()]  # fmt: skip
+                           "packages/sdk-py/dunetrace", "detectors.yml") if not (backend / p).exists()]  # fmt: skip
     if missing:
-        pytest.fail(f"the upstream Dunetrace backend is incomplete: {BACKEND} lacks {', '.join(missing)}. {where}")
-    return BACKEND
+        pytest.fail(f"the upstream Dunetrace backend is incomplete: {backend} lacks {', '.join(missing)}. {where}")
+    return backend
 
 
 def venv_python(backend: Path) -> Path:
