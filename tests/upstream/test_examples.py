@@ -131,32 +131,44 @@ def test_example_agent_against_upstream(upstream: UpstreamBackend, example: str)
 
 
 def test_prompt_injection_reaches_upstreams_detector(upstream: UpstreamBackend) -> None:
-    """An injection in the user input, through the core API and through the
-    OpenAI client wrapper: upstream raises PROMPT_INJECTION_SIGNAL from the
-    evidence in run.started, and the input itself is nowhere in its database."""
+    """An injection in the user input, through the core API, the OpenAI
+    client wrapper and a CrewAI crew's inputs (a dict: the evidence names the
+    field): upstream raises PROMPT_INJECTION_SIGNAL from the evidence in
+    run.started, and the input itself is nowhere in its database."""
     manual = importlib.import_module("dunetrace.examples.manual_agent")
     openai_example = importlib.import_module("dunetrace.examples.openai_agent")
+    crew_example = importlib.import_module("dunetrace.examples.crewai_agent")
 
     def agents(dt: Dunetrace) -> None:
+        from crewai.events import crewai_event_bus
+
+        from dunetrace.integrations.crewai import instrument
+
         manual.answer(dt, manual.make_tools(dt), INJECTED)
         client = dt.wrap_openai(openai_example.offline_client())
         openai_example.answer(dt, client, openai_example.make_tools(dt), INJECTED)
         manual._healthy(dt, manual.make_tools(dt))  # no injection: no signal
+        instrument(dt, agent_id=crew_example.AGENT_ID)
+        crew_example.build_crew().kickoff(inputs={"thing": INJECTED})
+        crewai_event_bus.flush()
 
     signals = check_against_upstream(upstream, agents)
     started = upstream.query(
-        f"SELECT run_id, payload FROM events WHERE event_type = 'run.started' AND run_id IN ({_in(set(signals))})"
+        "SELECT run_id, agent_id, payload FROM events WHERE event_type = 'run.started' "
+        f"AND run_id IN ({_in(set(signals))})"
     )
-    evidence = {r["run_id"]: r["payload"].get("injection_signal") for r in started}
-    assert sorted(e is not None for e in evidence.values()) == [False, True, True], evidence
-    for run_id, sent in evidence.items():
+    evidence = {(r["agent_id"], r["run_id"]): r["payload"].get("injection_signal") for r in started}
+    for (agent, run_id), sent in evidence.items():
         raised = [s for s in signals[run_id] if s["failure_type"] == "PROMPT_INJECTION_SIGNAL"]
         if sent is None:
-            assert raised == []
+            assert raised == [], agent
             continue
-        assert sent["matched_patterns"] == ["ignore_previous_instructions", "reveal_system_prompt"]
-        assert sent["fields"] == ["user_input"]
-        assert len(raised) == 1 and raised[0]["severity"] == "CRITICAL" and raised[0]["step_index"] == 0
+        assert set(sent["matched_patterns"]) >= {"ignore_previous_instructions", "reveal_system_prompt"}, sent
+        assert len(raised) == 1 and raised[0]["severity"] == "CRITICAL" and raised[0]["step_index"] == 0, agent
         assert raised[0]["evidence"] == sent  # upstream keeps our evidence as it came
+    fields = sorted((agent, tuple(sent["fields"])) for (agent, _), sent in evidence.items() if sent is not None)
+    assert ("manual-agent", ("user_input",)) in fields and ("openai-weather-agent", ("user_input",)) in fields
+    assert ("research-crew", ("user_input.thing",)) in fields, fields  # the crew's inputs, a dict
+    assert sum(sent is None for sent in evidence.values()) >= 1  # the healthy run, at least
     leaked = upstream.query(f"SELECT id FROM events WHERE payload::text LIKE '%{SENTINEL}%'")
     assert leaked == []
