@@ -66,7 +66,8 @@ def _wait(what: str, ready: Any, upstream: UpstreamBackend, timeout: float = 30.
         if value or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert value, f"{what} within {timeout:.0f}s; detector log:\n{upstream.detector.log()[-3000:]}"  # type: ignore[union-attr]
+    log = upstream.detector.log() if upstream.detector is not None else ""
+    assert value, f"{what} within {timeout:.0f}s; detector log:\n{log[-3000:]}"
     return value
 
 
