@@ -1,15 +1,22 @@
 """Prompt-injection evidence, checked on the raw input before it is hashed.
 
-Only the names of the patterns that matched and how many times are sent; the
-input itself never is. The patterns are deliberately plain: they flag the
-common phrasings of an attempt to override the agent's instructions.
+Only the names of the patterns that matched, how many times, and which field
+of the input they matched in are sent; the input itself never is. The
+evidence travels in ``run.started.payload.injection_signal``, the one place
+the upstream Dunetrace backend reads it (and our collector reads it there
+too). The patterns are deliberately plain: they flag the common phrasings of
+an attempt to override the agent's instructions.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["PATTERNS", "scan"]
+from .hashing import canonical_json
+
+__all__ = ["PATTERNS", "evidence", "scan"]
 
 _FLAGS = re.IGNORECASE | re.DOTALL
 
@@ -43,3 +50,46 @@ def scan(text: str) -> dict[str, int]:
         if count:
             found[name] = count
     return found
+
+
+#: A field name (a key of a dict input) longer than this is cut; at most this
+#: many fields are named. Keys are metadata, but they come from the caller.
+_FIELD_LIMIT = 64
+_MAX_FIELDS = 10
+
+
+def evidence(user_input: Any) -> dict[str, Any] | None:
+    """The ``injection_signal`` object for a run's input, or None when no
+    pattern matched. A string input is the field ``user_input``; a dict input
+    (CrewAI's ``inputs``, a chain's input dict) is scanned key by key, so the
+    evidence names ``user_input.<key>``; anything else is scanned as its
+    canonical JSON. Keys: ``matched_patterns`` (sorted names),
+    ``matched_pattern_count``, ``match_count`` (all matches), ``fields``."""
+    if isinstance(user_input, str):
+        parts: list[tuple[str, str]] = [("user_input", user_input)]
+    elif isinstance(user_input, Mapping):
+        parts = [
+            # A key that is not a string is named by its type: its str() may raise.
+            (f"user_input.{key if isinstance(key, str) else type(key).__name__}"[:_FIELD_LIMIT],
+             value if isinstance(value, str) else canonical_json(value))
+            for key, value in user_input.items()
+        ]
+    else:
+        parts = [("user_input", canonical_json(user_input))]
+    found: dict[str, int] = {}
+    fields: list[str] = []
+    for name, text in parts:
+        matched = scan(text)
+        if matched:
+            if len(fields) < _MAX_FIELDS and name not in fields:
+                fields.append(name)
+            for pattern, count in matched.items():
+                found[pattern] = found.get(pattern, 0) + count
+    if not found:
+        return None
+    return {
+        "matched_patterns": sorted(found),
+        "matched_pattern_count": len(found),
+        "match_count": sum(found.values()),
+        "fields": fields,
+    }

@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .hashing import canonical_json
-from .injection import scan
+from .injection import evidence as injection_evidence
 from .log import capture_internal_errors, warn_once
 
 if TYPE_CHECKING:
@@ -217,21 +217,12 @@ class Run:
             self._user_input = None  # the raw input is not kept past this point
             if user_input is not None:
                 payload["input_hash"] = self._hash.value(user_input)
-                found = scan(user_input if isinstance(user_input, str) else canonical_json(user_input))
-            else:
-                found = {}
+                # Checked on the raw input; only the evidence travels, where
+                # the upstream backend reads it (CONTRACT.md).
+                found = injection_evidence(user_input)
+                if found is not None:
+                    payload["injection_signal"] = found
             self._emit("run.started", 0, payload)
-            if found:
-                self._emit(
-                    "external.signal",
-                    0,
-                    {
-                        "signal_name": "prompt_injection",
-                        "source": "dunetrace",
-                        "patterns": sorted(found),
-                        "match_count": sum(found.values()),
-                    },
-                )
             if self._host.wants_runs:
                 self._host.hook.dunetrace_run_started(run=self)
         return self

@@ -6,10 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -e '.[all,test]'
 # Debian packages the tests use for real: chromium (dashboard pages) and
-# postgresql (the collector's PostgreSQL store, the upstream backend).
+# postgresql (the collector's PostgreSQL store, the upstream backend, whose
+# source tests/upstream finds in ../shared/upstream-backend).
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# tests/upstream makes the upstream backend a venv of its own (python -m venv,
+# then pip from PyPI); Debian's own Python needs python3-venv for that.
+python -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

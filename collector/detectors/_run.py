@@ -100,7 +100,9 @@ class RunView:
     tool_calls: list[ToolCall] = field(default_factory=list)
     llm_calls: list[LlmCall] = field(default_factory=list)
     retrievals: list[Retrieval] = field(default_factory=list)
-    #: ``external.signal`` payloads with ``signal_name == "prompt_injection"``.
+    #: Prompt-injection evidence: ``run.started.payload.injection_signal``
+    #: objects, and (from older SDKs, which sent it apart) ``external.signal``
+    #: payloads with ``signal_name == "prompt_injection"``.
     injections: list[dict[str, Any]] = field(default_factory=list)
     #: "completed", "errored", or None when the run went silent.
     terminal: str | None = None
@@ -232,6 +234,9 @@ def _view(
             names = payload.get("tools")
             if isinstance(names, list):
                 view.tools_available = [n for n in names if isinstance(n, str) and n]
+            found = payload.get("injection_signal")
+            if isinstance(found, dict) and found:
+                view.injections.append(found)
         elif kind == "retrieval.called":
             if step in seen_calls:
                 continue

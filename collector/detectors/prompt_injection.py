@@ -1,10 +1,14 @@
 """PROMPT_INJECTION_SIGNAL: the run's input looks like an injection attempt.
 
 The SDK scans the raw input in-process before hashing it and, on a match,
-sends an ``external.signal`` at step 0 with ``signal_name``
-``prompt_injection``, the matched pattern names (``patterns``) and how many
-matches there were (``match_count``); the input itself is never sent. Fires
-when ``match_count`` is at least ``min_matches`` (1).
+puts the evidence in ``run.started.payload.injection_signal`` (where the
+upstream backend reads it too): the matched pattern names
+(``matched_patterns``), how many matches there were (``match_count``) and
+the input fields they were in (``fields``); the input itself is never sent.
+Older SDKs sent an ``external.signal`` at step 0 with ``signal_name``
+``prompt_injection``, ``patterns`` and ``match_count``; those runs are still
+read, and so is the upstream SDK's form (``matched_pattern_count``, no
+``match_count``). Fires when the matches are at least ``min_matches`` (1).
 """
 
 from __future__ import annotations
@@ -29,18 +33,21 @@ def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
     patterns: set[str] = set()
     matches = 0
     sources: set[str] = set()
+    fields: set[str] = set()
     for payload in run.injections:
-        names = payload.get("patterns")
+        names = payload.get("matched_patterns", payload.get("patterns"))
         named = [n[:_NAME_LIMIT] for n in names if isinstance(n, str) and n] if isinstance(names, list) else []
         patterns.update(named)
-        count = payload.get("match_count")
-        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            matches += count
-        else:  # an older or foreign sender: each named pattern matched at least once
-            matches += len(named)
+        count = _count(payload.get("match_count"))
+        if count is None:  # another sender: each named pattern matched at least once
+            count = max(_count(payload.get("matched_pattern_count")) or 0, len(named))
+        matches += count
         source = payload.get("source")
         if isinstance(source, str) and source:
             sources.add(source[:_NAME_LIMIT])
+        where = payload.get("fields")
+        if isinstance(where, list):
+            fields.update(f[:_NAME_LIMIT] for f in where if isinstance(f, str) and f)
     if matches < p["min_matches"]:
         return None
     return Finding(
@@ -50,8 +57,13 @@ def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
             "match_count": matches,
             "min_matches": p["min_matches"],
             "sources": sorted(sources),
+            "fields": capped(sorted(fields), 20),
         },
     )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -106,8 +106,17 @@ class RunBuilder:
         )
         return self
 
-    def injection(self, patterns: list[str], match_count: int) -> RunBuilder:
-        """What ``Run.start()`` sends when the input matched (step 0)."""
+    def injection(self, patterns: list[str], match_count: int, fields: list[str] | None = None) -> RunBuilder:
+        """What ``Run.start()`` sends when the input matched: the evidence in
+        ``run.started.payload.injection_signal``."""
+        self.events[0]["payload"]["injection_signal"] = {
+            "matched_patterns": patterns, "matched_pattern_count": len(patterns), "match_count": match_count,
+            "fields": ["user_input"] if fields is None else fields,
+        }  # fmt: skip
+        return self
+
+    def injection_signal_event(self, patterns: list[str], match_count: int) -> RunBuilder:
+        """What older SDKs sent instead: an ``external.signal`` at step 0."""
         payload = {"signal_name": "prompt_injection", "source": "dunetrace", "patterns": patterns,
                    "match_count": match_count}  # fmt: skip
         self._emit("external.signal", 0, payload)

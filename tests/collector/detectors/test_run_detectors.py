@@ -196,7 +196,7 @@ def test_first_step_failure_max_step_is_tunable() -> None:
     assert fired(RunBuilder().error(), "FIRST_STEP_FAILURE", config=only_step_zero) is not None
 
 
-# -- PROMPT_INJECTION_SIGNAL: the SDK's external.signal at step 0 -------------
+# -- PROMPT_INJECTION_SIGNAL: run.started.payload.injection_signal -----------
 
 
 def test_prompt_injection_fires_at_one_match() -> None:
@@ -207,6 +207,29 @@ def test_prompt_injection_fires_at_one_match() -> None:
     assert signal.step_index == 0
     assert signal.evidence["patterns"] == ["ignore_previous_instructions"]
     assert signal.evidence["match_count"] == 1
+    assert signal.evidence["fields"] == ["user_input"]
+
+
+def test_prompt_injection_reads_older_and_upstream_sdk_forms() -> None:
+    # Older SDKs sent the evidence apart, as an external.signal at step 0.
+    old = RunBuilder().injection_signal_event(["developer_mode"], 2).llm().answer()
+    signal = fired(old, "PROMPT_INJECTION_SIGNAL")
+    assert signal is not None
+    assert (signal.evidence["patterns"], signal.evidence["match_count"]) == (["developer_mode"], 2)
+    assert signal.evidence["sources"] == ["dunetrace"]
+    # The upstream SDK's form: a pattern count, no match count.
+    theirs = RunBuilder().llm().answer()
+    theirs.events[0]["payload"]["injection_signal"] = {
+        "matched_pattern_count": 2, "matched_patterns": ["jailbreak", "dan_mode"], "input_length": 40}
+    signal = fired(theirs, "PROMPT_INJECTION_SIGNAL")
+    assert signal is not None
+    assert (signal.evidence["patterns"], signal.evidence["match_count"]) == (["dan_mode", "jailbreak"], 2)
+    # Junk in the evidence is read as far as it makes sense, never raises.
+    junk = RunBuilder().llm().answer()
+    junk.events[0]["payload"]["injection_signal"] = {"matched_patterns": "x", "match_count": True, "fields": [1]}
+    assert fired(junk, "PROMPT_INJECTION_SIGNAL") is None
+    junk.events[0]["payload"]["injection_signal"] = ["not", "an", "object"]
+    assert fired(junk, "PROMPT_INJECTION_SIGNAL") is None
 
 
 def test_prompt_injection_silent_without_matches() -> None:
