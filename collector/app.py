@@ -28,7 +28,7 @@ from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
 from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
 from .settings import Settings
-from .store import Store
+from .store import open_store
 
 __all__ = ["Collector", "create_app"]
 
@@ -44,8 +44,8 @@ class Collector:
         from .judge import IngestActivity, Judge
 
         self.settings = settings
-        self.store = Store(settings.db_path, settings.sync)
-        self.dispatcher = _dispatcher(settings)
+        self.store = open_store(settings.db_path, settings.sync)
+        self.dispatcher = _dispatcher(settings, self.store)
         #: Ingest requests in progress; the judge works in their pauses.
         self.activity = IngestActivity()
         self.judge = Judge(self.store, settings, self.dispatcher, self.activity)
@@ -74,7 +74,7 @@ class Collector:
         self.store.close()
 
 
-def _dispatcher(settings: Settings) -> Any:
+def _dispatcher(settings: Settings, store: Any = None) -> Any:
     if not (settings.slack_webhook_url or settings.webhook_url):
         return None
     from .alerts import AlertDispatcher
@@ -84,6 +84,7 @@ def _dispatcher(settings: Settings) -> Any:
         webhook_url=settings.webhook_url,
         webhook_secret=settings.webhook_secret,
         min_severity=settings.alert_min_severity,
+        outbox=store,
     )
 
 

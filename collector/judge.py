@@ -76,7 +76,10 @@ class Judge:
         self.activity = activity or IngestActivity()
         self._detect = detect
         self._signal = Signal.from_dict
-        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
+        # The worker process reads a SQLite file; on PostgreSQL the detectors
+        # run here (several collector processes share the load anyway).
+        use_worker = settings.judge_worker and getattr(store, "engine", "sqlite") == "sqlite"
+        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if use_worker else None
         # The worker reads runs from the file: nothing to keep in memory.
         store.keep_rows = self._worker is None
         self._config = load_config(settings.detectors_path)
@@ -225,7 +228,19 @@ class Judge:
                     found[run_id] = [self._signal(signal) for signal in judged.get(run_id, ())]
         if not found:
             return {}
-        saved = self._store.save_judgements([(r, [s.to_dict() for s in signals]) for r, signals in found.items()])
+        # With the store as the dispatcher's outbox, a run's alerts are queued
+        # in its judgement's transaction: stored once, with the judgement, and
+        # kept across a restart.
+        durable = self._dispatcher is not None and getattr(self._dispatcher, "outbox", None) is self._store
+        queued = [0]
+
+        def alerts(signals: list[dict[str, Any]]) -> list[Any]:
+            rows = self._dispatcher.rows_for(signals)
+            queued[0] += len(rows)
+            return rows
+
+        judged = [(r, [s.to_dict() for s in signals]) for r, signals in found.items()]
+        saved = self._store.save_judgements(judged, alerts) if durable else self._store.save_judgements(judged)
         for run_id in saved:
             agent_id, total = steps[run_id]
             known = self._prior.get(agent_id)
@@ -233,7 +248,9 @@ class Judge:
                 known.appendleft(total)
         self.judged += len(saved)
         result = {run_id: found[run_id] for run_id in saved}
-        if self._dispatcher is not None:
+        if durable:
+            self._dispatcher.added(queued[0])
+        elif self._dispatcher is not None:
             for run_id, signals in result.items():
                 for signal in signals:
                     try:

@@ -127,10 +127,11 @@ def test_webhook_gets_the_signal_as_json_signed(receivers: list[Receiver], dispa
     (request,) = receiver.wait_for(1)
     assert json.loads(request["body"]) == signal.to_dict()
     header = request["headers"]["X-Dunetrace-Signature"]
-    assert header.startswith("sha256=") and len(header) == len("sha256=") + 64
-    assert verify_signature(request["body"], SECRET, header)
-    assert not verify_signature(request["body"], "another secret", header)
-    assert not verify_signature(request["body"] + b" ", SECRET, header)
+    t, _, mac = header.partition(",v1=")
+    assert t.startswith("t=") and abs(int(t[2:]) - time.time()) < 30 and len(mac) == 64
+    assert verify_signature(request["body"], header, SECRET)
+    assert not verify_signature(request["body"], header, "another secret")
+    assert not verify_signature(request["body"] + b" ", header, SECRET)
     assert request["headers"]["Content-Type"] == "application/json"
     assert dispatcher.wait_idle(5)
     assert dispatcher.stats()["delivered"] == 1
@@ -141,8 +142,22 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     import hmac
 
     body = b'{"detector":"TOOL_LOOP"}'
-    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert sign(body, SECRET) == f"sha256={expected}"
+    expected = hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign(body, SECRET, 1700000000) == f"t=1700000000,v1={expected}"
+
+
+def test_a_replayed_or_tampered_signature_is_refused() -> None:
+    body = b'{"detector":"TOOL_LOOP"}'
+    now = time.time()
+    fresh = sign(body, SECRET, int(now) - 10)
+    assert verify_signature(body, fresh, SECRET, now=now)
+    old = sign(body, SECRET, int(now) - 301)
+    assert not verify_signature(body, old, SECRET, now=now)  # a replay older than five minutes
+    assert verify_signature(body, old, SECRET, tolerance=400, now=now)
+    t, _, mac = fresh.partition(",")
+    assert not verify_signature(body, f"t={int(now)},{mac}", SECRET, now=now)  # the timestamp is signed
+    for bad in (None, "", "sha256=abc", "t=x,v1=abc", f"v1={mac}", "t=1"):
+        assert not verify_signature(body, bad, SECRET, now=now)
 
 
 def test_no_signature_without_a_secret(receivers: list[Receiver], dispatchers: list[AlertDispatcher]) -> None:
@@ -202,10 +217,10 @@ def test_receiver_failing_twice_then_succeeding(receivers: list[Receiver], dispa
     requests = receiver.wait_for(3)
     assert len(requests) == 3
     assert dispatcher.wait_idle(5)
-    # The same delivery each time: same body, same signature, same delivery id.
+    # The same delivery each time: same body and delivery id, signed afresh at each attempt.
     assert len({r["body"] for r in requests}) == 1
     assert len({r["headers"]["X-Dunetrace-Delivery"] for r in requests}) == 1
-    assert all(verify_signature(r["body"], SECRET, r["headers"]["X-Dunetrace-Signature"]) for r in requests)
+    assert all(verify_signature(r["body"], r["headers"]["X-Dunetrace-Signature"], SECRET) for r in requests)
     # Backed off: waits of about 0.01-0.02 s, then 0.02-0.04 s.
     first_wait = requests[1]["at"] - requests[0]["at"]
     second_wait = requests[2]["at"] - requests[1]["at"]

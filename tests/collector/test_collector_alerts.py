@@ -68,7 +68,7 @@ def test_a_tool_loop_alert_reaches_the_webhook(start_collector: Callable[..., Ba
     assert server.collector.judge.wait_idle(5)
     assert server.collector.dispatcher.wait_idle(5)
     [(headers, body)] = receiver.received  # the healthy run raised nothing
-    assert verify_signature(body, "s3cret", headers.get("x-dunetrace-signature"))
+    assert verify_signature(body, headers.get("x-dunetrace-signature"), "s3cret")
     alert = json.loads(body)
     assert alert["detector"] == "TOOL_LOOP" and alert["severity"] == "HIGH"
     assert alert["run_id"] == run_id and alert["agent_id"] == "agent-a"

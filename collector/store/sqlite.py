@@ -20,103 +20,21 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import _json
-from .schema import Batch, read_events
+from .. import _json
+from ..schema import Batch, read_events
+from .common import Row, wire_events
+from .migrations import migrate_sqlite
 
-__all__ = ["Store", "connect_reader", "stored_rows"]
+__all__ = ["SQLiteStore", "connect_reader", "stored_rows"]
 
 logger = logging.getLogger("dunetrace.collector")
 
-SCHEMA = """
--- Events are stored a batch's run at a time: one row holds the events of
--- one run that arrived in one batch, as a JSON array of
--- [event_id, event_type, agent_id, agent_version, step_index, ts,
---  parent_run_id, payload]. At 500 events a batch that
--- is a handful of rows and index entries instead of 500 rows and 1,000
--- index entries, which made most of the collector's time per batch.
-CREATE TABLE IF NOT EXISTS event_chunks (
-    seq INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    batch_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    events TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS event_chunks_run ON event_chunks(run_id, seq);
--- Event ids already stored, so a re-sent event is recognised: a table that
--- is its own index (no rowid), one B-tree insert per event.
-CREATE TABLE IF NOT EXISTS event_ids (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    agent_version TEXT NOT NULL,
-    parent_run_id TEXT,
-    status TEXT NOT NULL DEFAULT 'open',
-    first_ts REAL NOT NULL,
-    last_ts REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    end_type TEXT,
-    exit_reason TEXT,
-    error_type TEXT,
-    total_steps INTEGER NOT NULL DEFAULT 0,
-    event_count INTEGER NOT NULL DEFAULT 0,
-    signal_count INTEGER NOT NULL DEFAULT 0,
-    judged_at REAL
-);
-CREATE INDEX IF NOT EXISTS runs_agent ON runs(agent_id, last_seen);
-CREATE INDEX IF NOT EXISTS runs_recent ON runs(last_seen);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status, last_seen);
-CREATE INDEX IF NOT EXISTS runs_judged ON runs(agent_id, judged_at) WHERE status = 'judged';
-
-CREATE TABLE IF NOT EXISTS signals (
-    id INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    detector TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    step_index INTEGER,
-    evidence TEXT NOT NULL,
-    explanation TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS signals_agent ON signals(agent_id, id);
-CREATE INDEX IF NOT EXISTS signals_run ON signals(run_id);
-
-CREATE TABLE IF NOT EXISTS deploys (
-    id INTEGER PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    version TEXT NOT NULL,
-    meta TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deploys_agent ON deploys(agent_id, at);
-"""
-
-#: One event per row, for SQL written by hand (``sqlite3 dunetrace.db``) and
-#: the tests: the chunks unrolled. Order within a run is ``seq, pos``.
-EVENTS_VIEW = """
-CREATE VIEW IF NOT EXISTS events AS
-SELECT c.seq AS seq, j.key AS pos, json_extract(j.value, '$[0]') AS event_id, c.run_id AS run_id,
-       json_extract(j.value, '$[2]') AS agent_id, json_extract(j.value, '$[3]') AS agent_version,
-       json_extract(j.value, '$[1]') AS event_type, json_extract(j.value, '$[4]') AS step_index,
-       json_extract(j.value, '$[5]') AS ts, json_extract(j.value, '$[6]') AS parent_run_id,
-       json_extract(j.value, '$[7]') AS payload, c.batch_id AS batch_id
-FROM event_chunks AS c, json_each(c.events) AS j;
-"""
-
-#: An old file (one row per event) is moved to chunks of one event at start.
-_MIGRATE = """
-INSERT OR IGNORE INTO event_ids (event_id) SELECT event_id FROM events WHERE event_id IS NOT NULL;
-INSERT INTO event_chunks (run_id, batch_id, n, events)
-    SELECT run_id, batch_id, 1, json_array(json_array(event_id, event_type, agent_id, agent_version, step_index, ts,
-                                                      parent_run_id, json(payload)))
-    FROM events ORDER BY seq;
-DROP TABLE events;
-"""
+#: Outbox rows for a run's signals (AlertDispatcher.rows_for).
+AlertRows = Callable[[list[dict[str, Any]]], Iterable[Any]]
 
 _RUN_COLUMNS = (
     "run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts, last_seen, end_type, "
@@ -125,30 +43,6 @@ _RUN_COLUMNS = (
 
 _dumps = _json.dumps
 _loads = _json.loads
-
-
-#: An event as stored: schema.ROW_FIELDS, in that order.
-Row = Sequence[Any]
-
-
-def _wire_events(run_id: str, rows: Iterable[Row]) -> list[dict[str, Any]]:
-    """Rows of one run back into wire dicts (what the detectors read)."""
-    events = []
-    for event_id, kind, agent, version, step, ts, parent, payload in rows:
-        event = {
-            "event_type": kind,
-            "run_id": run_id,
-            "agent_id": agent,
-            "agent_version": version,
-            "step_index": step,
-            "timestamp": float(ts),
-            "payload": payload,
-            "parent_run_id": parent,
-        }
-        if event_id is not None:
-            event["event_id"] = event_id
-        events.append(event)
-    return events
 
 
 def stored_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
@@ -175,7 +69,11 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class Store:
+class SQLiteStore:
+    """The store in one SQLite file (the default)."""
+
+    engine = "sqlite"
+
     def __init__(self, path: str, sync: str = "full") -> None:
         self.path = path
         self._write_lock = threading.RLock()
@@ -207,8 +105,11 @@ class Store:
         # connection only steps in if that thread falls far behind.
         self._db.execute("PRAGMA wal_autocheckpoint=50000")
         self._db.execute("PRAGMA journal_size_limit=67108864")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        #: The schema version after migrating (migrations.py).
+        self.schema_version = migrate_sqlite(self._db)
+        # One collector process owns a SQLite file: a delivery claimed by a
+        # process that stopped is free again at once.
+        self._db.execute("UPDATE alert_outbox SET claimed_until = 0 WHERE claimed_until > 0")
         # Judgements are derived from stored events: one lost to a power cut
         # leaves its run 'ended', and it is judged again at the next start.
         # So they are committed without waiting for the disk, which halves
@@ -264,12 +165,6 @@ class Store:
                 self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # e.g. the disk is full: the next try may work; ingest goes on
             logger.warning("dunetrace collector: checkpoint failed: %r", exc)
-
-    def _migrate(self) -> None:
-        kind = self._db.execute("SELECT type FROM sqlite_master WHERE name = 'events'").fetchone()
-        if kind is not None and kind[0] == "table":
-            self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATE} COMMIT;")
-        self._db.executescript(EVENTS_VIEW)
 
     def close(self) -> None:
         with self._readers_lock:
@@ -366,7 +261,8 @@ class Store:
                     " first_ts = min(runs.first_ts, excluded.first_ts),"
                     " last_ts = max(runs.last_ts, excluded.last_ts),"
                     " last_seen = excluded.last_seen,"
-                    " status = CASE WHEN excluded.status = 'ended' THEN 'ended' ELSE runs.status END,"
+                    " status = CASE WHEN runs.status = 'judged' THEN 'judged' WHEN excluded.status = 'ended' THEN 'ended'"
+                    " ELSE runs.status END,"
                     " end_type = coalesce(excluded.end_type, runs.end_type),"
                     " exit_reason = coalesce(excluded.exit_reason, runs.exit_reason),"
                     " error_type = coalesce(excluded.error_type, runs.error_type),"
@@ -482,9 +378,12 @@ class Store:
         """Store a run's signals and mark it judged; False when it already was."""
         return bool(self.save_judgements([(run_id, signals)]))
 
-    def save_judgements(self, judged: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
+    def save_judgements(
+        self, judged: list[tuple[str, list[dict[str, Any]]]], alerts: AlertRows | None = None
+    ) -> list[str]:
         """Several runs' judgements in one transaction; returns the run ids
-        that were not judged before."""
+        that were not judged before. ``alerts(signals)`` gives the outbox rows
+        of a newly judged run's signals, stored in the same transaction."""
         now = time.time()
         saved: list[str] = []
         with self._transaction(self._judge_db) as db:
@@ -507,10 +406,61 @@ class Store:
                     (now, len(signals), run_id),
                 )
                 saved.append(run_id)
+                if alerts is not None:
+                    self._outbox_insert(db, alerts(signals), now)
         with self._cache_lock:
             for run_id in saved:
                 self._cached -= len(self._cache.pop(run_id, ()))
         return saved
+
+    # -- the alert outbox (alerts.py) -----------------------------------------
+
+    @staticmethod
+    def _outbox_insert(db: sqlite3.Connection, rows: Iterable[Any], now: float) -> int:
+        values = [(dest, delivery_id, body, label, now, now) for dest, delivery_id, body, label in rows]
+        db.executemany(
+            "INSERT INTO alert_outbox (destination, delivery_id, body, label, due, created_at) VALUES (?,?,?,?,?,?)",
+            values,
+        )
+        return len(values)
+
+    def outbox_add(self, rows: Iterable[Any]) -> int:
+        with self._transaction(self._judge_db) as db:
+            return self._outbox_insert(db, rows, time.time())
+
+    def outbox_claim(self, destination: str, now: float, lease: float, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` due deliveries, claimed for ``lease`` seconds."""
+        with self._transaction(self._judge_db) as db:
+            rows = db.execute(
+                "UPDATE alert_outbox SET claimed_until = ? WHERE id IN (SELECT id FROM alert_outbox"
+                " WHERE destination = ? AND due <= ? AND claimed_until <= ? ORDER BY due, id LIMIT ?)"
+                " RETURNING id, delivery_id, body, label, attempts",
+                (now + lease, destination, now, now, limit),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def outbox_done(self, row_id: int) -> None:
+        with self._transaction(self._judge_db) as db:
+            db.execute("DELETE FROM alert_outbox WHERE id = ?", (row_id,))
+
+    def outbox_retry(self, row_id: int, attempts: int, due: float) -> None:
+        with self._transaction(self._judge_db) as db:
+            db.execute("UPDATE alert_outbox SET attempts = ?, due = ?, claimed_until = 0 WHERE id = ?",
+                       (attempts, due, row_id))  # fmt: skip
+
+    def outbox_pending(self, destination: str | None = None) -> int:
+        clause, args = (" WHERE destination = ?", (destination,)) if destination else ("", ())
+        return int(self._reader().execute(f"SELECT count(*) FROM alert_outbox{clause}", args).fetchone()[0])
+
+    def outbox_next_due(self, destination: str) -> float | None:
+        row = self._reader().execute(
+            "SELECT min(max(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,)
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def outbox_clear(self) -> int:
+        with self._transaction(self._judge_db) as db:
+            return db.execute("DELETE FROM alert_outbox").rowcount
 
     # -- reading --------------------------------------------------------------
 
@@ -520,7 +470,7 @@ class Store:
 
     def run_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's events as wire dicts, in arrival order."""
-        return _wire_events(run_id, self.run_rows(run_id))
+        return wire_events(run_id, self.run_rows(run_id))
 
     def prior_step_counts(self, agent_id: str, before_run: str, limit: int = 500) -> list[int]:
         rows = self._reader().execute(
