@@ -1,7 +1,7 @@
 """Core SDK benchmarks: caller cost, end-to-end throughput, loss, memory.
 
     python benchmarks/bench_core.py            # all four, about a minute and a half
-    python benchmarks/bench_core.py cost       # one of: cost throughput loss memory
+    python benchmarks/bench_core.py cost       # one of: cost throughput flat loss memory
 
 Every figure is measured next to its baseline in the same run, because these
 machines are noisy: quote the ratios and medians.
@@ -103,13 +103,20 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
 
 
 def throughput(n: int = 500_000) -> None:
-    """Events delivered per second, one process to a sink on 127.0.0.1,
-    from the first event emitted to the last one received."""
-    print(f"\nend-to-end delivery ({n} events, sink in its own process)")
-    print(f"{'max_batch_size':>14} {'events/s':>10} {'requests':>9} {'lost':>5} {'dropped':>8}")
-    for batch in (100, 500):
+    """Events delivered per second, one process emitting flat out to a sink
+    on 127.0.0.1, from the first event emitted to the last one received:
+    the default settings (batches of 100 growing to 500 under the backlog)
+    between fixed batches of 100 (the old default) and of 500 (the ceiling)."""
+    print(f"\nend-to-end delivery ({n} events emitted flat out, sink in its own process)")
+    print(f"{'batches':>28} {'events/s':>10} {'requests':>9} {'lost':>5} {'dropped':>8}")
+    cases = {
+        "fixed 100 (old default)": {"batch_size": 100, "max_batch_size": 100},
+        "default (100, up to 500)": {},
+        "fixed 500 (ceiling)": {"batch_size": 500},
+    }
+    for label, given in cases.items():
         sink = Sink().start()
-        dt = Dunetrace(endpoint=sink.url, max_batch_size=batch, max_queue_size=n + 1000)
+        dt = Dunetrace(endpoint=sink.url, max_queue_size=n + 1000, **given)
         run = dt.run("bench").start()
         start = time.perf_counter()
         for _ in range(n - 1):
@@ -123,7 +130,57 @@ def throughput(n: int = 500_000) -> None:
         stats = dt.stats()
         dt.shutdown(5)
         sink.stop()
-        print(f"{batch:14} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}")
+        print(f"{label:>28} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}")
+
+
+FLAT_CHILD = """
+import json, sys, time
+sys.path.insert(0, {bench!r})
+from _sink_process import Sink
+from dunetrace import Dunetrace
+
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+sink = Sink().start()
+dt = Dunetrace(endpoint=sink.url, **{given!r})
+base = peak_mb()
+start = time.perf_counter()
+with dt.run("bench") as run:
+    for _ in range(299_998):
+        run.tool_responded("search", True, latency_ms=1.5)
+emit_s = time.perf_counter() - start
+dt.flush(120)
+got = sink.count()
+elapsed = time.perf_counter() - start
+print(json.dumps({{"emit_s": emit_s, "elapsed": elapsed, "got": got, "peak_mb": peak_mb() - base,
+                  "stats": dt.stats()}}))
+dt.shutdown(1)
+sink.stop()
+"""
+
+
+def flat() -> None:
+    """One run of 300,000 events emitted flat out with default settings (the
+    default queue bound of 100,000 included), next to the same with every
+    batch at the 500-event ceiling: every event delivered or counted as
+    dropped with its reason, memory bounded."""
+    print("\none run of 300,000 events emitted flat out, default bounds")
+    bench = str(pathlib.Path(__file__).resolve().parent)
+    print(f"{'batches':>26} {'emit s':>7} {'delivered':>10} {'events/s':>10} {'dropped':>24} "
+          f"{'unaccounted':>11} {'peak MB':>8}")  # fmt: skip
+    for label, given in (("default (100, up to 500)", {}), ("fixed 500 (ceiling)", {"batch_size": 500})):
+        out = subprocess.run(
+            [sys.executable, "-c", FLAT_CHILD.format(bench=bench, given=given)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        r = json.loads(out.splitlines()[-1])
+        stats = r["stats"]
+        lost = 300_000 - r["got"] - stats["dropped_total"] - stats["queued"]
+        print(f"{label:>26} {r['emit_s']:7.2f} {r['got']:10,} {r['got'] / r['elapsed']:10,.0f} "
+              f"{json.dumps(stats['dropped']):>24} {lost:11} {r['peak_mb']:8.1f}")  # fmt: skip
 
 
 def paced(run, rate: int, seconds: float) -> int:
@@ -226,7 +283,7 @@ def memory() -> None:
 
 
 if __name__ == "__main__":
-    parts = {"cost": cost, "throughput": throughput, "loss": loss, "memory": memory}
+    parts = {"cost": cost, "throughput": throughput, "flat": flat, "loss": loss, "memory": memory}
     chosen = sys.argv[1:] or list(parts)
     for part in chosen:
         parts[part]()

@@ -3,8 +3,11 @@
 Callers append to a deque and return: no lock, no I/O, no hook unless a
 plugin asked for one. A daemon thread, started lazily with the first event,
 wakes every ``flush_interval`` seconds (or as soon as a batch is full),
-groups what is queued into per-agent batches of at most ``max_batch_size``
-events and hands the oldest batch to the exporters. A batch that must be
+groups what is queued into per-agent batches and hands the oldest batch to
+the exporters. Batches are ``batch_size`` events while the queue is quiet;
+while a backlog builds (events arrive faster than requests carry them) or
+after a 429 they double up to ``max_batch_size``, and shrink back once the
+backlog has cleared. A batch that must be
 retried goes first once the retry is due, and no later batch of its agent
 goes before it, so no later event of the same run overtakes it.
 
@@ -53,6 +56,13 @@ _CHUNK = 32
 #: Batches out at once (of as many agents), while the receiver is healthy.
 _SLOTS = 2
 
+#: Seconds between requests after a 429 with no Retry-After: 60 a minute
+#: less a margin for the server's clock (60 gaps of 1.02 s span 61.2 s).
+PACE = 1.02
+
+#: The longest Retry-After obeyed, in seconds.
+MAX_RETRY_AFTER = 600.0
+
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
@@ -84,7 +94,10 @@ class Buffer:
         # it without counting: nothing was lost, nothing was asked for.
         self._limit = 0 if self._disabled else options.max_queue_size
         self._hard_limit = options.max_queue_size + options.terminal_reserve
-        self._batch_size = options.max_batch_size
+        #: The quiet batch size (a full one wakes the drain: Run._emit reads
+        #: it), and the most a batch may grow to under a backlog.
+        self._batch_size = min(options.batch_size, options.max_batch_size)
+        self._ceiling = options.max_batch_size
         self._reset()
         _live.add(self)
 
@@ -118,7 +131,10 @@ class Buffer:
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
-        self._gap = 0.0  # seconds between requests; grows on 429
+        self._gap = 0.0  # seconds between requests, after a 429
+        self._paced_until = 0.0
+        self._size = self._batch_size  # events per batch now: grows under a backlog
+        self._mark = 0  # the queue's length when it was last taken from
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
@@ -281,7 +297,11 @@ class Buffer:
         # the first request leaves at once instead of after a long backlog
         # has been turned into dicts. While the receiver fails or paces us,
         # take everything: a sealed batch keeps a backlog as bytes.
-        ahead = None if self._retry_at or self._gap else 2 * self._batch_size
+        if self._gap and time.monotonic() > self._paced_until:
+            self._gap = 0.0  # a minute without a 429: no longer paced
+        if not self._gap and len(self._queue) + self._pending_events < self._batch_size:
+            self._size = self._batch_size  # the backlog has cleared
+        ahead = None if self._retry_at or self._gap else 2 * self._size
         self._take(ahead)
         out = self._out
         while True:
@@ -290,7 +310,7 @@ class Buffer:
                 # What arrived while the last batches were out waits for the
                 # next tick, unless it already fills a batch: a fast receiver
                 # must not turn into a stream of tiny requests.
-                if self._queue and (len(self._queue) >= self._batch_size or self._stopping):
+                if self._queue and (len(self._queue) >= self._size or self._stopping):
                     self._take(ahead)
                     continue
                 break
@@ -299,7 +319,7 @@ class Buffer:
                 # chunk at a time: an answer waits for one chunk at most, and
                 # sleep(0) lets the sender threads have the interpreter lock
                 # between chunks (else they wait out the 5 ms switch interval).
-                while len(self._queue) >= self._batch_size and self._results.empty():
+                while len(self._queue) >= self._size and self._results.empty():
                     self._take(4 * _CHUNK)
                     time.sleep(0)
             sender, group, result = self._results.get()
@@ -315,10 +335,18 @@ class Buffer:
                 continue
             if not self._retry_at:
                 self._failures = 0
-            if self._gap:
-                self._gap = self._gap * 0.98 if self._gap > 0.01 else 0.0
+            self._grow()
             self._settle(group, result)
         self._report_drops()
+
+    def _grow(self) -> None:
+        """A request came back: if events arrived meanwhile and a batch's
+        worth or more waits, the agent outpaces delivery: bigger batches
+        (fewer requests for the same events)."""
+        queued = len(self._queue)
+        if queued > self._mark and queued >= self._size and self._size < self._ceiling:
+            self._size = min(self._ceiling, self._size * 2)
+        self._mark = queued
 
     def _dispatch(self, ahead: int | None) -> None:
         """Hand out batches until two are out (one while retrying or paced,
@@ -408,7 +436,7 @@ class Buffer:
         batches, in arrival order."""
         left = len(self._queue) if limit is None else limit
         queue = self._queue
-        size = self._batch_size
+        size = self._size
         opened = self._open
         pending = self._pending
         prefix = self._id_prefix
@@ -457,6 +485,7 @@ class Buffer:
                     # a backlog (the backend is down) costs bytes, not dicts.
                     self._seal(group)
             self._next_id = next_id
+        self._mark = len(queue)
 
     def _seal(self, group: _Open) -> None:
         data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})
@@ -486,21 +515,36 @@ class Buffer:
         return ExportResult.ok()
 
     def _schedule_retry(self, batch: ExportBatch, result: ExportResult) -> None:
-        self._failures += 1
         self.retries += 1
         opts = self._options
-        backoff = min(opts.max_backoff, opts.initial_backoff * (2 ** min(self._failures - 1, 16)))
-        delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
-        if result.retry_after is not None:
-            delay = max(delay, min(result.retry_after, opts.max_backoff * 4))
-        if result.throttled:
-            # The ingest API limits requests per client (60 a minute, with no
-            # Retry-After): from now on, leave a gap between requests, which
-            # shrinks again as requests succeed.
-            self._gap = min(60.0, max(1.0, self._gap * 2))
-        self._retry_at = time.monotonic() + delay
         now = time.monotonic()
-        if (self._failures == 1 and now - self._last_retry_log > 30) or self._failures % 10 == 0:
+        if result.throttled:
+            # The ingest API allows 60 requests a minute per client (a sliding
+            # window) and sends no Retry-After: send one full batch every
+            # PACE seconds, just under that rate, until a minute passes
+            # without a 429. A Retry-After says when instead.
+            self._size = self._ceiling
+            self._paced_until = now + 60.0
+            if result.retry_after is None:
+                self._gap = PACE
+                delay = PACE
+            else:
+                delay = min(result.retry_after, MAX_RETRY_AFTER)
+        else:
+            self._failures += 1
+            backoff = min(opts.max_backoff, opts.initial_backoff * (2 ** min(self._failures - 1, 16)))
+            delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
+            if result.retry_after is not None:
+                delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER))
+        self._retry_at = now + delay
+        if result.throttled:
+            warn_once(
+                f"throttled:{id(self)}",
+                "dunetrace: the ingest API limits requests (HTTP 429); sending full batches at "
+                "the allowed rate from now on (%s), events are kept",
+                f"retry in {delay:.1f}s as asked" if result.retry_after is not None else f"one per {PACE}s",
+            )
+        elif (self._failures == 1 and now - self._last_retry_log > 30) or self._failures % 10 == 0:
             self._last_retry_log = now
             logger.warning(
                 "dunetrace: delivery failed (%s); %d events kept, retry %d in %.1fs",
