@@ -134,7 +134,6 @@ class Buffer:
         self._gap = 0.0  # seconds between requests, after a 429
         self._paced_until = 0.0
         self._size = self._batch_size  # events per batch now: grows under a backlog
-        self._mark = 0  # the queue's length when it was last taken from
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
@@ -340,13 +339,10 @@ class Buffer:
         self._report_drops()
 
     def _grow(self) -> None:
-        """A request came back: if events arrived meanwhile and a batch's
-        worth or more waits, the agent outpaces delivery: bigger batches
-        (fewer requests for the same events)."""
-        queued = len(self._queue)
-        if queued > self._mark and queued >= self._size and self._size < self._ceiling:
+        """A request came back and a batch's worth or more still waits: a
+        backlog, so bigger batches (fewer requests for the same events)."""
+        if len(self._queue) >= self._size and self._size < self._ceiling:
             self._size = min(self._ceiling, self._size * 2)
-        self._mark = queued
 
     def _dispatch(self, ahead: int | None) -> None:
         """Hand out batches until two are out (one while retrying or paced,
@@ -485,7 +481,6 @@ class Buffer:
                     # a backlog (the backend is down) costs bytes, not dicts.
                     self._seal(group)
             self._next_id = next_id
-        self._mark = len(queue)
 
     def _seal(self, group: _Open) -> None:
         data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})

@@ -35,7 +35,7 @@ class Options:
     max_batch_size: int = 500
     #: Seconds between drains of the queue (a full batch wakes it early).
     flush_interval: float = 0.2
-    #: Seconds a request may take in all, connect to last byte.
+    #: Per-request timeout in seconds (httpx's: each connect, read and write).
     request_timeout: float = 10.0
     #: First retry delay, doubled each failure up to ``max_backoff`` (with jitter).
     initial_backoff: float = 0.5

@@ -60,7 +60,7 @@ def test_final_drain_of_a_large_backlog_never_exceeds_the_batch_limit(ingest: In
             run.llm_called("m")
     assert client.shutdown(10)
     sizes = [len(b["events"]) for b in ingest.batches]
-    assert sum(sizes) == 2_002 and max(sizes) <= 100
+    assert sum(sizes) == 2_002 and max(sizes) <= client.options.max_batch_size == 500
 
 
 def test_a_backlog_of_interleaved_agents_still_goes_out_in_full_batches(ingest: IngestServer) -> None:

@@ -1,0 +1,82 @@
+"""Adaptive batch size against a real HTTP server on 127.0.0.1: batches of
+at most ``batch_size`` (100) while the queue is quiet, growing up to
+``max_batch_size`` (500) under a backlog or after a 429, and back to 100
+once the backlog has cleared."""
+
+from __future__ import annotations
+
+import time
+
+from dunetrace import Dunetrace
+from tests.core.test_delivery import assert_runs_in_order
+from tests.ingest_server import IngestServer
+
+
+def sizes(ingest: IngestServer) -> list[int]:
+    return [len(b["events"]) for b in ingest.batches]
+
+
+def test_defaults_are_100_when_quiet_and_500_at_most() -> None:
+    dt = Dunetrace(export="none")
+    assert (dt.options.batch_size, dt.options.max_batch_size) == (100, 500)
+    dt.shutdown()
+
+
+def test_a_quiet_client_sends_small_batches(ingest: IngestServer) -> None:
+    dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    with dt.run("quiet") as run:
+        for i in range(12):
+            step = run.tool_called("search", {"i": i})
+            run.tool_responded("search", True, step=step)
+            time.sleep(0.03)
+    assert dt.flush(10)
+    dt.shutdown()
+    assert sum(sizes(ingest)) == 26
+    assert max(sizes(ingest)) <= 100
+
+
+def test_a_backlog_grows_batches_up_to_500_then_they_shrink_back(ingest: IngestServer) -> None:
+    ingest.delay = 0.05  # a slow receiver: the agent outpaces it and a backlog builds
+    dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    with dt.run("busy") as run:
+        for i in range(6_000):
+            step = run.tool_called("search", {"i": i % 7})
+            run.tool_responded("search", True, step=step)
+    assert dt.flush(30)
+    backlog = sizes(ingest)
+    assert sum(backlog) == 12_002
+    assert max(backlog) == 500, backlog  # grew to the ceiling
+    assert len(backlog) < 12_002 / 100 * 0.6, backlog  # far fewer requests than at a fixed 100
+    # The backlog has cleared: a trickle goes out in small batches again.
+    ingest.delay = 0.0
+    before = len(backlog)
+    with dt.run("busy") as run:
+        for i in range(20):
+            step = run.tool_called("search", {"i": i})
+            run.tool_responded("search", True, step=step)
+            time.sleep(0.01)
+    assert dt.flush(10)
+    dt.shutdown()
+    after = sizes(ingest)[before:]
+    assert sum(after) == 42 and max(after) <= 100, after
+    assert dt.stats()["dropped_total"] == 0
+    assert_runs_in_order(ingest.events)
+
+
+def test_after_a_429_the_backlog_leaves_in_full_batches(ingest: IngestServer) -> None:
+    ingest.script.append((429, {}))
+    dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    with dt.run("paced") as run:
+        step = run.tool_called("search", {"i": 0})
+        run.tool_responded("search", True, step=step)
+    assert ingest.wait_for(lambda events: len(ingest.requests) >= 1, timeout=10)
+    with dt.run("paced") as run:  # queued while paced
+        for i in range(1_200):
+            step = run.tool_called("search", {"i": i})
+            run.tool_responded("search", True, step=step)
+    assert dt.flush(30)
+    dt.shutdown()
+    delivered = sizes(ingest)
+    assert sum(delivered) == 4 + 2_402
+    assert max(delivered) == 500, delivered
+    assert_runs_in_order(ingest.events)
