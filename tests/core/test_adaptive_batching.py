@@ -8,12 +8,21 @@ from __future__ import annotations
 import time
 
 from dunetrace import Dunetrace
-from tests.core.test_delivery import assert_runs_in_order
+from tests.core.test_delivery import assert_runs_in_order, emit_run
 from tests.ingest_server import IngestServer
 
 
 def sizes(ingest: IngestServer) -> list[int]:
     return [len(b["events"]) for b in ingest.batches]
+
+
+def trickle(client: Dunetrace, agent: str, tools: int, pause: float) -> None:
+    """A run whose tool calls come ``pause`` seconds apart: a quiet queue."""
+    with client.run(agent) as run:
+        for i in range(tools):
+            step = run.tool_called("search", {"i": i})
+            run.tool_responded("search", True, step=step)
+            time.sleep(pause)
 
 
 def test_defaults_are_100_when_quiet_and_500_at_most() -> None:
@@ -24,11 +33,7 @@ def test_defaults_are_100_when_quiet_and_500_at_most() -> None:
 
 def test_a_quiet_client_sends_small_batches(ingest: IngestServer) -> None:
     dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
-    with dt.run("quiet") as run:
-        for i in range(12):
-            step = run.tool_called("search", {"i": i})
-            run.tool_responded("search", True, step=step)
-            time.sleep(0.03)
+    trickle(dt, "quiet", 12, 0.03)
     assert dt.flush(10)
     dt.shutdown()
     assert sum(sizes(ingest)) == 26
@@ -38,10 +43,7 @@ def test_a_quiet_client_sends_small_batches(ingest: IngestServer) -> None:
 def test_a_backlog_grows_batches_up_to_500_then_they_shrink_back(ingest: IngestServer) -> None:
     ingest.delay = 0.05  # a slow receiver: the agent outpaces it and a backlog builds
     dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
-    with dt.run("busy") as run:
-        for i in range(6_000):
-            step = run.tool_called("search", {"i": i % 7})
-            run.tool_responded("search", True, step=step)
+    emit_run(dt, "busy", 6_000)
     assert dt.flush(30)
     backlog = sizes(ingest)
     assert sum(backlog) == 12_002
@@ -50,11 +52,7 @@ def test_a_backlog_grows_batches_up_to_500_then_they_shrink_back(ingest: IngestS
     # The backlog has cleared: a trickle goes out in small batches again.
     ingest.delay = 0.0
     before = len(backlog)
-    with dt.run("busy") as run:
-        for i in range(20):
-            step = run.tool_called("search", {"i": i})
-            run.tool_responded("search", True, step=step)
-            time.sleep(0.01)
+    trickle(dt, "busy", 20, 0.01)
     assert dt.flush(10)
     dt.shutdown()
     after = sizes(ingest)[before:]
@@ -66,14 +64,9 @@ def test_a_backlog_grows_batches_up_to_500_then_they_shrink_back(ingest: IngestS
 def test_after_a_429_the_backlog_leaves_in_full_batches(ingest: IngestServer) -> None:
     ingest.script.append((429, {}))
     dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
-    with dt.run("paced") as run:
-        step = run.tool_called("search", {"i": 0})
-        run.tool_responded("search", True, step=step)
+    emit_run(dt, "paced", 1)
     assert ingest.wait_for(lambda events: len(ingest.requests) >= 1, timeout=10)
-    with dt.run("paced") as run:  # queued while paced
-        for i in range(1_200):
-            step = run.tool_called("search", {"i": i})
-            run.tool_responded("search", True, step=step)
+    emit_run(dt, "paced", 1_200)  # queued while paced
     assert dt.flush(30)
     dt.shutdown()
     delivered = sizes(ingest)
