@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 from .buffer import Buffer
 from .hashing import Hasher
 from .http_export import HttpExporter
+from .live import Signal, Watcher
 from .log import capture_internal_errors, logger, warn_once
 from .options import Options
 from .plugins import PluginHost
@@ -40,7 +41,21 @@ class Dunetrace:
     event, or when a plugin implementing ``dunetrace_drain`` is registered.
     """
 
-    def __init__(self, endpoint: str | None = None, api_key: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        *,
+        on_signal: Callable[[Signal], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        #: Fed every event of every run, on the emitting thread (live detectors,
+        #: policies; see :mod:`dunetrace.live`). A tuple: read per event.
+        self._watchers: tuple[Watcher, ...] = ()
+        #: Called with each live signal, on the thread that emitted its event.
+        self._listeners: tuple[Callable[[Signal], Any], ...] = ()
+        if on_signal is not None:
+            self.on_signal(on_signal)
         self.options = Options.build(endpoint, api_key, **options)
         self.hasher = Hasher(self.options.hash_key)
         self.plugins = PluginHost()
@@ -67,6 +82,27 @@ class Dunetrace:
 
     def __repr__(self) -> str:
         return f"<Dunetrace endpoint={self.options.endpoint!r}>"
+
+    # -- live judgement -------------------------------------------------------
+
+    def on_signal(self, callback: Callable[[Signal], Any]) -> Callable[[Signal], Any]:
+        """Call ``callback(signal)`` for every live signal of every run, on
+        the thread that emitted the event that made it fire. A callback that
+        raises is logged once and never reaches the agent. Returns the
+        callback (usable as a decorator)."""
+        if not callable(callback):
+            raise TypeError(f"dt.on_signal() takes a function called with each signal; got {callback!r}")
+        self._listeners = (*self._listeners, callback)
+        return callback
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        """Feed ``watcher.observe(run, event_type, step, payload)`` every
+        event of every run (see :mod:`dunetrace.live`)."""
+        if watcher not in self._watchers:
+            self._watchers = (*self._watchers, watcher)
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        self._watchers = tuple(w for w in self._watchers if w is not watcher)
 
     # -- runs ---------------------------------------------------------------
 

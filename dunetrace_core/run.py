@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .hashing import canonical_json
 from .injection import evidence as injection_evidence
-from .log import capture_internal_errors, warn_once
+from .live import Signal
+from .log import capture_internal_errors, logger, warn_once
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -105,7 +106,7 @@ class Run:
         "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
-        "started", "finished", "llm_in_flight", "clock", "_token", "__weakref__",
+        "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -154,6 +155,9 @@ class Run:
         #: the framework's own time of the event being reported.
         self.clock: Callable[[], float] = _now
         self._token: Token[Run | None] | None = None
+        #: Live signals fired for this run, in the order they fired.
+        self.signals: list[Signal] = []
+        self._fired: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -165,6 +169,9 @@ class Run:
         # The queue holds a tuple; the drain thread builds the wire dict.
         # ``_room`` is 0 whenever this path must not be taken (no drain
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
+        watchers = self._client._watchers
+        if watchers:
+            self._watch(watchers, event_type, step, payload)
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) < buffer._room:
@@ -178,6 +185,41 @@ class Run:
                 self.dropped_events += 1
         elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
+
+    def _watch(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
+        for watcher in watchers:
+            with capture_internal_errors(f"watcher {type(watcher).__name__}"):
+                watcher.observe(self, event_type, step, payload)
+
+    def fire(self, signal: Signal) -> bool:
+        """A live signal about this run (see :mod:`dunetrace.live`): kept in
+        ``signals``, sent as an ``external.signal`` and handed to the
+        client's ``on_signal`` listeners. Each type fires once per run;
+        False when this type had fired already."""
+        if signal.type in self._fired:
+            return False
+        self._fired.add(signal.type)
+        if signal.run is not self:
+            signal = Signal(
+                signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
+            )
+        self.signals.append(signal)
+        with capture_internal_errors("run.fire"):
+            self._emit("external.signal", self._last_step, signal.payload())
+        for listener in self._client._listeners:
+            try:
+                listener(signal)
+            except Exception as exc:  # the user's callback: logged, never the agent's problem
+                if getattr(exc, "dunetrace_passthrough", False):
+                    raise
+                warn_once(
+                    f"listener:{id(listener)}:{type(exc).__name__}",
+                    "dunetrace: on_signal callback %r raised %r; it is skipped for this signal",
+                    listener,
+                    exc,
+                )
+        logger.debug("dunetrace: live signal %s on run %s", signal.type, self.run_id)
+        return True
 
     def wire_event(self, event_type: str, step: int, timestamp: float, payload: dict[str, Any]) -> dict[str, Any]:
         """The event as the ingest API takes it."""
