@@ -24,7 +24,9 @@ from anyio import to_thread
 
 from . import _json
 from .decode import decode_batch
+from .logs import refused
 from .schema import BadRequest, Batch, parse_json, read_batch
+from .store.common import StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import Collector
@@ -103,6 +105,7 @@ class IngestEndpoint:
             refuse_declared_length(declared, limit)
             raw = await _read_body(receive, limit)
         except TooLarge:
+            refused("too_large", f"ingest body over {limit} bytes", scope, 413)
             await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"))
             return
         except _Gone:
@@ -111,11 +114,19 @@ class IngestEndpoint:
         # thread does them, so the event loop keeps answering meanwhile.
         try:
             status, body, kept = await to_thread.run_sync(self._work, raw, authorization)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreUnavailable) as exc:
             # A database that cannot be written is the collector's trouble,
-            # not the caller's: 503, which the SDK retries.
-            logger.error("dunetrace collector: database error: %r", exc)
-            status, body, kept = 503, _error("database unavailable; retry later"), None
+            # not the caller's: 503, which the SDK retries; /health says so.
+            reason = self.collector.health.failed(exc)
+            logger.error("batch not stored: %s", reason, extra={"event": "store_error", "reason": reason})
+            status, body, kept = 503, _json.dumps({"detail": "database unavailable; retry later",
+                                                  "reason": reason}).encode(), None  # fmt: skip
+        if status == 202:
+            self.collector.health.stored()
+        elif status == 401:
+            refused("auth", "batch with an unknown or no API key", scope, 401)
+        elif status == 422:
+            refused("invalid", f"batch refused: {body[:300].decode('utf-8', 'replace')}", scope, 422)
         await _answer(send, status, body)
         # Freeing a parsed batch (thousands of objects) and what it evicted
         # from the judge's cache takes a while: after the answer, not

@@ -14,7 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["Row", "is_postgres_url", "wire_events"]
+__all__ = ["Row", "StoreUnavailable", "is_postgres_url", "wire_events"]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be written (or read) now, whatever its engine: the
+    collector answers 503 with ``reason`` (which the SDK retries) and
+    ``/health`` says so. A store raises it, or an error of its driver
+    (``sqlite3.Error``), which the collector treats alike."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 #: An event as stored: schema.ROW_FIELDS, in that order.
 Row = Sequence[Any]

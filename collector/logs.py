@@ -1,0 +1,116 @@
+"""The collector's log: what ``dunetrace serve`` writes to stderr.
+
+Everything goes through the standard ``logging`` module: the collector's
+own loggers (``dunetrace.collector.*``) and uvicorn's. ``--log-format
+json`` writes one JSON object a line for log shippers; ``text`` (the
+default) is for a person at a terminal. Fields given with
+``extra={...}`` (``event``, ``client``, ``path``, ``status``...) are part
+of each JSON object, and appended as ``key=value`` to a text line.
+
+This is for the collector's own process (and its judge worker): the SDK
+in an agent's process never configures logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["FORMATS", "LEVELS", "JsonFormatter", "TextFormatter", "configure", "current", "refused"]
+
+FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: Attributes every LogRecord has: anything else came from ``extra``.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+#: (level, format) as last configured, for the judge worker process.
+_current: tuple[str, str] | None = None
+
+logger = logging.getLogger("dunetrace.collector")
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message,
+    the record's extra fields, and ``exc`` with a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        # default=repr: an extra value that is not JSON still gives a line.
+        return json.dumps(entry, default=repr, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = _extras(record)
+        if extras:
+            first, newline, rest = text.partition("\n")
+            text = first + "  " + " ".join(f"{k}={v}" for k, v in extras.items()) + newline + rest
+        return text
+
+
+def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Send every log record of this process at ``level`` and up to
+    ``stream`` (stderr) in ``fmt``. Replaces what an earlier call set."""
+    global _current
+    if level.lower() not in LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.set_name("dunetrace-collector")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "dunetrace-collector"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # uvicorn's loggers write through the root handler, not their own.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # httpx logs each request's URL at INFO: the alert webhooks' URLs are
+    # secrets (a Slack webhook URL is its own credential).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    _current = (level.lower(), fmt)
+
+
+def current() -> tuple[str, str] | None:
+    """(level, format) of this process's last ``configure``, or None."""
+    return _current
+
+
+def refused(kind: str, detail: str, scope: dict[str, Any] | None = None, status: int = 0) -> None:
+    """One warning for a refused request: ``kind`` names its class
+    (``host``, ``cross_site``, ``content_type``, ``auth``, ``too_large``,
+    ``header_timeout``, ``body_timeout``, ``connections``, ``invalid``)."""
+    extra: dict[str, Any] = {"event": "refused", "refused": kind}
+    if status:
+        extra["status"] = status
+    if scope is not None:
+        client = scope.get("client")
+        if client:
+            extra["client"] = f"{client[0]}:{client[1]}"
+        extra["method"] = scope.get("method")
+        extra["path"] = scope.get("path")
+    logger.warning("refused (%s): %s", kind, detail, extra=extra)
