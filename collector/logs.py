@@ -26,6 +26,8 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 #: Attributes every LogRecord has: anything else came from ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+#: uvicorn passes its message again with terminal colours: not for a log.
+_STANDARD.add("color_message")
 
 #: (level, format) as last configured, for the judge worker process.
 _current: tuple[str, str] | None = None
