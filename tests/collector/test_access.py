@@ -143,6 +143,7 @@ def test_cross_site_writes_are_refused_in_dev_mode(collector: BackgroundServer) 
     refused = [
         ({"origin": other}, 403),
         ({"origin": "null"}, 403),
+        ({"origin": "null", "sec-fetch-site": "cross-site"}, 403),
         ({"sec-fetch-site": "cross-site"}, 403),
         ({"sec-fetch-site": "same-site", "origin": other}, 403),
         ({"content-type": "text/plain"}, 415),
