@@ -199,6 +199,9 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                # A refused request's body is not read: close rather than
+                # take it in to reach the next request.
+                (b"connection", b"close"),
                 *_SECURITY_HEADERS,
                 (b"content-security-policy", CSP.encode()),
                 *headers,

@@ -97,8 +97,8 @@ def _dispatcher(settings: Settings, store: Any = None) -> Any:
     )
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def _error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
             raw = await _body(request, settings.max_body_bytes)
         except TooLarge:
             refused("too_large", f"deploy body over {settings.max_body_bytes} bytes", request.scope, 413)
-            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes", headers={"connection": "close"})
 
         def work() -> Response:
             try:

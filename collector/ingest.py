@@ -106,7 +106,7 @@ class IngestEndpoint:
             raw = await _read_body(receive, limit)
         except TooLarge:
             refused("too_large", f"ingest body over {limit} bytes", scope, 413)
-            await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"))
+            await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"), close=True)
             return
         except _Gone:
             return
@@ -197,12 +197,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _answer(send: Send, status: int, body: bytes, close: bool = False) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the body is not read: the connection cannot go on
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
