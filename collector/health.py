@@ -35,7 +35,7 @@ __all__ = ["Health", "unavailable_reason"]
 
 TIMEOUT = 2.0
 CACHE = 1.0
-STICKY = 30.0
+STICKY = 10.0
 
 _SQLITE_REASONS = {
     5: "database is locked",  # SQLITE_BUSY
@@ -72,6 +72,9 @@ class Health:
 
     def stored(self) -> None:
         self.last_success = time.monotonic()
+        cached = self._cached
+        if cached is not None and cached[1] is not None:
+            self._cached = None  # a write just succeeded: probe again
 
     def failed(self, exc: BaseException) -> str:
         reason = unavailable_reason(exc)

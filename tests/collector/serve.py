@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,9 @@ class Serve:
     def __init__(self, db: Path, *args: str, fd_limit: int | None = None, wait_healthy: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._err = tempfile.TemporaryFile("w+")
-        self._final = ""
+        # A pipe, read by a thread: a file would be under the process's
+        # file-size limit, which test_health lowers.
+        self._lines: list[str] = []
 
         def limit() -> None:
             if fd_limit is not None:
@@ -39,11 +40,18 @@ class Serve:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", str(db), *args],
-            stdout=subprocess.DEVNULL, stderr=self._err, text=True, preexec_fn=limit,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if wait_healthy:
             self.wait_answering()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._lines.append(line)
 
     def wait_answering(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -58,10 +66,7 @@ class Serve:
             time.sleep(0.1)
 
     def stderr(self) -> str:
-        if self._err.closed:
-            return self._final
-        self._err.seek(0)
-        return self._err.read()
+        return "".join(self._lines)
 
     def stop(self, timeout: float = 15) -> str:
         if self.process.poll() is None:
@@ -71,11 +76,8 @@ class Serve:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
-        text = self.stderr()
-        if not self._err.closed:
-            self._final = text
-            self._err.close()
-        return text
+        self._reader.join(10)
+        return self.stderr()
 
     def __enter__(self) -> Serve:
         return self
