@@ -57,6 +57,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=repr, ensure_ascii=False)
 
 
+def _plain(value: Any) -> str:
+    """A field's value on one text line: a request's path or a client's
+    header with a line break in it could otherwise forge a log line."""
+    text = str(value)
+    return text if text.isprintable() and " " not in text else repr(text)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -66,7 +73,7 @@ class TextFormatter(logging.Formatter):
         extras = _extras(record)
         if extras:
             first, newline, rest = text.partition("\n")
-            text = first + "  " + " ".join(f"{k}={v}" for k, v in extras.items()) + newline + rest
+            text = first + "  " + " ".join(f"{k}={_plain(v)}" for k, v in extras.items()) + newline + rest
         return text
 
 
