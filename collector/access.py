@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import _json
-from .logs import refused
+from .logs import RefusalLog
 from .sessions import COOKIE, key_for_bearer, session_key
 
 __all__ = ["CSP", "AccessGuard", "host_allowed"]
@@ -102,9 +102,12 @@ class AccessGuard:
     """ASGI middleware doing the checks above; ``settings`` is the
     collector's Settings."""
 
-    def __init__(self, app: ASGIApp, settings: Any, routes: list[Any] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Any, routes: list[Any] | None = None, refused: RefusalLog | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.refused = refused or RefusalLog()
         #: The app's routes: a body's type is checked only where a route
         #: takes that method (elsewhere the router answers 405).
         self.routes = routes
@@ -117,7 +120,7 @@ class AccessGuard:
         return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers: dict[bytes, bytes] = {}
@@ -126,8 +129,15 @@ class AccessGuard:
         refusal = self._refusal(scope, headers)
         if refusal is not None:
             status, detail, kind, extra_headers = refusal
-            refused(kind, detail, scope, status)
-            await _answer(send, status, detail, extra_headers)
+            self.refused(kind, detail, scope, status)
+            if scope["type"] == "websocket":
+                # Closing before accepting: the server answers 403.
+                await send({"type": "websocket.close", "code": 1008, "reason": detail[:100]})
+            else:
+                await _answer(send, status, detail, extra_headers)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
             return
         path = scope["path"]
 
@@ -151,9 +161,12 @@ class AccessGuard:
         if host and not host_allowed(host, settings.allowed_hosts):
             name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
             return 400, f"host {name!r} is not allowed; start the collector with --allowed-host {name}", "host", []
-        method = scope["method"]
+        websocket = scope["type"] == "websocket"
+        method = scope.get("method", "GET")
         path = scope["path"]
-        if method not in _SAFE_METHODS:
+        # A WebSocket opens with a GET, but a page on another site may open
+        # one with the user's cookies: checked as a write is.
+        if method not in _SAFE_METHODS or websocket:
             site = headers.get(b"sec-fetch-site")
             origin = headers.get(b"origin")
             if site is not None and site not in (b"same-origin", b"none"):
@@ -181,7 +194,7 @@ class AccessGuard:
             return 401, "unknown or inactive API key", "auth", [(b"www-authenticate", b'Bearer realm="dunetrace"')]
         if session_key(headers.get(b"cookie", b"").decode("latin-1"), settings.api_keys, COOKIE) is not None:
             return None
-        if method in ("GET", "HEAD") and not path.startswith(("/api/", "/v1/")):
+        if method in ("GET", "HEAD") and not websocket and not path.startswith(("/api/", "/v1/")):
             target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
             location = "/login?next=" + quote(target, safe="/")
             return 303, "sign in first", "auth", [(b"location", location.encode())]

@@ -28,7 +28,7 @@ from .access import AccessGuard
 from .api import api_routes
 from .health import Health, unavailable_reason
 from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
-from .logs import refused
+from .logs import RefusalLog
 from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
 from .sessions import login_routes
@@ -53,6 +53,8 @@ class Collector:
         self.store = open_store(settings.db_path, settings.sync)
         #: What ``/health`` answers (health.py).
         self.health = Health(self.store)
+        #: Where refused requests are logged (logs.py).
+        self.refused = RefusalLog()
         self.dispatcher = _dispatcher(settings, self.store)
         #: Ingest requests in progress; the judge works in their pauses.
         self.activity = IngestActivity()
@@ -123,7 +125,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         try:
             raw = await _body(request, settings.max_body_bytes)
         except TooLarge:
-            refused("too_large", f"deploy body over {settings.max_body_bytes} bytes", request.scope, 413)
+            collector.refused("too_large", f"deploy body over {settings.max_body_bytes} bytes", request.scope, 413)
             return _error(413, f"body larger than {settings.max_body_bytes} bytes", headers={"connection": "close"})
 
         def work() -> Response:
@@ -131,11 +133,11 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
                 data = parse_json(raw)
                 header = request.headers.get("authorization", "")
                 if not authorized(settings, data.get("api_key") if isinstance(data, dict) else None, header):
-                    refused("auth", "deploy marker with an unknown or no API key", request.scope, 401)
+                    collector.refused("auth", "deploy marker with an unknown or no API key", request.scope, 401)
                     return _error(401, "unknown or inactive API key")
                 _, agent_id, version, meta = validate_deploy(data)
             except BadRequest as exc:
-                refused("invalid", f"deploy marker: {exc}", request.scope, 422)
+                collector.refused("invalid", f"deploy marker: {exc}", request.scope, 422)
                 return JSONResponse(exc.to_dict(), status_code=422)
             try:
                 deploy_id = collector.store.add_deploy(agent_id, version, meta)
@@ -186,14 +188,14 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
-        *login_routes(settings),
+        *login_routes(settings, collector.refused),
         *api_routes(collector.store),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessGuard, settings=settings, routes=routes)],
+        middleware=[Middleware(AccessGuard, settings=settings, routes=routes, refused=collector.refused)],
         exception_handlers={HTTPException: http_error, sqlite3.Error: store_error, StoreUnavailable: store_error},
     )
     app.state.collector = collector

@@ -30,7 +30,7 @@ import logging
 import time
 from typing import Any
 
-from .logs import refused
+from .logs import RefusalLog
 
 __all__ = ["ConnectionGuard", "guarded_protocol"]
 
@@ -52,8 +52,9 @@ _BUSY_503 = _raw_answer(b"503 Service Unavailable", "too many connections; retry
 class ConnectionGuard:
     """The open connections of one server and their deadlines."""
 
-    def __init__(self, cap: int, header_timeout: float, body_timeout: float) -> None:
+    def __init__(self, cap: int, header_timeout: float, body_timeout: float, refused: RefusalLog | None = None) -> None:
         self.cap = cap
+        self.refused = refused or RefusalLog()
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         #: protocol -> None, in the order they were opened.
@@ -118,7 +119,7 @@ class ConnectionGuard:
         now = time.monotonic()
         if now - self._last_shed_log >= 10:
             self._last_shed_log = now
-            refused(
+            self.refused(
                 "connections",
                 f"{len(self.open)} connections open, the limit is {self.cap}: closing idle ones "
                 f"({self._shed} so far)",
@@ -148,7 +149,7 @@ class ConnectionGuard:
         scope = {"client": client} if client else {}
         if kind == "body_timeout" and getattr(conn, "scope", None):
             scope.update(method=conn.scope.get("method"), path=conn.scope.get("path"))
-        refused(kind, detail, scope, 408)
+        self.refused(kind, detail, scope, 408)
         if kind == "header_timeout" or not conn.cycle.response_complete:
             try:
                 if kind == "header_timeout" and conn._dt_first_byte is None:

@@ -24,7 +24,6 @@ from anyio import to_thread
 
 from . import _json
 from .decode import decode_batch
-from .logs import refused
 from .schema import BadRequest, Batch, parse_json, read_batch
 from .store.common import StoreUnavailable
 
@@ -105,7 +104,7 @@ class IngestEndpoint:
             refuse_declared_length(declared, limit)
             raw = await _read_body(receive, limit)
         except TooLarge:
-            refused("too_large", f"ingest body over {limit} bytes", scope, 413)
+            self.collector.refused("too_large", f"ingest body over {limit} bytes", scope, 413)
             await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"), close=True)
             return
         except _Gone:
@@ -124,9 +123,9 @@ class IngestEndpoint:
         if status == 202:
             self.collector.health.stored()
         elif status == 401:
-            refused("auth", "batch with an unknown or no API key", scope, 401)
+            self.collector.refused("auth", "batch with an unknown or no API key", scope, 401)
         elif status == 422:
-            refused("invalid", f"batch refused: {body[:300].decode('utf-8', 'replace')}", scope, 422)
+            self.collector.refused("invalid", f"batch refused: {body[:300].decode('utf-8', 'replace')}", scope, 422)
         await _answer(send, status, body)
         # Freeing a parsed batch (thousands of objects) and what it evicted
         # from the judge's cache takes a while: after the answer, not

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "LEVELS", "JsonFormatter", "TextFormatter", "configure", "current", "refused"]
+__all__ = ["FORMATS", "LEVELS", "JsonFormatter", "RefusalLog", "TextFormatter", "configure", "current"]
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -109,17 +110,44 @@ def current() -> tuple[str, str] | None:
     return _current
 
 
-def refused(kind: str, detail: str, scope: dict[str, Any] | None = None, status: int = 0) -> None:
-    """One warning for a refused request: ``kind`` names its class
-    (``host``, ``cross_site``, ``content_type``, ``auth``, ``too_large``,
-    ``header_timeout``, ``body_timeout``, ``connections``, ``invalid``)."""
-    extra: dict[str, Any] = {"event": "refused", "refused": kind}
-    if status:
-        extra["status"] = status
-    if scope is not None:
-        client = scope.get("client")
-        if client:
-            extra["client"] = f"{client[0]}:{client[1]}"
-        extra["method"] = scope.get("method")
-        extra["path"] = scope.get("path")
-    logger.warning("refused (%s): %s", kind, detail, extra=extra)
+class RefusalLog:
+    """Warnings for refused requests, one collector's. ``kind`` names the
+    request's class (``host``, ``cross_site``, ``content_type``, ``auth``,
+    ``too_large``, ``header_timeout``, ``body_timeout``, ``connections``,
+    ``invalid``). Past ``per_window`` of a class in ``window`` seconds the
+    rest are counted, and the next line logged says how many: a client
+    retrying a bad request in a loop (or someone probing) must not fill
+    the disk."""
+
+    def __init__(self, per_window: int = 20, window: float = 10.0) -> None:
+        self.per_window = per_window
+        self.window = window
+        self._windows: dict[str, list[float]] = {}  # class -> [start, logged, not logged]
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, detail: str, scope: Any = None, status: int = 0) -> None:
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.get(kind)
+            unlogged = 0
+            if window is None or now - window[0] >= self.window:
+                unlogged = int(window[2]) if window else 0
+                window = self._windows[kind] = [now, 0, 0]
+            if window[1] >= self.per_window:
+                window[2] += 1
+                return
+            window[1] += 1
+        extra: dict[str, Any] = {"event": "refused", "refused": kind}
+        if unlogged:
+            extra["not_logged"] = unlogged
+            detail += f" ({unlogged} more of these were not logged)"
+        if status:
+            extra["status"] = status
+        if scope is not None:
+            client = scope.get("client")
+            if client:
+                extra["client"] = f"{client[0]}:{client[1]}"
+            if scope.get("path"):
+                extra["method"] = scope.get("method")
+                extra["path"] = scope.get("path")
+        logger.warning("refused (%s): %s", kind, detail, extra=extra)

@@ -93,7 +93,7 @@ def check_exposure(settings: Settings, host: str, insecure: bool = False) -> str
 def _config(
     app: Starlette, settings: Settings, host: str, port: int, log_level: str, cap: int, **extra: Any
 ) -> uvicorn.Config:
-    guard = ConnectionGuard(cap, settings.header_timeout, settings.body_timeout)
+    guard = ConnectionGuard(cap, settings.header_timeout, settings.body_timeout, app.state.collector.refused)
     app.state.connections = guard
     return uvicorn.Config(
         app,

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .logs import refused
+from .logs import RefusalLog
 
 __all__ = ["COOKIE", "key_for_bearer", "login_routes", "make_session", "session_key"]
 
@@ -118,7 +118,7 @@ def _safe_next(value: str) -> str:
     return value
 
 
-def login_routes(settings: Any) -> list[Any]:
+def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
     from starlette.routing import Route
 
     async def login_page(request: Request) -> Response:

@@ -223,3 +223,30 @@ def test_a_keys_file(tmp_path: Any) -> None:
         Settings.from_env(db_path=str(tmp_path / "k.db"), api_keys_file=str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="cannot read"):
         Settings.from_env(db_path=str(tmp_path / "k.db"), api_keys_file=str(tmp_path / "missing"))
+
+
+def test_websockets_are_checked_as_writes(keyed: BackgroundServer, caplog: pytest.LogCaptureFixture) -> None:
+    """No route takes a WebSocket yet; one added later (live updates) is
+    behind the same checks: another site's page, a rebound name, no key."""
+    import logging
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    import socket
+
+    here = f"127.0.0.1:{keyed.port}"
+    attempts = [
+        (here, {"Origin": "http://evil.example"}, "cross_site"),
+        (f"evil.example:{keyed.port}", {}, "host"),  # a rebound name
+        (here, {"Origin": keyed.url}, "auth"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="dunetrace.collector"):
+        for host, headers, kind in attempts:
+            caplog.clear()
+            sock = socket.create_connection(("127.0.0.1", keyed.port))
+            with pytest.raises(InvalidStatus) as refused:
+                connect(f"ws://{host}/api/live", sock=sock, additional_headers=headers, open_timeout=5)
+            sock.close()
+            assert refused.value.response.status_code == 403
+            assert [getattr(r, "refused", None) for r in caplog.records] == [kind], caplog.text
