@@ -5,9 +5,10 @@ Two things are looked at:
 
 - a probe: on a connection of its own (waiting at most half a second for
   the write lock) the probe takes the write lock and commits a one-page
-  write, which fails as ingest would when the file is read-only, moved
-  away, locked, or the disk is full; a store with a ``check_writable()``
-  method (PostgreSQL) probes itself;
+  write, which fails as ingest would when the file is read-only, locked,
+  or the disk is full; a store of another engine probes itself with its
+  ``check_writable()`` (raising ``StoreUnavailable`` or its driver's
+  error), or else is only pinged;
 - what ingest last met: a batch that could not be stored (say, a disk
   too full for a 500-event batch but not for the probe's page) keeps
   ``/health`` at 503 until a batch is stored again, for up to
@@ -102,12 +103,12 @@ class Health:
 
     def _probe(self) -> str | None:
         check = getattr(self._store, "check_writable", None)
+        if check is None:
+            # A store of another engine without its own probe: a read at least.
+            check = self._probe_sqlite if getattr(self._store, "engine", "sqlite") == "sqlite" else self._store.ping
         try:
-            if check is not None:
-                check()
-            else:
-                self._probe_sqlite()
-        except (sqlite3.Error, StoreUnavailable, OSError) as exc:
+            check()
+        except Exception as exc:  # whatever the driver raises is the reason
             return unavailable_reason(exc)
         return None
 

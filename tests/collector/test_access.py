@@ -98,6 +98,16 @@ def test_signing_in_gives_a_strict_http_only_cookie(keyed: BackgroundServer) -> 
     assert out.status_code == 303 and 'dunetrace_session=""' in out.headers["set-cookie"]
 
 
+def test_behind_a_tls_proxy_the_cookie_is_secure(start_collector: Callable[..., BackgroundServer]) -> None:
+    server = start_collector(api_keys=frozenset({KEY}), allowed_hosts=frozenset({"dunetrace.example.com"}))
+    # What nginx on this machine passes on for https://dunetrace.example.com/login.
+    proxied = {"host": "dunetrace.example.com", "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9",
+               "origin": "https://dunetrace.example.com", "sec-fetch-site": "same-origin"}  # fmt: skip
+    signed = httpx.post(server.url + "/login", data={"key": KEY, "next": "/"}, headers=proxied)
+    assert signed.status_code == 303
+    assert "Secure" in signed.headers["set-cookie"] and "HttpOnly" in signed.headers["set-cookie"]
+
+
 def test_a_session_made_with_a_removed_key_ends(start_collector: Callable[..., BackgroundServer]) -> None:
     before = start_collector(api_keys=frozenset({KEY, "old-key"}))
     after = start_collector(api_keys=frozenset({KEY}))
