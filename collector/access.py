@@ -94,6 +94,14 @@ def host_allowed(host: str, allowed: frozenset[str]) -> bool:
     return "*" in allowed or name == "localhost" or name.endswith(".localhost") or name in allowed
 
 
+def _same_origin(origin: bytes, host: str) -> bool:
+    """Whether a browser's ``Origin`` is the site it is writing to."""
+    try:
+        return urlsplit(origin.decode("latin-1")).netloc.lower() == host.lower()
+    except ValueError:  # not a URL at all
+        return False
+
+
 def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
@@ -176,7 +184,7 @@ class AccessGuard:
             # that sends no Sec-Fetch-Site is judged by its Origin alone.
             if origin == b"null" and site is None:
                 return 403, "cross-site writes are refused", "cross_site", []
-            if origin not in (None, b"null") and urlsplit(origin.decode("latin-1")).netloc.lower() != host.lower():
+            if origin not in (None, b"null") and not _same_origin(origin, host):
                 return 403, "cross-site writes are refused", "cross_site", []
             media = _media_type(headers.get(b"content-type", b"").decode("latin-1"))
             form_ok = path in ("/login", "/logout") and media in (_FORM_TYPE, "")

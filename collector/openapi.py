@@ -240,7 +240,10 @@ def openapi_document() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "summary": "Liveness and database check",
-                    "responses": {"200": _json(_ref("Health"), "healthy"), "503": _json(_ref("Health"), "a write would fail now")},
+                    "responses": {
+                        "200": _json(_ref("Health"), "a write would succeed now"),
+                        "503": _json(_ref("Health"), "a write would fail now: see reason"),
+                    },
                 }
             },
             "/api/agents": _get("Agents with run and signal counts", _listing("Agent"), _PAGE),

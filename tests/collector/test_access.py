@@ -123,7 +123,8 @@ def test_hosts_that_are_not_allowed_are_refused(start_collector: Callable[..., B
         answer = httpx.get(dev.url + "/api/runs", headers={"host": host})
         assert answer.status_code == 400, host
         assert "--allowed-host" in answer.json()["detail"]
-        assert httpx.post(dev.url + "/v1/ingest", json=batch(tool_loop_run("r")), headers={"host": host}).status_code == 400
+        posted = httpx.post(dev.url + "/v1/ingest", json=batch(tool_loop_run("r")), headers={"host": host})
+        assert posted.status_code == 400
     for host in ("localhost", f"localhost:{dev.port}", "127.0.0.1", "[::1]:8001", "10.1.2.3", "app.localhost"):
         assert httpx.get(dev.url + "/api/runs", headers={"host": host}).status_code == 200, host
     assert httpx.get(named.url + "/api/runs", headers={"host": "dunetrace.internal:443"}).status_code == 200
