@@ -146,16 +146,21 @@ class ConnectionGuard:
 
     def _expire(self, conn: Any, kind: str, detail: str) -> None:
         client = getattr(conn, "client", None)
-        scope = {"client": client} if client else {}
-        if kind == "body_timeout" and getattr(conn, "scope", None):
-            scope.update(method=conn.scope.get("method"), path=conn.scope.get("path"))
-        self.refused(kind, detail, scope, 408)
-        if kind == "header_timeout" or not conn.cycle.response_complete:
+        if kind == "header_timeout" and conn._dt_first_byte is None:
+            # Connected and sent nothing (browsers open spare connections
+            # ahead of need): no request to refuse or answer; closed.
+            logger.debug("closed a connection that sent nothing in %gs (%s)", self.header_timeout, client)
+            answer = False
+        else:
+            scope: dict[str, Any] = {"client": client} if client else {}
+            if kind == "body_timeout" and getattr(conn, "scope", None):
+                scope.update(method=conn.scope.get("method"), path=conn.scope.get("path"))
+            self.refused(kind, detail, scope, 408)
+            # Between requests, or before the app started its answer.
+            answer = kind == "header_timeout" or not getattr(conn.cycle, "response_started", False)
+        if answer:
             try:
-                if kind == "header_timeout" and conn._dt_first_byte is None:
-                    pass  # nothing was asked: nothing to answer
-                elif not getattr(conn.cycle, "response_started", False):
-                    conn.transport.write(_TIMEOUT_408)
+                conn.transport.write(_TIMEOUT_408)
             except Exception:  # the transport is already gone
                 pass
         self.open.pop(conn, None)

@@ -96,6 +96,10 @@ def test_slow_clients_are_cut_off_and_kept_alive_ones_are_not(tmp_path: Path) ->
             kept.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             second, _ = read_all_response(kept)
             assert second.startswith(b"HTTP/1.1 200"), second
+            # A second request whose headers stall is cut off like a first.
+            kept.sendall(b"GET /health HTTP/1.1\r\nhost: 127.")
+            data, took = read_all(kept, 5)
+            assert data.startswith(b"HTTP/1.1 408") and took < 2.5, (data, took)
         err = server.stop()
     assert "refused (header_timeout)" in err and "refused (body_timeout)" in err
 
