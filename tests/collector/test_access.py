@@ -17,7 +17,7 @@ import pytest
 from dunetrace import Dunetrace
 from dunetrace.collector.access import host_allowed
 from dunetrace.collector.server import BackgroundServer, check_exposure
-from dunetrace.collector.sessions import make_session
+from dunetrace.collector.sessions import key_for_bearer, make_session, session_key
 from dunetrace.collector.settings import Settings
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,6 +145,16 @@ def test_a_host_is_allowed_only_as_a_listed_name_or_an_address(host: str) -> Non
             ipaddress.ip_address(bare)
         except ValueError:
             assert bare in ("localhost", "team.example") or bare.endswith(".localhost"), host
+
+
+@given(st.text(max_size=200), st.text(max_size=80))
+def test_only_a_cookie_made_with_a_key_opens_a_session(cookie_header: str, bearer: str) -> None:
+    keys = frozenset({KEY})
+    assert session_key(cookie_header, keys) is None  # no guess is a session
+    assert key_for_bearer(bearer, keys) is None
+    made = make_session(KEY, 3600)
+    assert session_key(f"{cookie_header}; dunetrace_session={made}", keys) == KEY
+    assert key_for_bearer(f"Bearer {KEY}", keys) == KEY
 
 
 def test_cross_site_writes_are_refused_in_dev_mode(collector: BackgroundServer) -> None:
