@@ -159,6 +159,12 @@ def _log_start(collector: Collector, settings: Settings, host: str, port: int, c
                "max_connections": cap, "header_timeout": settings.header_timeout,
                "body_timeout": settings.body_timeout, "max_body_bytes": settings.max_body_bytes},
     )  # fmt: skip
+    if not _is_loopback(host) and not settings.allowed_hosts:
+        logger.warning(
+            "listening on %s with no --allowed-host: clients and browsers that reach the collector by a name "
+            "(not an IP address) are refused until that name is added with --allowed-host NAME",
+            host, extra={"event": "no_allowed_hosts"},
+        )  # fmt: skip
 
 
 def _tune_gc() -> None:
