@@ -92,6 +92,9 @@ class ConnectionGuard:
 
     def parsed(self, conn: Any) -> None:
         """After: a new request cycle means its headers are complete."""
+        if _upgraded(conn):
+            self.open.pop(conn, None)  # a WebSocket now: not an HTTP request's business
+            return
         cycle = getattr(conn, "cycle", None)
         if cycle is not None and cycle is not conn._dt_cycle:
             conn._dt_cycle = cycle
@@ -133,6 +136,9 @@ class ConnectionGuard:
             transport = conn.transport
             if transport is None or transport.is_closing():
                 continue
+            if _upgraded(conn):
+                self.open.pop(conn, None)
+                continue
             if _waiting(conn):
                 started = conn._dt_first_byte if conn._dt_first_byte is not None else conn._dt_waiting_since
                 # Silence after a response is uvicorn's keep-alive timeout's
@@ -165,6 +171,12 @@ class ConnectionGuard:
                 pass
         self.open.pop(conn, None)
         conn.transport.close()
+
+
+def _upgraded(conn: Any) -> bool:
+    """Whether uvicorn handed the connection to a WebSocket protocol."""
+    transport = getattr(conn, "transport", None)
+    return transport is not None and transport.get_protocol() is not conn
 
 
 def _waiting(conn: Any) -> bool:

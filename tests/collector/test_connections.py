@@ -129,3 +129,25 @@ def test_a_body_over_the_limit_gets_413_before_it_is_sent(tmp_path: Path) -> Non
                 data, took = read_all(sock, 5)
                 assert data.startswith(b"HTTP/1.1 413") and took < 1, (path, data[:200], took)
         assert httpx.post(server.url + "/v1/ingest", json=batch(tool_loop_run("after")), timeout=5).status_code == 202
+
+
+def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
+    """A WebSocket (a live view of the dashboard, say) is past its HTTP
+    request: the header deadline no longer applies to it."""
+    from dunetrace.collector.server import BackgroundServer
+    from dunetrace.collector.settings import Settings
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+    from websockets.sync.client import connect
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
+    server = BackgroundServer(Settings(db_path=str(tmp_path / "w.db"), header_timeout=0.3))
+    server.app.router.routes.append(WebSocketRoute("/echo", echo))
+    with server, connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5) as websocket:
+        time.sleep(1.2)  # four header deadlines
+        websocket.send("still here")
+        assert websocket.recv(timeout=5) == "still here"
