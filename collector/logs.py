@@ -55,7 +55,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         # default=repr: an extra value that is not JSON still gives a line.
-        return json.dumps(entry, default=repr, ensure_ascii=False)
+        # ensure_ascii: no raw U+2028, NEL or the like, which some readers take
+        # for a line break.
+        return json.dumps(entry, default=repr)
 
 
 def _plain(value: Any) -> str:
@@ -70,6 +72,12 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if not message.isprintable():
+            # A value from a request in the message: its line breaks and
+            # escapes are shown, not acted on (a traceback keeps its lines).
+            escaped = message.encode("unicode_escape").decode("ascii")
+            record = logging.makeLogRecord({**vars(record), "msg": escaped, "args": None})
         text = super().format(record)
         extras = _extras(record)
         if extras:

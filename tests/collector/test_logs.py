@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .serve import Serve
 from .test_process_lifetime import judge_worker
@@ -112,3 +114,24 @@ def test_log_level_and_text_format(tmp_path: Path) -> None:
     assert "WARNING" in line and "refused=host" in line and line[:4].isdigit()
     with pytest.raises(ValueError):
         json.loads(line)
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_a_request_value_cannot_forge_a_log_line(message_value: str, path: str) -> None:
+    import io
+    import logging
+
+    from dunetrace.collector import logs
+
+    for fmt in ("text", "json"):
+        stream = io.StringIO()
+        logs.configure("info", fmt, stream)
+        try:
+            logging.getLogger("dunetrace.collector").warning("refused: %s", message_value, extra={"path": path})
+        finally:
+            logging.getLogger().handlers = [h for h in logging.getLogger().handlers
+                                            if h.get_name() != "dunetrace-collector"]  # fmt: skip
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 1, lines
+        if fmt == "json":
+            assert json.loads(lines[0])["path"] == path
