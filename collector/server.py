@@ -159,6 +159,12 @@ def _log_start(collector: Collector, settings: Settings, host: str, port: int, c
                "max_connections": cap, "header_timeout": settings.header_timeout,
                "body_timeout": settings.body_timeout, "max_body_bytes": settings.max_body_bytes},
     )  # fmt: skip
+    weak = sum(len(key) < 16 for key in settings.api_keys)
+    if weak:
+        logger.warning(
+            "%d API key(s) shorter than 16 characters: a key is a password; make one with `openssl rand -hex 24`",
+            weak, extra={"event": "weak_keys"},
+        )  # fmt: skip
     if not _is_loopback(host) and not settings.allowed_hosts:
         logger.warning(
             "listening on %s with no --allowed-host: clients and browsers that reach the collector by a name "

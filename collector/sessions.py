@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from .logs import RefusalLog
 
-__all__ = ["COOKIE", "key_for_bearer", "login_routes", "make_session", "session_key"]
+__all__ = ["COOKIE", "SignInThrottle", "key_for_bearer", "login_routes", "make_session", "session_key"]
 
 COOKIE = "dunetrace_session"
 #: A sign-in form is a few hundred bytes.
@@ -118,8 +118,36 @@ def _safe_next(value: str) -> str:
     return value
 
 
+class SignInThrottle:
+    """Failed sign-ins per client address: past ``limit`` in ``window``
+    seconds that address gets 429 until the window ends, so a weak key
+    cannot be guessed through the sign-in page at request speed."""
+
+    def __init__(self, limit: int = 10, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def blocked(self, client: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, ()) if now - t < self.window]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return len(recent) >= self.limit
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # bounded: forget the oldest addresses
+            for old in list(self._failures)[:5_000]:
+                del self._failures[old]
+        self._failures.setdefault(client, []).append(time.monotonic())
+
+
 def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
     from starlette.routing import Route
+
+    throttle = SignInThrottle()
 
     async def login_page(request: Request) -> Response:
         if settings.dev_mode:
@@ -127,6 +155,11 @@ def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
         return _page(next_path=_safe_next(request.query_params.get("next", "/")))
 
     async def login(request: Request) -> Response:
+        client = request.client.host if request.client else ""
+        if throttle.blocked(client):
+            refused("auth", "too many failed sign-ins from this address", request.scope, 429)
+            return JSONResponse({"detail": "too many failed sign-ins; try again in a few minutes"}, 429,
+                                headers={"retry-after": str(int(throttle.window))})  # fmt: skip
         raw = b""
         async for chunk in request.stream():
             raw += chunk
@@ -148,6 +181,7 @@ def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
             next_path = (form.get("next") or ["/"])[0]
         key = _match(given, settings.api_keys) if isinstance(given, str) and given else None
         if key is None:
+            throttle.failed(client)
             refused("auth", "sign-in with an unknown key", request.scope, 401)
             if media == "application/json":
                 return JSONResponse({"detail": "unknown or inactive API key"}, 401)

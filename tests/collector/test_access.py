@@ -108,6 +108,17 @@ def test_behind_a_tls_proxy_the_cookie_is_secure(start_collector: Callable[..., 
     assert "Secure" in signed.headers["set-cookie"] and "HttpOnly" in signed.headers["set-cookie"]
 
 
+def test_sign_in_guesses_are_throttled(keyed: BackgroundServer) -> None:
+    url = keyed.url
+    with httpx.Client(headers={"origin": url}) as client:
+        answers = [client.post(url + "/login", data={"key": f"guess-{i}"}).status_code for i in range(12)]
+        assert answers == [401] * 10 + [429] * 2
+        # Even the right key waits out the window from that address...
+        assert client.post(url + "/login", data={"key": KEY}).status_code == 429
+    # ...while the API, with its key, is not affected.
+    assert httpx.get(url + "/api/runs", headers={"authorization": f"Bearer {KEY}"}).status_code == 200
+
+
 def test_a_session_made_with_a_removed_key_ends(start_collector: Callable[..., BackgroundServer]) -> None:
     before = start_collector(api_keys=frozenset({KEY, "old-key"}))
     after = start_collector(api_keys=frozenset({KEY}))
