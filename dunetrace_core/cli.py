@@ -235,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--api-key", action="append",
-        help="require this key on every route (repeatable); none: dev mode, which listens on loopback only",
+        help="require this key on every route (repeatable; shown by ps: prefer --api-keys-file); none: dev "
+        "mode, which listens on loopback only",
     )  # fmt: skip
     p.add_argument("--api-keys-file", help="require one of the keys in this file (one a line, # comments)")
     p.add_argument(
