@@ -62,7 +62,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Bodies a write may carry: types that a page on another site cannot send
 #: without asking first (a CORS preflight, which is never granted).
-_WRITE_TYPES = frozenset({"application/json", "application/x-protobuf"})
+_WRITE_TYPES = frozenset({"application/json", "application/x-protobuf", "application/protobuf"})
 _FORM_TYPE = "application/x-www-form-urlencoded"
 #: Routes open without a key.
 _OPEN = frozenset({"/health", "/login", "/logout"})

@@ -49,12 +49,16 @@ _SQLITE_REASONS = {
 
 
 def unavailable_reason(exc: BaseException) -> str:
-    """A short reason for a store error, the same for every engine."""
-    if isinstance(exc, StoreUnavailable):
-        return exc.reason
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int) and code & 0xFF in _SQLITE_REASONS:
-        return _SQLITE_REASONS[code & 0xFF]
+    """A short reason for a store error, the same for every engine: SQLite's
+    error code (of the error, or of the driver error a ``StoreUnavailable``
+    was raised from), else a ``reason`` the store gave, else its message."""
+    for error in (exc, exc.__cause__):
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_REASONS:
+            return _SQLITE_REASONS[code & 0xFF]
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
     return str(exc) or type(exc).__name__
 
 

@@ -146,15 +146,21 @@ def serve(
 
 def _log_start(collector: Collector, settings: Settings, host: str, port: int, cap: int) -> None:
     store = collector.store
-    where = getattr(store, "path", None)
-    database = os.path.abspath(where) if where else f"{getattr(store, 'engine', 'store')} database"
+    engine = getattr(store, "engine", "sqlite")
+    if engine == "sqlite":
+        database = os.path.abspath(store.path)
+    else:  # a URL: never with its password
+        from . import store as stores
+
+        hide = getattr(stores, "describe_target", None)
+        database = hide(settings.db_path) if hide else f"{engine} database"
     auth = "dev mode (no API key; loopback only)" if settings.dev_mode else f"{len(settings.api_keys)} API key(s)"
     hosts = ", ".join(sorted({"localhost", "IP addresses", *settings.allowed_hosts}))
     logger.info(
         "dunetrace collector on http://%s:%d, database %s, auth: %s, allowed hosts: %s",
         host if ":" not in host else f"[{host}]", port, database, auth, hosts,
         extra={"event": "start", "address": f"{host}:{port}", "database": database,
-               "engine": getattr(store, "engine", "sqlite"), "auth": "dev" if settings.dev_mode else "api_keys",
+               "engine": engine, "auth": "dev" if settings.dev_mode else "api_keys",
                "api_keys": len(settings.api_keys), "allowed_hosts": sorted(settings.allowed_hosts),
                "max_connections": cap, "header_timeout": settings.header_timeout,
                "body_timeout": settings.body_timeout, "max_body_bytes": settings.max_body_bytes},

@@ -18,14 +18,9 @@ __all__ = ["Row", "StoreUnavailable", "is_postgres_url", "wire_events"]
 
 
 class StoreUnavailable(Exception):
-    """The store cannot be written (or read) now, whatever its engine: the
-    collector answers 503 with ``reason`` (which the SDK retries) and
-    ``/health`` says so. A store raises it, or an error of its driver
-    (``sqlite3.Error``), which the collector treats alike."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """The database cannot be read or written now; the request may succeed
+    later (the ingest API answers 503). The engine's own error is the
+    ``__cause__``."""
 
 
 #: An event as stored: schema.ROW_FIELDS, in that order.
