@@ -18,17 +18,23 @@ from typing import Any
 from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .access import AccessGuard
 from .api import api_routes
+from .health import Health, unavailable_reason
 from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
+from .logs import RefusalLog
 from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
+from .sessions import login_routes
 from .settings import Settings
 from .store import open_store
+from .store.common import StoreUnavailable
 
 __all__ = ["Collector", "create_app"]
 
@@ -45,6 +51,10 @@ class Collector:
 
         self.settings = settings
         self.store = open_store(settings.db_path, settings.sync)
+        #: What ``/health`` answers (health.py).
+        self.health = Health(self.store)
+        #: Where refused requests are logged (logs.py).
+        self.refused = RefusalLog()
         self.dispatcher = _dispatcher(settings, self.store)
         #: Ingest requests in progress; the judge works in their pauses.
         self.activity = IngestActivity()
@@ -71,6 +81,7 @@ class Collector:
 
     def close(self) -> None:
         self.stop()
+        self.health.close()
         self.store.close()
 
 
@@ -88,8 +99,8 @@ def _dispatcher(settings: Settings, store: Any = None) -> Any:
     )
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def _error(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -114,16 +125,19 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         try:
             raw = await _body(request, settings.max_body_bytes)
         except TooLarge:
-            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+            collector.refused("too_large", f"deploy body over {settings.max_body_bytes} bytes", request.scope, 413)
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes", headers={"connection": "close"})
 
         def work() -> Response:
             try:
                 data = parse_json(raw)
                 header = request.headers.get("authorization", "")
-                if isinstance(data, dict) and not authorized(settings, data.get("api_key"), header):
+                if not authorized(settings, data.get("api_key") if isinstance(data, dict) else None, header):
+                    collector.refused("auth", "deploy marker with an unknown or no API key", request.scope, 401)
                     return _error(401, "unknown or inactive API key")
                 _, agent_id, version, meta = validate_deploy(data)
             except BadRequest as exc:
+                collector.refused("invalid", f"deploy marker: {exc}", request.scope, 422)
                 return JSONResponse(exc.to_dict(), status_code=422)
             try:
                 deploy_id = collector.store.add_deploy(agent_id, version, meta)
@@ -131,18 +145,16 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
                 return JSONResponse(BadRequest("body", "contains a string that is not valid Unicode").to_dict(), 422)
             return JSONResponse({"accepted": True, "id": deploy_id}, status_code=202)
 
-        return await _guard(work)
+        return await _guard(work, collector.health)
 
     async def health(request: Request) -> Response:
         from dunetrace import __version__
 
-        try:
-            await to_thread.run_sync(collector.store.ping)
-            db = "ok"
-        except sqlite3.Error:
-            db = "error"
-        status = 200 if db == "ok" else 503
-        return JSONResponse({"status": "ok" if db == "ok" else "degraded", "version": __version__, "db": db}, status)
+        problem = await collector.health.problem()
+        if problem is None:
+            return JSONResponse({"status": "ok", "version": __version__, "db": "ok"})
+        body = {"status": "unavailable", "version": __version__, "db": "error", "reason": problem}
+        return JSONResponse(body, 503, headers={"retry-after": "5"})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
@@ -162,6 +174,13 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         assert isinstance(exc, HTTPException)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    async def store_error(request: Request, exc: Exception) -> Response:
+        # Any route whose store call failed (the read API included): 503.
+        reason = unavailable_reason(exc)
+        logger.error("database unavailable: %s (%s %s)", reason, request.method, request.url.path,
+                     extra={"event": "store_error", "reason": reason})  # fmt: skip
+        return _error(503, "database unavailable; retry later", reason=reason)
+
     routes = [
         # A plain ASGI app, not a Starlette endpoint: see ingest.py.
         Route("/v1/ingest", IngestEndpoint(collector), methods=["POST"]),
@@ -169,20 +188,29 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
+        *login_routes(settings, collector.refused),
         *api_routes(collector.store),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessGuard, settings=settings, routes=routes, refused=collector.refused)],
+        exception_handlers={HTTPException: http_error, sqlite3.Error: store_error, StoreUnavailable: store_error},
+    )
     app.state.collector = collector
     return app
 
 
-async def _guard(work: Any) -> Response:
+async def _guard(work: Any, health: Health) -> Response:
     """A database that cannot be written is the collector's trouble, not the
-    caller's: 503, which the SDK retries."""
+    caller's: 503, which the SDK retries; ``/health`` says so too."""
     try:
         response: Response = await to_thread.run_sync(work)
-        return response
-    except sqlite3.Error as exc:
-        logger.error("dunetrace collector: database error: %r", exc)
-        return _error(503, "database unavailable; retry later")
+    except (sqlite3.Error, StoreUnavailable) as exc:
+        reason = health.failed(exc)
+        logger.error("deploy marker not stored: %s", reason, extra={"event": "store_error", "reason": reason})
+        return _error(503, "database unavailable; retry later", reason=reason)
+    if response.status_code < 300:
+        health.stored()
+    return response

@@ -25,6 +25,7 @@ from anyio import to_thread
 from . import _json
 from .decode import decode_batch
 from .schema import BadRequest, Batch, parse_json, read_batch
+from .store.common import StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import Collector
@@ -103,7 +104,8 @@ class IngestEndpoint:
             refuse_declared_length(declared, limit)
             raw = await _read_body(receive, limit)
         except TooLarge:
-            await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"))
+            self.collector.refused("too_large", f"ingest body over {limit} bytes", scope, 413)
+            await _answer(send, 413, _error(f"body larger than {limit} bytes; send smaller batches"), close=True)
             return
         except _Gone:
             return
@@ -111,11 +113,19 @@ class IngestEndpoint:
         # thread does them, so the event loop keeps answering meanwhile.
         try:
             status, body, kept = await to_thread.run_sync(self._work, raw, authorization)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreUnavailable) as exc:
             # A database that cannot be written is the collector's trouble,
-            # not the caller's: 503, which the SDK retries.
-            logger.error("dunetrace collector: database error: %r", exc)
-            status, body, kept = 503, _error("database unavailable; retry later"), None
+            # not the caller's: 503, which the SDK retries; /health says so.
+            reason = self.collector.health.failed(exc)
+            logger.error("batch not stored: %s", reason, extra={"event": "store_error", "reason": reason})
+            status, body, kept = 503, _json.dumps({"detail": "database unavailable; retry later",
+                                                  "reason": reason}).encode(), None  # fmt: skip
+        if status == 202:
+            self.collector.health.stored()
+        elif status == 401:
+            self.collector.refused("auth", "batch with an unknown or no API key", scope, 401)
+        elif status == 422:
+            self.collector.refused("invalid", f"batch refused: {body[:300].decode('utf-8', 'replace')}", scope, 422)
         await _answer(send, status, body)
         # Freeing a parsed batch (thousands of objects) and what it evicted
         # from the judge's cache takes a while: after the answer, not
@@ -186,12 +196,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _answer(send: Send, status: int, body: bytes, close: bool = False) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the body is not read: the connection cannot go on
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -10,13 +10,23 @@ sends the alerts.
 
 When the worker cannot be started or dies, the judge thread judges in its
 own process again (one warning says so).
+
+The worker exits when the collector's process ends, however it ends: a
+thread of the worker waits on the sentinel multiprocessing gives each
+spawned child (a pipe the parent holds open; it closes when the parent is
+gone, kill -9 included) and then ends the process. Runs it was judging
+are still ``ended`` in the file, and the next collector's first sweep
+judges them.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -31,10 +41,30 @@ _db: sqlite3.Connection | None = None
 _config: Any = None
 
 
-def _start(db_path: str, detectors_path: str | None) -> None:
+def _exit_with_parent() -> None:
+    """In the worker: end this process once the collector's has ended."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the parent's end of the sentinel pipe closes
+    else:  # not started by multiprocessing: watch for being re-parented
+        first = os.getppid()
+        while os.getppid() == first:
+            time.sleep(0.5)
+    # os._exit: the pool's own threads wait on the (dead) parent's queues
+    # and would keep an orderly exit waiting for ever.
+    os._exit(0)
+
+
+def _start(db_path: str, detectors_path: str | None, log_setup: tuple[str, str] | None = None) -> None:
     global _db, _config
     from .detectors import load_config
     from .store import connect_reader
+
+    threading.Thread(target=_exit_with_parent, name="dunetrace-parent-watch", daemon=True).start()
+    if log_setup is not None:
+        from .logs import configure
+
+        configure(*log_setup)
 
     _db = connect_reader(db_path)
     _config = load_config(detectors_path)
@@ -69,7 +99,11 @@ class JudgeWorker:
     """One worker process, started at the first use."""
 
     def __init__(self, db_path: str, detectors_path: str | None) -> None:
-        self._args = (db_path, detectors_path)
+        from .logs import current
+
+        # The worker logs as the collector does (``dunetrace serve``'s
+        # --log-level and --log-format).
+        self._args = (db_path, detectors_path, current())
         self._pool: ProcessPoolExecutor | None = None
         self.broken = False
 

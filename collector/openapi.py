@@ -104,12 +104,17 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["detail"],
-        "properties": {"detail": {"type": "string"}, "field": {"type": "string"}},
+        "properties": {"detail": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}},
     },
     "Health": {
         "type": "object",
         "required": ["status", "version", "db"],
-        "properties": {"status": {"type": "string"}, "version": {"type": "string"}, "db": {"type": "string"}},
+        "properties": {
+            "status": {"type": "string"},
+            "version": {"type": "string"},
+            "db": {"type": "string"},
+            "reason": {"type": "string", "description": "why a write would fail now (503 only)"},
+        },
     },
     "Agent": {
         "type": "object",
@@ -206,7 +211,9 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "202": _json(_ref("Accepted"), "stored"),
                         "401": _ERROR,
+                        "403": _ERROR,  # a write from another site
                         "413": _ERROR,
+                        "415": _ERROR,  # a body that is not JSON
                         "422": _ERROR,
                         "503": _ERROR,
                     },
@@ -222,7 +229,9 @@ def openapi_document() -> dict[str, Any]:
                             "stored",
                         ),
                         "401": _ERROR,
+                        "403": _ERROR,  # a write from another site
                         "413": _ERROR,
+                        "415": _ERROR,  # a body that is not JSON
                         "422": _ERROR,
                         "503": _ERROR,
                     },
@@ -231,7 +240,10 @@ def openapi_document() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "summary": "Liveness and database check",
-                    "responses": {"200": _json(_ref("Health"), "healthy"), "503": _json(_ref("Health"), "no database")},
+                    "responses": {
+                        "200": _json(_ref("Health"), "a write would succeed now"),
+                        "503": _json(_ref("Health"), "a write would fail now: see reason"),
+                    },
                 }
             },
             "/api/agents": _get("Agents with run and signal counts", _listing("Agent"), _PAGE),

@@ -7,10 +7,28 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "read_keys_file"]
 
 DEFAULT_DB = "dunetrace.db"
 MAX_EVENTS_PER_BATCH = 500
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(name.strip().lower() for name in text.split(",") if name.strip())
+
+
+def read_keys_file(path: str) -> list[str]:
+    """API keys from a file: one a line; blank lines and lines starting
+    with ``#`` are skipped."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read the API keys file {path!r}: {exc.strerror or exc}") from None
+    keys = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not keys:
+        raise ValueError(f"the API keys file {path!r} holds no key (one a line)")
+    return keys
 
 
 def _float(env: dict[str, str] | os._Environ[str], name: str, default: float) -> float:
@@ -33,8 +51,9 @@ class Settings:
     #: (SQLite's WAL holds it) but not of the machine; about twice the
     #: batches per second (``DUNETRACE_DB_SYNC``).
     sync: str = "full"
-    #: Keys accepted by ``/v1/ingest`` and ``/v1/deploy``
-    #: (``DUNETRACE_API_KEYS``, comma separated). Empty: dev mode, any key.
+    #: Keys accepted by every route (``--api-key``, ``--api-keys-file``,
+    #: ``DUNETRACE_API_KEYS`` comma separated, ``DUNETRACE_API_KEYS_FILE``).
+    #: Empty: dev mode, no key needed, and loopback only (server.py).
     api_keys: frozenset[str] = field(default_factory=frozenset)
     #: Request bodies above this many bytes get a 413.
     max_body_bytes: int = 5 * 1024 * 1024
@@ -57,6 +76,21 @@ class Settings:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     alert_min_severity: str = "HIGH"
+    #: Names a browser may use to reach the collector (the ``Host`` header),
+    #: besides the loopback names and IP addresses (``--allowed-host``,
+    #: ``DUNETRACE_ALLOWED_HOSTS``); "*" allows any. A name not listed is
+    #: refused: that is what stops DNS rebinding.
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    #: Seconds a client has to send a request's headers, from when it
+    #: connects or sends its first byte of a request.
+    header_timeout: float = 10.0
+    #: Seconds a client has to send a request's body once its headers came.
+    body_timeout: float = 60.0
+    #: Connections open at once, at most; None: below the file-descriptor
+    #: limit (see server.py).
+    max_connections: int | None = None
+    #: How long a dashboard sign-in lasts, in seconds.
+    session_lifetime: float = 7 * 24 * 3600.0
 
     @classmethod
     def from_env(cls, **given: Any) -> Settings:
@@ -74,10 +108,15 @@ class Settings:
             "webhook_url": env.get("DUNETRACE_WEBHOOK_URL") or None,
             "webhook_secret": env.get("DUNETRACE_WEBHOOK_SECRET") or None,
             "alert_min_severity": (env.get("DUNETRACE_ALERT_MIN_SEVERITY") or "HIGH").upper(),
+            "allowed_hosts": _names(env.get("DUNETRACE_ALLOWED_HOSTS", "")),
         }
+        keys_file = given.pop("api_keys_file", None) or env.get("DUNETRACE_API_KEYS_FILE")
+        if keys_file:
+            given["api_keys"] = [*(given.get("api_keys") or ()), *read_keys_file(keys_file)]
         values.update({k: v for k, v in given.items() if v is not None})
-        if isinstance(values["api_keys"], (list, tuple, set)):
-            values["api_keys"] = frozenset(values["api_keys"])
+        for name in ("api_keys", "allowed_hosts"):
+            if isinstance(values[name], (list, tuple, set)):
+                values[name] = frozenset(values[name])
         settings = cls(**values)
         settings.check()
         return settings
@@ -93,6 +132,13 @@ class Settings:
             raise ValueError("run_timeout and sweep_interval must be positive numbers of seconds")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise ValueError("header_timeout and body_timeout must be positive numbers of seconds")
+        if self.max_connections is not None and self.max_connections < 8:
+            raise ValueError("max_connections must be at least 8")
+        for key in self.api_keys:
+            if not key or key != key.strip() or not key.isprintable():
+                raise ValueError("an API key must be printable text without surrounding spaces")
         if self.alert_min_severity not in ("LOW", "MEDIUM", "HIGH", "CRITICAL"):
             raise ValueError(
                 f"alert minimum severity {self.alert_min_severity!r} is not one of LOW, MEDIUM, HIGH, CRITICAL"

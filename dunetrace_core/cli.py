@@ -11,11 +11,12 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
 
-__all__ = ["format_runs", "format_signals", "main"]
+__all__ = ["format_runs", "format_signals", "main", "printable"]
 
 COLLECTOR_EXTRA = "pip install 'dunetrace[collector]'"
 DEFAULT_COLLECTOR = "http://127.0.0.1:8001"
@@ -29,6 +30,26 @@ def _collector_missing() -> str | None:
 
 
 # -- tables -------------------------------------------------------------------
+
+#: What a terminal would act on rather than print: escape sequences (CSI,
+#: OSC such as a title change or a hyperlink, DCS and the like, and lone
+#: ESC), C0 and C1 control characters (0x9b is a one-byte CSI to some
+#: terminals), and the Unicode marks that reorder text right-to-left.
+_TERMINAL_CONTROL = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI: colours, cursor moves, erasing
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, ...: strings
+    r"|\x1b[\s\S]?"  # any other escape
+    r"|[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(value: Any) -> str:
+    """``value`` as text a terminal prints as is: stored values come from
+    any client of the collector, and an escape sequence in an agent id
+    could rewrite the screen, retitle the window or hide a row. Line
+    breaks and tabs become spaces; every other control is dropped."""
+    return _TERMINAL_CONTROL.sub(lambda m: " " if m.group() in "\t\n\r\x0b\x0c" else "", str(value))
+
 
 
 def _when(ts: Any) -> str:
@@ -47,13 +68,13 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
         return "(no runs)"
     rows = [
         [
-            str(r.get("run_id", "")),
-            str(r.get("agent_id", "")),
-            str(r.get("status", "")),
-            str(r.get("total_steps", "")),
-            str(r.get("event_count", "")),
-            str(r.get("signal_count", "")),
-            str(r.get("error_type") or r.get("exit_reason") or ""),
+            printable(r.get("run_id", "")),
+            printable(r.get("agent_id", "")),
+            printable(r.get("status", "")),
+            printable(r.get("total_steps", "")),
+            printable(r.get("event_count", "")),
+            printable(r.get("signal_count", "")),
+            printable(r.get("error_type") or r.get("exit_reason") or ""),
             _when(r.get("last_seen")),
         ]
         for r in runs
@@ -66,11 +87,11 @@ def format_signals(signals: list[dict[str, Any]], explain: bool = False) -> str:
         return "(no signals)"
     rows = [
         [
-            str(s.get("severity", "")),
-            str(s.get("detector", "")),
-            str(s.get("agent_id", "")),
-            str(s.get("run_id", "")),
-            "" if s.get("step_index") is None else str(s["step_index"]),
+            printable(s.get("severity", "")),
+            printable(s.get("detector", "")),
+            printable(s.get("agent_id", "")),
+            printable(s.get("run_id", "")),
+            "" if s.get("step_index") is None else printable(s["step_index"]),
             _when(s.get("created_at")),
         ]
         for s in signals
@@ -78,11 +99,11 @@ def format_signals(signals: list[dict[str, Any]], explain: bool = False) -> str:
     text = _table(["SEVERITY", "DETECTOR", "AGENT", "RUN", "STEP", "FOUND"], rows)
     if explain:
         for s in signals:
-            x = s.get("explanation") or {}
-            text += f"\n\n{s.get('detector')} in run {s.get('run_id')}"
+            x = s.get("explanation") if isinstance(s.get("explanation"), dict) else {}
+            text += f"\n\n{printable(s.get('detector'))} in run {printable(s.get('run_id'))}"
             for key, label in (("what", "What happened"), ("why", "Why it matters"), ("try", "What to try")):
                 if x.get(key):
-                    text += f"\n  {label}: {x[key]}"
+                    text += f"\n  {label}: {printable(x[key])}"
     return text
 
 
@@ -102,6 +123,11 @@ def _serve(args: argparse.Namespace) -> int:
             db_path=args.db,
             sync=args.sync,
             api_keys=args.api_key or None,
+            api_keys_file=args.api_keys_file,
+            allowed_hosts=args.allowed_host or None,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            max_connections=args.max_connections,
             run_timeout=args.run_timeout,
             judge_max_delay=args.judge_max_delay,
             judge_worker=not args.judge_in_process,
@@ -111,15 +137,13 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_secret=args.webhook_secret,
             alert_min_severity=args.alert_min_severity.upper() if args.alert_min_severity else None,
         )
+        serve(
+            settings, args.host, args.port, log_level=args.log_level, log_format=args.log_format,
+            insecure=args.insecure, forwarded_allow_ips=args.forwarded_allow_ips,
+        )  # fmt: skip
     except (ValueError, TypeError) as exc:
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 2
-    mode = "dev mode: any API key accepted" if settings.dev_mode else f"{len(settings.api_keys)} API key(s)"
-    print(
-        f"dunetrace collector on http://{args.host}:{args.port} (database {os.path.abspath(settings.db_path)}, {mode})",
-        file=sys.stderr,
-    )
-    serve(settings, args.host, args.port, log_level=args.log_level)
     return 0
 
 
@@ -137,8 +161,11 @@ def _read(args: argparse.Namespace, path: str, params: dict[str, Any]) -> dict[s
     import httpx
 
     url = args.url.rstrip("/") + path
+    headers = {"authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     try:
-        response = httpx.get(url, params={k: v for k, v in params.items() if v is not None}, timeout=10)
+        response = httpx.get(
+            url, params={k: v for k, v in params.items() if v is not None}, headers=headers, timeout=10
+        )
     except httpx.HTTPError as exc:
         print(
             f"dunetrace: no collector answered at {args.url} ({type(exc).__name__}); "
@@ -146,8 +173,16 @@ def _read(args: argparse.Namespace, path: str, params: dict[str, Any]) -> dict[s
             file=sys.stderr,
         )
         return None
+    if response.status_code == 401:
+        print(
+            f"dunetrace: {args.url} needs an API key: pass --api-key KEY or set DUNETRACE_API_KEY"
+            + (" (the one given was refused)" if args.api_key else ""),
+            file=sys.stderr,
+        )
+        return None
     if response.status_code != 200:
-        print(f"dunetrace: {url} answered HTTP {response.status_code}: {response.text[:300]}", file=sys.stderr)
+        print(f"dunetrace: {url} answered HTTP {response.status_code}: {printable(response.text[:300])}",
+              file=sys.stderr)  # fmt: skip
         return None
     data: dict[str, Any] = response.json()
     return data
@@ -198,7 +233,31 @@ def _parser() -> argparse.ArgumentParser:
         help="full (default): each batch reaches the disk before its 202; normal: survives a collector crash, "
         "not a power cut, and is faster",
     )  # fmt: skip
-    p.add_argument("--api-key", action="append", help="accept only this key (repeatable); none: dev mode")
+    p.add_argument(
+        "--api-key", action="append",
+        help="require this key on every route (repeatable; shown by ps: prefer --api-keys-file); none: dev "
+        "mode, which listens on loopback only",
+    )  # fmt: skip
+    p.add_argument("--api-keys-file", help="require one of the keys in this file (one a line, # comments)")
+    p.add_argument(
+        "--allowed-host", action="append", metavar="NAME",
+        help="a name browsers and clients reach the collector by (repeatable; loopback names and IP "
+        "addresses are always allowed; '*': any)",
+    )  # fmt: skip
+    p.add_argument(
+        "--insecure", action="store_true",
+        help="allow listening beyond this machine without an API key (anyone who reaches it reads everything)",
+    )  # fmt: skip
+    p.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies whose X-Forwarded-For/-Proto are trusted (default 127.0.0.1; '*': any)",
+    )  # fmt: skip
+    p.add_argument("--header-timeout", type=float, help="seconds a client has to send request headers (default 10)")
+    p.add_argument("--body-timeout", type=float, help="seconds a client has to send a request body (default 60)")
+    p.add_argument(
+        "--max-connections", type=int,
+        help="connections open at once, at most (default: 4096, or less below the file-descriptor limit)",
+    )  # fmt: skip
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
     p.add_argument(
         "--judge-max-delay", type=float,
@@ -214,7 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook", help="URL that receives each alert as JSON")
     p.add_argument("--webhook-secret", help="sign webhook bodies with HMAC-SHA256 (or $DUNETRACE_WEBHOOK_SECRET)")
     p.add_argument("--alert-min-severity", help="LOW, MEDIUM, HIGH (default) or CRITICAL")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info", type=str.lower,
+                   choices=["debug", "info", "warning", "error", "critical"])  # fmt: skip
+    p.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="text (default) or json: one JSON object a line on stderr, for log shippers",
+    )  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="run the offline example agents against a local collector")
@@ -227,6 +291,10 @@ def _parser() -> argparse.ArgumentParser:
     for name, func, text in (("runs", _runs, "recent runs"), ("signals", _signals, "recent signals")):
         p = sub.add_parser(name, help=f"list {text} of a running collector")
         p.add_argument("--url", default=url, help=f"the collector (default: $DUNETRACE_COLLECTOR_URL or {url})")
+        p.add_argument(
+            "--api-key", default=os.environ.get("DUNETRACE_API_KEY") or None,
+            help="the collector's API key, when it has one (default: $DUNETRACE_API_KEY)",
+        )  # fmt: skip
         p.add_argument("--agent", help="only this agent")
         p.add_argument("--limit", type=int, default=20)
         p.add_argument("--json", action="store_true", help="print JSON")

@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["Row", "is_postgres_url", "wire_events"]
+__all__ = ["Row", "StoreUnavailable", "is_postgres_url", "wire_events"]
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be read or written now; the request may succeed
+    later (the ingest API answers 503). The engine's own error is the
+    ``__cause__``."""
+
 
 #: An event as stored: schema.ROW_FIELDS, in that order.
 Row = Sequence[Any]

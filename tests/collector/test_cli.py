@@ -142,7 +142,11 @@ def test_serve_starts_a_collector(tmp_path: Any) -> None:
                 "agent_id": "a", "agent_version": "v", "step_index": 0, "timestamp": 1.0, "payload": {}}]}  # fmt: skip
         assert httpx.post(url + "/v1/ingest", json=body).status_code == 401
         assert httpx.post(url + "/v1/ingest", json={**body, "api_key": "k1"}).status_code == 202
-        assert httpx.get(url + "/").headers["content-type"].startswith("text/html")
+        # With a key, the dashboard asks to sign in first; the key opens it.
+        signin = httpx.get(url + "/", follow_redirects=True)
+        assert signin.url.path == "/login" and signin.headers["content-type"].startswith("text/html")
+        page = httpx.get(url + "/", headers={"authorization": "Bearer k1"})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         # Its detectors run in a worker process of their own.
         assert httpx.post(url + "/v1/ingest", json=batch(tool_loop_run("loop"), api_key="k1")).status_code == 202
         while not httpx.get(url + "/api/signals", headers={"authorization": "Bearer k1"}).json()["items"]:

@@ -29,7 +29,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
 
 def post(server: BackgroundServer, body: Any, path: str = "/v1/ingest", **kwargs: Any) -> httpx.Response:
     if isinstance(body, (bytes, str)):
-        return http.post(server.url + path, content=body, **kwargs)
+        # The collector takes only JSON bodies (access.py), as the SDK sends them.
+        headers = {"content-type": "application/json", **kwargs.pop("headers", {})}
+        return http.post(server.url + path, content=body, headers=headers, **kwargs)
     return http.post(server.url + path, json=body, **kwargs)
 
 
@@ -170,7 +172,8 @@ def test_413_over_the_body_limit(start_collector: Callable[..., BackgroundServer
     def chunks() -> Any:  # no content-length: the limit holds while reading
         yield json.dumps(batch(events)).encode()
 
-    assert http.post(server.url + "/v1/ingest", content=chunks()).status_code == 413
+    json_body = {"content-type": "application/json"}
+    assert http.post(server.url + "/v1/ingest", content=chunks(), headers=json_body).status_code == 413
     assert post(server, batch(events[:3])).status_code == 202
 
 
