@@ -1,0 +1,151 @@
+"""What the dashboard draws, computed from the store's own reads (``runs``,
+``signals``, ``deploys``, ``run``, ``run_events``), so it works the same on
+every store: an agent's chart over time, a run with its child runs, and
+signals of a time window.
+
+The reads walk the store's newest-first pages and stop at the window's
+start; ``SCAN_LIMIT`` bounds the walk, and a chart whose window held more
+says so (``truncated``) rather than taking unbounded time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["RANGES", "SCAN_LIMIT", "run_tree", "signals_since", "timeline"]
+
+#: Range name -> (seconds shown, seconds per bucket): 60, 48, 56 and 60 buckets.
+RANGES: dict[str, tuple[int, int]] = {
+    "1h": (3600, 60),
+    "24h": (86400, 1800),
+    "7d": (7 * 86400, 3 * 3600),
+    "30d": (30 * 86400, 12 * 3600),
+}
+SCAN_LIMIT = 20_000
+_PAGE = 500
+#: Child runs shown under a run (a crew of crews stays readable).
+MAX_CHILDREN = 100
+
+
+def _scan(read: Any, stop: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Newest-first pages of ``read(limit, offset)`` until ``stop(item)``;
+    True as second value when ``SCAN_LIMIT`` cut the walk short."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while offset < SCAN_LIMIT:
+        items, total = read(_PAGE, offset)
+        for item in items:
+            if stop(item):
+                return found, False
+            found.append(item)
+        offset += len(items)
+        if not items or offset >= total:
+            return found, False
+    return found, True
+
+
+def timeline(store: Store, agent_id: str | None, range_name: str, now: float) -> dict[str, Any]:
+    """Runs, error rate and each detector's rate per bucket of the range
+    ending now, with the deploys and version changes inside it. Rates are
+    percent of the bucket's runs (null where a bucket has no run); a run
+    counts in the bucket where it started."""
+    span, step = RANGES[range_name]
+    end = (math.floor(now / step) + 1) * step
+    start = end - span
+    count = span // step
+    runs, truncated = _scan(lambda limit, offset: store.runs(agent_id, None, limit, offset),
+                            lambda r: r["last_seen"] < start)  # fmt: skip
+    in_window = sorted((r for r in runs if start <= r["first_ts"] < end), key=lambda r: (r["first_ts"], r["run_id"]))
+    per_bucket = [0] * count
+    errored = [0] * count
+    bucket_of: dict[str, int] = {}
+    for r in in_window:
+        i = int((r["first_ts"] - start) // step)
+        bucket_of[r["run_id"]] = i
+        per_bucket[i] += 1
+        if r["end_type"] == "run.errored":
+            errored[i] += 1
+    # A signal is judged after its run started, so none of the window's runs
+    # has a signal older than the window.
+    signals, cut = _scan(
+        lambda limit, offset: store.signals(agent_id=agent_id, limit=limit, offset=offset),
+        lambda s: s["created_at"] < start,
+    )
+    flagged: dict[str, list[set[str]]] = {}
+    for s in signals:
+        i = bucket_of.get(s["run_id"])
+        if i is not None:
+            flagged.setdefault(s["detector"], [set() for _ in range(count)])[i].add(s["run_id"])
+
+    def rate(hits: list[int]) -> list[float | None]:
+        return [round(100.0 * h / n, 2) if n else None for h, n in zip(hits, per_bucket)]
+
+    markers = [
+        {"kind": "deploy", "agent_id": d["agent_id"], "version": d["version"], "meta": d["meta"], "at": d["at"]}
+        for d in store.deploys(agent_id, _PAGE, 0)[0]
+        if start <= d["at"] < end
+    ]
+    last_version: dict[str, str] = {}
+    for r in in_window:
+        before = last_version.get(r["agent_id"])
+        if before is not None and before != r["agent_version"]:
+            markers.append({"kind": "version", "agent_id": r["agent_id"], "version": r["agent_version"],
+                            "meta": {"previous": before, "run_id": r["run_id"]}, "at": r["first_ts"]})  # fmt: skip
+        last_version[r["agent_id"]] = r["agent_version"]
+    markers.sort(key=lambda m: m["at"])
+    return {
+        "agent_id": agent_id,
+        "range": range_name,
+        "start": start,
+        "end": end,
+        "bucket_seconds": step,
+        "buckets": [start + i * step for i in range(count)],
+        "runs": per_bucket,
+        "errored": errored,
+        "error_rate": rate(errored),
+        "detectors": {name: rate([len(b) for b in hits]) for name, hits in sorted(flagged.items())},
+        "markers": markers,
+        "total_runs": len(in_window),
+        "truncated": truncated or cut,
+    }
+
+
+def run_tree(store: Store, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's descendants (child runs, their children...) with their
+    events and signals, parents before children. Child runs end after their
+    parent started, so the walk stops at runs last seen before that."""
+    runs, _ = _scan(lambda limit, offset: store.runs(None, None, limit, offset),
+                    lambda r: r["last_seen"] < run["first_ts"])  # fmt: skip
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r["parent_run_id"]:
+            children.setdefault(r["parent_run_id"], []).append(r)
+    found: list[dict[str, Any]] = []
+    waiting = [run["run_id"]]
+    seen = {run["run_id"]}
+    while waiting and len(found) < MAX_CHILDREN:
+        parent = waiting.pop(0)
+        for child in sorted(children.get(parent, []), key=lambda r: (r["first_ts"], r["run_id"])):
+            if child["run_id"] in seen or len(found) >= MAX_CHILDREN:
+                continue
+            seen.add(child["run_id"])
+            waiting.append(child["run_id"])
+            signals, _ = store.signals(run_id=child["run_id"], limit=_PAGE)
+            signals.reverse()
+            found.append({"run": child, "events": store.run_events(child["run_id"]), "signals": signals})
+    return found
+
+
+def signals_since(
+    store: Store, since: float, filters: dict[str, Any], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the signals found at ``since`` or later (newest first),
+    and how many there are."""
+    found, _ = _scan(
+        lambda page, at: store.signals(**filters, limit=page, offset=at), lambda s: s["created_at"] < since
+    )
+    return found[offset : offset + limit], len(found)
