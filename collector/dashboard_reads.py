@@ -31,21 +31,22 @@ _PAGE = 500
 MAX_CHILDREN = 100
 
 
-def _scan(read: Any, stop: Any) -> tuple[list[dict[str, Any]], bool]:
-    """Newest-first pages of ``read(limit, offset)`` until ``stop(item)``;
-    True as second value when ``SCAN_LIMIT`` cut the walk short."""
+def _scan(read: Any, stop: Any) -> tuple[list[dict[str, Any]], str]:
+    """Newest-first pages of ``read(limit, offset)`` until ``stop(item)``.
+    The second value says why the walk ended: "stopped" (at an item older
+    than wanted), "exhausted" (no older item) or "truncated" (SCAN_LIMIT)."""
     found: list[dict[str, Any]] = []
     offset = 0
     while offset < SCAN_LIMIT:
         items, total = read(_PAGE, offset)
         for item in items:
             if stop(item):
-                return found, False
+                return found, "stopped"
             found.append(item)
         offset += len(items)
         if not items or offset >= total:
-            return found, False
-    return found, True
+            return found, "exhausted"
+    return found, "truncated"
 
 
 def timeline(store: Store, agent_id: str | None, range_name: str, now: float) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
     end = (math.floor(now / step) + 1) * step
     start = end - span
     count = span // step
-    runs, truncated = _scan(lambda limit, offset: store.runs(agent_id, None, limit, offset),
-                            lambda r: r["last_seen"] < start)  # fmt: skip
+    runs, runs_end = _scan(lambda limit, offset: store.runs(agent_id, None, limit, offset),
+                           lambda r: r["last_seen"] < start)  # fmt: skip
     in_window = sorted((r for r in runs if start <= r["first_ts"] < end), key=lambda r: (r["first_ts"], r["run_id"]))
     per_bucket = [0] * count
     errored = [0] * count
@@ -71,7 +72,7 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
             errored[i] += 1
     # A signal is judged after its run started, so none of the window's runs
     # has a signal older than the window.
-    signals, cut = _scan(
+    signals, signals_end = _scan(
         lambda limit, offset: store.signals(agent_id=agent_id, limit=limit, offset=offset),
         lambda s: s["created_at"] < start,
     )
@@ -89,12 +90,17 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
         for d in store.deploys(agent_id, _PAGE, 0)[0]
         if start <= d["at"] < end
     ]
+    # A version change is a marker too; when no run is older than the
+    # window, the agent's first version in it is its first ever (on one
+    # agent's chart: on the chart of all agents these would crowd it).
+    first_ever = runs_end == "exhausted" and agent_id is not None
     last_version: dict[str, str] = {}
     for r in in_window:
         before = last_version.get(r["agent_id"])
-        if before is not None and before != r["agent_version"]:
+        if before != r["agent_version"] and (before is not None or first_ever):
+            meta = {"previous": before, "run_id": r["run_id"]} if before else {"first_run": r["run_id"]}
             markers.append({"kind": "version", "agent_id": r["agent_id"], "version": r["agent_version"],
-                            "meta": {"previous": before, "run_id": r["run_id"]}, "at": r["first_ts"]})  # fmt: skip
+                            "meta": meta, "at": r["first_ts"]})  # fmt: skip
         last_version[r["agent_id"]] = r["agent_version"]
     markers.sort(key=lambda m: m["at"])
     return {
@@ -110,7 +116,7 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
         "detectors": {name: rate([len(b) for b in hits]) for name, hits in sorted(flagged.items())},
         "markers": markers,
         "total_runs": len(in_window),
-        "truncated": truncated or cut,
+        "truncated": "truncated" in (runs_end, signals_end),
     }
 
 

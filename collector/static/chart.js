@@ -36,7 +36,7 @@
   }
 
   function markerText(m) {
-    const what = m.kind === "deploy" ? "deploy" : "new version";
+    const what = m.kind === "deploy" ? "deploy" : m.meta && m.meta.first_run ? "first run of version" : "new version";
     const meta = m.meta && Object.keys(m.meta).length ? ` · ${JSON.stringify(m.meta)}` : "";
     return `${what} ${m.version} of ${m.agent_id} at ${DT.when(m.at)}${meta}`;
   }
