@@ -1,0 +1,112 @@
+"""The signals page (filters, links to the steps, live signals marked), live
+updates and paging without a reload, and every page at 1280x800 and on a
+phone-sized screen, in headless Chromium (fixtures in test_dashboard.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dunetrace import Dunetrace
+from dunetrace.collector.server import BackgroundServer
+
+from .test_dashboard import AGENT, Seeded, api, browser, open_page, seeded  # noqa: F401  (fixtures)
+
+
+def cards(page: Any) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "#signal-list .signal", "cs => cs.map((c) => [c.dataset.detector, c.dataset.runId, c.dataset.live, c.innerText])"
+    )
+
+
+def wait_for_cards(page: Any, count: int) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('#signal-list .signal').length === {count}", timeout=10000)
+
+
+def test_signals_page_filters_and_links_to_the_steps(
+    collector: BackgroundServer, seeded: Seeded, open_page: Callable[..., Any]
+) -> None:
+    page = open_page("view=signals")
+    everything = api(collector, "/api/signals?limit=100")
+    assert everything["total"] >= 2
+    wait_for_cards(page, everything["total"])
+    shown = cards(page)
+    assert [(d, r) for d, r, *_ in shown] == [(s["detector"], s["run_id"]) for s in everything["items"]]
+    # Live signals (sent by the SDK during the run) are marked in words; the
+    # others say they were found after the run.
+    for (_, _, live, text), item in zip(shown, everything["items"]):
+        assert live == ("true" if item.get("live") is True else "false")
+        assert ("LIVE, found during the run" in text) == (item.get("live") is True)
+        assert ("found after the run" in text) == (item.get("live") is not True)
+    # Filters: agent, type, severity, time; each as the API answers it.
+    page.select_option("#signal-filters select[name=agent]", AGENT)
+    expected = api(collector, f"/api/signals?agent_id={AGENT}")["total"]
+    wait_for_cards(page, expected)
+    assert {c[1] for c in cards(page)} <= {seeded.looping, seeded.errored}
+    page.select_option("#signal-filters select[name=type]", "TOOL_LOOP")
+    wait_for_cards(page, 1)
+    assert cards(page)[0][:2] == ["TOOL_LOOP", seeded.looping]
+    page.select_option("#signal-filters select[name=severity]", "LOW")
+    page.wait_for_selector("#signal-list .empty")
+    assert "No signals match" in page.inner_text("#signal-list")
+    page.select_option("#signal-filters select[name=severity]", "HIGH")
+    page.select_option("#signal-filters select[name=since]", "1h")
+    wait_for_cards(page, 1)
+    assert "since=1h" in page.evaluate("() => location.hash")
+    assert api(collector, f"/api/signals?agent_id={AGENT}&type=TOOL_LOOP&since={time.time() + 60:.0f}")["total"] == 0
+    # The signal links to its steps: the run page opens with all of them marked.
+    [loop] = api(collector, f"/api/signals?agent_id={AGENT}&type=TOOL_LOOP")["items"]
+    link = page.locator("#signal-list .steps-link")
+    assert link.inner_text() == "steps " + ", ".join(str(s) for s in loop["evidence"]["steps"])
+    link.click()
+    page.wait_for_selector(".wf-row.focus")
+    focused = page.eval_on_selector_all(".wf-row.focus", "rs => rs.map((r) => +r.dataset.step)")
+    assert focused == loop["evidence"]["steps"]
+
+
+def test_new_runs_appear_without_a_reload_and_long_lists_page(
+    collector: BackgroundServer, open_page: Callable[..., Any]
+) -> None:
+    page = open_page("agent=paged-agent&range=1h")
+    assert page.inner_text("#runs tbody") == "No runs yet."
+    page.evaluate("() => { window.notReloaded = true; }")
+    dt = Dunetrace(endpoint=collector.url, flush_interval=0.05)
+    for i in range(30):
+        with dt.run("paged-agent", model="fake-model-1") as run:
+            step = run.llm_called("fake-model-1", prompt_tokens=10 + i)
+            run.llm_responded(completion_tokens=3, latency_ms=1.5, finish_reason="stop", step=step)
+    assert dt.shutdown(5)
+    # Within a few polls the table shows the newest 25 and a pager, the chart all 30.
+    page.wait_for_function("() => document.querySelectorAll('#runs tr.run').length === 25", timeout=15000)
+    page.wait_for_function("() => DT.chart.data[1].reduce((a, b) => a + b, 0) === 30", timeout=15000)
+    assert page.evaluate("() => window.notReloaded") is True
+    assert "1–25 of 30" in page.inner_text("#runs-pager")
+    page.click("#runs-pager button.next")
+    page.wait_for_function("() => document.querySelectorAll('#runs tr.run').length === 5")
+    assert "26–30 of 30" in page.inner_text("#runs-pager")
+    listed = page.eval_on_selector_all("#runs tr.run", "rs => rs.map((r) => r.dataset.runId)")
+    assert listed == [r["run_id"] for r in api(collector, "/api/agents/paged-agent/runs?limit=25&offset=25")["items"]]
+    assert page.evaluate("() => window.notReloaded") is True
+
+
+def test_every_page_fits_a_laptop_and_a_phone(
+    collector: BackgroundServer, seeded: Seeded, open_page: Callable[..., Any]
+) -> None:
+    pages = [f"agent={AGENT}", f"run={seeded.parent}", f"run={seeded.looping}", "view=signals"]
+    for width, height in ((1280, 800), (390, 844)):
+        for fragment in pages:
+            page = open_page(fragment, width, height)
+            page.wait_for_selector("#chart .uplot, .wf-row.step, #signal-list .signal")
+            # Nothing wider than the screen: no sideways scrolling of the page.
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width, (fragment, width)
+            if fragment.startswith("agent"):
+                box = page.locator("#chart canvas").bounding_box()
+                assert box is not None and box["width"] <= width - 20
+            if fragment.startswith("run"):
+                bars = page.eval_on_selector_all(".wf-row.step .wf-bar", "bs => bs.map((b) => b.getBoundingClientRect().right)")
+                assert bars and max(bars) <= width, (fragment, width)
+            # Readable without colour: every step row says its kind in words.
+            kinds = page.eval_on_selector_all(".wf-row.step .kind", "ks => ks.map((k) => k.textContent)")
+            assert set(kinds) <= {"LLM", "TOOL", "RETR"}
+            page.close()
