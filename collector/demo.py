@@ -134,7 +134,8 @@ def run_demo(
         runs, signals = _wait_for_judgement(server, ran, timeout)
         _print_tables(out, runs, signals)
         out.write(f"\nDashboard: {server.url}/  (demo took {time.monotonic() - started:.1f}s)\n")
-        loop = next((s for s in signals if s["detector"] == "TOOL_LOOP"), None)
+        loops = sorted((s for s in signals if s["detector"] == "TOOL_LOOP"), key=lambda s: s["created_at"])
+        loop = loops[0] if loops else None
         if loop is not None:
             out.write(f"The loop, step by step: {server.url}/#run={loop['run_id']}&flag=TOOL_LOOP\n")
         if keep_serving:

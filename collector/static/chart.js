@@ -32,7 +32,9 @@
   }
 
   function dataFor(timeline) {
-    return [timeline.buckets, timeline.runs, timeline.error_rate, ...Object.values(timeline.detectors)];
+    // An empty bucket draws no bar (a zero-height bar is a stray line at 0).
+    const runs = timeline.runs.map((n) => (n ? n : null));
+    return [timeline.buckets, runs, timeline.error_rate, ...Object.values(timeline.detectors)];
   }
 
   function markerText(m) {
@@ -59,13 +61,21 @@
       ctx.stroke();
     }
     ctx.restore();
+    // Markers close together (a deploy and the version it brought) stack
+    // their labels instead of covering each other.
+    let previous = -Infinity;
+    let row = 0;
     const labels = markers.map((m) => {
+      const short = m.version.length > 10 ? m.version.slice(0, 8) + "…" : m.version;
+      const text = el("span", { class: "marker-text" }, `${m.kind === "deploy" ? "▲" : "△"} ${short}`);
       const label = el("div", { class: `marker ${m.kind}`, tabindex: "0", title: markerText(m),
-        "data-version": m.version, "data-kind": m.kind, "aria-label": markerText(m) },
-      el("span", { class: "marker-text" }, `${m.kind === "deploy" ? "▲" : "△"} ${m.version}`));
+        "data-version": m.version, "data-kind": m.kind, "aria-label": markerText(m) }, text);
       const x = u.valToPos(m.at, "x");
+      row = x - previous < 90 ? (row + 1) % 6 : 0;
+      previous = x;
       label.style.left = `${x}px`;
-      if (x > u.over.clientWidth - 70) label.classList.add("flip");
+      text.style.top = `${2 + row * 17}px`;
+      if (x > u.over.clientWidth - 90) label.classList.add("flip");
       return label;
     });
     for (const old of u.over.querySelectorAll(".marker")) old.remove();

@@ -142,7 +142,7 @@ def test_agent_chart_draws_the_stored_runs_rates_and_deploys(
     assert labels[1:] == ["Runs", "Error rate %", *(f"{d} %" for d in detectors)]
     data = page.evaluate("() => DT.chart.data")
     assert len(data[0]) == 60  # an hour of minutes
-    assert sum(data[1]) == len(runs) == 3
+    assert sum(n or 0 for n in data[1]) == len(runs) == 3
     [bucket] = [i for i, n in enumerate(data[1]) if n]
     assert data[2][bucket] == pytest.approx(100 / 3, abs=0.01)  # one of three runs errored
     for i, detector in enumerate(detectors):
@@ -164,7 +164,7 @@ def test_agent_chart_draws_the_stored_runs_rates_and_deploys(
     page.wait_for_function("() => DT.chart.data[0].length === 48")
     assert page.get_attribute(".range-picker button[data-range='24h']", "aria-pressed") == "true"
     assert "range=24h" in page.evaluate("() => location.hash")
-    assert sum(page.evaluate("() => DT.chart.data")[1]) == 3
+    assert sum(n or 0 for n in page.evaluate("() => DT.chart.data")[1]) == 3
     assert page.inner_text("#chart-note").startswith("3 runs · 1 errored · ")
     assert "TOOL_LOOP in 1" in page.inner_text("#chart-note")
 
