@@ -97,19 +97,19 @@ def _detector(request: Request) -> str | None:
 
 def _since(request: Request) -> float | None:
     raw = request.query_params.get("since")
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
     try:
         value = float(raw.strip())
     except ValueError:
         raise BadQuery("since", "must be unix seconds") from None
-    if not 0 <= value < 1e11:
+    if not 0 <= value <= 1e11:
         raise BadQuery("since", "must be unix seconds")
     return value
 
 
 def _range(request: Request) -> str:
-    raw = (request.query_params.get("range") or "24h").strip().lower()
+    raw = request.query_params.get("range", "24h")
     if raw not in RANGES:
         raise BadQuery("range", f"must be one of {', '.join(RANGES)}")
     return raw

@@ -104,8 +104,12 @@ DT.signalCard = function signalCard(signal, withRunLink) {
     withRunLink ? DT.link({ run: signal.run_id }, `run ${DT.shortId(signal.run_id)}`) : null,
     el("span", { class: "label" }, DT.when(signal.created_at))),
   x.what ? el("p", {}, el("span", { class: "label" }, "What happened: "), x.what) : null,
-  x.why ? el("p", {}, el("span", { class: "label" }, "Why it matters: "), x.why) : null,
-  x.try ? el("p", {}, el("span", { class: "label" }, "What to try: "), x.try) : null);
+  // In a list of many, why and what to try open on a click (the list stays
+  // scannable); on a run's page they are open.
+  x.why || x.try ? el("details", { open: !withRunLink },
+    el("summary", { class: "label" }, "Why it matters, what to try"),
+    x.why ? el("p", {}, el("span", { class: "label" }, "Why it matters: "), x.why) : null,
+    x.try ? el("p", {}, el("span", { class: "label" }, "What to try: "), x.try) : null) : null);
 };
 
 // "1–50 of 230" with previous / next: lists page instead of growing.
