@@ -61,8 +61,20 @@
     DT.pager(document.getElementById("runs-pager"), runs, (offset) => DT.go({ ...h, offset }));
   }
 
-  async function overview(h) {
+  // The agents listing (runs, signals, open runs, last seen of each) changes
+  // whenever anything arrives: while it stays the same, the chart and the
+  // lists are asked again only every STALE_MS (the chart's window moves).
+  const STALE_MS = 30000;
+  let lastFetch = 0;
+  function unchanged(quiet) {
+    if (quiet && Date.now() - lastFetch < STALE_MS) return true;
+    lastFetch = Date.now();
+    return false;
+  }
+
+  async function overview(h, quiet) {
     show("overview");
+    if (unchanged(quiet)) return;
     const range = SPANS[h.range] ? h.range : "24h";
     const scope = h.agent ? `/api/agents/${enc(h.agent)}` : "/api";
     const [timeline, runs] = await Promise.all([
@@ -111,8 +123,9 @@
     select.value = current || "";
   }
 
-  async function signalsPage(h) {
+  async function signalsPage(h, quiet) {
     show("signals-page");
+    if (unchanged(quiet)) return;
     const query = new URLSearchParams({ limit: SIGNALS_PAGE, offset: Number(h.offset) || 0 });
     if (h.agent) query.set("agent_id", h.agent);
     if (h.type) query.set("type", h.type);
@@ -146,10 +159,12 @@
       const h = DT.readHash();
       const status = document.getElementById("status");
       try {
-        drawAgents(h, await getJSON("/api/agents?limit=200"));
+        const agents = await getJSON("/api/agents?limit=200");
+        const quiet = !changed("activity", agents.items);
+        drawAgents(h, agents);
         if (h.run) await runPage(h);
-        else if (h.view === "signals") await signalsPage(h);
-        else await overview(h);
+        else if (h.view === "signals") await signalsPage(h, quiet);
+        else await overview(h, quiet);
         status.className = "status";
         status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {

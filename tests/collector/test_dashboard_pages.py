@@ -45,24 +45,26 @@ def test_signals_page_filters_and_links_to_the_steps(
     wait_for_cards(page, expected)
     assert {c[1] for c in cards(page)} <= {seeded.looping, seeded.errored}
     page.select_option("#signal-filters select[name=type]", "TOOL_LOOP")
-    wait_for_cards(page, 1)
-    assert cards(page)[0][:2] == ["TOOL_LOOP", seeded.looping]
+    loops = api(collector, f"/api/signals?agent_id={AGENT}&type=TOOL_LOOP")["items"]
+    wait_for_cards(page, len(loops))
+    assert [c[:2] for c in cards(page)] == [["TOOL_LOOP", seeded.looping]] * len(loops)
     page.select_option("#signal-filters select[name=severity]", "LOW")
     page.wait_for_selector("#signal-list .empty")
     assert "No signals match" in page.inner_text("#signal-list")
     page.select_option("#signal-filters select[name=severity]", "HIGH")
     page.select_option("#signal-filters select[name=since]", "1h")
-    wait_for_cards(page, 1)
+    wait_for_cards(page, len(loops))
     assert "since=1h" in page.evaluate("() => location.hash")
     assert api(collector, f"/api/signals?agent_id={AGENT}&type=TOOL_LOOP&since={time.time() + 60:.0f}")["total"] == 0
     # The signal links to its steps: the run page opens with all of them marked.
-    [loop] = api(collector, f"/api/signals?agent_id={AGENT}&type=TOOL_LOOP")["items"]
-    link = page.locator("#signal-list .steps-link")
+    [loop] = [s for s in loops if not s.get("live")]
+    link = page.locator("#signal-list .signal[data-live=false] .steps-link")
     assert link.inner_text() == "steps " + ", ".join(str(s) for s in loop["evidence"]["steps"])
     link.click()
     page.wait_for_selector(".wf-row.focus")
-    focused = page.eval_on_selector_all(".wf-row.focus", "rs => rs.map((r) => +r.dataset.step)")
-    assert focused == loop["evidence"]["steps"]
+    focused = page.eval_on_selector_all(".wf-row.focus", "rs => rs.map((r) => [+r.dataset.step, r.innerText])")
+    assert set(loop["evidence"]["steps"]) <= {step for step, _ in focused}
+    assert all("⚑ TOOL_LOOP" in text for _, text in focused)
 
 
 def test_new_runs_appear_without_a_reload_and_long_lists_page(
