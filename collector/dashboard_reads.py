@@ -93,11 +93,16 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
     # A version change is a marker too; when no run is older than the
     # window, the agent's first version in it is its first ever (on one
     # agent's chart: on the chart of all agents these would crowd it).
+    # Runs older than the window that the walk met (their events came late)
+    # say which version came before.
     first_ever = runs_end == "exhausted" and agent_id is not None
     last_version: dict[str, str] = {}
-    for r in in_window:
+    for r in sorted(runs, key=lambda r: (r["first_ts"], r["run_id"])):
+        if r["first_ts"] >= end:
+            break
         before = last_version.get(r["agent_id"])
-        if before != r["agent_version"] and (before is not None or first_ever):
+        in_it = r["first_ts"] >= start
+        if in_it and before != r["agent_version"] and (before is not None or first_ever):
             meta = {"previous": before, "run_id": r["run_id"]} if before else {"first_run": r["run_id"]}
             markers.append({"kind": "version", "agent_id": r["agent_id"], "version": r["agent_version"],
                             "meta": meta, "at": r["first_ts"]})  # fmt: skip
