@@ -98,7 +98,8 @@
     const classes = ["wf-row", step.type === "call" ? "step" : "event", `k-${step.kind.replace(".", "-")}`, `d${Math.min(depth, 6)}`];
     if (failed) classes.push("failed");
     if (flags.length) classes.push("flagged");
-    if (focus.run === item.run.run_id && flags.includes(focus.flag)) classes.push("focus");
+    // A signal's link marks every step of that signal; a step's link, the step.
+    if (focus.run === item.run.run_id && (focus.flag ? flags.includes(focus.flag) : String(step.step) === focus.step)) classes.push("focus");
     if (step.type === "event") {
       const p = step.payload;
       const live = step.kind === "external.signal" && p.source === "dunetrace";

@@ -112,3 +112,31 @@ def test_every_page_fits_a_laptop_and_a_phone(
             kinds = page.eval_on_selector_all(".wf-row.step .kind", "ks => ks.map((k) => k.textContent)")
             assert set(kinds) <= {"LLM", "TOOL", "RETR"}
             page.close()
+
+
+def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
+    collector: BackgroundServer, open_page: Callable[..., Any]
+) -> None:
+    dt = Dunetrace(endpoint=collector.url, flush_interval=0.05)
+    with dt.run("long-agent", model="fake-model-1", tools=["fetch"]) as run:
+        for i in range(250):
+            step = run.tool_called("fetch", {"page": i})
+            run.tool_responded("fetch", True, latency_ms=0.5 + i, step=step)
+    assert dt.shutdown(5)
+    assert collector.collector.judge.wait_idle(10)
+    steps = [e["step_index"] for e in api(collector, f"/api/runs/{run.run_id}")["events"] if e["event_type"] == "tool.called"]
+    assert len(steps) == 250
+    page = open_page(f"run={run.run_id}")
+    page.wait_for_selector(".wf-row.step")
+    # 251 rows (the run's own and one per call): 200 on the first page.
+    assert page.locator(".wf-row:not(.axis)").count() == 200
+    assert "1–200 of 251" in page.inner_text("#waterfall-pager")
+    page.click("#waterfall-pager button.next")
+    page.wait_for_function("() => document.querySelectorAll('.wf-row.step').length === 51")
+    assert page.eval_on_selector_all(".wf-row.step", "rs => rs.map((r) => +r.dataset.step)") == steps[199:]
+    # A link to a step on the second page opens that page with the step marked.
+    target = steps[240]
+    page.goto(f"{collector.url}/#run={run.run_id}&step={target}")
+    page.wait_for_selector(f".wf-row.focus[data-step='{target}']")
+    assert page.locator(".wf-row.focus").count() == 1
+    assert "201–251 of 251" in page.inner_text("#waterfall-pager")
