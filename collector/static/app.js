@@ -102,8 +102,12 @@
       ["Took", DT.duration((run.last_ts - run.first_ts) * 1000)],
       ["Ended", run.error_type ? `✗ errored (${run.error_type})` : run.exit_reason || "not yet"], ["Last seen", DT.when(run.last_seen)]];
     document.getElementById("run-facts").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    // The child runs' signals too: a crew's trouble is usually in a member.
+    const ofChildren = (data.children || []).flatMap((c) => c.signals);
     document.getElementById("run-signals").replaceChildren(
-      ...(data.signals.length ? data.signals.map((s) => DT.signalCard(s, false))
+      ...data.signals.map((s) => DT.signalCard(s, false)),
+      ...ofChildren.map((s) => DT.signalCard(s, true)),
+      ...(data.signals.length || ofChildren.length ? []
         : [el("p", { class: "empty" }, run.status === "judged" ? "No signals: nothing went wrong that the detectors know of." : "Not judged yet: waiting for the run to end.")]));
     const focus = { run: h.step !== undefined ? h.run : null, step: h.step, flag: h.flag };
     const offset = h.woffset !== undefined ? Number(h.woffset) : undefined;

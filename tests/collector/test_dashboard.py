@@ -225,5 +225,10 @@ def test_child_runs_are_a_tree_with_their_own_bars(
     # The live signal the SDK sent during the run is a marked row of its own.
     live = page.locator(f".wf-row.event[data-run-id='{seeded.parent}']")
     assert live.count() == 1 and "● LIVE signal TOOL_LOOP from dunetrace" in live.inner_text()
+    # The child's signals are listed on the parent's page, linking to the child.
+    child_signals = api(collector, f"/api/runs/{seeded.child}")["signals"]
+    assert child_signals  # a failed first tool call, an empty retrieval
+    for signal in child_signals:
+        assert page.locator(f"#run-signals .signal[data-run-id='{seeded.child}'][data-detector='{signal['detector']}']").count() == 1
     facts = dict(page.eval_on_selector_all("#run-facts > div", "ds => ds.map((d) => [d.children[0].textContent, d.children[1].textContent])"))
     assert facts["Child runs"] == "1" and facts["Agent"] == "planner"
