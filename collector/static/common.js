@@ -23,10 +23,10 @@ DT.el = function el(tag, attrs, ...children) {
 
 DT.getJSON = async function getJSON(path) {
   const response = await fetch(path, { headers: { accept: "application/json" } });
-  if (response.status === 401 || response.redirected) {
-    // Signed out (a collector with auth): the sign-in page takes over.
-    location.reload();
-    throw new Error("signed out");
+  // Signed out of a collector with sign-in: said in the status line (a
+  // reload shows the sign-in page); never reloaded by itself, in a loop.
+  if (response.status === 401 || response.status === 403 || response.redirected) {
+    throw new Error("signed out: reload the page to sign in");
   }
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
