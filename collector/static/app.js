@@ -173,7 +173,8 @@
         status.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
         status.className = "status down";
-        status.textContent = `cannot reach the collector (${error.message}); retrying`;
+        status.textContent = error.message.startsWith("signed out") ? error.message
+          : `cannot reach the collector (${error.message}); retrying`;
       } finally {
         running = null;
         if (again) { again = false; DT.refresh(true); }
