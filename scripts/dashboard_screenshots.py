@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -42,7 +43,7 @@ def start_demo(db: str) -> tuple[subprocess.Popen[str], str, str]:
     return process, url, loop
 
 
-def get(url: str) -> dict:
+def get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
 
@@ -61,7 +62,7 @@ def main() -> int:
         time.sleep(1.5)  # judged
         [crew] = [r["run_id"] for r in get(url + "/api/agents/research-crew/runs")["items"]][:1]
         shots = [
-            ("agent.png", f"agent=manual-agent&range=1h", 1280, 800),
+            ("agent.png", "agent=manual-agent&range=1h", 1280, 800),
             ("run-loop.png", f"run={loop}&flag=TOOL_LOOP", 1280, 800),
             ("run-tree.png", f"run={crew}", 1280, 800),
             ("signals.png", "view=signals", 1280, 800),

@@ -39,7 +39,9 @@ def browser() -> Iterator[Any]:
     except ImportError:
         pytest.fail("the dashboard tests drive Chromium with Playwright: pip install -e '.[test]'")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"])
+        launched = playwright.chromium.launch(
+            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield launched
         launched.close()
 
@@ -155,7 +157,9 @@ def test_agent_chart_draws_the_stored_runs_rates_and_deploys(
     assert all(f"deploy {v} of {AGENT}" in title for v, title in shown)
     assert any('"git":"def456"' in title for v, title in shown if v == "v2")
     # And a marker where the agent's version changed (its first version too).
-    changes = [r["agent_version"] for i, r in enumerate(runs) if i == 0 or runs[i - 1]["agent_version"] != r["agent_version"]]
+    changes = [
+        r["agent_version"] for i, r in enumerate(runs) if i == 0 or runs[i - 1]["agent_version"] != r["agent_version"]
+    ]
     assert page.eval_on_selector_all(".marker.version", "ms => ms.map((m) => m.dataset.version)") == changes
     assert page.locator("#marker-list li").count() == len(deploys) + len(changes)
     page.hover(".marker.deploy[data-version='v2']")
@@ -179,10 +183,14 @@ def test_run_waterfall_has_a_bar_per_step_with_measured_latency_and_the_loop_mar
     answers = {(e["event_type"].split(".")[0], e["step_index"]): e["payload"] for e in detail["events"]
                if e["event_type"].endswith(".responded")}  # fmt: skip
     rows = page.eval_on_selector_all(
-        ".wf-row.step", "rs => rs.map((r) => [r.dataset.kind, +r.dataset.step, r.dataset.latencyMs, r.title,"
-        " r.querySelector('.wf-value').textContent, r.classList.contains('flagged'), r.querySelector('.wf-bar').offsetWidth])",
-    )  # fmt: skip
-    assert [(kind, step) for kind, step, *_ in rows] == [(e["event_type"].split(".")[0], e["step_index"]) for e in calls]
+        ".wf-row.step",
+        "rs => rs.map((r) => [r.dataset.kind, +r.dataset.step, r.dataset.latencyMs, r.title,"
+        " r.querySelector('.wf-value').textContent, r.classList.contains('flagged'),"
+        " r.querySelector('.wf-bar').offsetWidth])",
+    )
+    assert [(kind, step) for kind, step, *_ in rows] == [
+        (e["event_type"].split(".")[0], e["step_index"]) for e in calls
+    ]
     for kind, step, latency, title, text, _, width in rows:
         measured = answers[(kind, step)]["latency_ms"]
         assert float(latency) == pytest.approx(measured)
@@ -215,7 +223,9 @@ def test_child_runs_are_a_tree_with_their_own_bars(
         called = [e for e in events if e["event_type"].endswith(".called")]
         assert page.locator(f".wf-row.step[data-run-id='{run_id}']").count() == len(called)
     # The child sits under the parent's tool call that ran it, its rows indented.
-    order = page.eval_on_selector_all(".wf-row:not(.axis)", "rs => rs.map((r) => r.dataset.runId + ':' + (r.dataset.kind || r.className))")
+    order = page.eval_on_selector_all(
+        ".wf-row:not(.axis)", "rs => rs.map((r) => r.dataset.runId + ':' + (r.dataset.kind || r.className))"
+    )
     research = order.index(f"{seeded.parent}:tool")
     assert order[research + 1].startswith(f"{seeded.child}:") and "run" in order[research + 1]
     child_rows = page.locator(f".wf-row.step[data-run-id='{seeded.child}']")
@@ -229,6 +239,15 @@ def test_child_runs_are_a_tree_with_their_own_bars(
     child_signals = api(collector, f"/api/runs/{seeded.child}")["signals"]
     assert child_signals  # a failed first tool call, an empty retrieval
     for signal in child_signals:
-        assert page.locator(f"#run-signals .signal[data-run-id='{seeded.child}'][data-detector='{signal['detector']}']").count() == 1
-    facts = dict(page.eval_on_selector_all("#run-facts > div", "ds => ds.map((d) => [d.children[0].textContent, d.children[1].textContent])"))
+        assert (
+            page.locator(
+                f"#run-signals .signal[data-run-id='{seeded.child}'][data-detector='{signal['detector']}']"
+            ).count()
+            == 1
+        )
+    facts = dict(
+        page.eval_on_selector_all(
+            "#run-facts > div", "ds => ds.map((d) => [d.children[0].textContent, d.children[1].textContent])"
+        )
+    )
     assert facts["Child runs"] == "1" and facts["Agent"] == "planner"

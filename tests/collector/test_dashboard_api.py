@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from .wire import event, tool_loop_run
 
 
-def shifted(events: list[dict[str, Any]], at: float, version: str = "v1", parent: str | None = None) -> list[dict[str, Any]]:
+def shifted(
+    events: list[dict[str, Any]], at: float, version: str = "v1", parent: str | None = None
+) -> list[dict[str, Any]]:
     first = events[0]["timestamp"]
     return [{**e, "timestamp": at + (e["timestamp"] - first) * 0.01, "agent_version": version, "parent_run_id": parent}
             for e in events]  # fmt: skip
@@ -56,8 +58,15 @@ def test_timeline_buckets_rates_and_markers_over_each_range(collector: Backgroun
         shifted(healthy_run("other", "other-agent"), now - 300, "v9"),
     ]
     for events in runs:
-        assert httpx.post(collector.url + "/v1/ingest", json={"api_key": "", "agent_id": agent, "events": events}).status_code == 202
-    httpx.post(collector.url + "/v1/deploy", json={"api_key": "", "agent_id": agent, "version": "v2", "meta": {"sha": "abc"}})
+        assert (
+            httpx.post(
+                collector.url + "/v1/ingest", json={"api_key": "", "agent_id": agent, "events": events}
+            ).status_code
+            == 202
+        )
+    httpx.post(
+        collector.url + "/v1/deploy", json={"api_key": "", "agent_id": agent, "version": "v2", "meta": {"sha": "abc"}}
+    )
     assert collector.collector.judge.wait_idle(10)
     expected = {"1h": (60, ["minutes"]), "24h": (48, ["hours", "minutes"]), "7d": (56, ["days", "hours", "minutes"]),
                 "30d": (60, ["weeks", "days", "hours", "minutes"])}  # fmt: skip
@@ -96,11 +105,17 @@ def test_signals_since_and_the_run_tree(collector: BackgroundServer) -> None:
     child = shifted(tool_loop_run("child", "crew.member"), now - 59, parent="parent")
     grandchild = shifted(healthy_run("grandchild", "crew.member.helper"), now - 58, parent="child")
     for events in (parent, child, grandchild):
-        assert httpx.post(collector.url + "/v1/ingest", json={"api_key": "", "agent_id": "crew", "events": events}).status_code == 202
+        assert (
+            httpx.post(
+                collector.url + "/v1/ingest", json={"api_key": "", "agent_id": "crew", "events": events}
+            ).status_code
+            == 202
+        )
     assert collector.collector.judge.wait_idle(10)
     detail = get(collector, "/api/runs/parent")
-    assert [(c["run"]["run_id"], len(c["events"]), [s["detector"] for s in c["signals"]]) for c in detail["children"]] == [
-        ("child", len(child), ["TOOL_LOOP"]), ("grandchild", len(grandchild), [])]
+    assert [
+        (c["run"]["run_id"], len(c["events"]), [s["detector"] for s in c["signals"]]) for c in detail["children"]
+    ] == [("child", len(child), ["TOOL_LOOP"]), ("grandchild", len(grandchild), [])]
     assert get(collector, "/api/runs/grandchild")["children"] == []
     everything = get(collector, "/api/signals")
     assert everything["total"] == 2

@@ -11,12 +11,16 @@ from typing import Any
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 
-from .test_dashboard import AGENT, Seeded, api, browser, open_page, seeded  # noqa: F401  (fixtures)
+from .test_dashboard import AGENT, Seeded, api, browser, open_page, seeded
+
+#: The fixtures these tests share with test_dashboard.py.
+SHARED_FIXTURES = (browser, open_page, seeded)
 
 
 def cards(page: Any) -> list[list[str]]:
     return page.eval_on_selector_all(
-        "#signal-list .signal", "cs => cs.map((c) => [c.dataset.detector, c.dataset.runId, c.dataset.live, c.innerText])"
+        "#signal-list .signal",
+        "cs => cs.map((c) => [c.dataset.detector, c.dataset.runId, c.dataset.live, c.innerText])",
     )
 
 
@@ -106,7 +110,9 @@ def test_every_page_fits_a_laptop_and_a_phone(
                 box = page.locator("#chart canvas").bounding_box()
                 assert box is not None and box["width"] <= width - 20
             if fragment.startswith("run"):
-                bars = page.eval_on_selector_all(".wf-row.step .wf-bar", "bs => bs.map((b) => b.getBoundingClientRect().right)")
+                bars = page.eval_on_selector_all(
+                    ".wf-row.step .wf-bar", "bs => bs.map((b) => b.getBoundingClientRect().right)"
+                )
                 assert bars and max(bars) <= width, (fragment, width)
             # Readable without colour: every step row says its kind in words.
             kinds = page.eval_on_selector_all(".wf-row.step .kind", "ks => ks.map((k) => k.textContent)")
@@ -124,7 +130,9 @@ def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
             run.tool_responded("fetch", True, latency_ms=0.5 + i, step=step)
     assert dt.shutdown(5)
     assert collector.collector.judge.wait_idle(10)
-    steps = [e["step_index"] for e in api(collector, f"/api/runs/{run.run_id}")["events"] if e["event_type"] == "tool.called"]
+    steps = [
+        e["step_index"] for e in api(collector, f"/api/runs/{run.run_id}")["events"] if e["event_type"] == "tool.called"
+    ]
     assert len(steps) == 250
     page = open_page(f"run={run.run_id}")
     page.wait_for_selector(".wf-row.step")
