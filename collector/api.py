@@ -9,6 +9,7 @@ chart over time (dashboard_reads.py); ``/api/signals?since=`` a time window.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .dashboard_reads import RANGES, run_tree, signals_since, timeline
+from .dashboard_reads import RANGES, ReadCache, run_tree, signals_since, timeline
 
 if TYPE_CHECKING:
     from .store import Store
@@ -116,6 +117,8 @@ def _range(request: Request) -> str:
 
 
 def api_routes(store: Store) -> list[Route]:
+    cache = ReadCache(store)
+
     def endpoint(read: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             try:
@@ -151,7 +154,7 @@ def api_routes(store: Store) -> list[Route]:
         signals.reverse()  # in the order they were found
         # Child runs (sub-agents, crew members) with their own events: the
         # run page draws them as a tree under this run.
-        children = run_tree(store, found)
+        children = cache.get(("tree", run_id), lambda: run_tree(store, found))
         return {"run": found, "events": store.run_events(run_id), "signals": signals, "children": children}
 
     def signals(request: Request) -> dict[str, Any]:
@@ -169,7 +172,10 @@ def api_routes(store: Store) -> list[Route]:
         return _listing(items, total, limit, offset)
 
     def chart(request: Request) -> dict[str, Any]:
-        return timeline(store, request.query_params.get("agent_id") or None, _range(request), time.time())
+        agent_id, range_name, now = request.query_params.get("agent_id") or None, _range(request), time.time()
+        # The window moves a bucket at a time: the same bucket, the same answer.
+        bucket = math.floor(now / RANGES[range_name][1])
+        return cache.get(("timeline", agent_id, range_name, bucket), lambda: timeline(store, agent_id, range_name, now))
 
     def deploys(request: Request) -> dict[str, Any]:
         limit, offset = _page(request)

@@ -5,18 +5,23 @@ signals of a time window.
 
 The reads walk the store's newest-first pages and stop at the window's
 start; ``SCAN_LIMIT`` bounds the walk, and a chart whose window held more
-says so (``truncated``) rather than taking unbounded time.
+says so (``truncated``) rather than taking unbounded time. A page that polls
+asks the same again and again: ``ReadCache`` answers from memory while
+nothing new reached the store.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["RANGES", "SCAN_LIMIT", "run_tree", "signals_since", "timeline"]
+__all__ = ["RANGES", "SCAN_LIMIT", "ReadCache", "run_tree", "signals_since", "timeline"]
 
 #: Range name -> (seconds shown, seconds per bucket): 60, 48, 56 and 60 buckets.
 RANGES: dict[str, tuple[int, int]] = {
@@ -160,3 +165,37 @@ def signals_since(
         lambda page, at: store.signals(**filters, limit=page, offset=at), lambda s: s["created_at"] < since
     )
     return found[offset : offset + limit], len(found)
+
+
+class ReadCache:
+    """The last answers of the walks above, kept while the store holds the
+    same: the same number of runs, signals and deploys, and the same newest
+    run, seen at the same time in the same state (a few indexed reads)."""
+
+    def __init__(self, store: Store, size: int = 32) -> None:
+        self._store = store
+        self._size = size
+        self._answers: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _token(self) -> Hashable:
+        newest, runs = self._store.runs(None, None, 1, 0)
+        latest = tuple(newest[0][k] for k in ("run_id", "last_seen", "status", "event_count")) if newest else None
+        signals = self._store.signals(limit=1)[1]
+        deploys = self._store.deploys(None, 1, 0)[1]
+        return (runs, latest, signals, deploys)
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        token = self._token()
+        with self._lock:
+            kept = self._answers.get(key)
+            if kept is not None and kept[0] == token:
+                self._answers.move_to_end(key)
+                return kept[1]
+        answer = compute()
+        with self._lock:
+            self._answers[key] = (token, answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+        return answer

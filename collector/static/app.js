@@ -90,8 +90,9 @@
     if (changed("runs", [runs, h])) drawRuns(h, runs);
   }
 
-  async function runPage(h) {
+  async function runPage(h, quiet) {
     show("detail");
+    if (unchanged(quiet)) return;
     const data = await getJSON(`/api/runs/${enc(h.run)}`);
     if (!changed("run", [data, h.step, h.flag, h.woffset])) return;
     const run = data.run;
@@ -166,7 +167,7 @@
         const agents = await getJSON("/api/agents?limit=200");
         const quiet = !changed("activity", agents.items);
         drawAgents(h, agents);
-        if (h.run) await runPage(h);
+        if (h.run) await runPage(h, quiet);
         else if (h.view === "signals") await signalsPage(h, quiet);
         else await overview(h, quiet);
         status.className = "status";

@@ -162,7 +162,15 @@ def test_agent_chart_draws_the_stored_runs_rates_and_deploys(
     ]
     assert page.eval_on_selector_all(".marker.version", "ms => ms.map((m) => m.dataset.version)") == changes
     assert page.locator("#marker-list li").count() == len(deploys) + len(changes)
-    page.hover(".marker.deploy[data-version='v2']")
+    # The pointer on a deploy's line moves the chart's cursor there, and the
+    # legend shows that bucket's values.
+    line = page.locator(".marker.deploy[data-version='v2']").bounding_box()
+    assert line is not None
+    page.mouse.move(line["x"] + line["width"] / 2, line["y"] + line["height"] * 0.7)
+    page.wait_for_function("() => DT.chart.cursor.idx !== null && DT.chart.cursor.idx !== undefined")
+    idx = page.evaluate("() => DT.chart.cursor.idx")
+    legend = page.inner_text(".u-legend")
+    assert f"Runs{data[1][idx] or '--'}" in legend.replace(":", "").replace("\t", "").replace(" ", "").replace("\n", "")
     # The range picker: 24 h of half hours.
     page.click(".range-picker button[data-range='24h']")
     page.wait_for_function("() => DT.chart.data[0].length === 48")

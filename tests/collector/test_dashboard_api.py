@@ -97,6 +97,15 @@ def test_timeline_buckets_rates_and_markers_over_each_range(collector: Backgroun
         assert versions == [(v, before) for v, before, run_id in changes if run_id in inside]
     everyone = get(collector, "/api/timeline?range=1h")
     assert everyone["total_runs"] == 2 and everyone["agent_id"] is None
+    # Answers are kept while nothing new arrives; a deploy or a run is new.
+    assert get(collector, "/api/timeline?range=1h") == everyone
+    httpx.post(collector.url + "/v1/deploy", json={"api_key": "", "agent_id": "other-agent", "version": "v10"})
+    markers = [m["version"] for m in get(collector, "/api/timeline?range=1h")["markers"]]
+    assert markers == [m["version"] for m in everyone["markers"]] + ["v10"]
+    more = shifted(healthy_run("late", "other-agent"), time.time() - 1, "v9")
+    httpx.post(collector.url + "/v1/ingest", json={"api_key": "", "agent_id": "other-agent", "events": more})
+    assert collector.collector.judge.wait_idle(10)
+    assert get(collector, "/api/timeline?range=1h")["total_runs"] == 3
 
 
 def test_signals_since_and_the_run_tree(collector: BackgroundServer) -> None:
@@ -117,6 +126,15 @@ def test_signals_since_and_the_run_tree(collector: BackgroundServer) -> None:
         (c["run"]["run_id"], len(c["events"]), [s["detector"] for s in c["signals"]]) for c in detail["children"]
     ] == [("child", len(child), ["TOOL_LOOP"]), ("grandchild", len(grandchild), [])]
     assert get(collector, "/api/runs/grandchild")["children"] == []
+    # A child that arrives later shows up under its parent at the next read.
+    late = shifted(healthy_run("late-child", "crew.late"), now - 57, parent="parent")
+    httpx.post(collector.url + "/v1/ingest", json={"api_key": "", "agent_id": "crew", "events": late})
+    assert collector.collector.judge.wait_idle(10)
+    assert [c["run"]["run_id"] for c in get(collector, "/api/runs/parent")["children"]] == [
+        "child",
+        "late-child",
+        "grandchild",
+    ]
     everything = get(collector, "/api/signals")
     assert everything["total"] == 2
     recent = get(collector, f"/api/signals?since={now - 3600:.0f}&limit=1")
