@@ -17,6 +17,8 @@
     "STEP_COUNT_INFLATION", "FIRST_STEP_FAILURE", "REASONING_STALL", "PROMPT_INJECTION_SIGNAL"];
   const drawn = new Map(); // what each part shows now, to skip redrawing the same
   let knownAgents = [];
+  let agentsOffset = 0; // the agents list pages on its own, newest activity first
+  const AGENTS_PAGE = 30;
 
   function changed(part, value) {
     const text = JSON.stringify(value);
@@ -40,8 +42,9 @@
         DT.link({ agent: a.agent_id }, a.agent_id, { class: "mono" }),
         el("span", { class: "counts" }, `${a.runs} runs · ${a.signals || 0} signals` + (a.open_runs ? ` · ${a.open_runs} open` : ""))));
     }
-    if (agents.next_offset !== null) items.push(el("li", { class: "empty" }, `and ${agents.total - agents.items.length} more`));
     document.getElementById("agents").replaceChildren(...items);
+    DT.pager(document.getElementById("agents-pager"), agents, (offset) => { agentsOffset = offset; DT.refresh(true); },
+      ["← busier", "quieter →"]);
   }
 
   function drawRuns(h, runs) {
@@ -164,7 +167,7 @@
       const h = DT.readHash();
       const status = document.getElementById("status");
       try {
-        const agents = await getJSON("/api/agents?limit=200");
+        const agents = await getJSON(`/api/agents?limit=${AGENTS_PAGE}&offset=${agentsOffset}`);
         const quiet = !changed("activity", agents.items);
         drawAgents(h, agents);
         if (h.run) await runPage(h, quiet);

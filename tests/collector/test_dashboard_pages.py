@@ -148,3 +148,21 @@ def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
     page.wait_for_selector(f".wf-row.focus[data-step='{target}']")
     assert page.locator(".wf-row.focus").count() == 1
     assert "201–251 of 251" in page.inner_text("#waterfall-pager")
+
+
+def test_the_agents_list_pages(collector: BackgroundServer, open_page: Callable[..., Any]) -> None:
+    dt = Dunetrace(endpoint=collector.url, flush_interval=0.05)
+    for i in range(35):
+        with dt.run(f"agent-{i:02d}", model="fake-model-1") as run:
+            step = run.llm_called("fake-model-1", prompt_tokens=10)
+            run.llm_responded(completion_tokens=3, latency_ms=1.0, finish_reason="stop", step=step)
+    assert dt.shutdown(5)
+    page = open_page("")
+    page.wait_for_function("() => document.querySelectorAll('#agents li[data-agent-id]').length === 30")
+    assert "1–30 of 35" in page.inner_text("#agents-pager")
+    first = page.eval_on_selector_all("#agents li[data-agent-id]", "ls => ls.map((l) => l.dataset.agentId)")
+    assert first == [a["agent_id"] for a in api(collector, "/api/agents?limit=30")["items"]]
+    page.click("#agents-pager button.next")
+    page.wait_for_function("() => document.querySelectorAll('#agents li[data-agent-id]').length === 5")
+    rest = page.eval_on_selector_all("#agents li[data-agent-id]", "ls => ls.map((l) => l.dataset.agentId)")
+    assert sorted(first + rest) == [f"agent-{i:02d}" for i in range(35)]
