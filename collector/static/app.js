@@ -44,7 +44,7 @@
     }
     document.getElementById("agents").replaceChildren(...items);
     DT.pager(document.getElementById("agents-pager"), agents, (offset) => { agentsOffset = offset; DT.refresh(true); },
-      ["← busier", "quieter →"]);
+      ["← more recent", "less recent →"]);
   }
 
   function drawRuns(h, runs) {
