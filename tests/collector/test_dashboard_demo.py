@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,3 +60,15 @@ def test_demo_keeps_serving_the_address_it_prints_until_ctrl_c(tmp_path: Path) -
         raise AssertionError("the collector still answers after Ctrl-C")
     except httpx.HTTPError:
         pass
+
+
+def test_sigterm_ends_the_serving_as_ctrl_c_does() -> None:
+    from dunetrace.collector.demo import _serve_until_interrupted
+
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    timer.start()
+    _serve_until_interrupted()  # returns instead of the process dying
+    assert 0.2 < time.monotonic() - started < 10
+    assert signal.getsignal(signal.SIGTERM) is before  # put back as it was
