@@ -96,7 +96,17 @@
   async function runPage(h, quiet) {
     show("detail");
     if (unchanged(quiet)) return;
-    const data = await getJSON(`/api/runs/${enc(h.run)}`);
+    let data;
+    try {
+      data = await getJSON(`/api/runs/${enc(h.run)}`);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      // A link to a run this collector does not have (another database).
+      document.getElementById("run-title").replaceChildren(`No run ${h.run} in this collector.`);
+      for (const id of ["run-facts", "waterfall", "waterfall-pager", "run-signals"]) document.getElementById(id).replaceChildren();
+      drawn.delete("run");
+      return;
+    }
     if (!changed("run", [data, h.step, h.flag, h.woffset])) return;
     const run = data.run;
     document.getElementById("run-title").replaceChildren("Run ", el("span", { class: "mono", "data-run-id": run.run_id }, run.run_id));

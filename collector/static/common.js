@@ -28,7 +28,11 @@ DT.getJSON = async function getJSON(path) {
   if (response.status === 401 || response.status === 403 || response.redirected) {
     throw new Error("signed out: reload the page to sign in");
   }
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(`${path}: HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return response.json();
 };
 

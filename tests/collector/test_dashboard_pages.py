@@ -166,3 +166,14 @@ def test_the_agents_list_pages(collector: BackgroundServer, open_page: Callable[
     page.wait_for_function("() => document.querySelectorAll('#agents li[data-agent-id]').length === 5")
     rest = page.eval_on_selector_all("#agents li[data-agent-id]", "ls => ls.map((l) => l.dataset.agentId)")
     assert sorted(first + rest) == [f"agent-{i:02d}" for i in range(35)]
+
+
+def test_a_link_to_a_run_the_collector_does_not_have(
+    collector: BackgroundServer, open_page: Callable[..., Any]
+) -> None:
+    open_page.allow("404 (Not Found)")  # type: ignore[attr-defined]  # the browser logs the API's 404
+    page = open_page("run=no-such-run")
+    page.wait_for_function("() => document.getElementById('run-title').textContent.startsWith('No run')")
+    assert page.inner_text("#run-title") == "No run no-such-run in this collector."
+    assert page.locator(".wf-row").count() == 0
+    assert page.inner_text("#status").startswith("live")
