@@ -11,7 +11,7 @@ from typing import Any
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 
-from .test_dashboard import AGENT, Seeded, api, browser, open_page, seeded
+from .test_dashboard import AGENT, Seeded, api, browser, close, open_page, seeded
 
 #: The fixtures these tests share with test_dashboard.py.
 SHARED_FIXTURES = (browser, open_page, seeded)
@@ -117,7 +117,7 @@ def test_every_page_fits_a_laptop_and_a_phone(
             # Readable without colour: every step row says its kind in words.
             kinds = page.eval_on_selector_all(".wf-row.step .kind", "ks => ks.map((k) => k.textContent)")
             assert set(kinds) <= {"LLM", "TOOL", "RETR"}
-            page.close()
+            close(page)
 
 
 def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
