@@ -124,6 +124,20 @@
     el("div", { class: "wf-value" }, ms === null ? "no answer" : DT.duration(ms)));
   }
 
+  // The steps a signal is about: its evidence's list; else, for evidence
+  // that names a span (first_step..last_step, as TOOL_THRASHING and
+  // CONTEXT_BLOAT do), every call of the first step's kind inside it.
+  function stepsAbout(signal, steps) {
+    const e = signal.evidence || {};
+    if (!Array.isArray(e.steps) && Number.isInteger(e.first_step) && Number.isInteger(e.last_step)) {
+      const first = steps.find((x) => x.type === "call" && x.step === e.first_step);
+      const inside = steps.filter((x) => x.type === "call" && x.step >= e.first_step && x.step <= e.last_step
+        && (!first || x.kind === first.kind)).map((x) => x.step);
+      if (inside.length) return inside;
+    }
+    return DT.signalSteps(signal);
+  }
+
   // Root first, each child under the last step of its parent that had
   // started by the time the child started.
   function rows(data, focus) {
@@ -134,7 +148,7 @@
     for (const item of items) {
       item.steps = stepsOf(item.events);
       item.flags = new Map();
-      for (const s of item.signals) for (const n of DT.signalSteps(s)) item.flags.set(n, [...(item.flags.get(n) || []), s.detector]);
+      for (const s of item.signals) for (const n of stepsAbout(s, item.steps)) item.flags.set(n, [...(item.flags.get(n) || []), s.detector]);
       if (item !== items[0]) byParent.set(item.run.parent_run_id, [...(byParent.get(item.run.parent_run_id) || []), item]);
       t0 = Math.min(t0, item.run.first_ts);
       t1 = Math.max(t1, item.run.last_ts);

@@ -177,3 +177,29 @@ def test_a_link_to_a_run_the_collector_does_not_have(
     assert page.inner_text("#run-title") == "No run no-such-run in this collector."
     assert page.locator(".wf-row").count() == 0
     assert page.inner_text("#status").startswith("live")
+
+
+def test_a_signal_about_a_span_marks_every_call_in_it(
+    collector: BackgroundServer, open_page: Callable[..., Any]
+) -> None:
+    dt = Dunetrace(endpoint=collector.url, flush_interval=0.05)
+    with dt.run("thrashing-agent", model="fake-model-1", tools=["read", "write"]) as run:
+        step = run.llm_called("fake-model-1", prompt_tokens=10)
+        run.llm_responded(completion_tokens=3, latency_ms=1.0, finish_reason="tool_calls", step=step)
+        for i in range(6):
+            name = ("read", "write")[i % 2]
+            call = run.tool_called(name, {"i": i})
+            run.tool_responded(name, True, latency_ms=2.0, step=call)
+    assert dt.shutdown(5)
+    assert collector.collector.judge.wait_idle(10)
+    detail = api(collector, f"/api/runs/{run.run_id}")
+    [thrash] = [s for s in detail["signals"] if s["detector"] == "TOOL_THRASHING"]
+    assert "steps" not in thrash["evidence"]  # a span: first_step .. last_step
+    tool_steps = [e["step_index"] for e in detail["events"] if e["event_type"] == "tool.called"]
+    page = open_page(f"run={run.run_id}")
+    page.wait_for_selector(".wf-row.flagged")
+    marked = page.eval_on_selector_all(
+        ".wf-row.step", "rs => rs.filter((r) => r.innerText.includes('⚑ TOOL_THRASHING')).map((r) => +r.dataset.step)"
+    )
+    span = range(thrash["evidence"]["first_step"], thrash["evidence"]["last_step"] + 1)
+    assert marked == [s for s in tool_steps if s in span] and len(marked) == 6
