@@ -103,6 +103,7 @@
     if (step.type === "event") {
       const p = step.payload;
       const live = step.kind === "external.signal" && p.source === "dunetrace";
+      if (live) classes.push("live");
       place(bar, step.start, null, scale);
       const text = step.kind === "run.errored" ? `✗ run errored: ${p.error_type || "?"}`
         : `${live ? "● LIVE " : ""}signal ${p.signal_name || "?"}${p.source ? ` from ${p.source}` : ""}`;

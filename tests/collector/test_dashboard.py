@@ -254,6 +254,7 @@ def test_child_runs_are_a_tree_with_their_own_bars(
     # The live signal the SDK sent during the run is a marked row of its own.
     live = page.locator(f".wf-row.event[data-run-id='{seeded.parent}']")
     assert live.count() == 1 and "● LIVE signal TOOL_LOOP from dunetrace" in live.inner_text()
+    assert "live" in (live.get_attribute("class") or "").split()
     # The child's signals are listed on the parent's page, linking to the child.
     child_signals = api(collector, f"/api/runs/{seeded.child}")["signals"]
     assert child_signals  # a failed first tool call, an empty retrieval
