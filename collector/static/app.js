@@ -11,6 +11,7 @@
   const REFRESH_MS = 3000;
   const RUNS_PAGE = 25;
   const SIGNALS_PAGE = 20;
+  const LATEST_SIGNALS = 3;
   const SPANS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
   const DETECTORS = ["TOOL_LOOP", "TOOL_THRASHING", "RETRY_STORM", "CASCADING_TOOL_FAILURE", "LLM_TRUNCATION_LOOP",
     "EMPTY_LLM_RESPONSE", "CONTEXT_BLOAT", "SLOW_STEP", "TOOL_AVOIDANCE", "GOAL_ABANDONMENT", "RAG_EMPTY_RETRIEVAL",
@@ -80,10 +81,17 @@
     if (unchanged(quiet)) return;
     const range = SPANS[h.range] ? h.range : "24h";
     const scope = h.agent ? `/api/agents/${enc(h.agent)}` : "/api";
-    const [timeline, runs] = await Promise.all([
+    const [timeline, runs, latest] = await Promise.all([
       getJSON(`/api/timeline?range=${range}${h.agent ? `&agent_id=${enc(h.agent)}` : ""}`),
       getJSON(`${scope}/runs?limit=${RUNS_PAGE}&offset=${Number(h.offset) || 0}${h.with_signals ? "&with_signals=true" : ""}`),
+      getJSON(`${scope}/signals?limit=${LATEST_SIGNALS}`),
     ]);
+    if (changed("latest", [latest, h.agent])) {
+      document.getElementById("latest-scope").textContent = `of ${h.agent || "all agents"}`;
+      document.getElementById("all-signals").setAttribute("href", `#${new URLSearchParams({ view: "signals", ...(h.agent ? { agent: h.agent } : {}) })}`);
+      document.getElementById("latest-signals").replaceChildren(...(latest.items.length ? latest.items.map((s) => DT.signalCard(s, true))
+        : [el("p", { class: "empty" }, "No signals yet.")]));
+    }
     for (const b of document.querySelectorAll(".range-picker button")) b.setAttribute("aria-pressed", String(b.dataset.range === range));
     document.getElementById("with-signals").checked = Boolean(h.with_signals);
     document.getElementById("chart-scope").textContent = `${h.agent || "all agents"}, last ${range}`;

@@ -182,6 +182,13 @@ def test_agent_chart_draws_the_stored_runs_rates_and_deploys(
     idx = page.evaluate("() => DT.chart.cursor.idx")
     legend = page.inner_text(".u-legend")
     assert f"Runs{data[1][idx] or '--'}" in legend.replace(":", "").replace("\t", "").replace(" ", "").replace("\n", "")
+    # The newest signals of the agent, at a glance, linking to their steps.
+    newest = api(collector, f"/api/agents/{AGENT}/signals?limit=3")["items"]
+    latest = page.eval_on_selector_all(
+        "#latest-signals .signal", "cs => cs.map((c) => [c.dataset.detector, c.dataset.runId])"
+    )
+    assert latest == [[s["detector"], s["run_id"]] for s in newest]
+    assert page.locator("#latest-signals .signal[data-detector='TOOL_LOOP'] .steps-link").count() == 1
     # The range picker: 24 h of half hours.
     page.click(".range-picker button[data-range='24h']")
     page.wait_for_function("() => DT.chart.data[0].length === 48")
