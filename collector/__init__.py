@@ -8,7 +8,7 @@ dispatcher, and serves a JSON API and a dashboard over what it stored.
 - :mod:`.schema`: what makes a batch a 422
 - :mod:`.store`: SQLite (WAL): events, runs, signals, deploy markers
 - :mod:`.judge`: when a run is judged, on its own thread
-- :mod:`.api`, :mod:`.openapi`, ``static/``: reading it back
+- :mod:`.api`, :mod:`.dashboard_reads`, :mod:`.openapi`, ``static/``: reading it back
 - :mod:`.server`: uvicorn, in the foreground or on a background thread
 - :mod:`.demo`: ``dunetrace demo``
 

@@ -2,13 +2,16 @@
 ``dunetrace runs`` / ``dunetrace signals`` commands show.
 
 Every list answers ``{"items", "total", "limit", "offset", "next_offset"}``;
-``next_offset`` is null on the last page.
+``next_offset`` is null on the last page. ``/api/timeline`` is an agent's
+chart over time (dashboard_reads.py); ``/api/signals?since=`` a time window.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,8 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .dashboard_reads import RANGES, ReadCache, run_tree, signals_since, timeline
 
 if TYPE_CHECKING:
     from .store import Store
@@ -91,7 +96,29 @@ def _detector(request: Request) -> str | None:
     return raw.strip().upper() if raw else None
 
 
+def _since(request: Request) -> float | None:
+    raw = request.query_params.get("since")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise BadQuery("since", "must be unix seconds") from None
+    if not 0 <= value <= 1e11:
+        raise BadQuery("since", "must be unix seconds")
+    return value
+
+
+def _range(request: Request) -> str:
+    raw = request.query_params.get("range", "24h")
+    if raw not in RANGES:
+        raise BadQuery("range", f"must be one of {', '.join(RANGES)}")
+    return raw
+
+
 def api_routes(store: Store) -> list[Route]:
+    cache = ReadCache(store)
+
     def endpoint(read: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             try:
@@ -125,18 +152,30 @@ def api_routes(store: Store) -> list[Route]:
             return None
         signals, _ = store.signals(run_id=run_id, limit=MAX_LIMIT)
         signals.reverse()  # in the order they were found
-        return {"run": found, "events": store.run_events(run_id), "signals": signals}
+        # Child runs (sub-agents, crew members) with their own events: the
+        # run page draws them as a tree under this run.
+        children = cache.get(("tree", run_id), lambda: run_tree(store, found))
+        return {"run": found, "events": store.run_events(run_id), "signals": signals, "children": children}
 
     def signals(request: Request) -> dict[str, Any]:
         limit, offset = _page(request)
-        items, total = store.signals(
-            agent_id=request.path_params.get("agent_id"),
-            severity=_severity(request),
-            detector=_detector(request),
-            limit=limit,
-            offset=offset,
-        )
+        filters = {
+            "agent_id": request.path_params.get("agent_id") or request.query_params.get("agent_id") or None,
+            "severity": _severity(request),
+            "detector": _detector(request),
+        }
+        since = _since(request)
+        if since is None:
+            items, total = store.signals(**filters, limit=limit, offset=offset)
+        else:
+            items, total = signals_since(store, since, filters, limit, offset)
         return _listing(items, total, limit, offset)
+
+    def chart(request: Request) -> dict[str, Any]:
+        agent_id, range_name, now = request.query_params.get("agent_id") or None, _range(request), time.time()
+        # The window moves a bucket at a time: the same bucket, the same answer.
+        bucket = math.floor(now / RANGES[range_name][1])
+        return cache.get(("timeline", agent_id, range_name, bucket), lambda: timeline(store, agent_id, range_name, now))
 
     def deploys(request: Request) -> dict[str, Any]:
         limit, offset = _page(request)
@@ -151,4 +190,5 @@ def api_routes(store: Store) -> list[Route]:
         Route("/api/runs/{run_id:path}", endpoint(run), methods=["GET"]),
         Route("/api/signals", endpoint(signals), methods=["GET"]),
         Route("/api/deploys", endpoint(deploys), methods=["GET"]),
+        Route("/api/timeline", endpoint(chart), methods=["GET"]),
     ]

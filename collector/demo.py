@@ -1,6 +1,7 @@
 """``dunetrace demo``: a collector on a free local port, every offline
 example agent whose framework is installed run against it, and what the
-detectors found, printed.
+detectors found, printed; then the collector keeps serving the dashboard
+until Ctrl-C (``--exit``: it stops when the demo ends, for scripts).
 
 An example is a module ``dunetrace.examples.<name>_agent`` with ``EXTRA``
 (the pip extra it needs, or None), ``AGENT_ID`` and ``main(dt)``.
@@ -15,9 +16,11 @@ import importlib.util
 import os
 import pkgutil
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import IO, Any
@@ -131,19 +134,40 @@ def run_demo(
         runs, signals = _wait_for_judgement(server, ran, timeout)
         _print_tables(out, runs, signals)
         out.write(f"\nDashboard: {server.url}/  (demo took {time.monotonic() - started:.1f}s)\n")
+        loops = sorted((s for s in signals if s["detector"] == "TOOL_LOOP"), key=lambda s: s["created_at"])
+        loop = loops[0] if loops else None
+        if loop is not None:
+            out.write(f"The loop, step by step: {server.url}/#run={loop['run_id']}&flag=TOOL_LOOP\n")
         if keep_serving:
-            out.write("Serving until Ctrl-C.\n")
+            out.write("The collector keeps serving it until Ctrl-C (`dunetrace demo --exit` stops it here).\n")
             out.flush()
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            _serve_until_interrupted()
+            out.write("Stopped.\n")
         else:
             out.write(f"The collector stops now; to look again: dunetrace serve --db {db_path}\n")
     finally:
         server.stop()
     return 1 if failed or not signals else 0
+
+
+def _serve_until_interrupted() -> None:
+    """Until Ctrl-C, or a SIGTERM (a terminal closed, a process manager):
+    both end the demo the same way, the collector stopped cleanly."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_examples(examples: list[Example], url: str, out: IO[str], timeout: float) -> tuple[list[str], int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from dunetrace import __version__
+
+from .dashboard_reads import RANGES
 from .schema import EVENT_TYPES, MAX_INT
 from .settings import MAX_EVENTS_PER_BATCH
 
@@ -185,6 +187,36 @@ SCHEMAS: dict[str, Any] = {
             "run": _ref("Run"),
             "events": {"type": "array", "items": _ref("Event")},
             "signals": {"type": "array", "items": _ref("Signal")},
+            "children": {
+                "type": "array",
+                "description": "child runs (and theirs), parents first, each with its events and signals",
+                "items": {"type": "object", "required": ["run", "events", "signals"]},
+            },
+        },
+    },
+    "Timeline": {
+        "type": "object",
+        "required": [
+            "range", "start", "end", "bucket_seconds", "buckets", "runs", "errored", "error_rate", "detectors",
+            "markers", "total_runs", "truncated",
+        ],
+        "properties": {
+            "agent_id": {"type": "string", "nullable": True},
+            "range": {"type": "string", "enum": list(RANGES)},
+            "start": {"type": "number"},
+            "end": {"type": "number"},
+            "bucket_seconds": {"type": "integer"},
+            "buckets": {"type": "array", "items": {"type": "number"}},
+            "runs": {"type": "array", "items": {"type": "integer"}},
+            "errored": {"type": "array", "items": {"type": "integer"}},
+            "error_rate": {"type": "array", "items": {"type": "number", "nullable": True}},
+            "detectors": {"type": "object", "description": "detector -> percent of each bucket's runs it fired on"},
+            "markers": {
+                "type": "array",
+                "items": {"type": "object", "required": ["kind", "agent_id", "version", "at"]},
+            },
+            "total_runs": {"type": "integer"},
+            "truncated": {"type": "boolean"},
         },
     },
 }
@@ -194,7 +226,14 @@ def openapi_document() -> dict[str, Any]:
     signal_filters = [
         {"name": "severity", "in": "query", "schema": _SEVERITY},
         {"name": "detector", "in": "query", "schema": {"type": "string"}, "description": "e.g. TOOL_LOOP"},
+        {
+            "name": "since",
+            "in": "query",
+            "schema": {"type": "number", "minimum": 0, "maximum": 1e11},
+            "description": "only signals found at this unix time or later",
+        },
     ]
+    agent_query = {"name": "agent_id", "in": "query", "schema": {"type": "string"}}
     with_signals = {"name": "with_signals", "in": "query", "schema": {"type": "boolean"}}
     return {
         "openapi": "3.0.3",
@@ -260,7 +299,16 @@ def openapi_document() -> dict[str, Any]:
                 [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}],
                 not_found=True,
             ),
-            "/api/signals": _get("Recent signals of all agents", _listing("Signal"), [*signal_filters, *_PAGE]),
+            "/api/signals": _get(
+                "Recent signals of all agents (or of agent_id)",
+                _listing("Signal"),
+                [agent_query, *signal_filters, *_PAGE],
+            ),
+            "/api/timeline": _get(
+                "Runs, error rate and each detector's rate per bucket, with deploys and version changes",
+                _ref("Timeline"),
+                [agent_query, {"name": "range", "in": "query", "schema": {"type": "string", "enum": list(RANGES)}}],
+            ),
             "/api/deploys": _get(
                 "Deploy markers, newest first",
                 _listing("DeployMarker"),

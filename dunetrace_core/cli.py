@@ -154,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     from dunetrace.collector.demo import run_demo
 
-    return run_demo(db_path=args.db, keep_serving=args.serve, timeout=args.timeout)
+    return run_demo(db_path=args.db, keep_serving=not args.exit, timeout=args.timeout)
 
 
 def _read(args: argparse.Namespace, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -283,7 +283,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the offline example agents against a local collector")
     p.add_argument("--db", help="SQLite file (default: a new temporary file)")
-    p.add_argument("--serve", action="store_true", help="keep the dashboard up after the demo, until Ctrl-C")
+    p.add_argument("--exit", action="store_true", help="stop the collector when the demo ends (for scripts); "
+                   "without it the dashboard stays up until Ctrl-C")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for detection")
     p.set_defaults(func=_demo)
 

@@ -34,7 +34,7 @@ def run_cli(*args: str, timeout: float = 120, **env: str) -> subprocess.Complete
 
 def test_demo_runs_every_installed_example_and_finds_the_tool_loop(tmp_path: Any) -> None:
     started = time.monotonic()
-    result = run_cli("demo", "--db", str(tmp_path / "demo.db"))
+    result = run_cli("demo", "--exit", "--db", str(tmp_path / "demo.db"))
     took = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -171,7 +171,7 @@ def test_missing_collector_extra_is_a_clear_message() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1, result.stderr
     assert "pip install 'dunetrace[collector]'" in result.stderr
-    code = code.replace("['serve']", "['demo']")
+    code = code.replace("['serve']", "['demo', '--exit']")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1 and "pip install 'dunetrace[collector]'" in result.stderr
 
