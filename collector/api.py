@@ -8,7 +8,6 @@ Every list answers ``{"items", "total", "limit", "offset", "next_offset"}``;
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,8 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .store.common import StoreUnavailable
 
 if TYPE_CHECKING:
     from .store import Store
@@ -96,7 +97,7 @@ def api_routes(store: Store) -> list[Route]:
         async def handle(request: Request) -> Response:
             try:
                 result = await to_thread.run_sync(read, request)
-            except sqlite3.Error as exc:
+            except StoreUnavailable as exc:
                 logger.error("dunetrace collector: database error: %r", exc)
                 return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503)
             except BadQuery as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
 from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
 from .settings import Settings
-from .store import open_store
+from .store import StoreUnavailable, open_store
 
 __all__ = ["Collector", "create_app"]
 
@@ -129,6 +128,8 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
                 deploy_id = collector.store.add_deploy(agent_id, version, meta)
             except UnicodeEncodeError:
                 return JSONResponse(BadRequest("body", "contains a string that is not valid Unicode").to_dict(), 422)
+            except BadRequest as refused:  # a value this store cannot hold (PostgreSQL: U+0000)
+                return JSONResponse(refused.to_dict(), 422)
             return JSONResponse({"accepted": True, "id": deploy_id}, status_code=202)
 
         return await _guard(work)
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         try:
             await to_thread.run_sync(collector.store.ping)
             db = "ok"
-        except sqlite3.Error:
+        except StoreUnavailable:
             db = "error"
         status = 200 if db == "ok" else 503
         return JSONResponse({"status": "ok" if db == "ok" else "degraded", "version": __version__, "db": db}, status)
@@ -183,6 +184,6 @@ async def _guard(work: Any) -> Response:
     try:
         response: Response = await to_thread.run_sync(work)
         return response
-    except sqlite3.Error as exc:
+    except StoreUnavailable as exc:
         logger.error("dunetrace collector: database error: %r", exc)
         return _error(503, "database unavailable; retry later")

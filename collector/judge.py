@@ -201,6 +201,9 @@ class Judge:
         """Judge runs and store the judgements in one transaction. When the
         detectors run in this process, ``pause(i)`` is called before the
         i-th run is read and judged."""
+        # Several collector processes may share a PostgreSQL store: judge
+        # only the runs this one holds (SQLite: all of them).
+        run_ids = self._store.claim_runs(run_ids)
         found: dict[str, list[Any]] = {}
         steps: dict[str, tuple[str, int]] = {}
         elsewhere: dict[str, list[int]] = {}  # for the worker process

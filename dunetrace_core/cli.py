@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     from dunetrace.collector.server import serve
     from dunetrace.collector.settings import Settings
+    from dunetrace.collector.store import describe_target, is_postgres_url, missing_driver
 
     try:
         settings = Settings.from_env(
@@ -114,9 +115,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 2
+    problem = missing_driver(settings.db_path)
+    if problem:
+        print(f"dunetrace serve: {problem}", file=sys.stderr)
+        return 1
+    database = settings.db_path if is_postgres_url(settings.db_path) else os.path.abspath(settings.db_path)
     mode = "dev mode: any API key accepted" if settings.dev_mode else f"{len(settings.api_keys)} API key(s)"
     print(
-        f"dunetrace collector on http://{args.host}:{args.port} (database {os.path.abspath(settings.db_path)}, {mode})",
+        f"dunetrace collector on http://{args.host}:{args.port} (database {describe_target(database)}, {mode})",
         file=sys.stderr,
     )
     serve(settings, args.host, args.port, log_level=args.log_level)
@@ -192,7 +198,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the local collector (ingest API, detectors, dashboard)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8001, help="default 8001, the SDK's default endpoint")
-    p.add_argument("--db", help="SQLite file (default: $DUNETRACE_DB or ./dunetrace.db)")
+    p.add_argument(
+        "--db",
+        help="SQLite file, or a postgresql://user:password@host/database URL that several collectors share "
+        "(needs dunetrace[postgres]); default: $DUNETRACE_DB or ./dunetrace.db",
+    )
     p.add_argument(
         "--sync", choices=["full", "normal"],
         help="full (default): each batch reaches the disk before its 202; normal: survives a collector crash, "

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Row, is_postgres_url, wire_events
+from .common import Row, StoreUnavailable, describe_target, is_postgres_url, missing_driver, wire_events
 from .sqlite import SQLiteStore, connect_reader, stored_rows
 
-__all__ = ["Row", "SQLiteStore", "Store", "connect_reader", "is_postgres_url", "open_store", "stored_rows",
-           "wire_events"]  # fmt: skip
+__all__ = ["Row", "SQLiteStore", "Store", "StoreUnavailable", "connect_reader", "describe_target", "is_postgres_url",
+           "missing_driver", "open_store", "stored_rows", "wire_events"]  # fmt: skip
 
 Store = SQLiteStore
 
 
 def open_store(target: str, sync: str = "full") -> Any:
-    """The store ``--db`` names: a ``postgresql://`` URL or a SQLite file."""
+    """The store ``--db`` names: a ``postgresql://`` URL or a SQLite file.
+    Without psycopg installed a URL raises ImportError naming the extra."""
     if is_postgres_url(target):
+        problem = missing_driver(target)
+        if problem:
+            raise ImportError(problem)
         from .postgres import PostgresStore  # psycopg is imported only here
 
         return PostgresStore(target)

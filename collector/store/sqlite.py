@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import _json
 from ..schema import Batch, read_events
-from .common import Row, wire_events
+from .common import Row, translate_errors, wire_events
 from .migrations import migrate_sqlite
 
 __all__ = ["SQLiteStore", "connect_reader", "stored_rows"]
@@ -69,10 +69,17 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+@translate_errors
 class SQLiteStore:
-    """The store in one SQLite file (the default)."""
+    """The store in one SQLite file (the default).
+
+    Its read queries are written in SQL that PostgreSQL also speaks, with
+    ``?`` placeholders: the PostgreSQL store (postgres.py) runs them as they
+    are."""
 
     engine = "sqlite"
+    #: What the store reports as ``StoreUnavailable`` (common.py).
+    engine_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str, sync: str = "full") -> None:
         self.path = path
@@ -374,6 +381,12 @@ class SQLiteStore:
         )
         return [row[0] for row in rows]
 
+    def claim_runs(self, run_ids: list[str]) -> list[str]:
+        """The runs of ``run_ids`` this process may judge now. One process
+        owns a SQLite file: all of them (``save_judgements`` skips a run
+        judged meanwhile)."""
+        return list(run_ids)
+
     def save_judgement(self, run_id: str, signals: list[dict[str, Any]]) -> bool:
         """Store a run's signals and mark it judged; False when it already was."""
         return bool(self.save_judgements([(run_id, signals)]))
@@ -489,7 +502,7 @@ class SQLiteStore:
         total = db.execute("SELECT count(DISTINCT agent_id) FROM runs").fetchone()[0]
         rows = db.execute(
             "SELECT agent_id, count(*) AS runs, sum(signal_count) AS signals,"
-            " sum(status != 'judged') AS open_runs, max(last_seen) AS last_seen,"
+            " sum(CASE WHEN status != 'judged' THEN 1 ELSE 0 END) AS open_runs, max(last_seen) AS last_seen,"
             " (SELECT agent_version FROM runs r2 WHERE r2.agent_id = runs.agent_id"
             "  ORDER BY last_seen DESC LIMIT 1) AS agent_version"
             " FROM runs GROUP BY agent_id ORDER BY max(last_seen) DESC, agent_id LIMIT ? OFFSET ?",
