@@ -189,17 +189,24 @@ class _Pool:
             self._give_back(conn)
 
     def _give_back(self, conn: Any) -> None:
-        healthy = not conn.closed and not conn.broken
-        if healthy and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            healthy = False  # a transaction left open: not for the next caller
+        broken = conn.closed or conn.broken
+        healthy = not broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        dropped = [conn]
         with self._cond:
             if healthy and not self._closed:
                 self._idle.append(conn)
                 self._cond.notify()
                 return
-            self._open -= 1
-            self._cond.notify()
-        conn.close()
+            if broken:
+                # A server restart or failover drops every connection at once:
+                # the idle ones are let go too, so the requests after this
+                # one's 503 get new connections rather than one 503 each.
+                dropped += self._idle
+                self._idle = []
+            self._open -= len(dropped)
+            self._cond.notify_all()
+        for each in dropped:
+            each.close()
 
     def close(self) -> None:
         with self._cond:
