@@ -288,11 +288,16 @@ class SQLiteStore:
         set of ids stored now, each for the first event that carries it."""
         if not ids:
             return None
+        listed = _dumps(ids)
+        if "\\u0000" in listed:
+            # json_each ends a string at U+0000 ("a\0b" and "a\0c" would both
+            # be "a"): ids holding it are bound one by one instead.
+            return SQLiteStore._new_ids_bound(db, ids)
         # The usual case, no event seen before: the ids go in with one
         # statement (json_each unrolls them inside SQLite), not 500.
         db.execute("SAVEPOINT event_ids")
         before = db.total_changes
-        db.execute("INSERT OR IGNORE INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(ids),))
+        db.execute("INSERT OR IGNORE INTO event_ids (event_id) SELECT value FROM json_each(?)", (listed,))
         if db.total_changes - before == len(ids):
             db.execute("RELEASE event_ids")
             return None
@@ -309,6 +314,19 @@ class SQLiteStore:
         if fresh:
             db.execute("INSERT INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(sorted(fresh)),))
         return fresh
+
+    @staticmethod
+    def _new_ids_bound(db: sqlite3.Connection, ids: list[str]) -> set[str] | None:
+        """``_new_ids`` with each id a parameter of its own (slower, exact
+        for any string)."""
+        fresh: set[str] = set()
+        for event_id in ids:
+            if event_id not in fresh:
+                before = db.total_changes
+                db.execute("INSERT OR IGNORE INTO event_ids (event_id) VALUES (?)", (event_id,))
+                if db.total_changes > before:
+                    fresh.add(event_id)
+        return None if len(fresh) == len(ids) else fresh
 
     @staticmethod
     def _known(db: sqlite3.Connection, runs: Iterable[str]) -> dict[str, str]:
