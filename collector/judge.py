@@ -7,7 +7,7 @@ run's judgement in one transaction, then handed to the alert dispatcher.
 
 The detectors are pure Python. With ``judge_worker`` (what ``dunetrace
 serve`` does) they run in a process of their own (judge_worker.py), which
-reads each run from the file, and a run is judged as soon as it ends.
+reads each run from the database (file or server), and a run is judged as soon as it ends.
 
 In this process, the judge keeps out of the ingest requests' way instead:
 while the detectors run, the threads storing batches share the GIL with
@@ -76,10 +76,8 @@ class Judge:
         self.activity = activity or IngestActivity()
         self._detect = detect
         self._signal = Signal.from_dict
-        # The worker process reads a SQLite file; on PostgreSQL the detectors
-        # run here (several collector processes share the load anyway).
-        use_worker = settings.judge_worker and getattr(store, "engine", "sqlite") == "sqlite"
-        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if use_worker else None
+        # The worker process reads runs from the database (file or server).
+        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
         # The worker reads runs from the file: nothing to keep in memory.
         store.keep_rows = self._worker is None
         self._config = load_config(settings.detectors_path)

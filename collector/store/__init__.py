@@ -10,12 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from .common import Row, StoreUnavailable, describe_target, is_postgres_url, missing_driver, wire_events
-from .sqlite import SQLiteStore, connect_reader, stored_rows
+from .sqlite import SQLiteStore, stored_rows
+from .sqlite import connect_reader as _connect_sqlite_reader
 
 __all__ = ["Row", "SQLiteStore", "Store", "StoreUnavailable", "connect_reader", "describe_target", "is_postgres_url",
            "missing_driver", "open_store", "stored_rows", "wire_events"]  # fmt: skip
 
 Store = SQLiteStore
+
+
+def connect_reader(target: str) -> Any:
+    """A connection that only reads, for ``stored_rows`` (the judge worker):
+    to a SQLite file, or a PostgreSQL URL."""
+    if is_postgres_url(target):
+        problem = missing_driver(target)
+        if problem:
+            raise ImportError(problem)
+        from .postgres import connect_reader as connect_postgres_reader
+
+        return connect_postgres_reader(target)
+    return _connect_sqlite_reader(target)
 
 
 def open_store(target: str, sync: str = "full") -> Any:

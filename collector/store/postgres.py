@@ -45,7 +45,7 @@ from .common import Row, translate_errors
 from .migrations import migrate_postgres
 from .sqlite import SQLiteStore
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "connect_reader"]
 
 _dumps = _json.dumps
 
@@ -216,6 +216,12 @@ class _Pool:
             self._cond.notify_all()
         for conn in idle:
             conn.close()
+
+
+def connect_reader(url: str) -> _Reader:
+    """One connection that reads with SQLite's SQL (``stored_rows``): the
+    judge worker process's."""
+    return _Reader(_Pool(url, 1, 30.0))
 
 
 @contextmanager
