@@ -16,7 +16,7 @@ round:
 Debian's ``postgresql`` provides the server (``apt-get install postgresql``);
 the cluster is started on 127.0.0.1 and removed afterwards.
 
-    python benchmarks/bench_store.py            # about a minute
+    python benchmarks/bench_store.py            # about a minute and a half
     python benchmarks/bench_store.py --quick    # a smoke run
 """
 
@@ -133,7 +133,7 @@ def count(url: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     rounds, runs, steps = (1, 40, 50) if args.quick else (args.rounds, 100, 100)
     events_per_trial = runs * (4 * steps + 2)
