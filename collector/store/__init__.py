@@ -41,5 +41,5 @@ def open_store(target: str, sync: str = "full") -> Any:
             raise ImportError(problem)
         from .postgres import PostgresStore  # psycopg is imported only here
 
-        return PostgresStore(target)
+        return PostgresStore(target, sync)
     return SQLiteStore(target, sync)

@@ -49,13 +49,14 @@ def describe_target(target: str) -> str:
     if not is_postgres_url(target):
         return target
     parts = urlsplit(target)
-    if parts.password is None:
-        return target
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    # libpq also takes the password as a parameter: ?password=...
+    query = "&".join(
+        "password=***" if pair.split("=", 1)[0].lower() == "password" else pair for pair in parts.query.split("&")
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def missing_driver(target: str) -> str | None:

@@ -142,8 +142,9 @@ class _Pool:
     server dropped is closed on return, and the next caller gets a new one,
     so the store recovers by itself when the server comes back."""
 
-    def __init__(self, url: str, size: int, timeout: float) -> None:
+    def __init__(self, url: str, size: int, timeout: float, options: str = "") -> None:
         self.url = url
+        self.options = options
         self.size = size
         self.timeout = timeout
         self._idle: list[Any] = []
@@ -152,8 +153,11 @@ class _Pool:
         self._closed = False
 
     def _connect(self) -> Any:
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10, row_factory=_rows,
-                               application_name="dunetrace-collector")  # fmt: skip
+        # A server that does not answer is a 503 within seconds, not a
+        # request hanging for the operating system's TCP timeout.
+        extra = {"options": self.options} if self.options else {}
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, row_factory=_rows,
+                               application_name="dunetrace-collector", **extra)  # fmt: skip
         conn.adapters.register_loader("numeric", _Number)
         return conn
 
@@ -253,13 +257,17 @@ class PostgresStore(SQLiteStore):
     #: How long a judge holds the runs it claimed, in seconds.
     judge_lease = 60.0
 
-    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, sync: str = "full", pool_size: int = 10, pool_timeout: float = 30.0) -> None:
         # SQLiteStore.__init__ opens a file: not called. What its inherited
         # methods use is set here.
         self.path = url
         self.keep_rows = False
         self._judge_db = None
-        self._pool = _Pool(url, pool_size, pool_timeout)
+        # ``--sync normal``: as on SQLite, a commit survives the collector's
+        # crash but not the database server's (PostgreSQL's asynchronous
+        # commit: the last fraction of a second may be lost, never corrupted).
+        options = "-c synchronous_commit=off" if sync == "normal" else ""
+        self._pool = _Pool(url, pool_size, pool_timeout, options)
         self._reader_session = _Reader(self._pool)
         with self._pool.connection() as conn:
             #: The schema version after migrating (migrations.py).

@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from dunetrace.collector.schema import BadRequest
 from dunetrace.collector.server import BackgroundServer
-from dunetrace.collector.store import SQLiteStore, StoreUnavailable, open_store
+from dunetrace.collector.store import SQLiteStore, StoreUnavailable, describe_target, open_store
 from dunetrace.collector.store.migrations import POSTGRES_STEPS
 from dunetrace.collector.store.postgres import PostgresStore
 
@@ -240,3 +242,41 @@ def test_open_store_picks_the_engine(postgres: Any, tmp_path: Path) -> None:
     finally:
         pg.close()
         lite.close()
+
+
+def test_sync_normal_is_asynchronous_commit(postgres: Any) -> None:
+    url = new_database(postgres)
+    full, normal = open_store(url), open_store(url, sync="normal")
+    try:
+        assert full._reader().execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert normal._reader().execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert normal.ingest(tool_loop_run("r"), "b") == (10, ["r"])
+    finally:
+        full.close()
+        normal.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("postgresql://dt:s3cret@db.internal:5433/dunetrace", "postgresql://dt:***@db.internal:5433/dunetrace"),
+        ("postgres://:s3cret@db/x", "postgres://:***@db/x"),
+        ("postgresql://dt@db/x?sslmode=require&password=s3cret", "postgresql://dt@db/x?sslmode=require&password=***"),
+        ("postgresql://dt@db/x", "postgresql://dt@db/x"),
+        ("dunetrace.db", "dunetrace.db"),
+    ],
+)
+def test_the_password_is_never_shown(given: str, shown: str) -> None:
+    assert describe_target(given) == shown
+
+
+@given(
+    user=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=10),
+    password=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ!$*-", min_size=6, max_size=20),  # not in the rest
+    in_query=st.booleans(),
+)
+def test_no_password_survives_describe_target(user: str, password: str, in_query: bool) -> None:
+    url = (f"postgresql://{user}@db:5432/dunetrace?password={password}" if in_query
+           else f"postgresql://{user}:{password}@db:5432/dunetrace")  # fmt: skip
+    shown = describe_target(url)
+    assert password not in shown and user in shown and "db:5432/dunetrace" in shown
