@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.pg import PostgresServer  # noqa: E402  (the same throw-away cluster the tests use)
+from tests.pg import PostgresServer
 
 CONNECTIONS = 2
 

@@ -35,6 +35,7 @@ class StoreUnavailable(Exception):
     later (the ingest API answers 503). The engine's own error is the
     ``__cause__``."""
 
+
 #: An event as stored: schema.ROW_FIELDS, in that order.
 Row = Sequence[Any]
 

@@ -40,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"--db postgresql://... needs the PostgreSQL driver (psycopg 3): {POSTGRES_EXTRA}") from exc
 
 from .. import _json
-from ..schema import Batch, BadRequest
+from ..schema import BadRequest, Batch
 from .common import Row, translate_errors
 from .migrations import migrate_postgres
 from .sqlite import SQLiteStore
@@ -155,7 +155,7 @@ class _Pool:
     def _connect(self) -> Any:
         # A server that does not answer is a 503 within seconds, not a
         # request hanging for the operating system's TCP timeout.
-        extra = {"options": self.options} if self.options else {}
+        extra: dict[str, Any] = {"options": self.options} if self.options else {}
         conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, row_factory=_rows,
                                application_name="dunetrace-collector", **extra)  # fmt: skip
         conn.adapters.register_loader("numeric", _Number)
@@ -262,7 +262,7 @@ class PostgresStore(SQLiteStore):
         # methods use is set here.
         self.path = url
         self.keep_rows = False
-        self._judge_db = None
+        self._judge_db = None  # type: ignore[assignment]  # SQLite's; here _transaction ignores it
         # ``--sync normal``: as on SQLite, a commit survives the collector's
         # crash but not the database server's (PostgreSQL's asynchronous
         # commit: the last fraction of a second may be lost, never corrupted).
@@ -476,7 +476,7 @@ class PostgresStore(SQLiteStore):
                 )
                 saved.append(run_id)
                 if alerts is not None:
-                    self._outbox_insert(db, alerts(signals), now)
+                    self._outbox_insert(db, alerts(signals), now)  # type: ignore[arg-type]  # takes SQLite's SQL
             return saved
 
         result: list[str] = self._retried(save)
@@ -497,7 +497,9 @@ class PostgresStore(SQLiteStore):
         return [dict(row) for row in rows]
 
     def outbox_next_due(self, destination: str) -> float | None:
-        row = self._reader().execute(
-            "SELECT min(greatest(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT min(greatest(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,))
+            .fetchone()
+        )
         return None if row[0] is None else float(row[0])

@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from dunetrace.collector.schema import BadRequest
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.store import SQLiteStore, StoreUnavailable, describe_target, open_store
 from dunetrace.collector.store.migrations import POSTGRES_STEPS
 from dunetrace.collector.store.postgres import PostgresStore
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .wire import batch, event, tool_loop_run
 
@@ -113,7 +113,7 @@ def test_a_run_is_claimed_by_one_store_and_judged_once(postgres: Any) -> None:
         assert stores[1].claim_runs(run_ids) == []
         # Even when two stores both try to save a judgement, one is kept,
         # with its alert rows.
-        outbox = lambda signals: [("webhook", uuid.uuid4().hex, b"{}", "TOOL_LOOP")]  # noqa: E731
+        outbox = lambda signals: [("webhook", uuid.uuid4().hex, b"{}", "TOOL_LOOP")]
         saved = in_threads(3, lambda i: stores[i].save_judgements([(r, [TOOL_LOOP]) for r in run_ids], outbox))
         assert sorted(r for mine in saved for r in mine) == run_ids
         signals, total = stores[2].signals(limit=500)
@@ -196,7 +196,9 @@ def test_a_lost_server_connection_is_a_503_and_then_recovers(
     assert [httpx.get(server.url + f"/api/runs/r{i}").status_code for i in range(3)] == [404, 200, 200]
 
 
-def test_sqlite_errors_are_store_unavailable_too(tmp_path: Path, start_collector: Callable[..., BackgroundServer]) -> None:
+def test_sqlite_errors_are_store_unavailable_too(
+    tmp_path: Path, start_collector: Callable[..., BackgroundServer]
+) -> None:
     path = str(tmp_path / "broken.db")
     store = SQLiteStore(path)
     try:

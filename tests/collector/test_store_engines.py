@@ -108,8 +108,15 @@ def test_both_engines_answer_the_reads_alike(postgres: Any, tmp_path: Path) -> N
 
 
 _text = st.text(min_size=1, max_size=20)
-_payload = st.dictionaries(st.text(max_size=8), st.none() | st.booleans() | st.integers(-(2**63), MAX_INT)
-                           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30), max_size=4)
+_payload = st.dictionaries(
+    st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), MAX_INT)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    max_size=4,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
