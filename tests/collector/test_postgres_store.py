@@ -182,7 +182,8 @@ def test_a_lost_server_connection_is_a_503_and_then_recovers(
 ) -> None:
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = postgres.create_database(name)
-    server = start_collector(db_path=url)
+    # No sweep for silent runs during the test: only the requests below meet the dropped connections.
+    server = start_collector(db_path=url, sweep_interval=3600)
     assert httpx.post(server.url + "/v1/ingest", json=batch(tool_loop_run("before"))).status_code == 202
     deadline = time.monotonic() + 10
     while httpx.get(server.url + "/api/runs/before").json()["run"]["status"] != "judged":
