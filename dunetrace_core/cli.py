@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     from dunetrace.collector.server import serve
     from dunetrace.collector.settings import Settings
-    from dunetrace.collector.store import describe_target, is_postgres_url, missing_driver
+    from dunetrace.collector.store import StoreUnavailable, describe_target, is_postgres_url, missing_driver
 
     try:
         settings = Settings.from_env(
@@ -125,7 +125,11 @@ def _serve(args: argparse.Namespace) -> int:
         f"dunetrace collector on http://{args.host}:{args.port} (database {describe_target(database)}, {mode})",
         file=sys.stderr,
     )
-    serve(settings, args.host, args.port, log_level=args.log_level)
+    try:
+        serve(settings, args.host, args.port, log_level=args.log_level)
+    except StoreUnavailable as exc:  # the database cannot be opened: say which and why, no traceback
+        print(f"dunetrace serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import _json
 from ..schema import BadRequest, Batch
-from .common import Row, translate_errors
+from .common import Row, StoreUnavailable, describe_target, translate_errors
 from .migrations import migrate_postgres
 from .sqlite import SQLiteStore
 
@@ -269,9 +269,13 @@ class PostgresStore(SQLiteStore):
         options = "-c synchronous_commit=off" if sync == "normal" else ""
         self._pool = _Pool(url, pool_size, pool_timeout, options)
         self._reader_session = _Reader(self._pool)
-        with self._pool.connection() as conn:
-            #: The schema version after migrating (migrations.py).
-            self.schema_version = migrate_postgres(conn)
+        try:
+            with self._pool.connection() as conn:
+                #: The schema version after migrating (migrations.py).
+                self.schema_version = migrate_postgres(conn)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"cannot open the database {describe_target(url)}: {exc}") from exc
 
     def close(self) -> None:
         self._pool.close()

@@ -162,3 +162,4 @@ def test_two_collectors_store_judge_and_alert_each_run_once(postgres: Any, recei
         # The detectors ran in each collector's worker process, which read
         # the runs from PostgreSQL.
         assert "Traceback" not in log and "judge process failed" not in log, log
+        assert f"database postgresql://dunetrace:***@127.0.0.1:{postgres.port}/" in log, log  # no password shown

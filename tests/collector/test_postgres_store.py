@@ -6,6 +6,7 @@ clear message when the driver is missing."""
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -283,3 +284,18 @@ def test_no_password_survives_describe_target(user: str, password: str, in_query
            else f"postgresql://{user}:{password}@db:5432/dunetrace")  # fmt: skip
     shown = describe_target(url)
     assert password not in shown and user in shown and "db:5432/dunetrace" in shown
+
+
+def test_serve_says_when_the_database_cannot_be_reached(postgres: Any) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for url in (
+        f"postgresql://dt:s3cret@127.0.0.1:{port}/dunetrace",  # no server
+        f"postgresql://nobody:s3cret@127.0.0.1:{postgres.port}/postgres",  # a role that does not exist
+    ):
+        result = subprocess.run([sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", url],
+                                capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "cannot open the database postgresql://" in result.stderr and ":***@" in result.stderr
+        assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
