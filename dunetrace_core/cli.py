@@ -94,9 +94,9 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    from dunetrace.collector import store
     from dunetrace.collector.server import serve
     from dunetrace.collector.settings import Settings
-    from dunetrace.collector.store import StoreUnavailable, describe_target, is_postgres_url, missing_driver
 
     try:
         settings = Settings.from_env(
@@ -112,22 +112,23 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_secret=args.webhook_secret,
             alert_min_severity=args.alert_min_severity.upper() if args.alert_min_severity else None,
         )
+        store.judge_lease_from_env()
     except (ValueError, TypeError) as exc:
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 2
-    problem = missing_driver(settings.db_path)
+    problem = store.missing_driver(settings.db_path)
     if problem:
         print(f"dunetrace serve: {problem}", file=sys.stderr)
         return 1
-    database = settings.db_path if is_postgres_url(settings.db_path) else os.path.abspath(settings.db_path)
+    database = settings.db_path if store.is_postgres_url(settings.db_path) else os.path.abspath(settings.db_path)
     mode = "dev mode: any API key accepted" if settings.dev_mode else f"{len(settings.api_keys)} API key(s)"
     print(
-        f"dunetrace collector on http://{args.host}:{args.port} (database {describe_target(database)}, {mode})",
+        f"dunetrace collector on http://{args.host}:{args.port} (database {store.describe_target(database)}, {mode})",
         file=sys.stderr,
     )
     try:
         serve(settings, args.host, args.port, log_level=args.log_level)
-    except StoreUnavailable as exc:  # the database cannot be opened: say which and why, no traceback
+    except store.StoreUnavailable as exc:  # the database cannot be opened: say which and why, no traceback
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 1
     return 0

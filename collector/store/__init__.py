@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Row, StoreUnavailable, describe_target, is_postgres_url, missing_driver, wire_events
+from .common import (
+    Row,
+    StoreUnavailable,
+    describe_target,
+    is_postgres_url,
+    judge_lease_from_env,
+    missing_driver,
+    wire_events,
+)
 from .sqlite import SQLiteStore, stored_rows
 from .sqlite import connect_reader as _connect_sqlite_reader
 
 __all__ = ["Row", "SQLiteStore", "Store", "StoreUnavailable", "connect_reader", "describe_target", "is_postgres_url",
-           "missing_driver", "open_store", "stored_rows", "wire_events"]  # fmt: skip
+           "judge_lease_from_env", "missing_driver", "open_store", "stored_rows", "wire_events"]  # fmt: skip
 
 Store = SQLiteStore
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["POSTGRES_EXTRA", "Row", "StoreUnavailable", "describe_target", "is_postgres_url", "missing_driver",
-           "translate_errors", "wire_events"]  # fmt: skip
+__all__ = ["POSTGRES_EXTRA", "Row", "StoreUnavailable", "describe_target", "is_postgres_url", "judge_lease_from_env",
+           "missing_driver", "translate_errors", "wire_events"]  # fmt: skip
 
 #: What to install for ``--db postgresql://...``.
 POSTGRES_EXTRA = "pip install 'dunetrace[postgres]'"
@@ -58,6 +60,22 @@ def describe_target(target: str) -> str:
         "password=***" if pair.split("=", 1)[0].lower() == "password" else pair for pair in parts.query.split("&")
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def judge_lease_from_env(default: float = 60.0) -> float:
+    """``DUNETRACE_JUDGE_LEASE``: seconds a collector sharing a PostgreSQL
+    database holds the runs it claimed to judge; ValueError naming it when
+    it is not a positive number."""
+    raw = os.environ.get("DUNETRACE_JUDGE_LEASE")
+    if not raw:
+        return default
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = math.nan
+    if not (math.isfinite(lease) and lease > 0):
+        raise ValueError(f"DUNETRACE_JUDGE_LEASE={raw!r} must be a positive number of seconds")
+    return lease
 
 
 def missing_driver(target: str) -> str | None:

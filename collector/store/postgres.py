@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import _json
 from ..schema import BadRequest, Batch
-from .common import Row, StoreUnavailable, describe_target, translate_errors
+from .common import Row, StoreUnavailable, describe_target, judge_lease_from_env, translate_errors
 from .migrations import migrate_postgres
 
 # psycopg through pgconn, which names the extra to install when it is missing.
@@ -69,7 +69,9 @@ class PostgresStore(SQLiteStore):
 
     engine = "postgresql"
     engine_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-    #: How long a judge holds the runs it claimed, in seconds.
+    #: How long a judge holds the runs it claimed, in seconds
+    #: (``DUNETRACE_JUDGE_LEASE``): after a collector dies, its runs wait
+    #: this long for another collector's sweep.
     judge_lease = 60.0
 
     def __init__(self, url: str, sync: str = "full", pool_size: int = 10, pool_timeout: float = 30.0) -> None:
@@ -77,6 +79,7 @@ class PostgresStore(SQLiteStore):
         # methods use is set here.
         self.path = url
         self.keep_rows = False
+        self.judge_lease = judge_lease_from_env(self.judge_lease)
         self._judge_db = None  # type: ignore[assignment]  # SQLite's; here _transaction ignores it
         # ``--sync normal``: as on SQLite, a commit survives the collector's
         # crash but not the database server's (PostgreSQL's asynchronous

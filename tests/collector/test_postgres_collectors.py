@@ -6,6 +6,8 @@ once, one webhook alert per signal, and both processes' read APIs agree."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,14 +36,22 @@ def free_port() -> int:
 class Serve:
     """``dunetrace serve --db <url>`` in a process of its own."""
 
-    def __init__(self, url: str, webhook: str) -> None:
+    def __init__(self, url: str, webhook: str | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        alerts = ["--webhook", webhook, "--alert-min-severity", "HIGH"] if webhook else []
+        # A session of its own: kill() ends the collector and its judge
+        # process together, as a host going down does.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", url,
-             "--webhook", webhook, "--alert-min-severity", "HIGH", "--run-timeout", "3", "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", url, *alerts,
+             "--run-timeout", "3", "--log-level", "warning"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+            start_new_session=True,
         )  # fmt: skip
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.communicate(timeout=15)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -163,3 +173,65 @@ def test_two_collectors_store_judge_and_alert_each_run_once(postgres: Any, recei
         # the runs from PostgreSQL.
         assert "Traceback" not in log and "judge process failed" not in log, log
         assert f"database postgresql://dunetrace:***@127.0.0.1:{postgres.port}/" in log, log  # no password shown
+
+
+def test_a_collector_killed_mid_stream_loses_nothing(postgres: Any) -> None:
+    """A load balancer's view: batches go to both collectors in turn; one is
+    killed (-9, with its judge process) while batches are in flight, and
+    what it did not answer is sent to the other. Every event is stored once
+    and every run judged once, the killed one's claimed runs included."""
+    url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    runs = [tool_loop_run(f"loop-{i}") if i % 2 else healthy(f"ok-{i}") for i in range(RUNS)]
+    flat = [e for run in runs for e in run]
+    batches = [flat[i : i + 7] for i in range(0, len(flat), 7)]
+    # A short lease, so the survivor takes over the killed one's runs within the test.
+    collectors = [Serve(url, DUNETRACE_JUDGE_LEASE="2"), Serve(url, DUNETRACE_JUDGE_LEASE="2")]
+    survivor, victim = collectors
+    try:
+        for collector in collectors:
+            collector.wait_ready()
+        killed = threading.Event()
+        failed_over = 0
+
+        def kill() -> None:
+            victim.kill()
+            killed.set()
+
+        with httpx.Client(timeout=30) as client:
+            for n, body in enumerate(batches):
+                if n == len(batches) // 3:  # killed while the next batches are sent
+                    threading.Thread(target=kill, daemon=True).start()
+                target = collectors[n % 2]
+                try:
+                    answer = client.post(target.url + "/v1/ingest", json=batch(body))
+                    status = answer.status_code
+                except httpx.TransportError:
+                    status = 0
+                if status != 202:  # the load balancer retries on the other host
+                    failed_over += 1
+                    answer = client.post(survivor.url + "/v1/ingest", json=batch(body))
+                    assert answer.status_code == 202, answer.text
+                time.sleep(0.005)
+        assert killed.wait(15) and failed_over > 0, failed_over
+
+        deadline = time.monotonic() + 60
+        while any(run["status"] != "judged" for run in survivor.get("/api/runs?limit=500")["items"]):
+            assert time.monotonic() < deadline, "runs left unjudged after the kill"
+            time.sleep(0.2)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT coalesce(sum(n), 0) FROM event_chunks").fetchone()[0] == len(flat)
+            assert conn.execute("SELECT count(*) FROM runs WHERE status = 'judged'").fetchone()[0] == RUNS
+            twice = conn.execute(
+                "SELECT run_id, detector FROM signals GROUP BY run_id, detector HAVING count(*) > 1"
+            ).fetchall()
+            assert twice == []
+            looped = {row[0] for row in conn.execute("SELECT run_id FROM signals WHERE detector = 'TOOL_LOOP'")}
+        assert looped == {run[0]["run_id"] for run in runs if run[0]["run_id"].startswith("loop-")}
+        for run in runs:
+            stored = survivor.get(f"/api/runs/{run[0]['run_id']}")["events"]
+            assert [e["event_id"] for e in stored] == [e["event_id"] for e in run]
+    finally:
+        if victim.process.poll() is None:
+            victim.kill()
+        log = survivor.stop()
+    assert "Traceback" not in log, log

@@ -299,3 +299,12 @@ def test_serve_says_when_the_database_cannot_be_reached(postgres: Any) -> None:
         assert result.returncode == 1, result.stderr
         assert "cannot open the database postgresql://" in result.stderr and ":***@" in result.stderr
         assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("lease", ["soon", "0", "-5", "nan", "inf"])
+def test_a_bad_judge_lease_is_refused_at_start(lease: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", "x.db"],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "DUNETRACE_JUDGE_LEASE": lease})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "DUNETRACE_JUDGE_LEASE" in result.stderr and "positive number of seconds" in result.stderr
