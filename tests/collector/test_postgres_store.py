@@ -48,7 +48,7 @@ def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
         try:
             gate.wait(10)
             results[i] = work(i)
-        except BaseException as exc:  # reported below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001  (reported below, in the test's thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
