@@ -168,3 +168,9 @@ def test_event_ids_differing_after_a_nul_character_are_different_events(store: A
     assert store.ingest([first], "b1") == (1, [])
     assert store.ingest([second, first], "b2") == (1, [])
     assert [e["event_id"] for e in store.run_events("r1")] == ["same\x00one", "same\x00two"]
+
+
+def test_a_new_event_sent_twice_in_one_batch_is_stored_once(store: Any) -> None:
+    events = tool_loop_run("r1")
+    assert store.ingest([*events[:3], events[1]], "b1") == (3, [])
+    assert stripped(store.run_events("r1")) == stripped(events[:3])
