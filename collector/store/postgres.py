@@ -159,7 +159,7 @@ class PostgresStore(SQLiteStore):
                 (unique, len(unique)),
             ).fetchone()
             if new != len(ids):  # some were sent before, or twice in this batch
-                fresh = set(unique) if new == len(unique) else set(stored)
+                fresh = set(unique) if new == len(unique) else set(stored or ())  # none new: NULL
         by_run: dict[str, list[Row]] = {}
         for run_id, run in live.items():
             if fresh is None:
