@@ -7,7 +7,8 @@ run's judgement in one transaction, then handed to the alert dispatcher.
 
 The detectors are pure Python. With ``judge_worker`` (what ``dunetrace
 serve`` does) they run in a process of their own (judge_worker.py), which
-reads each run from the database (file or server), and a run is judged as soon as it ends.
+reads each run from the database (file or server), and a run is judged as
+soon as it ends.
 
 In this process, the judge keeps out of the ingest requests' way instead:
 while the detectors run, the threads storing batches share the GIL with
@@ -78,7 +79,7 @@ class Judge:
         self._signal = Signal.from_dict
         # The worker process reads runs from the database (file or server).
         self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
-        # The worker reads runs from the file: nothing to keep in memory.
+        # The worker reads runs from the database: nothing to keep in memory.
         store.keep_rows = self._worker is None
         self._config = load_config(settings.detectors_path)
         self._store = store
@@ -201,13 +202,13 @@ class Judge:
         i-th run is read and judged."""
         # Several collector processes may share a PostgreSQL store: judge
         # only the runs this one holds (SQLite: all of them).
-        run_ids = self._store.claim_runs(run_ids)
+        claimed = set(self._store.claim_runs(run_ids))
         found: dict[str, list[Any]] = {}
         steps: dict[str, tuple[str, int]] = {}
         elsewhere: dict[str, list[int]] = {}  # for the worker process
         worker = self._worker if self._worker is not None and not self._worker.broken else None
         for i, run_id in enumerate(run_ids):
-            if run_id in steps:
+            if run_id in steps or run_id not in claimed:
                 continue
             if pause is not None and worker is None:
                 pause(i)
