@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .dashboard_reads import RANGES, ReadCache, run_tree, signals_since, timeline
+from .store.common import StoreUnavailable
 
 if TYPE_CHECKING:
     from .store import Store
@@ -123,7 +123,7 @@ def api_routes(store: Store) -> list[Route]:
         async def handle(request: Request) -> Response:
             try:
                 result = await to_thread.run_sync(read, request)
-            except sqlite3.Error as exc:
+            except StoreUnavailable as exc:
                 logger.error("dunetrace collector: database error: %r", exc)
                 return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503)
             except BadQuery as exc:

@@ -33,8 +33,7 @@ from .openapi import openapi_document
 from .schema import BadRequest, parse_json, validate_deploy
 from .sessions import login_routes
 from .settings import Settings
-from .store import open_store
-from .store.common import StoreUnavailable
+from .store import StoreUnavailable, open_store
 
 __all__ = ["Collector", "create_app"]
 
@@ -143,6 +142,8 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
                 deploy_id = collector.store.add_deploy(agent_id, version, meta)
             except UnicodeEncodeError:
                 return JSONResponse(BadRequest("body", "contains a string that is not valid Unicode").to_dict(), 422)
+            except BadRequest as refused:  # a value this store cannot hold (PostgreSQL: U+0000)
+                return JSONResponse(refused.to_dict(), 422)
             return JSONResponse({"accepted": True, "id": deploy_id}, status_code=202)
 
         return await _guard(work, collector.health)
@@ -207,7 +208,7 @@ async def _guard(work: Any, health: Health) -> Response:
     caller's: 503, which the SDK retries; ``/health`` says so too."""
     try:
         response: Response = await to_thread.run_sync(work)
-    except (sqlite3.Error, StoreUnavailable) as exc:
+    except StoreUnavailable as exc:
         reason = health.failed(exc)
         logger.error("deploy marker not stored: %s", reason, extra={"event": "store_error", "reason": reason})
         return _error(503, "database unavailable; retry later", reason=reason)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -25,7 +24,7 @@ from anyio import to_thread
 from . import _json
 from .decode import decode_batch
 from .schema import BadRequest, Batch, parse_json, read_batch
-from .store.common import StoreUnavailable
+from .store import StoreUnavailable
 
 if TYPE_CHECKING:
     from .app import Collector
@@ -113,7 +112,7 @@ class IngestEndpoint:
         # thread does them, so the event loop keeps answering meanwhile.
         try:
             status, body, kept = await to_thread.run_sync(self._work, raw, authorization)
-        except (sqlite3.Error, StoreUnavailable) as exc:
+        except StoreUnavailable as exc:
             # A database that cannot be written is the collector's trouble,
             # not the caller's: 503, which the SDK retries; /health says so.
             reason = self.collector.health.failed(exc)
@@ -167,6 +166,8 @@ class IngestEndpoint:
         except UnicodeEncodeError:
             bad = BadRequest("body", "contains a string that is not valid Unicode (a lone surrogate)")
             return 422, _json.dumps(bad.to_dict()).encode(), batch
+        except BadRequest as refused:  # a value this store cannot hold (PostgreSQL: U+0000)
+            return 422, _json.dumps(refused.to_dict()).encode(), batch
         except _json.EncodeError:  # rolled back: nothing was stored
             return None
         if ended:

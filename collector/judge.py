@@ -7,7 +7,8 @@ run's judgement in one transaction, then handed to the alert dispatcher.
 
 The detectors are pure Python. With ``judge_worker`` (what ``dunetrace
 serve`` does) they run in a process of their own (judge_worker.py), which
-reads each run from the file, and a run is judged as soon as it ends.
+reads each run from the database (file or server), and a run is judged as
+soon as it ends.
 
 In this process, the judge keeps out of the ingest requests' way instead:
 while the detectors run, the threads storing batches share the GIL with
@@ -76,11 +77,9 @@ class Judge:
         self.activity = activity or IngestActivity()
         self._detect = detect
         self._signal = Signal.from_dict
-        # The worker process reads a SQLite file; on PostgreSQL the detectors
-        # run here (several collector processes share the load anyway).
-        use_worker = settings.judge_worker and getattr(store, "engine", "sqlite") == "sqlite"
-        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if use_worker else None
-        # The worker reads runs from the file: nothing to keep in memory.
+        # The worker process reads runs from the database (file or server).
+        self._worker = JudgeWorker(settings.db_path, settings.detectors_path) if settings.judge_worker else None
+        # The worker reads runs from the database: nothing to keep in memory.
         store.keep_rows = self._worker is None
         self._config = load_config(settings.detectors_path)
         self._store = store
@@ -201,12 +200,15 @@ class Judge:
         """Judge runs and store the judgements in one transaction. When the
         detectors run in this process, ``pause(i)`` is called before the
         i-th run is read and judged."""
+        # Several collector processes may share a PostgreSQL store: judge
+        # only the runs this one holds (SQLite: all of them).
+        claimed = set(self._store.claim_runs(run_ids))
         found: dict[str, list[Any]] = {}
         steps: dict[str, tuple[str, int]] = {}
         elsewhere: dict[str, list[int]] = {}  # for the worker process
         worker = self._worker if self._worker is not None and not self._worker.broken else None
         for i, run_id in enumerate(run_ids):
-            if run_id in steps:
+            if run_id in steps or run_id not in claimed:
                 continue
             if pause is not None and worker is None:
                 pause(i)

@@ -3,8 +3,9 @@
 The detectors are pure Python. In the collector's own process they take the
 interpreter lock from the threads that parse and store batches: under a
 steady stream, judging was about 40% of that process's time. A worker
-process reads each run's events from the SQLite file (WAL: committed
-batches are there to read) and judges it on another core; the collector's
+process reads each run's events from the database (SQLite's WAL or
+PostgreSQL: committed batches are there to read) and judges it on another
+core; the collector's
 judge thread still decides when a run is judged, stores the judgement and
 sends the alerts.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -37,7 +37,7 @@ logger = logging.getLogger("dunetrace.collector")
 
 #: The worker process's state: its connection to the file and the detector
 #: configuration, set by ``_start`` when the process starts.
-_db: sqlite3.Connection | None = None
+_db: Any = None
 _config: Any = None
 
 
@@ -66,7 +66,7 @@ def _start(db_path: str, detectors_path: str | None, log_setup: tuple[str, str] 
 
         configure(*log_setup)
 
-    _db = connect_reader(db_path)
+    _db = connect_reader(db_path)  # a SQLite file, or a PostgreSQL URL
     _config = load_config(detectors_path)
 
 

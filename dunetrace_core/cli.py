@@ -115,6 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    from dunetrace.collector import store
     from dunetrace.collector.server import serve
     from dunetrace.collector.settings import Settings
 
@@ -137,6 +138,15 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_secret=args.webhook_secret,
             alert_min_severity=args.alert_min_severity.upper() if args.alert_min_severity else None,
         )
+        store.judge_lease_from_env()
+    except (ValueError, TypeError) as exc:
+        print(f"dunetrace serve: {exc}", file=sys.stderr)
+        return 2
+    problem = store.missing_driver(settings.db_path)
+    if problem:
+        print(f"dunetrace serve: {problem}", file=sys.stderr)
+        return 1
+    try:
         serve(
             settings, args.host, args.port, log_level=args.log_level, log_format=args.log_format,
             insecure=args.insecure, forwarded_allow_ips=args.forwarded_allow_ips,
@@ -144,6 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 2
+    except store.StoreUnavailable as exc:  # the database cannot be opened: say which and why, no traceback
+        print(f"dunetrace serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -227,7 +240,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the local collector (ingest API, detectors, dashboard)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8001, help="default 8001, the SDK's default endpoint")
-    p.add_argument("--db", help="SQLite file (default: $DUNETRACE_DB or ./dunetrace.db)")
+    p.add_argument(
+        "--db",
+        help="SQLite file, or a postgresql://user:password@host/database URL that several collectors share "
+        "(needs dunetrace[postgres]); default: $DUNETRACE_DB or ./dunetrace.db",
+    )
     p.add_argument(
         "--sync", choices=["full", "normal"],
         help="full (default): each batch reaches the disk before its 202; normal: survives a collector crash, "

@@ -39,7 +39,10 @@ class PostgresServer:
     """``start()`` makes and starts a cluster; ``create_database(name)``
     returns a DSN for a new database owned by a login role; ``stop()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
+        #: False for tests (faster, nothing to keep); True where commits must
+        #: reach the disk as in production (benchmarks/bench_store.py).
+        self.fsync = fsync
         self.bin = _bin_dir()
         self.port = _free_port()
         self.dir = tempfile.mkdtemp(prefix="dunetrace-pg-")
@@ -58,7 +61,7 @@ class PostgresServer:
         if self._as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c max_connections=200"
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"), "-w", "start")
         return self
 

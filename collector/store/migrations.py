@@ -152,12 +152,16 @@ def migrate_sqlite(db: sqlite3.Connection) -> int:
     return int(have)
 
 
+# PostgreSQL step 1 differs from SQLite's in what PostgreSQL needs: BIGINT
+# for step numbers (the contract allows up to 2**63 - 1, SQLite's INTEGER
+# holds them) and ``runs.judging_until``, the lease of the process judging a
+# run (several processes share the database; a SQLite file has one).
 POSTGRES_1 = """
 CREATE TABLE event_chunks (
     seq BIGSERIAL PRIMARY KEY,
     run_id TEXT NOT NULL,
     batch_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
+    n BIGINT NOT NULL,
     events TEXT NOT NULL
 );
 CREATE INDEX event_chunks_run ON event_chunks(run_id, seq);
@@ -174,10 +178,13 @@ CREATE TABLE runs (
     end_type TEXT,
     exit_reason TEXT,
     error_type TEXT,
-    total_steps INTEGER NOT NULL DEFAULT 0,
-    event_count INTEGER NOT NULL DEFAULT 0,
+    total_steps BIGINT NOT NULL DEFAULT 0,
+    event_count BIGINT NOT NULL DEFAULT 0,
     signal_count INTEGER NOT NULL DEFAULT 0,
-    judged_at DOUBLE PRECISION
+    judged_at DOUBLE PRECISION,
+    -- Until when a collector process holds the run to judge it (a lease, so
+    -- a process that dies mid-judgement leaves the run to the others).
+    judging_until DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_agent ON runs(agent_id, last_seen);
 CREATE INDEX runs_recent ON runs(last_seen);
@@ -189,7 +196,7 @@ CREATE TABLE signals (
     agent_id TEXT NOT NULL,
     detector TEXT NOT NULL,
     severity TEXT NOT NULL,
-    step_index INTEGER,
+    step_index BIGINT,
     evidence TEXT NOT NULL,
     explanation TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL

@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import _json
 from ..schema import Batch, read_events
-from .common import Row, wire_events
+from .common import Row, translate_errors, wire_events
 from .migrations import migrate_sqlite
 
 __all__ = ["SQLiteStore", "connect_reader", "stored_rows"]
@@ -69,10 +69,17 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+@translate_errors
 class SQLiteStore:
-    """The store in one SQLite file (the default)."""
+    """The store in one SQLite file (the default).
+
+    Its read queries are written in SQL that PostgreSQL also speaks, with
+    ``?`` placeholders: the PostgreSQL store (postgres.py) runs them as they
+    are."""
 
     engine = "sqlite"
+    #: What the store reports as ``StoreUnavailable`` (common.py).
+    engine_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str, sync: str = "full") -> None:
         self.path = path
@@ -281,11 +288,16 @@ class SQLiteStore:
         set of ids stored now, each for the first event that carries it."""
         if not ids:
             return None
+        listed = _dumps(ids)
+        if "\\u0000" in listed:
+            # json_each ends a string at U+0000 ("a\0b" and "a\0c" would both
+            # be "a"): ids holding it are bound one by one instead.
+            return SQLiteStore._new_ids_bound(db, ids)
         # The usual case, no event seen before: the ids go in with one
         # statement (json_each unrolls them inside SQLite), not 500.
         db.execute("SAVEPOINT event_ids")
         before = db.total_changes
-        db.execute("INSERT OR IGNORE INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(ids),))
+        db.execute("INSERT OR IGNORE INTO event_ids (event_id) SELECT value FROM json_each(?)", (listed,))
         if db.total_changes - before == len(ids):
             db.execute("RELEASE event_ids")
             return None
@@ -302,6 +314,19 @@ class SQLiteStore:
         if fresh:
             db.execute("INSERT INTO event_ids (event_id) SELECT value FROM json_each(?)", (_dumps(sorted(fresh)),))
         return fresh
+
+    @staticmethod
+    def _new_ids_bound(db: sqlite3.Connection, ids: list[str]) -> set[str] | None:
+        """``_new_ids`` with each id a parameter of its own (slower, exact
+        for any string)."""
+        fresh: set[str] = set()
+        for event_id in ids:
+            if event_id not in fresh:
+                before = db.total_changes
+                db.execute("INSERT OR IGNORE INTO event_ids (event_id) VALUES (?)", (event_id,))
+                if db.total_changes > before:
+                    fresh.add(event_id)
+        return None if len(fresh) == len(ids) else fresh
 
     @staticmethod
     def _known(db: sqlite3.Connection, runs: Iterable[str]) -> dict[str, str]:
@@ -373,6 +398,12 @@ class SQLiteStore:
             (silent_before,),
         )
         return [row[0] for row in rows]
+
+    def claim_runs(self, run_ids: list[str]) -> list[str]:
+        """The runs of ``run_ids`` this process may judge now. One process
+        owns a SQLite file: all of them (``save_judgements`` skips a run
+        judged meanwhile)."""
+        return list(run_ids)
 
     def save_judgement(self, run_id: str, signals: list[dict[str, Any]]) -> bool:
         """Store a run's signals and mark it judged; False when it already was."""
@@ -489,7 +520,7 @@ class SQLiteStore:
         total = db.execute("SELECT count(DISTINCT agent_id) FROM runs").fetchone()[0]
         rows = db.execute(
             "SELECT agent_id, count(*) AS runs, sum(signal_count) AS signals,"
-            " sum(status != 'judged') AS open_runs, max(last_seen) AS last_seen,"
+            " sum(CASE WHEN status != 'judged' THEN 1 ELSE 0 END) AS open_runs, max(last_seen) AS last_seen,"
             " (SELECT agent_version FROM runs r2 WHERE r2.agent_id = runs.agent_id"
             "  ORDER BY last_seen DESC LIMIT 1) AS agent_version"
             " FROM runs GROUP BY agent_id ORDER BY max(last_seen) DESC, agent_id LIMIT ? OFFSET ?",
