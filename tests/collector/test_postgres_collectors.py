@@ -44,7 +44,7 @@ class Serve:
         # process together, as a host going down does.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", url, *alerts,
-             "--run-timeout", "3", "--log-level", "warning"],
+             "--run-timeout", "3", "--log-level", "info"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
             start_new_session=True,
         )  # fmt: skip
