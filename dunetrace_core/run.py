@@ -98,6 +98,15 @@ def _length(value: Any) -> int:
     return len(value) if isinstance(value, str) else len(canonical_json(value))
 
 
+def _watcher_failed(watcher: Any, exc: Exception) -> None:
+    """A watcher raised: logged once (re-raised in strict mode, and for an
+    exception meant to reach the agent, such as PolicyViolation)."""
+    if getattr(exc, "dunetrace_passthrough", False):
+        raise exc
+    with capture_internal_errors(f"watcher {type(watcher).__name__}"):
+        raise exc
+
+
 class Run:
     """An agent run. Event methods never raise; bad values are left out and
     logged once."""
@@ -171,7 +180,14 @@ class Run:
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
         watchers = self._client._watchers
         if watchers:
-            self._watch(watchers, event_type, step, payload)
+            # try/except rather than a guard object: this runs for every
+            # event while live detection is on, and costs nothing when
+            # nothing raises.
+            for watcher in watchers:
+                try:
+                    watcher.observe(self, event_type, step, payload)
+                except Exception as exc:
+                    _watcher_failed(watcher, exc)
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) < buffer._room:
@@ -185,11 +201,6 @@ class Run:
                 self.dropped_events += 1
         elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
-
-    def _watch(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
-        for watcher in watchers:
-            with capture_internal_errors(f"watcher {type(watcher).__name__}"):
-                watcher.observe(self, event_type, step, payload)
 
     def fire(self, signal: Signal) -> bool:
         """A live signal about this run (see :mod:`dunetrace.live`): kept in
