@@ -322,7 +322,7 @@ class RunJudge(EvidenceMixin):
 
     def _call_after_failure(self, name: str, step: int) -> None:
         """A tool call while a failure streak or an unread failure is open."""
-        if self._unread_step:
+        if self._unread_step and name != self._unread_tool:  # the same tool again is a retry
             self.unread = (self._unread_step, self._unread_tool, step)
             self._fire("UNREAD_TOOL_ERROR", step)
             self._unread_step = 0

@@ -109,7 +109,7 @@ DETECTORS: tuple[DetectorInfo, ...] = (
     _I("PREMATURE_TERMINATION", "MEDIUM", {"max_llm_calls_after": 1},
        "the run answers right after a tool call that failed (at most `max_llm_calls_after` LLM calls after it)"),
     _I("UNREAD_TOOL_ERROR", "MEDIUM", {},
-       "a tool call fails and the next tool call starts with no LLM call between (the model never saw the error)"),
+       "a tool call fails and a call of another tool starts with no LLM call between (the model never saw the error)"),
     _I("RUNAWAY_ITERATION", "HIGH", {"max_steps": 50, "max_tokens": 300_000},
        "the run passes `max_steps` steps or `max_tokens` tokens (prompt + completion, summed) before it ends", confidence=1.0),
     _I("MODEL_FALLBACK_DRIFT", "MEDIUM", {},
