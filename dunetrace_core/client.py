@@ -48,7 +48,7 @@ class Dunetrace:
         api_key: str | None = None,
         *,
         on_signal: Callable[[Signal], Any] | None = None,
-        detectors: Any = True,
+        detectors: Any = None,
         **options: Any,
     ) -> None:
         #: Fed every event of every run, on the emitting thread (live detectors,
@@ -59,7 +59,8 @@ class Dunetrace:
         if on_signal is not None:
             self.on_signal(on_signal)
         #: The live detectors (:mod:`dunetrace.detectors`), or None when
-        #: ``detectors=False``; a dict in the detectors.yml form tunes them.
+        #: ``detectors=False`` (or ``DUNETRACE_DETECTORS=off`` and no
+        #: ``detectors=``); a dict in the detectors.yml form tunes them.
         self.detectors = live_detectors(detectors)
         if self.detectors is not None:
             self.add_watcher(self.detectors)

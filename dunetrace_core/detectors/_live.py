@@ -9,6 +9,7 @@ event) and, when a detector fires, hands ``run.fire`` a
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..live import Signal
@@ -48,7 +49,9 @@ class LiveDetectors:
         if handler is None:
             return
         handler(step, payload, None)
-        if judge.new:
+        # What run.started makes fire (an injected input) waits for the run's
+        # next event: its external.signal must not go out before run.started.
+        if judge.new and event_type != "run.started":
             self._fire(run, judge)
         if judge.terminal is not None:
             self._judges.pop(run, None)
@@ -99,11 +102,20 @@ class LiveDetectors:
         return len(self._judges)
 
 
+#: ``DUNETRACE_DETECTORS`` values that turn live detection off by default.
+_OFF_VALUES = frozenset({"0", "off", "false", "no"})
+
+
 def live_detectors(option: Any) -> LiveDetectors | None:
-    """The watcher for ``Dunetrace(detectors=...)``: True or None for the
-    built-in thresholds, False for no live detection, a dict in the
-    ``detectors.yml`` form or a :class:`DetectorSettings` to tune them."""
-    if option is None or option is True:
+    """The watcher for ``Dunetrace(detectors=...)``: None (the default) is
+    on unless ``DUNETRACE_DETECTORS`` is ``off``; True is on with the
+    built-in thresholds; False is off; a dict in the ``detectors.yml`` form
+    or a :class:`DetectorSettings` tunes them."""
+    if option is None:
+        if os.environ.get("DUNETRACE_DETECTORS", "").strip().lower() in _OFF_VALUES:
+            return None
+        return LiveDetectors()
+    if option is True:
         return LiveDetectors()
     if option is False:
         return None
