@@ -59,7 +59,7 @@ class Dunetrace:
         if on_signal is not None:
             self.on_signal(on_signal)
         #: The live detectors (:mod:`dunetrace.detectors`), or None when
-        #: ``detectors=False`` (or ``DUNETRACE_DETECTORS=off`` and no
+        #: ``detectors=False`` (or ``DUNETRACE_LIVE_DETECTORS=off`` and no
         #: ``detectors=``); a dict in the detectors.yml form tunes them.
         self.detectors = live_detectors(detectors)
         if self.detectors is not None:

@@ -12,7 +12,7 @@ os.environ.setdefault("CREWAI_TESTING", "true")
 # Live detection is on by default for users. Tests that count events or
 # batches were written without it; the tests of live signals turn it on
 # with Dunetrace(detectors=True), and one test checks the default.
-os.environ.setdefault("DUNETRACE_DETECTORS", "off")
+os.environ.setdefault("DUNETRACE_LIVE_DETECTORS", "off")
 
 from dunetrace import Dunetrace, get_current_run  # noqa: E402
 from dunetrace.run import set_current_run  # noqa: E402

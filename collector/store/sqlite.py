@@ -393,11 +393,11 @@ class SQLiteStore:
                     continue
                 db.executemany(
                     "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
-                    " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    " created_at, live) VALUES (?,?,?,?,?,?,?,?,?)",
                     [
                         (run_id, s.get("agent_id") or row["agent_id"], s["detector"], s["severity"],
                          s.get("step_index"), _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}),
-                         now)
+                         now, 1 if s.get("live") else 0)
                         for s in signals
                     ],
                 )  # fmt: skip
@@ -537,7 +537,7 @@ class SQLiteStore:
         db = self._reader()
         total = db.execute(f"SELECT count(*) FROM signals{clause}", args).fetchone()[0]
         rows = db.execute(
-            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at"
+            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at, live"
             f" FROM signals{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
@@ -546,6 +546,7 @@ class SQLiteStore:
             item = dict(r)
             item["evidence"] = _loads(item["evidence"])
             item["explanation"] = _loads(item["explanation"])
+            item["live"] = bool(item["live"])
             items.append(item)
         return items, total
 

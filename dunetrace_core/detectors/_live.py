@@ -102,17 +102,17 @@ class LiveDetectors:
         return len(self._judges)
 
 
-#: ``DUNETRACE_DETECTORS`` values that turn live detection off by default.
+#: ``DUNETRACE_LIVE_DETECTORS`` values that turn live detection off by default.
 _OFF_VALUES = frozenset({"0", "off", "false", "no"})
 
 
 def live_detectors(option: Any) -> LiveDetectors | None:
     """The watcher for ``Dunetrace(detectors=...)``: None (the default) is
-    on unless ``DUNETRACE_DETECTORS`` is ``off``; True is on with the
+    on unless ``DUNETRACE_LIVE_DETECTORS`` is ``off``; True is on with the
     built-in thresholds; False is off; a dict in the ``detectors.yml`` form
     or a :class:`DetectorSettings` tunes them."""
     if option is None:
-        if os.environ.get("DUNETRACE_DETECTORS", "").strip().lower() in _OFF_VALUES:
+        if os.environ.get("DUNETRACE_LIVE_DETECTORS", "").strip().lower() in _OFF_VALUES:
             return None
         return LiveDetectors()
     if option is True:
