@@ -218,8 +218,13 @@ class Run:
                 signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
             )
         self.signals.append(signal)
+        # Sent at the step it is about (the collector shows it there), never
+        # past the run's last step.
+        step = signal.step_index
+        if type(step) is not int or not 0 <= step <= self._last_step:
+            step = self._last_step
         with capture_internal_errors("run.fire"):
-            self._emit("external.signal", self._last_step, signal.payload())
+            self._emit("external.signal", step, signal.payload())
         for listener in self._client._listeners:
             try:
                 listener(signal)

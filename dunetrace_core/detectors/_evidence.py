@@ -132,13 +132,13 @@ def _empty(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     return {"empty_responses": count, "llm_calls": j.llm_calls, "first_step": steps[0], "steps": list(steps)}
 
 
-def _bloat(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, None]:
+def _bloat(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     evidence = {
         "first_tokens": j.ctx_first, "last_tokens": j.ctx_last, "growth": round(j.ctx_last / j.ctx_first, 2),
         "growth_factor": p["growth_factor"], "llm_calls_with_tokens": j.ctx_n, "first_step": j.ctx_first_step,
         "last_step": j.ctx_last_step,
     }  # fmt: skip
-    return evidence, j.ctx_last_step, None
+    return evidence
 
 
 def _slow(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, str]:
@@ -180,10 +180,9 @@ def _first_failure(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     return {**(j.first_failure or {}), "max_step": p["max_step"]}
 
 
-def _stall(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, None]:
-    evidence = {"llm_calls": j.llm_calls, "tool_calls": j.tool_calls,
-                "ratio": round(j.llm_calls / max(j.tool_calls, 1), 2), "ratio_threshold": p["ratio_threshold"]}  # fmt: skip
-    return evidence, j.last_llm_step, None
+def _stall(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
+    return {"llm_calls": j.llm_calls, "tool_calls": j.tool_calls,
+            "ratio": round(j.llm_calls / max(j.tool_calls, 1), 2), "ratio_threshold": p["ratio_threshold"]}  # fmt: skip
 
 
 def _prompt_injection(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
