@@ -61,6 +61,10 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _no_clock() -> None:
+    return None
+
+
 def _name(value: Any) -> str | None:
     return value if type(value) is str and value else None
 
@@ -73,8 +77,8 @@ class RunJudge(EvidenceMixin):
 
     __slots__ = (
         "params", "fired", "new", "on", "clock", "run_id", "agent_id", "ancestors",
-        "tools_available", "tool_calls", "llm_calls", "retrievals", "llm_streak",
-        "pending_tool", "llm_responses", "pending_retrieval", "total_tokens", "max_step",
+        "tools_available", "tool_calls", "llm_calls", "retrievals", "_llm_at_action", "_total_steps",
+        "pending_tool", "llm_responses", "pending_retrieval", "total_tokens",
         "terminal", "exit_reason", "error_type", "terminal_step", "dropped_events",
         "_tool_step", "_tool_t", "_tool_args", "_tool_awaiting", "last_tool", "last_tool_step",
         "_llm_step", "_llm_t", "_llm_tokens", "_failing",
@@ -83,7 +87,7 @@ class RunJudge(EvidenceMixin):
         "_th_window", "_sc_win", "_sc_counts", "_sc_window", "_sc_min", "scatter",
         "rs_cur", "rs_best", "_rs_tool", "_rs_max", "cf_cur", "cf_best", "_cf_max",
         "truncations", "_trunc_max", "empties", "ctx_n", "ctx_first", "ctx_first_step", "ctx_last",
-        "ctx_last_step", "_ctx_min_calls", "_ctx_growth", "_ctx_min_last",
+        "ctx_last_step", "_ctx_min_calls", "_ctx_growth", "_ctx_min_last", "_ctx_need",
         "slow", "_tool_limit", "_llm_limit", "_stall_min", "_stall_ratio", "weak_retrievals",
         "_min_results", "_min_score", "first_failure", "_first_max", "injections", "content_injections",
         "oversized", "_max_args", "_max_retrievals", "last_llm_finish",
@@ -107,7 +111,7 @@ class RunJudge(EvidenceMixin):
         self.params = params
         self.fired: dict[str, int] = {}
         self.new: list[str] = []
-        self.clock = clock
+        self.clock = clock or _no_clock
         self.run_id, self.agent_id = run_id, agent_id
         self.ancestors = list(ancestors) if ancestors else []
         self.on: dict[str, Callable[[int, dict[str, Any], float | None], None]] = {
@@ -118,8 +122,8 @@ class RunJudge(EvidenceMixin):
             "run.errored": self.run_errored, "external.signal": self.external_signal,
         }  # fmt: skip
         self.tools_available: list[str] = []
-        self.tool_calls = self.llm_calls = self.retrievals = self.llm_streak = 0
-        self.pending_tool = self.llm_responses = self.pending_retrieval = self.total_tokens = self.max_step = 0
+        self.tool_calls = self.llm_calls = self.retrievals = self._llm_at_action = self._total_steps = 0
+        self.pending_tool = self.llm_responses = self.pending_retrieval = self.total_tokens = 0
         self.terminal: str | None = None
         self.exit_reason: str | None = None
         self.error_type: str | None = None
@@ -154,6 +158,7 @@ class RunJudge(EvidenceMixin):
         self.truncations: list[Any] = []  # [count, steps, prompt tokens]
         self.empties: list[Any] = []  # [count, steps]
         self.ctx_n = self.ctx_first = self.ctx_first_step = self.ctx_last = self.ctx_last_step = 0
+        self._ctx_need = 0.0
         self.slow: list[Any] = []  # [count, worst (ratio, duration, limit, step, kind, tool)]
         self.weak_retrievals: list[Any] = []  # [count, worst (sort key, step, index, count, score)]
         self.first_failure: dict[str, Any] | None = None
@@ -219,9 +224,7 @@ class RunJudge(EvidenceMixin):
         return new
 
     def _now(self, ts: float | None) -> float | None:
-        if ts is not None:
-            return ts
-        return self.clock() if self.clock is not None else None
+        return ts if ts is not None else self.clock()
 
     # -- tools -------------------------------------------------------------------
 
@@ -233,12 +236,10 @@ class RunJudge(EvidenceMixin):
         if type(args) is not str or not args:
             args = None
         self.tool_calls += 1
-        self.llm_streak = 0
+        self._llm_at_action = self.llm_calls
         self.pending_tool += 1
-        if step > self.max_step:
-            self.max_step = step
-            if step > self._max_steps:
-                self._runaway(step)
+        if step > self._max_steps:
+            self._runaway(step)
         self._tool_step = self.last_tool_step = step
         self.last_tool = name
         self._tool_t = self._now(ts)
@@ -409,21 +410,24 @@ class RunJudge(EvidenceMixin):
     # -- LLM calls ---------------------------------------------------------------
 
     def llm_called(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
-        if self._llm_tokens is not None:  # the previous call never responded
-            self._context(self._llm_step, self._llm_tokens)
         calls = self.llm_calls = self.llm_calls + 1
-        self.llm_streak += 1
         if self._failing:
             self._unread_step = 0  # the model is called: it sees the failure
         self._llm_step = step
-        if step > self.max_step:
-            self.max_step = step
-            if step > self._max_steps:
-                self._runaway(step)
-        self._llm_t = ts if ts is not None else self.clock() if self.clock is not None else None
+        if step > self._max_steps:
+            self._runaway(step)
+        self._llm_t = ts if ts is not None else self.clock()
         tokens = payload.get("prompt_tokens")
-        if type(tokens) is not int or tokens <= 0:
-            tokens = None if tokens is None else _count(tokens) or None
+        if tokens is not None:
+            if type(tokens) is not int or tokens <= 0:
+                tokens = _count(tokens) or None
+            if tokens is not None:  # CONTEXT_BLOAT, inline: this is every model call
+                n = self.ctx_n = self.ctx_n + 1
+                if n == 1:
+                    self._first_tokens(step, tokens)
+                self.ctx_last, self.ctx_last_step = tokens, step
+                if n >= self._ctx_min_calls and tokens >= self._ctx_need:
+                    self._bloat(step)
         self._llm_tokens = tokens
         model = payload.get("model")
         if model is not None and model != self.model:
@@ -449,14 +453,16 @@ class RunJudge(EvidenceMixin):
     def llm_responded(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
         self.llm_responses += 1
         tokens = payload.get("prompt_tokens")
-        if type(tokens) is not int or tokens <= 0:
+        if tokens is not None and (type(tokens) is not int or tokens <= 0):
             tokens = _count(tokens) or None
-        if step == self._llm_step:
-            if tokens is None:
-                tokens = self._llm_tokens
-            self._llm_tokens = None
-        if tokens is not None:
-            self._context(step, tokens)
+        counted = self._llm_tokens if step == self._llm_step else None
+        if tokens is None:
+            tokens = counted
+        elif counted is None:
+            self._context(step, tokens)  # the call had no count: the response's counts
+        elif tokens != counted:
+            self._recount(step, tokens)  # the provider's own count is the exact one
+        self._llm_tokens = None
         completion = payload.get("completion_tokens")
         if type(completion) is int and completion > 0:
             self.total_tokens += completion
@@ -513,9 +519,29 @@ class RunJudge(EvidenceMixin):
     def _context(self, step: int, tokens: int) -> None:
         n = self.ctx_n = self.ctx_n + 1
         if n == 1:
-            self.ctx_first, self.ctx_first_step = tokens, step
+            self._first_tokens(step, tokens)
         self.ctx_last, self.ctx_last_step = tokens, step
-        if n >= self._ctx_min_calls and tokens >= self._ctx_min_last and tokens / self.ctx_first >= self._ctx_growth:
+        if n >= self._ctx_min_calls and tokens >= self._ctx_need:
+            self._bloat(step)
+
+    def _first_tokens(self, step: int, tokens: int) -> None:
+        self.ctx_first, self.ctx_first_step = tokens, step
+        # The prompt size that could make it fire, a hair under the exact
+        # check in _bloat: one comparison per call until then.
+        self._ctx_need = max(self._ctx_min_last, self._ctx_growth * tokens) * (1 - 1e-9)
+
+    def _recount(self, step: int, tokens: int) -> None:
+        """The response of the call counted last reports another count."""
+        if self.ctx_last_step == step:
+            self.ctx_last = tokens
+            if self.ctx_first_step == step:
+                self._first_tokens(step, tokens)
+            if self.ctx_n >= self._ctx_min_calls:
+                self._bloat(step)
+
+    def _bloat(self, step: int) -> None:
+        last = self.ctx_last
+        if last >= self._ctx_min_last and last / self.ctx_first >= self._ctx_growth:
             self._fire("CONTEXT_BLOAT", step)
             self._ctx_min_calls = OFF
 
@@ -523,13 +549,11 @@ class RunJudge(EvidenceMixin):
 
     def retrieval_called(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
         self.retrievals += 1
-        self.llm_streak = 0
+        self._llm_at_action = self.llm_calls
         self.pending_retrieval += 1
         self._ret_step = step
-        if step > self.max_step:
-            self.max_step = step
-            if step > self._max_steps:
-                self._runaway(step)
+        if step > self._max_steps:
+            self._runaway(step)
         if self.retrievals >= self._max_retrievals:
             self._fire("EXCESSIVE_RETRIEVAL", step)
             self._max_retrievals = OFF
@@ -590,12 +614,9 @@ class RunJudge(EvidenceMixin):
         return self.terminal == "completed" and (self.exit_reason or "completed") in ANSWERED_EXIT_REASONS
 
     def _ended(self, step: int, payload: dict[str, Any]) -> None:
-        if self._llm_tokens is not None:
-            self._context(self._llm_step, self._llm_tokens)
-            self._llm_tokens = None
         total = _count(payload.get("total_steps"))
-        if total is not None and total > self.max_step:
-            self.max_step = total
+        if total is not None:
+            self._total_steps = total
         self.dropped_events = _count(payload.get("dropped_events")) or 0
         if self.answered:
             if self.tools_available and not self.tool_calls and self.llm_calls >= self.params["TOOL_AVOIDANCE"]["min_llm_calls"]:
@@ -615,9 +636,6 @@ class RunJudge(EvidenceMixin):
     def end(self) -> list[str]:
         """The run went silent (no terminal event): what that makes fire."""
         if self.terminal is None:
-            if self._llm_tokens is not None:
-                self._context(self._llm_step, self._llm_tokens)
-                self._llm_tokens = None
             self._abandoned()
         new, self.new = self.new, []
         return new
@@ -625,6 +643,16 @@ class RunJudge(EvidenceMixin):
     def _abandoned(self) -> None:
         if self.tool_calls and self.llm_streak >= self.params["GOAL_ABANDONMENT"]["stall_steps"]:
             self._fire("GOAL_ABANDONMENT", self.last_action_step)
+
+    @property
+    def llm_streak(self) -> int:
+        """LLM calls since the last tool call or retrieval."""
+        return self.llm_calls - self._llm_at_action
+
+    @property
+    def max_step(self) -> int:
+        """The run's highest step so far."""
+        return max(self._tool_step, self._llm_step, self._ret_step, self._total_steps, 0)
 
     @property
     def last_action_step(self) -> int:

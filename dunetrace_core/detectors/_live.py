@@ -40,22 +40,19 @@ class LiveDetectors:
         self._open: dict[str, tuple[str, str | None]] = {}
 
     def observe(self, run: Run, event_type: str, step: int, payload: dict[str, Any]) -> None:
+        # The agent's time: one lookup for the run, one for the event type.
         judge = self._judges.get(run)
         if judge is None:
             if run.finished and event_type != "run.completed" and event_type != "run.errored":
                 return  # an event after the run ended (a late signal): nothing to judge
             judge = self._start(run)
         handler = judge.on.get(event_type)
-        if handler is None:
-            return
-        handler(step, payload, None)
-        # What run.started makes fire (an injected input) waits for the run's
-        # next event: its external.signal must not go out before run.started.
-        if judge.new and event_type != "run.started":
-            self._fire(run, judge)
-        if judge.terminal is not None:
-            self._judges.pop(run, None)
-            self._open.pop(run.run_id, None)
+        if handler is not None:
+            handler(step, payload, None)
+            # What run.started makes fire (an injected input) waits for the
+            # run's next event: its external.signal must not precede run.started.
+            if judge.new and event_type != "run.started":
+                self._fire(run, judge)
 
     def _start(self, run: Run) -> RunJudge:
         ancestors: list[str] = []
@@ -73,6 +70,9 @@ class LiveDetectors:
             clock=run.clock,
             ancestors=ancestors,
         )
+        # The run's state goes when its terminal event has been judged.
+        for terminal in ("run.completed", "run.errored"):
+            judge.on[terminal] = self._ending(run, judge, judge.on[terminal])
         if len(self._judges) >= MAX_OPEN_RUNS:
             oldest = next(iter(self._judges))
             self._judges.pop(oldest, None)
@@ -80,6 +80,16 @@ class LiveDetectors:
         self._judges[run] = judge
         self._open[run.run_id] = (run.agent_id, run.parent_run_id)
         return judge
+
+    def _ending(self, run: Run, judge: RunJudge, handler: Any) -> Any:
+        def ended(step: int, payload: dict[str, Any], ts: float | None) -> None:
+            handler(step, payload, ts)
+            if judge.new:
+                self._fire(run, judge)
+            self._judges.pop(run, None)
+            self._open.pop(run.run_id, None)
+
+        return ended
 
     def _fire(self, run: Run, judge: RunJudge) -> None:
         names, judge.new = judge.new, []
