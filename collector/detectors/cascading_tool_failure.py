@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
 NAME = "CASCADING_TOOL_FAILURE"
 SEVERITY = "HIGH"
 DEFAULTS = {"threshold": 3}

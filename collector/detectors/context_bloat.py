@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
 NAME = "CONTEXT_BLOAT"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"min_calls": 3, "growth_factor": 3.0, "min_last_tokens": 2000}

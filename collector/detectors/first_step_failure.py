@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
 NAME = "FIRST_STEP_FAILURE"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"max_step": 2}

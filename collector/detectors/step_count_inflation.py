@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from collections.abc import Sequence
 
 from ._types import Finding
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-
 NAME = "TOOL_THRASHING"
 SEVERITY = "HIGH"
 DEFAULTS = {"window": 6}

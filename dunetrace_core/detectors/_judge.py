@@ -26,73 +26,119 @@ from ._evidence import EvidenceMixin
 
 __all__ = ["ANSWERED_EXIT_REASONS", "RunJudge"]
 
-#: ``run.completed`` exit reasons that mean the agent gave its answer
-#: (``completed`` is what the SDK sends for a run that ended normally).
-ANSWERED_EXIT_REASONS = frozenset({"final_answer", "completed"})
-#: Cut off at the output limit (OpenAI ``length``, Anthropic ``max_tokens``).
-TRUNCATED = frozenset({"length", "max_tokens"})
-#: The model stopped by itself.
-STOPPED = frozenset({"stop", "end_turn"})
-#: Empty text is normal with these: the model asked for tools.
-TOOL_FINISH = frozenset({"tool_calls", "function_call", "tool_use"})
-#: Finish reasons that need a second look (one set lookup on the common path).
-_UNUSUAL = TRUNCATED | {"error"}
-#: A threshold out of reach: the detector is off or has fired.
-OFF = 1 << 62
-#: Longest list a piece of evidence keeps.
-LIST_LIMIT = 50
+from ._common import ANSWERED_EXIT_REASONS, LIST_LIMIT, OFF, STOPPED, TOOL_FINISH, TRUNCATED, UNUSUAL
+from ._common import count as _count
+from ._common import name as _name
+from ._common import no_clock as _no_clock
+from ._common import number as _number
+from ._tools import ToolCalls
 
 
-def _count(value: Any) -> int | None:
-    kind = type(value)
-    if kind is int:
-        return value if value >= 0 else None
-    if kind is float and value == value and 0 <= value < 1e18:
-        return int(value)
-    return None
-
-
-def _number(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if kind is int:
-        return float(value)
-    return None
-
-
-def _no_clock() -> None:
-    return None
-
-
-def _name(value: Any) -> str | None:
-    return value if type(value) is str and value else None
-
-
-class RunJudge(EvidenceMixin):
+class RunJudge(ToolCalls, EvidenceMixin):
     """The detectors of one run. Feed events with the method in ``on`` for
     their type (``judge.on[event_type](step, payload, ts)``) or with
     :meth:`observe`; names of detectors that fired collect in ``new``
     (take them and clear the list) and, with their step, in ``fired``."""
 
     __slots__ = (
-        "params", "fired", "new", "on", "clock", "run_id", "agent_id", "ancestors",
-        "tools_available", "tool_calls", "llm_calls", "retrievals", "_llm_at_action", "_total_steps",
-        "pending_tool", "llm_responses", "pending_retrieval", "total_tokens",
-        "terminal", "exit_reason", "error_type", "terminal_step", "dropped_events",
-        "_tool_step", "_tool_t", "_tool_args", "_tool_awaiting", "last_tool", "last_tool_step",
-        "_llm_step", "_llm_t", "_llm_tokens", "_failing",
-        "per_tool", "_loop_win", "_loop_counts", "_loop_max", "_loop_window", "loop_hit",
-        "_th_prev", "_th_prev2", "_th_prev_step", "_th_len", "_th_a", "_th_b", "_th_start", "thrash_best",
-        "_th_window", "_sc_win", "_sc_counts", "_sc_window", "_sc_min", "scatter",
-        "rs_cur", "rs_best", "_rs_tool", "_rs_max", "cf_cur", "cf_best", "_cf_max",
-        "truncations", "_trunc_max", "empties", "ctx_n", "ctx_first", "ctx_first_step", "ctx_last",
-        "ctx_last_step", "_ctx_min_calls", "_ctx_growth", "_ctx_min_last", "_ctx_need",
-        "slow", "_tool_limit", "_llm_limit", "_stall_min", "_stall_ratio", "weak_retrievals",
-        "_min_results", "_min_score", "first_failure", "_first_max", "injections", "content_injections",
-        "oversized", "_max_args", "_max_retrievals", "last_llm_finish",
-        "last_tool_failed", "unread", "_unread_step", "_unread_tool", "_max_steps", "_max_tokens", "_ret_step",
-        "model", "models", "model_change_step",
+        "_cf_max",
+        "_ctx_growth",
+        "_ctx_min_calls",
+        "_ctx_min_last",
+        "_ctx_need",
+        "_failing",
+        "_first_max",
+        "_llm_at_action",
+        "_llm_limit",
+        "_llm_step",
+        "_llm_t",
+        "_llm_tokens",
+        "_loop_counts",
+        "_loop_max",
+        "_loop_win",
+        "_loop_window",
+        "_max_args",
+        "_max_retrievals",
+        "_max_steps",
+        "_max_tokens",
+        "_min_results",
+        "_min_score",
+        "_ret_step",
+        "_rs_max",
+        "_rs_tool",
+        "_sc_counts",
+        "_sc_min",
+        "_sc_win",
+        "_sc_window",
+        "_stall_min",
+        "_stall_ratio",
+        "_th_a",
+        "_th_b",
+        "_th_len",
+        "_th_prev",
+        "_th_prev2",
+        "_th_prev_step",
+        "_th_start",
+        "_th_window",
+        "_tool_args",
+        "_tool_awaiting",
+        "_tool_limit",
+        "_tool_step",
+        "_tool_t",
+        "_total_steps",
+        "_trunc_max",
+        "_unread_step",
+        "_unread_tool",
+        "agent_id",
+        "ancestors",
+        "cf_best",
+        "cf_cur",
+        "clock",
+        "content_injections",
+        "ctx_first",
+        "ctx_first_step",
+        "ctx_last",
+        "ctx_last_step",
+        "ctx_n",
+        "dropped_events",
+        "empties",
+        "error_type",
+        "exit_reason",
+        "fired",
+        "first_failure",
+        "injections",
+        "last_llm_finish",
+        "last_tool",
+        "last_tool_failed",
+        "last_tool_step",
+        "llm_calls",
+        "llm_responses",
+        "loop_hit",
+        "model",
+        "model_change_step",
+        "models",
+        "new",
+        "on",
+        "oversized",
+        "params",
+        "pending_retrieval",
+        "pending_tool",
+        "per_tool",
+        "retrievals",
+        "rs_best",
+        "rs_cur",
+        "run_id",
+        "scatter",
+        "slow",
+        "terminal",
+        "terminal_step",
+        "thrash_best",
+        "tool_calls",
+        "tools_available",
+        "total_tokens",
+        "truncations",
+        "unread",
+        "weak_retrievals",
     )  # fmt: skip
 
     def __init__(
@@ -228,187 +274,6 @@ class RunJudge(EvidenceMixin):
 
     # -- tools -------------------------------------------------------------------
 
-    def tool_called(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
-        name = payload.get("tool_name")
-        if type(name) is not str or not name:
-            name = "unknown"
-        args = payload.get("args_hash")
-        if type(args) is not str or not args:
-            args = None
-        self.tool_calls += 1
-        self._llm_at_action = self.llm_calls
-        self.pending_tool += 1
-        if step > self._max_steps:
-            self._runaway(step)
-        self._tool_step = self.last_tool_step = step
-        self.last_tool = name
-        self._tool_t = self._now(ts)
-        self._tool_args = args
-        if self._failing:
-            self._call_after_failure(name, step)
-        elif name != self._rs_tool:
-            self._rs_tool = None
-        self._tool_awaiting = True
-        size = payload.get("args_length")
-        if type(size) is int and size > self._max_args:
-            self.oversized = [step, name, size, self.params["OVERSIZED_TOOL_ARGUMENTS"]["max_chars"]]
-            if self._fire("OVERSIZED_TOOL_ARGUMENTS", step):
-                self._max_args = OFF
-        # Per tool, for the evidence: calls, first and last step, steps,
-        # argument hashes, calls without one, failures, most in one window.
-        stats = self.per_tool.get(name)
-        if stats is None:
-            stats = self.per_tool[name] = [0, step, step, [], set(), 0, 0, 0]
-        stats[0] += 1
-        stats[2] = step
-        if len(stats[3]) < LIST_LIMIT:
-            stats[3].append(step)
-        if args is None:
-            stats[5] += 1
-        elif len(stats[4]) < LIST_LIMIT:
-            stats[4].add(args)
-        # TOOL_LOOP: counts of the last `window` calls.
-        window, counts = self._loop_win, self._loop_counts
-        window.append(name)
-        count = counts[name] = counts.get(name, 0) + 1
-        if len(window) > self._loop_window:
-            gone = window.popleft()
-            left = counts[gone] - 1
-            if left:
-                counts[gone] = left
-            else:
-                del counts[gone]
-            if gone == name:
-                count -= 1
-        if count > stats[7]:
-            stats[7] = count
-        if count >= self._loop_max:
-            self.loop_hit = name
-            self._fire("TOOL_LOOP", step)
-            self._loop_max = OFF
-        self._thrash(name, step)
-        if self._sc_min != OFF:
-            self._scatter(name, step)
-
-    def _thrash(self, name: str, step: int) -> None:
-        prev = self._th_prev
-        if prev is None or name == prev:
-            self._th_len, self._th_a, self._th_b, self._th_start = 1, name, "", step
-        elif self._th_len >= 2 and name == self._th_prev2:
-            self._th_len += 1
-        else:
-            self._th_len, self._th_a, self._th_b, self._th_start = 2, prev, name, self._th_prev_step
-        self._th_prev2, self._th_prev, self._th_prev_step = prev, name, step
-        length = self._th_len
-        if length >= self._th_window:
-            best = self.thrash_best
-            if best is None or length > best[0]:
-                self.thrash_best = (length, self._th_a, self._th_b, self._th_start, step)
-            self._fire("TOOL_THRASHING", step)
-
-    def _scatter(self, name: str, step: int) -> None:
-        window, counts = self._sc_win, self._sc_counts
-        window.append(name)
-        counts[name] = counts.get(name, 0) + 1
-        if len(window) > self._sc_window:
-            gone = window.popleft()
-            if counts[gone] == 1:
-                del counts[gone]
-            else:
-                counts[gone] -= 1
-        if len(counts) >= self._sc_min:
-            self.scatter = (step, len(counts), sorted(counts)[:LIST_LIMIT])
-            self._fire("SCATTERSHOT_TOOL_USE", step)
-            self._sc_min = OFF
-
-    def _call_after_failure(self, name: str, step: int) -> None:
-        """A tool call while a failure streak or an unread failure is open."""
-        if self._unread_step and name != self._unread_tool:  # the same tool again is a retry
-            self.unread = (self._unread_step, self._unread_tool, step)
-            self._fire("UNREAD_TOOL_ERROR", step)
-            self._unread_step = 0
-        if self._tool_awaiting:
-            # The previous call never got an outcome: it breaks the streaks.
-            self.rs_cur = self.cf_cur = None
-        elif self.rs_cur is not None and name != self.rs_cur[0]:
-            self.rs_cur = None
-        self._failing = self.rs_cur is not None or self.cf_cur is not None
-
-    def tool_responded(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
-        self.pending_tool -= 1
-        self._tool_awaiting = False
-        latency = payload.get("latency_ms")
-        if type(latency) is not float and type(latency) is not int or latency != latency or latency < 0:
-            latency = None
-            if step == self._tool_step and self._tool_t is not None:
-                now = self._now(ts)
-                if now is not None and now >= self._tool_t:
-                    latency = (now - self._tool_t) * 1000.0
-        if latency is not None and latency > self._tool_limit:
-            name = _name(payload.get("tool_name")) or self.last_tool or "unknown"
-            self._slow(step, latency, self._tool_limit, "tool", name)
-        if payload.get("success") is False:
-            self._tool_failed(step, payload)
-        else:
-            self.last_tool_failed = False
-            if self._failing:
-                self.rs_cur = self.cf_cur = None
-                self._unread_step = 0
-                self._failing = False
-        if "injection_signal" in payload:
-            self._content_injection(step, "tool", payload)
-
-    def _tool_failed(self, step: int, payload: dict[str, Any]) -> None:
-        name = _name(payload.get("tool_name")) or self.last_tool or "unknown"
-        stats = self.per_tool.get(name)
-        if stats is not None:
-            stats[6] += 1
-        args = self._tool_args if step == self._tool_step else None
-        error = _name(payload.get("error_hash"))
-        self._failing = self.last_tool_failed = True
-        self._unread_step, self._unread_tool = step, name
-        # RETRY_STORM: [tool, count, steps, args, errors]
-        cur = self.rs_cur
-        if cur is None or cur[0] != name:
-            cur = self.rs_cur = [name, 0, [], [], []]
-        cur[1] += 1
-        if len(cur[2]) < LIST_LIMIT:
-            cur[2].append(step)
-            cur[3].append(args)
-            cur[4].append(error)
-        if self.rs_best is None or cur[1] > self.rs_best[1]:
-            self.rs_best = cur
-        if cur[1] >= self._rs_max:
-            self._fire("RETRY_STORM", step)
-        # CASCADING_TOOL_FAILURE: [count, tools, steps]
-        cf = self.cf_cur
-        if cf is None:
-            cf = self.cf_cur = [0, set(), []]
-        cf[0] += 1
-        cf[1].add(name)
-        if len(cf[2]) < LIST_LIMIT:
-            cf[2].append(step)
-        if cf[0] >= self._cf_max and len(cf[1]) >= 2:
-            if self.cf_best is None or cf[0] > self.cf_best[0]:
-                self.cf_best = cf
-            self._fire("CASCADING_TOOL_FAILURE", step)
-        if step <= self._first_max and self.first_failure is None:
-            self.first_failure = {"trigger": "tool_failure", "tool": name, "step": step}
-            self._fire("FIRST_STEP_FAILURE", step)
-
-    def _slow(self, step: int, duration: float, limit: float, kind: str, tool: str | None) -> None:
-        ratio = duration / limit if limit else float("inf")
-        worst = (ratio, duration, limit, step, kind, tool)
-        if not self.slow:
-            self.slow = [1, worst]
-        else:
-            self.slow[0] += 1
-            if (ratio, duration) > self.slow[1][:2]:
-                self.slow[1] = worst
-        self._fire("SLOW_STEP", step)
-
-    # -- LLM calls ---------------------------------------------------------------
-
     def llm_called(self, step: int, payload: dict[str, Any], ts: float | None) -> None:
         calls = self.llm_calls = self.llm_calls + 1
         if self._failing:
@@ -475,7 +340,7 @@ class RunJudge(EvidenceMixin):
             finish = None
         self.last_llm_finish = finish
         length = payload.get("output_length")
-        if finish in _UNUSUAL or length == 0:
+        if finish in UNUSUAL or length == 0:
             self._llm_unusual(step, finish, _count(length))
         latency = payload.get("latency_ms")
         if type(latency) is not float and type(latency) is not int or latency != latency or latency < 0:
