@@ -50,19 +50,19 @@ def test_create_agent_loop_signals_mid_run_and_the_collector_shows_it_once_live(
         run_id = signal.run_id
         assert dt.flush(5)
         dt.shutdown(5)
-        http = httpx.Client(timeout=10)
-        deadline = time.monotonic() + 20
-        while True:
-            detail: Any = http.get(f"{collector.url}/api/runs/{run_id}").json()
-            if detail.get("run", {}).get("status") == "judged":
-                break
-            assert time.monotonic() < deadline, detail
-            time.sleep(0.05)
-        shown = [s for s in detail["signals"] if s["detector"] == "TOOL_LOOP"]
-        assert len(shown) == 1
-        assert shown[0]["live"] is True and shown[0]["step_index"] == signal.step_index
-        assert shown[0]["explanation"]["what"].startswith("The agent called the tool 'status'")
-        listed = http.get(f"{collector.url}/api/signals", params={"detector": "TOOL_LOOP"}).json()
-        assert [(s["run_id"], s["live"]) for s in listed["items"]] == [(run_id, True)]
+        with httpx.Client(timeout=10) as http:
+            deadline = time.monotonic() + 20
+            while True:
+                detail: Any = http.get(f"{collector.url}/api/runs/{run_id}").json()
+                if detail.get("run", {}).get("status") == "judged":
+                    break
+                assert time.monotonic() < deadline, detail
+                time.sleep(0.05)
+            shown = [s for s in detail["signals"] if s["detector"] == "TOOL_LOOP"]
+            assert len(shown) == 1
+            assert shown[0]["live"] is True and shown[0]["step_index"] == signal.step_index
+            assert shown[0]["explanation"]["what"].startswith("The agent called the tool 'status'")
+            listed = http.get(f"{collector.url}/api/signals", params={"detector": "TOOL_LOOP"}).json()
+            assert [(s["run_id"], s["live"]) for s in listed["items"]] == [(run_id, True)]
     finally:
         collector.stop()
