@@ -21,7 +21,7 @@ form (and ``detectors.example.yml`` beside this file)::
 
 from __future__ import annotations
 
-from ._judge import judge_run, judge_view
+from ._judge import judge_run, judge_view, live_signals_in_rows
 from ._registry import DETECTORS, by_name
 from ._run import read_rows
 from ._types import SEVERITIES, Detector, Finding, Signal, severity_rank
@@ -37,6 +37,7 @@ __all__ = [
     "by_name",
     "judge_run",
     "judge_view",
+    "live_signals_in_rows",
     "load_config",
     "read_rows",
     "severity_rank",

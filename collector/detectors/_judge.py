@@ -23,7 +23,7 @@ from ._run import RunView, read_run
 from ._types import Signal
 from .config import DetectorConfig
 
-__all__ = ["judge_run", "judge_view"]
+__all__ = ["judge_run", "judge_view", "live_signals_in_rows"]
 
 _CALLED = frozenset({"tool.called", "llm.called", "retrieval.called"})
 #: A response without its call is still an outcome: the call is made up
@@ -159,3 +159,17 @@ def _live_signal(run: RunView, step: int, payload: Mapping[str, Any]) -> Signal 
             "try": "See the evidence for the details, and the run's timeline around that step.",
         }
     return Signal(name, severity, run.run_id, run.agent_id, step, evidence, explanation, live=True)
+
+
+def live_signals_in_rows(run_id: str, rows: Iterable[Sequence[Any]]) -> list[Signal]:
+    """The live signals among one run's stored rows (``schema.ROW_FIELDS``),
+    for the store to show them as they arrive, before the run is judged."""
+    found: list[Signal] = []
+    for row in rows:
+        if row[1] == "external.signal":
+            payload = row[7]
+            if isinstance(payload, dict) and payload.get("source") == SOURCE and payload.get("live") is True:
+                signal = _live_signal(RunView(run_id, str(row[2])), row[4], payload)
+                if signal is not None:
+                    found.append(signal)
+    return found
