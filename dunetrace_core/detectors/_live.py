@@ -83,16 +83,19 @@ class LiveDetectors:
 
     def _ending(self, run: Run, judge: RunJudge, handler: Any) -> Any:
         def ended(step: int, payload: dict[str, Any], ts: float | None) -> None:
-            handler(step, payload, ts)
-            if judge.new:
-                self._fire(run, judge)
-            self._judges.pop(run, None)
-            self._open.pop(run.run_id, None)
+            try:
+                handler(step, payload, ts)
+                if judge.new:
+                    self._fire(run, judge)
+            finally:  # a PolicyViolation from a callback passes through here
+                self._judges.pop(run, None)
+                self._open.pop(run.run_id, None)
 
         return ended
 
     def _fire(self, run: Run, judge: RunJudge) -> None:
         names, judge.new = judge.new, []
+        passing: BaseException | None = None
         for name in names:
             found = judge.finding(name)
             info = by_name(name)
@@ -104,7 +107,12 @@ class LiveDetectors:
                 found.evidence,
                 run=run,
             )
-            run.fire(signal)
+            try:
+                run.fire(signal)
+            except Exception as exc:  # only what run.fire lets through (PolicyViolation)
+                passing = passing or exc
+        if passing is not None:  # every signal of the event is out first
+            raise passing
 
     @property
     def open_runs(self) -> int:

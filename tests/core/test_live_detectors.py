@@ -183,3 +183,26 @@ def test_a_raising_callback_is_logged_once_and_the_run_goes_on(
     # Two signals (the calls were never answered), the callback's error logged once.
     assert [s.type for s in run.signals] == ["TOOL_LOOP", "INSTRUMENTATION_DEGRADED"]
     assert caplog.text.count("user bug") == 1
+
+
+class Stop(Exception):
+    """Like dunetrace.PolicyViolation: meant to reach the agent."""
+
+    dunetrace_passthrough = True
+
+
+def test_an_exception_meant_for_the_agent_passes_after_every_signal_is_out(ingest: IngestServer) -> None:
+    def stop(signal: Signal) -> None:
+        raise Stop(signal.type)
+
+    settings = {"default": {"runaway_iteration": {"max_steps": 2}}}
+    dt = Dunetrace(endpoint=ingest.url, detectors=settings, on_signal=stop)
+    run = dt.run("looper").start()
+    run.tool_called("search", "same")
+    run.tool_called("search", "same")
+    with pytest.raises(Stop, match="RUNAWAY_ITERATION"):  # the first one's exception
+        run.tool_called("search", "same")  # the third call: two detectors fire at once
+    assert [s.type for s in run.signals] == ["RUNAWAY_ITERATION", "TOOL_LOOP"]
+    dt.shutdown(5)
+    shipped = [e["payload"]["signal_name"] for e in ingest.events if e["event_type"] == "external.signal"]
+    assert shipped == ["RUNAWAY_ITERATION", "TOOL_LOOP"]
