@@ -65,7 +65,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "_min_score",
         "_ret_step",
         "_rs_max",
-        "_rs_tool",
         "_sc_counts",
         "_sc_min",
         "_sc_win",
@@ -198,7 +197,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.scatter: tuple[int, int, list[str]] | None = None
         self.rs_cur: list[Any] | None = None
         self.rs_best: list[Any] | None = None
-        self._rs_tool: str | None = None
         self.cf_cur: list[Any] | None = None
         self.cf_best: list[Any] | None = None
         self.truncations: list[Any] = []  # [count, steps, prompt tokens]

@@ -40,8 +40,6 @@ class ToolCalls:
         self._tool_args = args
         if self._failing:
             self._call_after_failure(name, step)
-        elif name != self._rs_tool:
-            self._rs_tool = None
         self._tool_awaiting = True
         size = payload.get("args_length")
         if type(size) is int and size > self._max_args:
