@@ -65,11 +65,13 @@ class ToolCalls:
         count = counts[name] = counts.get(name, 0) + 1
         if len(window) > self._loop_window:
             gone = window.popleft()
-            left = counts[gone] - 1
-            if left:
+            # get/pop, not [] and del: LangGraph runs parallel tool calls of
+            # one run on several threads, and a lost update must not raise.
+            left = counts.get(gone, 1) - 1
+            if left > 0:
                 counts[gone] = left
             else:
-                del counts[gone]
+                counts.pop(gone, None)
             if gone == name:
                 count -= 1
         stats[7] = max(stats[7], count)
@@ -103,10 +105,11 @@ class ToolCalls:
         counts[name] = counts.get(name, 0) + 1
         if len(window) > self._sc_window:
             gone = window.popleft()
-            if counts[gone] == 1:
-                del counts[gone]
+            left = counts.get(gone, 1) - 1
+            if left > 0:
+                counts[gone] = left
             else:
-                counts[gone] -= 1
+                counts.pop(gone, None)
         if len(counts) >= self._sc_min:
             self.scatter = (step, len(counts), sorted(counts)[:LIST_LIMIT])
             self._fire("SCATTERSHOT_TOOL_USE", step)

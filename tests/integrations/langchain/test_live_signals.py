@@ -66,3 +66,26 @@ def test_create_agent_loop_signals_mid_run_and_the_collector_shows_it_once_live(
             assert [(s["run_id"], s["live"]) for s in listed["items"]] == [(run_id, True)]
     finally:
         collector.stop()
+
+
+def test_parallel_tool_calls_of_one_run_on_threads(tmp_path: Path) -> None:
+    """ToolNode runs one model turn's tool calls on a thread pool: the run's
+    detector state is updated from several threads at once (strict mode
+    turns any internal error into a failure here)."""
+    from tests.ingest_server import IngestServer
+
+    ingest = IngestServer()
+    try:
+        dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05, detectors=True)
+        handler = DunetraceCallbackHandler(dt, agent_id="parallel-agent")
+        turn = [call("status", service=f"s{i}") for i in range(4)]
+        for _ in range(5):
+            agent([turn] * 3 + ["done"], [status]).invoke(question(), config={"callbacks": [handler]})
+        assert dt.flush(5)
+        dt.shutdown(5)
+        loops = [e for e in ingest.events if e["event_type"] == "external.signal"
+                 and e["payload"]["signal_name"] == "TOOL_LOOP"]  # fmt: skip
+        assert len(loops) == 5  # once per run
+        assert dt.detectors is not None and dt.detectors.open_runs == 0
+    finally:
+        ingest.close()
