@@ -34,12 +34,17 @@ def percentile(values: list[int], q: float) -> float:
 def cost(n: int = 100_000, rate: int = 40_000) -> None:
     """Caller cost per manual event while the drain thread ships every event
     to a live sink in another process, next to the floor: building a dict and
-    appending it to a deque. The four cases together emit ``rate`` events a
+    appending it to a deque, with live detection on and off. The cases together emit ``rate`` events a
     second, which the drain keeps up with: a caller who outruns the network
     meets the bound instead, and the last row prices that path."""
     sink = Sink().start()
-    dt = Dunetrace(endpoint=sink.url)
+    # Live detection is on by default: every detector runs on each event.
+    # The rows marked "detectors off" are the same calls on a client built
+    # with Dunetrace(detectors=False).
+    dt = Dunetrace(endpoint=sink.url, detectors=True)
     run = dt.run("bench").start()
+    dt_off = Dunetrace(endpoint=sink.url, detectors=False)
+    run_off = dt_off.run("bench").start()
     floor_queue: deque[dict] = deque(maxlen=10_000)
 
     def floor() -> None:
@@ -54,6 +59,9 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
         "run.tool_responded(name, True, latency_ms=)": lambda: run.tool_responded("search", True, latency_ms=1.5),
         "run.llm_called(model, prompt_tokens=)": lambda: run.llm_called("gpt-4o", prompt_tokens=812),
         "run.tool_called(name, args) (hashes args)": lambda: run.tool_called("search", {"q": "weather", "n": 3}),
+        "  detectors off: run.tool_responded": lambda: run_off.tool_responded("search", True, latency_ms=1.5),
+        "  detectors off: run.llm_called": lambda: run_off.llm_called("gpt-4o", prompt_tokens=812),
+        "  detectors off: run.tool_called": lambda: run_off.tool_called("search", {"q": "weather", "n": 3}),
     }
     timings: dict[str, list[int]] = {name: [] for name in cases}
     block = 100  # calls per case per slice; the cases interleave so drift hits all alike
@@ -73,7 +81,9 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
     elapsed = time.perf_counter() - start
     gc.enable()
     dt.flush(30)
+    dt_off.flush(30)
     stats = dt.stats()
+    stats_off = dt_off.stats()
 
     # The bound: a client whose queue is full drops the event and counts it.
     full = Dunetrace(endpoint=sink.url, max_queue_size=100, flush_interval=3600)
@@ -89,17 +99,19 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
     gc.enable()
     full.shutdown(0.1)
     dt.shutdown(10)
+    dt_off.shutdown(10)
     sink.stop()
 
     base = percentile(timings["floor (dict + deque.append)"], 0.5)
-    emitted = (len(cases) - 1) * n + 1
+    emitted = (len(cases) - 1) * n + 2
     print(f"\ncaller cost per event ({n} calls each at {len(cases) * n / elapsed:,.0f} calls/s in all; "
           f"timer overhead included in all rows)")  # fmt: skip
     print(f"{'case':48} {'median us':>10} {'p99 us':>8} {'x floor':>8}")
     for name, values in [*timings.items(), ("queue full: dropped and counted", dropped)]:
         median = percentile(values, 0.5)
         print(f"{name:48} {median:10.2f} {percentile(values, 0.99):8.2f} {median / base:8.1f}")
-    print(f"events emitted {emitted:,}, delivered {stats['sent']:,}, dropped {stats['dropped_total']}")
+    sent, dropped_total = stats["sent"] + stats_off["sent"], stats["dropped_total"] + stats_off["dropped_total"]
+    print(f"events emitted {emitted:,} (and the live signals), delivered {sent:,}, dropped {dropped_total}")
 
 
 def throughput(n: int = 500_000) -> None:

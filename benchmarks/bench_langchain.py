@@ -3,8 +3,9 @@
 The offline ``create_agent`` agent of ``examples/langchain_agent.py`` (five
 tool calls, then an answer) is invoked without callbacks, with an empty
 callback handler (LangChain's own dispatch cost), and with
-DunetraceCallbackHandler shipping to a local sink on 127.0.0.1 over HTTP.
-The three are interleaved round by round, so drift in machine load hits all
+DunetraceCallbackHandler shipping to a local sink on 127.0.0.1 over HTTP, with
+live detection on (the default: every detector on each event) and off.
+The four are interleaved round by round, so drift in machine load hits all
 of them alike; the table gives median milliseconds per invoke and the ratio
 to the run without callbacks, as wall time (what the agent waits) and as
 CPU time (what the process spends, the thread that sends the events
@@ -94,27 +95,33 @@ def main() -> None:
     args = parser.parse_args()
 
     sink = Sink()
-    dt = Dunetrace(endpoint=sink.url)
+    # "dunetrace" runs every live detector on each event (the default);
+    # "detectors off" is Dunetrace(detectors=False).
+    clients = {"dunetrace": Dunetrace(endpoint=sink.url, detectors=True),
+               "detectors off": Dunetrace(endpoint=sink.url, detectors=False)}  # fmt: skip
     agent = build_agent(polls=5)
     inputs = {"messages": [("user", QUESTION)]}
     configs: dict[str, dict[str, Any]] = {
         "no callbacks": {},
         "empty handler": {"callbacks": [EmptyHandler()]},
-        "dunetrace": {"callbacks": [DunetraceCallbackHandler(dt, agent_id=AGENT_ID)]},
+        **{name: {"callbacks": [DunetraceCallbackHandler(dt, agent_id=AGENT_ID)]} for name, dt in clients.items()},
     }
     for config in configs.values():  # warm up imports, caches, the drain thread
         for _ in range(5):
             agent.invoke(inputs, config=config)
-    dt.flush()
+    for dt in clients.values():
+        dt.flush()
     sent_before = sink.events
-    batches_before = dt.stats()["batches_sent"]
+    batches_before = sum(dt.stats()["batches_sent"] for dt in clients.values())
     # The thread that ships events works whenever its timer fires, often
     # while another configuration is being timed: its CPU time is read from
-    # its own clock and charged to dunetrace, whichever block it fell in.
-    sender = dt._buffer._thread
-    assert sender is not None and sender.ident is not None
-    sender_clock = time.pthread_getcpuclockid(sender.ident)
-    shipping = 0.0
+    # its own clock and charged to its client's row, whichever block it fell in.
+    sender_clocks = {}
+    for name, dt in clients.items():
+        sender = dt._buffer._thread
+        assert sender is not None and sender.ident is not None
+        sender_clocks[name] = time.pthread_getcpuclockid(sender.ident)
+    shipping = dict.fromkeys(clients, 0.0)
 
     wall: dict[str, list[float]] = {name: [] for name in configs}
     cpu: dict[str, list[float]] = {name: [] for name in configs}
@@ -123,25 +130,31 @@ def main() -> None:
         if round_no % 2:
             order.reverse()
         for name, config in order:
-            start_ship = time.clock_gettime(sender_clock)
+            start_ship = {c: time.clock_gettime(clock) for c, clock in sender_clocks.items()}
             start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(args.invokes):
                 agent.invoke(inputs, config=config)
             elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu
-            shipped = time.clock_gettime(sender_clock) - start_ship
-            shipping += shipped
+            shipped = {c: time.clock_gettime(clock) - start_ship[c] for c, clock in sender_clocks.items()}
+            for c, seconds in shipped.items():
+                shipping[c] += seconds
             wall[name].append(elapsed / args.invokes * 1000)
-            cpu[name].append((used - shipped) / args.invokes * 1000)
+            cpu[name].append((used - sum(shipped.values())) / args.invokes * 1000)
 
-    start_ship = time.clock_gettime(sender_clock)
-    dt.flush(10)
-    shipping += time.clock_gettime(sender_clock) - start_ship
-    shipping_per_invoke = shipping / (args.rounds * args.invokes) * 1000
-    cpu["dunetrace"] = [value + shipping_per_invoke for value in cpu["dunetrace"]]
-    expected = args.rounds * args.invokes * 24  # run.started + 11 llm/tool pairs + run.completed
+    for c, dt in clients.items():
+        start_ship_c = time.clock_gettime(sender_clocks[c])
+        dt.flush(10)
+        shipping[c] += time.clock_gettime(sender_clocks[c]) - start_ship_c
+    shipping_per_invoke = {c: shipped / (args.rounds * args.invokes) * 1000 for c, shipped in shipping.items()}
+    for c in clients:
+        cpu[c] = [value + shipping_per_invoke[c] for value in cpu[c]]
+    # run.started + 11 llm/tool pairs + run.completed, and with detection on
+    # the run's live signal (TOOL_LOOP: it polls one tool five times)
+    expected = args.rounds * args.invokes * (24 + 25)
     delivered = sink.events - sent_before
-    batches = dt.stats()["batches_sent"] - batches_before
-    dt.shutdown()
+    batches = sum(dt.stats()["batches_sent"] for dt in clients.values()) - batches_before
+    for dt in clients.values():
+        dt.shutdown()
     sink.close()
 
     print(f"LangGraph create_agent, 5 tool calls + answer; {args.rounds} rounds x {args.invokes} invokes")
@@ -156,7 +169,8 @@ def main() -> None:
             row += f"{median:16.2f}{median / statistics.median(base):7.2f}x{paired:7.2f}x"
         print(row)
     print("medians over rounds; paired: the median of each round's own ratio; cpu: process time, with")
-    print(f"the sending thread's ({shipping_per_invoke:.2f} ms/invoke on average) moved to the dunetrace row")
+    shipped_ms = ", ".join(f"{ms:.2f}" for ms in shipping_per_invoke.values())
+    print(f"the sending threads' ({shipped_ms} ms/invoke on average) moved to their client's row")
     print(f"events delivered to the sink: {delivered} of {expected}, in {batches} requests")
 
 

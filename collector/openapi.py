@@ -167,6 +167,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"what": {"type": "string"}, "why": {"type": "string"}, "try": {"type": "string"}},
             },
             "created_at": {"type": "number"},
+            "live": {
+                "type": "boolean",
+                "description": "Found in the agent's process while the run was going (sent by the SDK), "
+                "not by the collector's judgement of the ended run.",
+            },
         },
     },
     "DeployMarker": {

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from .buffer import Buffer
+from .detectors._live import live_detectors
 from .hashing import Hasher
 from .http_export import HttpExporter
 from .live import Signal, Watcher
@@ -47,6 +48,7 @@ class Dunetrace:
         api_key: str | None = None,
         *,
         on_signal: Callable[[Signal], Any] | None = None,
+        detectors: Any = None,
         **options: Any,
     ) -> None:
         #: Fed every event of every run, on the emitting thread (live detectors,
@@ -56,6 +58,12 @@ class Dunetrace:
         self._listeners: tuple[Callable[[Signal], Any], ...] = ()
         if on_signal is not None:
             self.on_signal(on_signal)
+        #: The live detectors (:mod:`dunetrace.detectors`), or None when
+        #: ``detectors=False`` (or ``DUNETRACE_LIVE_DETECTORS=off`` and no
+        #: ``detectors=``); a dict in the detectors.yml form tunes them.
+        self.detectors = live_detectors(detectors)
+        if self.detectors is not None:
+            self.add_watcher(self.detectors)
         self.options = Options.build(endpoint, api_key, **options)
         self.hasher = Hasher(self.options.hash_key)
         self.plugins = PluginHost()

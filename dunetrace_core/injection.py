@@ -1,11 +1,15 @@
-"""Prompt-injection evidence, checked on the raw input before it is hashed.
+"""Prompt-injection evidence, checked on raw text before it is hashed.
 
-Only the names of the patterns that matched, how many times, and which field
-of the input they matched in are sent; the input itself never is. The
-evidence travels in ``run.started.payload.injection_signal``, the one place
-the upstream Dunetrace backend reads it (and our collector reads it there
-too). The patterns are deliberately plain: they flag the common phrasings of
-an attempt to override the agent's instructions.
+Only the names of the patterns that matched, how many times, which field
+they matched in and a coarse bucket of where (``offset_bucket``, the first
+match's character offset: ``0-255``, ``256-4095``, ``4096-65535`` or
+``65536+``) are sent; the text itself never is. The run's input and system
+prompt are checked at ``run.started`` (its ``injection_signal``, the one
+place the upstream Dunetrace backend reads it; PROMPT_INJECTION_SIGNAL);
+tool outputs and retrieved documents at their ``*.responded`` event (the
+same key in its payload; RETRIEVED_CONTENT_INJECTION). The patterns are
+deliberately plain: they flag the common phrasings of an attempt to override
+the agent's instructions.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from .hashing import canonical_json
 
-__all__ = ["PATTERNS", "evidence", "scan"]
+__all__ = ["PATTERNS", "SCAN_LIMIT", "content_evidence", "evidence", "scan"]
 
 _FLAGS = re.IGNORECASE | re.DOTALL
 
@@ -42,14 +46,40 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
-def scan(text: str) -> dict[str, int]:
-    """Pattern name -> number of matches, for the patterns that matched."""
+#: Characters of one text that are scanned (the first ones): a huge tool
+#: output costs the agent a bounded time.
+SCAN_LIMIT = 100_000
+
+
+def _bucket(offset: int) -> str:
+    if offset < 256:
+        return "0-255"
+    if offset < 4096:
+        return "256-4095"
+    if offset < 65536:
+        return "4096-65535"
+    return "65536+"
+
+
+def _scan(text: str) -> tuple[dict[str, int], int]:
+    """Pattern name -> matches, and the first match's offset (-1: none)."""
     found: dict[str, int] = {}
+    first = -1
+    text = text[:SCAN_LIMIT]
     for name, pattern in PATTERNS.items():
-        count = len(pattern.findall(text))
+        count = 0
+        for match in pattern.finditer(text):
+            if count == 0 and (first < 0 or match.start() < first):
+                first = match.start()
+            count += 1
         if count:
             found[name] = count
-    return found
+    return found, first
+
+
+def scan(text: str) -> dict[str, int]:
+    """Pattern name -> number of matches, for the patterns that matched."""
+    return _scan(text)[0]
 
 
 #: A field name (a key of a dict input) longer than this is cut; at most this
@@ -58,31 +88,40 @@ _FIELD_LIMIT = 64
 _MAX_FIELDS = 10
 
 
-def evidence(user_input: Any) -> dict[str, Any] | None:
-    """The ``injection_signal`` object for a run's input, or None when no
-    pattern matched. A string input is the field ``user_input``; a dict input
-    (CrewAI's ``inputs``, a chain's input dict) is scanned key by key, so the
-    evidence names ``user_input.<key>``; anything else is scanned as its
-    canonical JSON. Keys: ``matched_patterns`` (sorted names),
-    ``matched_pattern_count``, ``match_count`` (all matches), ``fields``."""
-    if isinstance(user_input, str):
-        parts: list[tuple[str, str]] = [("user_input", user_input)]
-    elif isinstance(user_input, Mapping):
-        parts = [
+def _parts(value: Any, field: str, split_lists: bool) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(field, value)]
+    if isinstance(value, Mapping):
+        return [
             # A key that is not a string is named by its type: its str() may raise.
-            (f"user_input.{key if isinstance(key, str) else type(key).__name__}"[:_FIELD_LIMIT],
-             value if isinstance(value, str) else canonical_json(value))
-            for key, value in user_input.items()
-        ]
-    else:
-        parts = [("user_input", canonical_json(user_input))]
+            (f"{field}.{key if isinstance(key, str) else type(key).__name__}"[:_FIELD_LIMIT],
+             item if isinstance(item, str) else canonical_json(item))
+            for key, item in value.items()
+        ]  # fmt: skip
+    if split_lists and isinstance(value, (list, tuple)):
+        return [(f"{field}[{i}]", item if isinstance(item, str) else canonical_json(item))
+                for i, item in enumerate(value[:_MAX_FIELDS * 10])]  # fmt: skip
+    return [(field, canonical_json(value))]
+
+
+def content_evidence(value: Any, field: str = "user_input", *, split_lists: bool = False) -> dict[str, Any] | None:
+    """The ``injection_signal`` object for ``value``, or None when no
+    pattern matched. A string is the field ``field``; a dict (CrewAI's
+    ``inputs``, a chain's input dict) is scanned key by key, so the evidence
+    names ``field.<key>``; with ``split_lists`` a list item by item
+    (``field[i]``: retrieved documents); anything else as its canonical JSON. Keys: ``matched_patterns`` (sorted
+    names), ``matched_pattern_count``, ``match_count`` (all matches),
+    ``fields``, ``offset_bucket``."""
     found: dict[str, int] = {}
     fields: list[str] = []
-    for name, text in parts:
-        matched = scan(text)
+    first = -1
+    for name, text in _parts(value, field, split_lists):
+        matched, offset = _scan(text)
         if matched:
             if len(fields) < _MAX_FIELDS and name not in fields:
                 fields.append(name)
+            if first < 0 or offset < first:
+                first = offset
             for pattern, count in matched.items():
                 found[pattern] = found.get(pattern, 0) + count
     if not found:
@@ -92,4 +131,28 @@ def evidence(user_input: Any) -> dict[str, Any] | None:
         "matched_pattern_count": len(found),
         "match_count": sum(found.values()),
         "fields": fields,
+        "offset_bucket": _bucket(first),
     }
+
+
+def evidence(user_input: Any, system_prompt: str | None = None) -> dict[str, Any] | None:
+    """The ``run.started`` ``injection_signal`` for a run's input (field
+    ``user_input``) and system prompt (field ``system_prompt``), or None."""
+    found = content_evidence(user_input, "user_input") if user_input is not None else None
+    prompt = content_evidence(system_prompt, "system_prompt") if system_prompt else None
+    if prompt is None:
+        return found
+    if found is None:
+        return prompt
+    counts = dict.fromkeys(found["matched_patterns"], 0)
+    counts.update(dict.fromkeys(prompt["matched_patterns"], 0))
+    return {
+        "matched_patterns": sorted(counts),
+        "matched_pattern_count": len(counts),
+        "match_count": found["match_count"] + prompt["match_count"],
+        "fields": found["fields"] + prompt["fields"],
+        "offset_bucket": min(found["offset_bucket"], prompt["offset_bucket"], key=_BUCKETS.index),
+    }
+
+
+_BUCKETS = ["0-255", "256-4095", "4096-65535", "65536+"]

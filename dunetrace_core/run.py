@@ -17,6 +17,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .hashing import canonical_json
+from .injection import content_evidence
 from .injection import evidence as injection_evidence
 from .live import Signal
 from .log import capture_internal_errors, logger, warn_once
@@ -98,6 +99,15 @@ def _length(value: Any) -> int:
     return len(value) if isinstance(value, str) else len(canonical_json(value))
 
 
+def _watcher_failed(watcher: Any, exc: Exception) -> None:
+    """A watcher raised: logged once (re-raised in strict mode, and for an
+    exception meant to reach the agent, such as PolicyViolation)."""
+    if getattr(exc, "dunetrace_passthrough", False):
+        raise exc
+    with capture_internal_errors(f"watcher {type(watcher).__name__}"):
+        raise exc
+
+
 class Run:
     """An agent run. Event methods never raise; bad values are left out and
     logged once."""
@@ -106,7 +116,7 @@ class Run:
         "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
-        "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "__weakref__",
+        "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "_system_prompt", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -139,6 +149,8 @@ class Run:
         )
         self.parent_run_id = parent_run_id
         self._user_input = user_input
+        # Kept until run.started is sent, for the injection check only.
+        self._system_prompt = system_prompt if isinstance(system_prompt, str) else None
         self._steps = itertools.count(1)
         self._last_step = 0
         self._last_llm = self._last_tool = self._last_retrieval = 0
@@ -171,7 +183,14 @@ class Run:
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
         watchers = self._client._watchers
         if watchers:
-            self._watch(watchers, event_type, step, payload)
+            # try/except rather than a guard object: this runs for every
+            # event while live detection is on, and costs nothing when
+            # nothing raises.
+            for watcher in watchers:
+                try:
+                    watcher.observe(self, event_type, step, payload)
+                except Exception as exc:
+                    _watcher_failed(watcher, exc)
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) < buffer._room:
@@ -186,11 +205,6 @@ class Run:
         elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
 
-    def _watch(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
-        for watcher in watchers:
-            with capture_internal_errors(f"watcher {type(watcher).__name__}"):
-                watcher.observe(self, event_type, step, payload)
-
     def fire(self, signal: Signal) -> bool:
         """A live signal about this run (see :mod:`dunetrace.live`): kept in
         ``signals``, sent as an ``external.signal`` and handed to the
@@ -204,8 +218,13 @@ class Run:
                 signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
             )
         self.signals.append(signal)
+        # Sent at the step it is about (the collector shows it there), never
+        # past the run's last step.
+        step = signal.step_index
+        if type(step) is not int or not 0 <= step <= self._last_step:
+            step = self._last_step
         with capture_internal_errors("run.fire"):
-            self._emit("external.signal", self._last_step, signal.payload())
+            self._emit("external.signal", step, signal.payload())
         for listener in self._client._listeners:
             try:
                 listener(signal)
@@ -255,13 +274,14 @@ class Run:
             payload: dict[str, Any] = {"tools": self.tools}
             if self.model is not None:
                 payload["model"] = self.model
-            user_input = self._user_input
-            self._user_input = None  # the raw input is not kept past this point
+            user_input, system_prompt = self._user_input, self._system_prompt
+            self._user_input = self._system_prompt = None  # the raw text is not kept past this point
             if user_input is not None:
                 payload["input_hash"] = self._hash.value(user_input)
-                # Checked on the raw input; only the evidence travels, where
-                # the upstream backend reads it (CONTRACT.md).
-                found = injection_evidence(user_input)
+            if user_input is not None or system_prompt:
+                # Checked on the raw input and system prompt; only the evidence
+                # travels, where the upstream backend reads it (CONTRACT.md).
+                found = injection_evidence(user_input, system_prompt)
                 if found is not None:
                     payload["injection_signal"] = found
             self._emit("run.started", 0, payload)
@@ -371,12 +391,15 @@ class Run:
         self._emit("llm.responded", step if step is not None else self._last_llm, payload)
 
     def tool_called(self, name: str, args: Any = None) -> int:
-        """A tool call begins. ``args`` are hashed (canonical JSON), never sent."""
+        """A tool call begins. ``args`` are hashed (canonical JSON), never
+        sent; their length is (``args_length``, OVERSIZED_TOOL_ARGUMENTS)."""
         step = self._last_tool = self._next_step()
         tool = name if type(name) is str and name else _name(name, "tool_name")
         payload: dict[str, Any] = {"tool_name": tool}
         if args is not None:
-            payload["args_hash"] = self._hash.value(args)
+            text = canonical_json(args)
+            payload["args_hash"] = self._hash.text(text)
+            payload["args_length"] = len(text)
         self._emit("tool.called", step, payload)
         return step
 
@@ -392,8 +415,10 @@ class Run:
         step: int | None = None,
         from_cache: bool | None = None,
     ) -> None:
-        """A tool call ended. ``output`` is only measured; ``error`` is hashed.
-        ``from_cache=True`` says the framework answered from its tool cache."""
+        """A tool call ended. ``output`` is only measured, and checked for
+        injected instructions while live detection is on (only the evidence
+        is sent); ``error`` is hashed. ``from_cache=True`` says the
+        framework answered from its tool cache."""
         tool = name if type(name) is str and name else _name(name, "tool_name")
         payload: dict[str, Any] = {"tool_name": tool, "success": success is True or bool(success)}
         if from_cache is not None:
@@ -412,6 +437,10 @@ class Run:
                 payload["latency_ms"] = latency
         if error is not None:
             payload["error_hash"] = self._hash.error(error)
+        if output is not None and self._client.detectors is not None:
+            found = content_evidence(output, "output")
+            if found is not None:
+                payload["injection_signal"] = found
         self._emit("tool.responded", step if step is not None else self._last_tool, payload)
 
     def retrieval_called(self, index_name: str, query: Any = None) -> int:
@@ -432,7 +461,11 @@ class Run:
         latency_ms: float | None = None,
         *,
         step: int | None = None,
+        documents: Any = None,
     ) -> None:
+        """A retrieval ended. ``documents`` (their texts) are only checked
+        for injected instructions while live detection is on, never sent:
+        the evidence goes in ``injection_signal``."""
         index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
         payload: dict[str, Any] = {"index_name": index}
         count = _count(result_count, "result_count")
@@ -442,6 +475,10 @@ class Run:
         latency = _number(latency_ms, "latency_ms")
         if latency is not None:
             payload["latency_ms"] = latency
+        if documents is not None and self._client.detectors is not None:
+            found = content_evidence(documents, "documents", split_lists=True)
+            if found is not None:
+                payload["injection_signal"] = found
         self._emit("retrieval.responded", step if step is not None else self._last_retrieval, payload)
 
     def external_signal(self, name: str, source: str | None = None, **meta: Any) -> None:

@@ -9,6 +9,10 @@ import pytest
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TESTING", "true")
+# Live detection is on by default for users. Tests that count events or
+# batches were written without it; the tests of live signals turn it on
+# with Dunetrace(detectors=True), and one test checks the default.
+os.environ.setdefault("DUNETRACE_LIVE_DETECTORS", "off")
 
 from dunetrace import Dunetrace, get_current_run  # noqa: E402
 from dunetrace.run import set_current_run  # noqa: E402

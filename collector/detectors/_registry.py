@@ -1,13 +1,18 @@
-"""The detector table: every detector module, in the contract's order.
+"""The collector's detector table: the core's table (:data:`dunetrace.detectors.DETECTORS`,
+which says what each detector does and where it runs), each row with its
+plain-language explanation from this package.
 
-A new detector is a module with ``NAME``, ``SEVERITY``, ``DEFAULTS``,
-``detect(run, params)`` and ``explain(evidence)`` (optionally ``ALIASES`` and
-``IGNORED``), added to ``_MODULES``.
+A new detector is a row in the core's table, its state in
+:class:`dunetrace.detectors.RunJudge`, and an ``explain(evidence)`` here.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dunetrace.detectors import DETECTORS as CORE_DETECTORS
+from dunetrace.detectors import by_name as core_by_name
 
 from . import (
     cascading_tool_failure,
@@ -20,53 +25,47 @@ from . import (
     rag_empty_retrieval,
     reasoning_stall,
     retry_storm,
+    run_limits,
     slow_step,
     step_count_inflation,
     tool_avoidance,
     tool_loop,
     tool_thrashing,
+    tool_use,
 )
 from ._types import Detector
 
 __all__ = ["DETECTORS", "by_name"]
 
-_MODULES: tuple[ModuleType, ...] = (
-    tool_loop,
-    tool_thrashing,
-    retry_storm,
-    cascading_tool_failure,
-    llm_truncation_loop,
-    empty_llm_response,
-    context_bloat,
-    slow_step,
-    tool_avoidance,
-    goal_abandonment,
-    rag_empty_retrieval,
-    step_count_inflation,
-    first_step_failure,
-    reasoning_stall,
-    prompt_injection,
-)
-
-
-def _row(module: ModuleType) -> Detector:
-    return Detector(
-        name=module.NAME,
-        severity=module.SEVERITY,
-        defaults=dict(module.DEFAULTS),
-        detect=module.detect,
-        explain=module.explain,
-        aliases=dict(getattr(module, "ALIASES", {})),
-        ignored=frozenset(getattr(module, "IGNORED", frozenset())),
+_EXPLAIN: dict[str, Callable[[Mapping[str, Any]], dict[str, str]]] = {
+    module.NAME: module.explain
+    for module in (
+        tool_loop, tool_thrashing, retry_storm, cascading_tool_failure, llm_truncation_loop, empty_llm_response,
+        context_bloat, slow_step, tool_avoidance, goal_abandonment, rag_empty_retrieval, step_count_inflation,
+        first_step_failure, reasoning_stall, prompt_injection,
     )
+}  # fmt: skip
+_EXPLAIN.update(tool_use.EXPLAIN)
+_EXPLAIN.update(run_limits.EXPLAIN)
 
-
-#: Every detector, in the order of the contract's table.
-DETECTORS: tuple[Detector, ...] = tuple(_row(m) for m in _MODULES)
+#: Every detector, in the order of the core's table (the contract's fifteen first).
+DETECTORS: tuple[Detector, ...] = tuple(
+    Detector(
+        name=info.name,
+        severity=info.severity,
+        defaults=dict(info.defaults),
+        explain=_EXPLAIN[info.name],
+        aliases=dict(info.aliases),
+        ignored=info.ignored,
+        where=info.where,
+    )
+    for info in CORE_DETECTORS
+)
 
 _BY_NAME = {d.name: d for d in DETECTORS}
 
 
 def by_name(name: str) -> Detector | None:
     """The detector called ``name`` (``TOOL_LOOP`` or ``tool_loop``), or None."""
-    return _BY_NAME.get(name.upper())
+    info = core_by_name(name)
+    return _BY_NAME.get(info.name) if info is not None else None

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._run import RunView
+from dunetrace.detectors import SEVERITIES, severity_rank
 
 __all__ = ["SEVERITIES", "Detector", "Finding", "Signal", "severity_rank"]
-
-#: Lowest to highest.
-SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-
-def severity_rank(severity: str) -> int:
-    """0 for LOW up to 3 for CRITICAL; ValueError for anything else."""
-    try:
-        return SEVERITIES.index(severity.upper())
-    except (ValueError, AttributeError):
-        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}; got {severity!r}") from None
 
 
 @dataclass
@@ -47,6 +35,9 @@ class Signal:
     evidence: dict[str, Any] = field(default_factory=dict)
     #: ``{"what": ..., "why": ..., "try": ...}`` in plain language.
     explanation: dict[str, str] = field(default_factory=dict)
+    #: Found in the agent's process while the run was going (a live
+    #: ``external.signal`` from the SDK), not by the collector's judgement.
+    live: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,18 +53,19 @@ class Signal:
             step_index=data.get("step_index"),
             evidence=dict(data.get("evidence") or {}),
             explanation=dict(data.get("explanation") or {}),
+            live=bool(data.get("live", False)),
         )
 
 
 @dataclass(frozen=True)
 class Detector:
-    """One row of the detector table."""
+    """One row of the collector's detector table: the core's row
+    (:data:`dunetrace.detectors.DETECTORS`) and its explanation."""
 
     name: str
     severity: str
-    #: Threshold keys and their defaults (the contract's table).
+    #: Threshold keys and their defaults.
     defaults: Mapping[str, Any]
-    detect: Callable[[RunView, Mapping[str, Any]], Finding | None]
     explain: Callable[[Mapping[str, Any]], dict[str, str]]
     #: Other accepted spellings of a key (``min_repeats`` for TOOL_LOOP's
     #: ``threshold``).
@@ -82,3 +74,5 @@ class Detector:
     #: this collector does not use (its baseline-relative modes): accepted, so
     #: the backend's file loads, and ignored.
     ignored: frozenset[str] = frozenset()
+    #: ``live``, ``collector`` or ``in-process`` (see dunetrace.detectors).
+    where: str = "live"

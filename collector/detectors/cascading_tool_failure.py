@@ -9,47 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, ToolCall, capped
-from ._types import Finding
-
 NAME = "CASCADING_TOOL_FAILURE"
 SEVERITY = "HIGH"
 DEFAULTS = {"threshold": 3}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    threshold = p["threshold"]
-    calls = run.tool_calls
-    start = 0  # first index of the current streak of failures
-    names: dict[str, int] = {}  # tool -> failures in the current streak
-    best: tuple[int, int] | None = None
-    reached: ToolCall | None = None
-    for i, call in enumerate(calls):
-        if call.success is not False:
-            start, names = i + 1, {}
-            continue
-        names[call.name] = names.get(call.name, 0) + 1
-        if i - start + 1 >= threshold and len(names) >= 2:
-            if reached is None:
-                reached = call
-            if best is None or i - start > best[1] - best[0]:
-                best = (start, i)
-    if best is None or reached is None:
-        return None
-    streak = calls[best[0] : best[1] + 1]
-    tools = sorted({c.name for c in streak})
-    return Finding(
-        step_index=reached.step,
-        evidence={
-            "consecutive_failures": len(streak),
-            "tools": capped(tools),
-            "distinct_tools": len(tools),
-            "threshold": threshold,
-            "first_step": streak[0].step,
-            "last_step": streak[-1].step,
-            "steps": capped(c.step for c in streak),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -10,36 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView
-from ._types import Finding
-
 NAME = "CONTEXT_BLOAT"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"min_calls": 3, "growth_factor": 3.0, "min_last_tokens": 2000}
 IGNORED = frozenset({"inflation_factor"})
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    calls = [c for c in run.llm_calls if c.prompt_tokens]
-    if len(calls) < p["min_calls"]:
-        return None
-    first, last = calls[0], calls[-1]
-    first_tokens, last_tokens = first.prompt_tokens or 1, last.prompt_tokens or 0  # non-zero: filtered above
-    growth = last_tokens / first_tokens
-    if growth < p["growth_factor"] or last_tokens < p["min_last_tokens"]:
-        return None
-    return Finding(
-        step_index=last.step,
-        evidence={
-            "first_tokens": first_tokens,
-            "last_tokens": last_tokens,
-            "growth": round(growth, 2),
-            "growth_factor": p["growth_factor"],
-            "llm_calls_with_tokens": len(calls),
-            "first_step": first.step,
-            "last_step": last.step,
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

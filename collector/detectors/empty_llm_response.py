@@ -10,27 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import STOPPED_FINISH_REASONS, RunView, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "EMPTY_LLM_RESPONSE"
 SEVERITY = "HIGH"
 DEFAULTS: dict[str, Any] = {}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    empty = [c for c in run.llm_calls if c.output_length == 0 and c.finish_reason in STOPPED_FINISH_REASONS]
-    if not empty:
-        return None
-    return Finding(
-        step_index=empty[0].step,
-        evidence={
-            "empty_responses": len(empty),
-            "llm_calls": len(run.llm_calls),
-            "first_step": empty[0].step,
-            "steps": capped(c.step for c in empty),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

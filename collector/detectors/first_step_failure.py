@@ -11,35 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import TOOL_FINISH_REASONS, RunView
-from ._types import Finding
-
 NAME = "FIRST_STEP_FAILURE"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"max_step": 2}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    limit = p["max_step"]
-    found: list[tuple[int, dict[str, Any]]] = []
-    for llm in run.llm_calls:
-        if llm.step > limit:
-            break
-        if llm.finish_reason == "error":
-            found.append((llm.step, {"trigger": "llm_error"}))
-        elif llm.responded and llm.output_length == 0 and llm.finish_reason not in TOOL_FINISH_REASONS:
-            found.append((llm.step, {"trigger": "empty_llm_output"}))
-    for call in run.tool_calls:
-        if call.step > limit:
-            break
-        if call.success is False:
-            found.append((call.step, {"trigger": "tool_failure", "tool": call.name}))
-    if run.terminal == "errored" and run.terminal_step is not None and run.terminal_step <= limit:
-        found.append((run.terminal_step, {"trigger": "run_errored", "error_type": run.error_type}))
-    if not found:
-        return None
-    step, evidence = min(found, key=lambda item: item[0])
-    return Finding(step_index=step, evidence={**evidence, "step": step, "max_step": limit})
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -11,41 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "GOAL_ABANDONMENT"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"stall_steps": 4}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    if run.answered or not run.tool_calls:
-        return None
-    stalled = 0
-    for _step, kind in reversed(run.sequence):
-        if kind != "llm":
-            break
-        stalled += 1
-    if stalled < p["stall_steps"]:
-        return None
-    last_tool = run.tool_calls[-1]
-    if run.terminal == "errored":
-        ending = "errored"
-    elif run.terminal == "completed":
-        ending = run.exit_reason or "completed"
-    else:
-        ending = "silent"
-    return Finding(
-        step_index=run.sequence[-1][0],
-        evidence={
-            "llm_calls_since_last_tool": stalled,
-            "stall_steps": p["stall_steps"],
-            "last_tool": last_tool.name,
-            "last_tool_step": last_tool.step,
-            "ending": ending,
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

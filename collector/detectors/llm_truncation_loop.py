@@ -9,29 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import TRUNCATED_FINISH_REASONS, RunView, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "LLM_TRUNCATION_LOOP"
 SEVERITY = "HIGH"
 DEFAULTS = {"threshold": 2}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    cut = [c for c in run.llm_calls if c.finish_reason in TRUNCATED_FINISH_REASONS]
-    threshold = p["threshold"]
-    if len(cut) < threshold:
-        return None
-    return Finding(
-        step_index=cut[threshold - 1].step,
-        evidence={
-            "truncations": len(cut),
-            "llm_calls": len(run.llm_calls),
-            "threshold": threshold,
-            "steps": capped(c.step for c in cut),
-            "prompt_tokens": capped(c.prompt_tokens for c in cut if c.prompt_tokens is not None),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "PROMPT_INJECTION_SIGNAL"
 SEVERITY = "CRITICAL"
@@ -25,45 +24,6 @@ DEFAULTS = {"min_matches": 1}
 
 #: A pattern name longer than this is not a name; it is cut.
 _NAME_LIMIT = 64
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    if not run.injections:
-        return None
-    patterns: set[str] = set()
-    matches = 0
-    sources: set[str] = set()
-    fields: set[str] = set()
-    for payload in run.injections:
-        names = payload.get("matched_patterns", payload.get("patterns"))
-        named = [n[:_NAME_LIMIT] for n in names if isinstance(n, str) and n] if isinstance(names, list) else []
-        patterns.update(named)
-        count = _count(payload.get("match_count"))
-        if count is None:  # another sender: each named pattern matched at least once
-            count = max(_count(payload.get("matched_pattern_count")) or 0, len(named))
-        matches += count
-        source = payload.get("source")
-        if isinstance(source, str) and source:
-            sources.add(source[:_NAME_LIMIT])
-        where = payload.get("fields")
-        if isinstance(where, list):
-            fields.update(f[:_NAME_LIMIT] for f in where if isinstance(f, str) and f)
-    if matches < p["min_matches"]:
-        return None
-    return Finding(
-        step_index=0,
-        evidence={
-            "patterns": capped(sorted(patterns), 20),
-            "match_count": matches,
-            "min_matches": p["min_matches"],
-            "sources": sorted(sources),
-            "fields": capped(sorted(fields), 20),
-        },
-    )
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -9,39 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "RAG_EMPTY_RETRIEVAL"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"min_score": 0.3, "min_results": 1}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    if not run.answered:
-        return None
-    weak = [
-        r
-        for r in run.retrievals
-        if (r.result_count is not None and r.result_count < p["min_results"])
-        or (r.top_score is not None and r.top_score < p["min_score"])
-    ]
-    if not weak:
-        return None
-    # The worst: fewest results, then lowest score.
-    worst = min(weak, key=lambda r: (r.result_count if r.result_count is not None else 1 << 30, r.top_score or 0.0))
-    return Finding(
-        step_index=worst.step,
-        evidence={
-            "index_name": worst.index_name,
-            "result_count": worst.result_count,
-            "top_score": worst.top_score,
-            "min_score": p["min_score"],
-            "min_results": p["min_results"],
-            "weak_retrievals": len(weak),
-            "retrievals": len(run.retrievals),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -11,31 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "REASONING_STALL"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"min_llm_calls": 5, "ratio_threshold": 4.0}
 IGNORED = frozenset({"inflation_factor"})
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    llm, tools = len(run.llm_calls), len(run.tool_calls)
-    if llm < p["min_llm_calls"] or not (tools or run.tools_available):
-        return None
-    ratio = llm / max(tools, 1)
-    if ratio < p["ratio_threshold"]:
-        return None
-    return Finding(
-        step_index=run.llm_calls[-1].step,
-        evidence={
-            "llm_calls": llm,
-            "tool_calls": tools,
-            "ratio": round(ratio, 2),
-            "ratio_threshold": p["ratio_threshold"],
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -10,49 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, ToolCall, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "RETRY_STORM"
 SEVERITY = "HIGH"
 DEFAULTS = {"threshold": 3}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    threshold = p["threshold"]
-    calls = run.tool_calls
-    start = 0  # first index of the current streak of failures of one tool
-    best: tuple[int, int] | None = None  # (start, end) of the longest streak
-    reached: ToolCall | None = None
-    for i, call in enumerate(calls):
-        if call.success is not False:
-            start = i + 1
-            continue
-        if i > start and calls[i - 1].name != call.name:
-            start = i
-        if i - start + 1 >= threshold:
-            if reached is None:
-                reached = call
-            if best is None or i - start > best[1] - best[0]:
-                best = (start, i)
-    if best is None or reached is None:
-        return None
-    streak = calls[best[0] : best[1] + 1]
-    errors = [c.error_hash for c in streak]
-    args = [c.args_hash for c in streak]
-    return Finding(
-        step_index=reached.step,
-        evidence={
-            "tool": streak[0].name,
-            "consecutive_failures": len(streak),
-            "threshold": threshold,
-            "first_step": streak[0].step,
-            "last_step": streak[-1].step,
-            "steps": capped(c.step for c in streak),
-            "args_identical": None not in args and len(set(args)) == 1,
-            "same_error": None not in errors and len(set(errors)) == 1,
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

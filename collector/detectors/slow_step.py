@@ -12,51 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "SLOW_STEP"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"tool_seconds": 15.0, "llm_seconds": 30.0, "high_factor": 5.0}
 IGNORED = frozenset({"inflation_factor"})
-
-
-def _duration_ms(latency_ms: float | None, started: float | None, ended: float | None) -> float | None:
-    if latency_ms is not None and latency_ms >= 0:
-        return latency_ms
-    if started is not None and ended is not None and ended >= started:
-        return (ended - started) * 1000.0
-    return None
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    steps: list[tuple[float, float, int, str, str | None]] = []  # (duration, limit, step, kind, tool)
-    tool_limit, llm_limit = p["tool_seconds"] * 1000.0, p["llm_seconds"] * 1000.0
-    for call in run.tool_calls:
-        duration = _duration_ms(call.latency_ms, call.started, call.ended)
-        if duration is not None and duration > tool_limit:
-            steps.append((duration, tool_limit, call.step, "tool", call.name))
-    for llm in run.llm_calls:
-        duration = _duration_ms(llm.latency_ms, llm.started, llm.ended)
-        if duration is not None and duration > llm_limit:
-            steps.append((duration, llm_limit, llm.step, "llm", None))
-    if not steps:
-        return None
-    # The worst is the one furthest over its own limit (a limit of 0 means
-    # "any duration is too long": rank those by duration).
-    duration, limit, step, kind, tool = max(steps, key=lambda s: (s[0] / s[1] if s[1] else float("inf"), s[0]))
-    ratio = duration / limit if limit else None
-    evidence: dict[str, Any] = {
-        "kind": kind,
-        "duration_ms": round(duration),
-        "limit_ms": round(limit),
-        "ratio": round(ratio, 1) if ratio is not None else None,
-        "slow_steps": len(steps),
-    }
-    if tool is not None:
-        evidence["tool"] = tool
-    high = ratio is None or ratio >= p["high_factor"]
-    return Finding(step_index=step, evidence=evidence, severity="HIGH" if high else "MEDIUM")
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

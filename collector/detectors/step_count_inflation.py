@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._run import RunView
 from ._types import Finding
 
 NAME = "STEP_COUNT_INFLATION"
@@ -35,19 +34,21 @@ def p75(counts: list[int]) -> float:
     return statistics.quantiles(counts, n=4, method="inclusive")[2]
 
 
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    prior = [int(c) for c in run.prior_step_counts if _count(c)]
+def detect(total_steps: int, prior_step_counts: Sequence[Any], p: Mapping[str, Any]) -> Finding | None:
+    """Needs other runs, so it runs only at the collector: ``total_steps``
+    of this run against the agent's earlier runs' counts."""
+    prior = [int(c) for c in prior_step_counts if _count(c)]
     if len(prior) < p["min_runs"] or not prior:
         return None
     baseline = p75(prior)
-    if baseline < 1 or run.total_steps <= p["inflation_factor"] * baseline:
+    if baseline < 1 or total_steps <= p["inflation_factor"] * baseline:
         return None
     return Finding(
-        step_index=run.total_steps,
+        step_index=total_steps,
         evidence={
-            "steps": run.total_steps,
+            "steps": total_steps,
             "baseline_p75": round(baseline, 1),
-            "ratio": round(run.total_steps / baseline, 2),
+            "ratio": round(total_steps / baseline, 2),
             "inflation_factor": p["inflation_factor"],
             "prior_runs": len(prior),
         },

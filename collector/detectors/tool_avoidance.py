@@ -11,28 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "TOOL_AVOIDANCE"
 SEVERITY = "MEDIUM"
 DEFAULTS = {"min_llm_calls": 2}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    if not run.answered or not run.tools_available or run.tool_calls:
-        return None
-    if len(run.llm_calls) < p["min_llm_calls"]:
-        return None
-    return Finding(
-        step_index=run.terminal_step,
-        evidence={
-            "tools_available": capped(run.tools_available),
-            "tools_available_count": len(run.tools_available),
-            "tool_calls": 0,
-            "llm_calls": len(run.llm_calls),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

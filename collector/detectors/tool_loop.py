@@ -9,53 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView, capped, plural
-from ._types import Finding
+from ._run import plural
 
 NAME = "TOOL_LOOP"
 SEVERITY = "HIGH"
 DEFAULTS = {"threshold": 3, "window": 5}
 ALIASES = {"min_repeats": "threshold"}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    calls = run.tool_calls
-    window, threshold = p["window"], p["threshold"]
-    in_window: dict[str, int] = {}
-    hit: tuple[str, int] | None = None  # (tool, index where it reached the threshold)
-    most = 0
-    for i, call in enumerate(calls):
-        count = in_window[call.name] = in_window.get(call.name, 0) + 1
-        if i >= window:
-            gone = calls[i - window].name
-            in_window[gone] -= 1
-            if gone == call.name:
-                count -= 1
-        if hit is None and count >= threshold:
-            hit = (call.name, i)
-        if hit is not None and call.name == hit[0]:
-            most = max(most, count)
-    if hit is None:
-        return None
-    tool, index = hit
-    mine = [c for c in calls if c.name == tool]
-    hashes = {c.args_hash for c in mine if c.args_hash is not None}
-    return Finding(
-        step_index=calls[index].step,
-        evidence={
-            "tool": tool,
-            "calls": len(mine),
-            "max_in_window": most,
-            "window": window,
-            "threshold": threshold,
-            "first_step": mine[0].step,
-            "last_step": mine[-1].step,
-            "steps": capped(c.step for c in mine),
-            "distinct_args": len(hashes),
-            "args_identical": len(hashes) == 1 and all(c.args_hash is not None for c in mine),
-            "failures": sum(1 for c in mine if c.success is False),
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

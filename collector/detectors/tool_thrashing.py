@@ -9,47 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._run import RunView
-from ._types import Finding
-
 NAME = "TOOL_THRASHING"
 SEVERITY = "HIGH"
 DEFAULTS = {"window": 6}
-
-
-def detect(run: RunView, p: Mapping[str, Any]) -> Finding | None:
-    names = [c.name for c in run.tool_calls]
-    window = p["window"]
-    length = 0  # length of the alternating stretch ending at i
-    best: tuple[int, int] | None = None  # (longest length, its last index)
-    reached: int | None = None  # index where the first stretch reached the window
-    for i, name in enumerate(names):
-        if i == 0 or name == names[i - 1]:
-            length = 1
-        elif length >= 2 and name == names[i - 2]:
-            length += 1
-        else:
-            length = 2
-        if length >= window >= 2:
-            if reached is None:
-                reached = i
-            if best is None or length > best[0]:
-                best = (length, i)
-    if best is None or reached is None:
-        return None
-    length, end = best
-    calls = run.tool_calls[end - length + 1 : end + 1]
-    return Finding(
-        step_index=run.tool_calls[reached].step,
-        evidence={
-            "tool_a": calls[0].name,
-            "tool_b": calls[1].name,
-            "alternating_calls": length,
-            "window": window,
-            "first_step": calls[0].step,
-            "last_step": calls[-1].step,
-        },
-    )
 
 
 def explain(e: Mapping[str, Any]) -> dict[str, str]:

@@ -137,7 +137,16 @@ def _sqlite_2(db: sqlite3.Connection) -> None:
     db.executescript(OUTBOX)
 
 
-SQLITE_STEPS = [(1, _sqlite_1), (2, _sqlite_2)]
+#: Signals found in the agent's process while the run was going (a live
+#: ``external.signal`` from the SDK) are marked: the read API shows ``live``.
+LIVE_SIGNALS = "ALTER TABLE signals ADD COLUMN live {kind} NOT NULL DEFAULT {off};"
+
+
+def _sqlite_3(db: sqlite3.Connection) -> None:
+    db.executescript(LIVE_SIGNALS.format(kind="INTEGER", off="0"))
+
+
+SQLITE_STEPS = [(1, _sqlite_1), (2, _sqlite_2), (3, _sqlite_3)]
 
 
 def migrate_sqlite(db: sqlite3.Connection) -> int:
@@ -228,7 +237,9 @@ CREATE TABLE alert_outbox (
 CREATE INDEX alert_outbox_due ON alert_outbox(destination, due);
 """
 
-POSTGRES_STEPS = [(1, POSTGRES_1), (2, POSTGRES_2)]
+POSTGRES_3 = LIVE_SIGNALS.format(kind="BOOLEAN", off="FALSE")
+
+POSTGRES_STEPS = [(1, POSTGRES_1), (2, POSTGRES_2), (3, POSTGRES_3)]
 
 #: The advisory lock key the migrating process holds ("dunetrace" in ASCII, cut to 63 bits).
 _LOCK_KEY = 0x64756E6574726163 & 0x7FFFFFFFFFFFFFFF

@@ -45,6 +45,26 @@ _dumps = _json.dumps
 _loads = _json.loads
 
 
+_INSERT_SIGNAL = (
+    "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at, live)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _live_signal_rows(by_run: dict[str, list[Row]], now: float) -> list[tuple[Any, ...]]:
+    """Signal rows for the live ``external.signal`` events among a batch's
+    new rows (one check of the event type per row)."""
+    out: list[tuple[Any, ...]] = []
+    for run_id, rows in by_run.items():
+        if any(row[1] == "external.signal" for row in rows):
+            from ..detectors import live_signals_in_rows
+
+            for s in live_signals_in_rows(run_id, rows):
+                out.append((run_id, s.agent_id, s.detector, s.severity, s.step_index, _dumps(s.evidence),
+                            _dumps(s.explanation), now, 1))  # fmt: skip
+    return out
+
+
 def stored_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
     """A run's events as stored rows, in arrival order, read with ``db``."""
     chunks = db.execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
@@ -252,6 +272,11 @@ class SQLiteStore:
                 chunks = [(run_id, batch_id, len(rows), _dumps(rows)) for run_id, rows in by_run.items()]
                 db.executemany("INSERT INTO event_chunks (run_id, batch_id, n, events) VALUES (?,?,?,?)", chunks)
                 self._unchecked += sum(len(chunk[3]) for chunk in chunks)
+                # Signals the SDK found while the run goes on are shown now;
+                # the run's judgement later stores its full set in their place.
+                live_rows = _live_signal_rows(by_run, now)
+                if live_rows:
+                    db.executemany(_INSERT_SIGNAL, live_rows)
                 ended: list[str] = []
                 upserts = []
                 for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, _) in live.items():
@@ -422,13 +447,13 @@ class SQLiteStore:
                 row = db.execute("SELECT status, agent_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
                 if row is None or row["status"] == "judged":
                     continue
+                db.execute("DELETE FROM signals WHERE run_id = ? AND live = 1", (run_id,))
                 db.executemany(
-                    "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
-                    " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    _INSERT_SIGNAL,
                     [
                         (run_id, s.get("agent_id") or row["agent_id"], s["detector"], s["severity"],
                          s.get("step_index"), _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}),
-                         now)
+                         now, 1 if s.get("live") else 0)
                         for s in signals
                     ],
                 )  # fmt: skip
@@ -568,7 +593,7 @@ class SQLiteStore:
         db = self._reader()
         total = db.execute(f"SELECT count(*) FROM signals{clause}", args).fetchone()[0]
         rows = db.execute(
-            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at"
+            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at, live"
             f" FROM signals{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
@@ -577,6 +602,7 @@ class SQLiteStore:
             item = dict(r)
             item["evidence"] = _loads(item["evidence"])
             item["explanation"] = _loads(item["explanation"])
+            item["live"] = bool(item["live"])
             items.append(item)
         return items, total
 

@@ -41,11 +41,11 @@ def _ingest_statuses(upstream: UpstreamBackend) -> Counter[str]:
     return Counter(re.findall(r'"POST /v1/ingest HTTP/1\.1" (\d+)', upstream.ingest.log()))
 
 
-def _drive(upstream: UpstreamBackend, agent: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _drive(upstream: UpstreamBackend, agent: Any, **options: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run ``agent(dt)`` against upstream; the events as they went on the
     wire (an exporter beside the HTTP one writes each batch's events) and the
     SDK's delivery stats."""
-    dt = Dunetrace(endpoint=upstream.url, flush_interval=0.05)
+    dt = Dunetrace(endpoint=upstream.url, flush_interval=0.05, **options)
     wire = io.StringIO()
     dt.plugins.register(StdoutExporter(wire), name="wire-capture")
     try:
@@ -75,11 +75,11 @@ def _in(run_ids: set[str]) -> str:
     return ", ".join(f"'{r}'" for r in sorted(run_ids))  # uuid4 strings made by our SDK
 
 
-def check_against_upstream(upstream: UpstreamBackend, agent: Any) -> dict[str, list[dict[str, Any]]]:
-    """Drive ``agent``, check acceptance, storage and judgement; returns
-    upstream's signals by run id."""
+def check_against_upstream(upstream: UpstreamBackend, agent: Any, **options: Any) -> dict[str, list[dict[str, Any]]]:
+    """Drive ``agent`` (a client built with ``options``), check acceptance,
+    storage and judgement; returns upstream's signals by run id."""
     accepted_before, statuses_before = _accepted(upstream), _ingest_statuses(upstream)
-    sent, stats = _drive(upstream, agent)
+    sent, stats = _drive(upstream, agent, **options)
 
     # Every batch accepted on its first try: no drops, no 422, no 429.
     assert stats["dropped_total"] == 0 and stats["queued"] == 0, stats
@@ -173,3 +173,21 @@ def test_prompt_injection_reaches_upstreams_detector(upstream: UpstreamBackend) 
     assert sum(sent is None for sent in evidence.values()) >= 1  # the healthy run, at least
     leaked = upstream.query(f"SELECT id FROM events WHERE payload::text LIKE '%{SENTINEL}%'")
     assert leaked == []
+
+
+def test_live_signals_are_accepted_and_stored_by_upstream(upstream: UpstreamBackend) -> None:
+    """With live detection on, the looping LangChain example's TOOL_LOOP goes
+    out as an external.signal (source "dunetrace"): upstream accepts and
+    stores it like any event (checked event by event above), and still
+    judges the run itself."""
+    module = importlib.import_module("dunetrace.examples.langchain_agent")
+    signals = check_against_upstream(upstream, module.main, detectors=True)
+    run_ids = set(signals)
+    stored = upstream.query(
+        "SELECT run_id, payload FROM events WHERE event_type = 'external.signal' "
+        f"AND run_id IN ({_in(run_ids)})"
+    )
+    live = [r for r in stored if r["payload"].get("source") == "dunetrace" and r["payload"].get("live") is True]
+    assert "TOOL_LOOP" in {r["payload"]["signal_name"] for r in live}, stored
+    judged = {s["failure_type"] for run_signals in signals.values() for s in run_signals}
+    assert "TOOL_LOOP" in judged, judged

@@ -50,12 +50,20 @@ class RunBuilder:
         args: str = "args-1",
         latency_ms: float | None = 5.0,
         seconds: float = 0.005,
+        args_length: int | None = None,
+        injection: dict[str, Any] | None = None,
     ) -> RunBuilder:
-        """A tool call and (unless ``success`` is None) its response."""
+        """A tool call and (unless ``success`` is None) its response;
+        ``injection`` is the evidence the SDK found in the tool's output."""
         self.step += 1
-        self._emit("tool.called", self.step, {"tool_name": name, "args_hash": args})
+        called: dict[str, Any] = {"tool_name": name, "args_hash": args}
+        if args_length is not None:
+            called["args_length"] = args_length
+        self._emit("tool.called", self.step, called)
         if success is not None:
             payload: dict[str, Any] = {"tool_name": name, "success": success, "output_length": 10}
+            if injection is not None:
+                payload["injection_signal"] = injection
             if latency_ms is not None:
                 payload["latency_ms"] = latency_ms
             if not success:
@@ -72,9 +80,10 @@ class RunBuilder:
         latency_ms: float | None = 50.0,
         seconds: float = 0.05,
         responded: bool = True,
+        model: str = "fake-model",
     ) -> RunBuilder:
         self.step += 1
-        called: dict[str, Any] = {"model": "fake-model"}
+        called: dict[str, Any] = {"model": model}
         if prompt_tokens is not None:
             called["prompt_tokens"] = prompt_tokens
         self._emit("llm.called", self.step, called)
@@ -96,14 +105,30 @@ class RunBuilder:
             self.llm(**kwargs)
         return self
 
-    def retrieval(self, index: str = "docs", *, result_count: int = 3, top_score: float | None = 0.8) -> RunBuilder:
+    def retrieval(
+        self,
+        index: str = "docs",
+        *,
+        result_count: int = 3,
+        top_score: float | None = 0.8,
+        injection: dict[str, Any] | None = None,
+    ) -> RunBuilder:
+        """A retrieval and its response; ``injection`` is the evidence the
+        SDK found in the documents."""
         self.step += 1
         self._emit("retrieval.called", self.step, {"index_name": index, "query_hash": "q-1"})
-        self._emit(
-            "retrieval.responded",
-            self.step,
-            {"index_name": index, "result_count": result_count, "top_score": top_score, "latency_ms": 3.0},
-        )
+        payload: dict[str, Any] = {"index_name": index, "result_count": result_count, "top_score": top_score,
+                                   "latency_ms": 3.0}  # fmt: skip
+        if injection is not None:
+            payload["injection_signal"] = injection
+        self._emit("retrieval.responded", self.step, payload)
+        return self
+
+    def live_signal(self, name: str, severity: str = "HIGH", **evidence: Any) -> RunBuilder:
+        """What the SDK sends when a detector fired in the agent's process."""
+        payload = {"signal_name": name, "source": "dunetrace", "severity": severity, "confidence": 0.9,
+                   "evidence": evidence, "live": True}  # fmt: skip
+        self._emit("external.signal", self.step, payload)
         return self
 
     def injection(self, patterns: list[str], match_count: int, fields: list[str] | None = None) -> RunBuilder:
@@ -129,6 +154,11 @@ class RunBuilder:
     def error(self, error_type: str = "ValueError") -> RunBuilder:
         self._emit("run.errored", self.step, {"error_type": error_type, "error_hash": "e-1", "total_steps": self.step})
         return self
+
+
+#: What the SDK puts in a payload when content matched injection patterns.
+CONTENT_INJECTION = {"matched_patterns": ["ignore_previous_instructions"], "matched_pattern_count": 1,
+                     "match_count": 1, "fields": ["output"], "offset_bucket": "0-255"}  # fmt: skip
 
 
 def judge(

@@ -46,13 +46,15 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 def test_the_table_has_the_contracts_fifteen_detectors_and_severities() -> None:
-    assert [d.name for d in DETECTORS] == list(CONTRACT_DEFAULTS)
-    assert {d.name: d.severity for d in DETECTORS} == CONTRACT_SEVERITIES
+    # The contract's fifteen come first, in its order; the newer ones follow.
+    assert [d.name for d in DETECTORS[:15]] == list(CONTRACT_DEFAULTS)
+    assert {d.name: d.severity for d in DETECTORS[:15]} == CONTRACT_SEVERITIES
 
 
 def test_built_in_defaults_are_the_contracts() -> None:
     settings = load_config(None).for_agent("any-agent")
-    assert settings == {name: {"enabled": True, **values} for name, values in CONTRACT_DEFAULTS.items()}
+    contract = {name: settings[name] for name in CONTRACT_DEFAULTS}
+    assert contract == {name: {"enabled": True, **values} for name, values in CONTRACT_DEFAULTS.items()}
 
 
 def test_example_file_loads_and_its_default_section_is_the_built_in_defaults() -> None:

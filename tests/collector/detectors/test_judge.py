@@ -14,11 +14,11 @@ import pytest
 from dunetrace import Dunetrace
 from dunetrace import log as dunetrace_log
 from dunetrace.collector.detectors import DETECTORS, DetectorConfig, Signal, judge_run, judge_view, read_rows
-from dunetrace.collector.detectors import _registry
+from dunetrace.detectors import _evidence as core_evidence
 from dunetrace.collector.detectors._run import read_run
 from tests.ingest_server import IngestServer
 
-from .runs import RunBuilder, judge
+from .runs import CONTENT_INJECTION, RunBuilder, judge
 
 #: One hand-built run per detector that makes it fire.
 FIRING: dict[str, Any] = {
@@ -40,7 +40,28 @@ FIRING: dict[str, Any] = {
     "FIRST_STEP_FAILURE": lambda: RunBuilder().tool("auth", success=False).llm().answer(),
     "REASONING_STALL": lambda: RunBuilder(tools=["search"]).tool("search").llms(6).answer(),
     "PROMPT_INJECTION_SIGNAL": lambda: RunBuilder().injection(["developer_mode"], 2).llm().answer(),
+    "RETRIEVED_CONTENT_INJECTION": lambda: RunBuilder().retrieval("kb", injection=CONTENT_INJECTION).llm().answer(),
+    "OVERSIZED_TOOL_ARGUMENTS": lambda: RunBuilder().tool("write", args_length=25_000).llm().answer(),
+    "SCATTERSHOT_TOOL_USE": lambda: _tools("a", "b", "c", "d", "e", "f"),
+    "EXCESSIVE_RETRIEVAL": lambda: _retrievals(10),
+    "SILENT_TRUNCATION": lambda: RunBuilder().llm().llm(finish_reason="length").answer(),
+    "PREMATURE_TERMINATION": lambda: RunBuilder().llm(finish_reason="tool_calls").llm(finish_reason="tool_calls")
+    .tool("fetch", success=False).llm().answer(),
+    "UNREAD_TOOL_ERROR": lambda: RunBuilder().llm().tool("fetch", success=False).tool("parse").llm().answer(),
+    "RUNAWAY_ITERATION": lambda: RunBuilder(tools=["search"]).tool("search").llms(50).answer(),
+    "MODEL_FALLBACK_DRIFT": lambda: RunBuilder().llm(model="big-model").llm(model="small-model").answer(),
+    "DELEGATION_LOOP": lambda: RunBuilder("planner").live_signal(
+        "DELEGATION_LOOP", agent="planner", times_among_parents=2, depth=4,
+        chain=["planner", "critic", "planner", "critic", "planner"], min_cycles=2).llm().answer(),
+    "INSTRUMENTATION_DEGRADED": lambda: RunBuilder().llm().tool("fetch", success=None).llm().answer(),
 }
+
+
+def _retrievals(count: int) -> RunBuilder:
+    run = RunBuilder()
+    for _ in range(count):
+        run.retrieval()
+    return run.llm().answer()
 
 
 def _tools(*names: str) -> RunBuilder:
@@ -60,7 +81,7 @@ def test_each_detector_fires_and_explains_itself_with_its_numbers(name: str) -> 
     mine = [s for s in signals if s.detector == name]
     assert len(mine) == 1, [s.detector for s in signals]
     signal = mine[0]
-    assert signal.run_id == "run-1" and signal.agent_id == "agent"
+    assert signal.run_id == "run-1" and signal.agent_id in ("agent", "planner")
     assert set(signal.explanation) == {"what", "why", "try"}
     for text in signal.explanation.values():
         assert isinstance(text, str) and len(text) > 40
@@ -91,7 +112,7 @@ def test_a_healthy_run_has_no_signals() -> None:
 def test_signal_dict_has_the_agreed_fields() -> None:
     signal = judge(FIRING["TOOL_LOOP"]())[0]
     assert list(signal.to_dict()) == ["detector", "severity", "run_id", "agent_id", "step_index", "evidence",
-                                      "explanation"]  # fmt: skip
+                                      "explanation", "live"]  # fmt: skip
 
 
 def test_arrival_order_does_not_matter() -> None:
@@ -126,15 +147,10 @@ def test_wrong_types_in_payloads_are_read_as_missing() -> None:
 
 
 def test_a_detector_bug_costs_only_its_own_signal(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(run: Any, params: Any) -> None:
+    def broken(judge: Any, params: Any) -> None:
         raise RuntimeError("bug")
 
-    row = _registry.DETECTORS[0]
-    monkeypatch.setattr(_registry, "DETECTORS", (row.__class__(**{**row.__dict__, "detect": broken}),
-                                                 *_registry.DETECTORS[1:]))  # fmt: skip
-    import dunetrace.collector.detectors._judge as judge_module
-
-    monkeypatch.setattr(judge_module, "DETECTORS", _registry.DETECTORS)
+    monkeypatch.setitem(core_evidence._READERS, "TOOL_LOOP", broken)
     monkeypatch.setattr(dunetrace_log, "strict", False)
     run = RunBuilder().tool("pay", success=False).tool("pay", success=False).tool("pay", success=False).error()
     names = {s.detector for s in judge(run)}
