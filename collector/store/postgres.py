@@ -35,7 +35,7 @@ from .migrations import migrate_postgres
 
 # psycopg through pgconn, which names the extra to install when it is missing.
 from .pgconn import Pool, Reader, Session, connect_reader, psycopg
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, live_signal_rows
 
 __all__ = ["PostgresStore", "connect_reader"]
 
@@ -124,6 +124,16 @@ class PostgresStore(SQLiteStore):
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def check_writable(self) -> None:
+        """For ``/health``: a transaction that writes and commits, as a batch
+        would. The newest ``schema_version`` row is written back unchanged: a
+        read-only server refuses it, a full one fails its commit."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE schema_version SET applied_at = applied_at"
+                " WHERE version = (SELECT max(version) FROM schema_version)"
+            )
+
     # -- writing --------------------------------------------------------------
 
     def ingest_batch(self, batch: Batch, batch_id: str) -> tuple[int, list[str]]:
@@ -180,6 +190,15 @@ class PostgresStore(SQLiteStore):
                 "INSERT INTO event_chunks (run_id, batch_id, n, events)"
                 " SELECT r, %s, n, e FROM unnest(%b::text[], %b::bigint[], %b::text[]) AS u(r, n, e)",
                 (batch_id, chunk_runs, [len(by_run[r]) for r in chunk_runs], [_dumps(by_run[r]) for r in chunk_runs]),
+            )
+        # Signals the SDK found while the run goes on are shown now; the
+        # run's judgement later stores its full set in their place.
+        live_rows = live_signal_rows(by_run, now)
+        if live_rows:
+            Session(conn).executemany(
+                "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
+                " created_at, live) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(*row[:8], True) for row in live_rows],
             )
         ended: list[str] = []
         columns: list[list[Any]] = [[] for _ in range(13)]
@@ -281,13 +300,17 @@ class PostgresStore(SQLiteStore):
                 found = status.get(run_id)
                 if found is None or found[0] == "judged" or run_id in saved:
                     continue
+                # The judgement's full set replaces the live signals shown
+                # while the run went on (it keeps their live mark).
+                db.execute("DELETE FROM signals WHERE run_id = ? AND live", (run_id,))
                 if signals:
                     db.executemany(
                         "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
-                        " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                        " created_at, live) VALUES (?,?,?,?,?,?,?,?,?)",
                         [
                             (run_id, s.get("agent_id") or found[1], s["detector"], s["severity"], s.get("step_index"),
-                             _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}), now)
+                             _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}), now,
+                             bool(s.get("live")))
                             for s in signals
                         ],
                     )  # fmt: skip

@@ -51,7 +51,7 @@ _INSERT_SIGNAL = (
 )
 
 
-def _live_signal_rows(by_run: dict[str, list[Row]], now: float) -> list[tuple[Any, ...]]:
+def live_signal_rows(by_run: dict[str, list[Row]], now: float) -> list[tuple[Any, ...]]:
     """Signal rows for the live ``external.signal`` events among a batch's
     new rows (one check of the event type per row)."""
     out: list[tuple[Any, ...]] = []
@@ -274,7 +274,7 @@ class SQLiteStore:
                 self._unchecked += sum(len(chunk[3]) for chunk in chunks)
                 # Signals the SDK found while the run goes on are shown now;
                 # the run's judgement later stores its full set in their place.
-                live_rows = _live_signal_rows(by_run, now)
+                live_rows = live_signal_rows(by_run, now)
                 if live_rows:
                     db.executemany(_INSERT_SIGNAL, live_rows)
                 ended: list[str] = []

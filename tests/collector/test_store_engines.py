@@ -174,3 +174,41 @@ def test_a_new_event_sent_twice_in_one_batch_is_stored_once(store: Any) -> None:
     events = tool_loop_run("r1")
     assert store.ingest([*events[:3], events[1]], "b1") == (3, [])
     assert stripped(store.run_events("r1")) == stripped(events[:3])
+
+
+def test_a_live_signal_is_shown_at_once_and_replaced_by_the_judgement(store: Any) -> None:
+    events = tool_loop_run("r1")
+    live = event("external.signal", "r1", 3, signal_name="TOOL_LOOP", source="dunetrace", severity="HIGH",
+                 confidence=0.9, evidence={"tool": "search", "calls": 3}, live=True)  # fmt: skip
+    store.ingest([*events[:5], live], "b1")
+    shown = store.signals(run_id="r1")[0]
+    assert [(s["detector"], s["live"], s["step_index"]) for s in shown] == [("TOOL_LOOP", True, 3)]
+    store.ingest(events[5:], "b2")
+    assert store.save_judgement("r1", [{**TOOL_LOOP, "live": True}, {**TOOL_LOOP, "detector": "RETRY_STORM"}])
+    after = store.signals(run_id="r1")[0]
+    assert sorted((s["detector"], s["live"]) for s in after) == [("RETRY_STORM", False), ("TOOL_LOOP", True)]
+
+
+def test_a_read_only_postgresql_fails_the_write_probe(postgres: Any) -> None:
+    """/health asks check_writable(): on a server that refuses writes it
+    raises, so /health answers 503 rather than ok."""
+    from dunetrace.collector.store import StoreUnavailable
+
+    url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    pg = open_store(url)
+    try:
+        pg.check_writable()  # writable: no error
+        name = url.rsplit("/", 1)[1]
+        postgres.sql(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        postgres.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        for _ in range(20):  # the pool notices its connections are gone, and opens read-only ones
+            try:
+                pg.ping()
+                break
+            except StoreUnavailable:
+                pass
+        assert pg.ping()
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            pg.check_writable()
+    finally:
+        pg.close()
