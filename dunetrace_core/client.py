@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from .buffer import Buffer
@@ -17,6 +18,8 @@ from .live import Signal, Watcher
 from .log import capture_internal_errors, logger, warn_once
 from .options import Options
 from .plugins import PluginHost
+from .policies import ENV as POLICIES_ENV
+from .policies import Policy, PolicyEngine, load_policies
 from .run import Run
 from .stdout_export import StdoutExporter
 from .wrappers import make_tool, make_trace
@@ -47,6 +50,7 @@ class Dunetrace:
         api_key: str | None = None,
         *,
         on_signal: Callable[[Signal], Any] | None = None,
+        policies: Iterable[Policy | dict[str, Any]] | None = None,
         **options: Any,
     ) -> None:
         #: Fed every event of every run, on the emitting thread (live detectors,
@@ -56,6 +60,8 @@ class Dunetrace:
         self._listeners: tuple[Callable[[Signal], Any], ...] = ()
         if on_signal is not None:
             self.on_signal(on_signal)
+        self._policies: PolicyEngine | None = None
+        self._add_policies(policies)
         self.options = Options.build(endpoint, api_key, **options)
         self.hasher = Hasher(self.options.hash_key)
         self.plugins = PluginHost()
@@ -94,6 +100,39 @@ class Dunetrace:
             raise TypeError(f"dt.on_signal() takes a function called with each signal; got {callback!r}")
         self._listeners = (*self._listeners, callback)
         return callback
+
+    def add_policy(self, name: str, *, when: Any, then: Any) -> Policy:
+        """Act on every run where ``when`` holds, once per run: ``then`` is
+        ``"stop"``, ``"log"``, ``{"switch_model": model}`` or
+        ``{"inject_prompt": message}``; ``when`` is one trigger, e.g.
+        ``{"tool_calls": 5, "tool": "search"}`` or ``{"signal": "TOOL_LOOP"}``
+        (see the README's Policies section). Checked now: a mistake raises
+        :class:`dunetrace.policies.PolicyError` naming the field."""
+        policy = Policy.make(name, when, then)
+        self._policy_engine().add(policy)
+        return policy
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """The policies in force, in the order they were added."""
+        return self._policies.policies if self._policies is not None else ()
+
+    def _policy_engine(self) -> PolicyEngine:
+        if self._policies is None:
+            self._policies = PolicyEngine()
+            self.add_watcher(self._policies)
+        return self._policies
+
+    def _add_policies(self, policies: Iterable[Policy | dict[str, Any]] | None) -> None:
+        if policies is not None:
+            if isinstance(policies, (str, bytes, dict)) or not isinstance(policies, Iterable):
+                raise TypeError(f"Dunetrace(policies=...) takes a list of policies; got {policies!r}")
+            for index, item in enumerate(policies):
+                self._policy_engine().add(Policy.from_mapping(item, where=f"policies[{index}]"))
+        path = os.environ.get(POLICIES_ENV)
+        if path:
+            for policy in load_policies(path):
+                self._policy_engine().add(policy)
 
     def add_watcher(self, watcher: Watcher) -> None:
         """Feed ``watcher.observe(run, event_type, step, payload)`` every

@@ -44,7 +44,7 @@ class ErrorGuard:
     raises reaches the agent.
 
     An exception is our bug: it is logged once per place with its class, and
-    swallowed, unless strict mode is on (the test suite), where it is
+    swallowed (except one whose class sets ``dunetrace_passthrough``), unless strict mode is on (the test suite), where it is
     re-raised. A guard holds no per-use state, so an integration builds one
     per callback once and reuses it: entering costs a method call, which
     matters on paths run for every span or callback.
@@ -61,7 +61,9 @@ class ErrorGuard:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if exc is None or not isinstance(exc, Exception) or strict:
+        # ``dunetrace_passthrough``: dunetrace.PolicyViolation, the one
+        # exception meant for the agent.
+        if exc is None or not isinstance(exc, Exception) or strict or getattr(exc, "dunetrace_passthrough", False):
             return False
         warn_once(
             f"internal:{self.where}:{type(exc).__name__}",

@@ -20,6 +20,7 @@ from .hashing import canonical_json
 from .injection import evidence as injection_evidence
 from .live import Signal
 from .log import capture_internal_errors, logger, warn_once
+from .policies._model import PolicyViolation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -107,6 +108,7 @@ class Run:
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
         "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "__weakref__",
+        "model_override", "_prompt_additions", "_violation", "_policy",
     )  # fmt: skip
 
     def __init__(
@@ -158,6 +160,13 @@ class Run:
         #: Live signals fired for this run, in the order they fired.
         self.signals: list[Signal] = []
         self._fired: set[str] = set()
+        #: The model later calls of this run use, set by a ``switch_model``
+        #: policy; None to keep the agent's own.
+        self.model_override: str | None = None
+        self._prompt_additions: list[str] | None = None
+        #: Set by a ``stop`` policy: raised by the next tool or model call.
+        self._violation: PolicyViolation | None = None
+        self._policy: Any = None  # the policy engine's counters for this run
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -191,14 +200,16 @@ class Run:
             with capture_internal_errors(f"watcher {type(watcher).__name__}"):
                 watcher.observe(self, event_type, step, payload)
 
-    def fire(self, signal: Signal) -> bool:
+    def fire(self, signal: Signal, *, key: str | None = None) -> bool:
         """A live signal about this run (see :mod:`dunetrace.live`): kept in
         ``signals``, sent as an ``external.signal`` and handed to the
-        client's ``on_signal`` listeners. Each type fires once per run;
-        False when this type had fired already."""
-        if signal.type in self._fired:
+        client's ``on_signal`` listeners. Each type fires once per run
+        (each ``key``, when given: one per policy for ``POLICY_TRIGGERED``);
+        False when it had fired already."""
+        once = key or signal.type
+        if once in self._fired:
             return False
-        self._fired.add(signal.type)
+        self._fired.add(once)
         if signal.run is not self:
             signal = Signal(
                 signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
@@ -319,11 +330,38 @@ class Run:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    # -- policies -------------------------------------------------------------
+
+    def raise_if_stopped(self) -> None:
+        """Raise :class:`dunetrace.PolicyViolation` when a ``stop`` policy
+        has triggered for this run; otherwise nothing. ``tool_called`` and
+        ``llm_called`` call it first."""
+        violation = self._violation
+        if violation is not None:
+            raise PolicyViolation(violation.policy, violation.reason, violation.run_id)
+
+    def add_prompt_addition(self, text: str) -> None:
+        """Queue a message for the next model call (``inject_prompt``)."""
+        if self._prompt_additions is None:
+            self._prompt_additions = []
+        self._prompt_additions.append(text)
+
+    def pop_prompt_addition(self) -> str | None:
+        """The messages ``inject_prompt`` policies added since the last call
+        (joined by blank lines), to add before the next model call; None
+        when there are none. Each is handed out once."""
+        added, self._prompt_additions = self._prompt_additions, None
+        return "\n\n".join(added) if added else None
+
     # -- events ---------------------------------------------------------------
 
     def llm_called(self, model: str | None = None, prompt_tokens: int | None = None, *, prompt: Any = None) -> int:
         """An LLM call begins. Returns its step; pass it to ``llm_responded``
-        when calls overlap. ``prompt`` is only measured, never sent."""
+        when calls overlap. ``prompt`` is only measured, never sent. Raises
+        :class:`dunetrace.PolicyViolation` only after a ``stop`` policy
+        triggered for this run (then no event is sent)."""
+        if self._violation is not None:
+            self.raise_if_stopped()
         step = self._last_llm = self._next_step()
         payload: dict[str, Any] = {}
         if model is not None:
@@ -371,7 +409,11 @@ class Run:
         self._emit("llm.responded", step if step is not None else self._last_llm, payload)
 
     def tool_called(self, name: str, args: Any = None) -> int:
-        """A tool call begins. ``args`` are hashed (canonical JSON), never sent."""
+        """A tool call begins. ``args`` are hashed (canonical JSON), never
+        sent. Raises :class:`dunetrace.PolicyViolation` only after a ``stop``
+        policy triggered for this run (then no event is sent)."""
+        if self._violation is not None:
+            self.raise_if_stopped()
         step = self._last_tool = self._next_step()
         tool = name if type(name) is str and name else _name(name, "tool_name")
         payload: dict[str, Any] = {"tool_name": tool}
