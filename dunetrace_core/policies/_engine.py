@@ -36,7 +36,8 @@ _monotonic = time.monotonic
 class _RunState:
     """What the conditions read, for one run: counters only."""
 
-    __slots__ = ("started", "tool_calls", "per_tool", "tokens", "cost", "prompt_tokens", "model", "signals", "fired")
+    __slots__ = ("started", "tool_calls", "per_tool", "tokens", "cost", "prompt_tokens", "model", "signals", "fired",
+                 "checking")
 
     def __init__(self) -> None:
         self.started = _monotonic()
@@ -48,6 +49,7 @@ class _RunState:
         self.model: str | None = None
         self.signals: set[str] = set()
         self.fired: set[str] = set()
+        self.checking = False
 
 
 class PolicyEngine:
@@ -115,11 +117,23 @@ class PolicyEngine:
                 state.signals.add(name)
         elif event_type in ("run.completed", "run.errored"):
             return
-        for policy in self.policies:
-            if policy.name not in state.fired:
-                observed = self._observed(policy, run, state)
-                if observed is not None:
-                    self._trigger(policy, observed, run, state, step)
+        if state.checking:
+            # A trigger's own POLICY_TRIGGERED event, inside the loop below:
+            # counted, and checked by that loop, so signals ship in order.
+            return
+        state.checking = True
+        try:
+            again = True
+            while again:
+                again = False
+                for policy in self.policies:
+                    if policy.name not in state.fired:
+                        observed = self._observed(policy, run, state)
+                        if observed is not None:
+                            self._trigger(policy, observed, run, state, step)
+                            again = True
+        finally:
+            state.checking = False
 
     @staticmethod
     def _observed(policy: Policy, run: Run, state: _RunState) -> float | None:
