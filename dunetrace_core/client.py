@@ -60,7 +60,8 @@ class Dunetrace:
         self._listeners: tuple[Callable[[Signal], Any], ...] = ()
         if on_signal is not None:
             self.on_signal(on_signal)
-        self._policies: PolicyEngine | None = None
+        #: Applies policies; a watcher of this client's runs once it has one.
+        self._policies = PolicyEngine()
         self._add_policies(policies)
         self.options = Options.build(endpoint, api_key, **options)
         self.hasher = Hasher(self.options.hash_key)
@@ -109,30 +110,28 @@ class Dunetrace:
         (see the README's Policies section). Checked now: a mistake raises
         :class:`dunetrace.policies.PolicyError` naming the field."""
         policy = Policy.make(name, when, then)
-        self._policy_engine().add(policy)
+        self._add_policy(policy)
         return policy
 
     @property
     def policies(self) -> tuple[Policy, ...]:
         """The policies in force, in the order they were added."""
-        return self._policies.policies if self._policies is not None else ()
+        return self._policies.policies
 
-    def _policy_engine(self) -> PolicyEngine:
-        if self._policies is None:
-            self._policies = PolicyEngine()
-            self.add_watcher(self._policies)
-        return self._policies
+    def _add_policy(self, policy: Policy) -> None:
+        self._policies.add(policy)
+        self.add_watcher(self._policies)  # only once there is a policy: no cost before
 
     def _add_policies(self, policies: Iterable[Policy | dict[str, Any]] | None) -> None:
         if policies is not None:
             if isinstance(policies, (str, bytes, dict)) or not isinstance(policies, Iterable):
                 raise TypeError(f"Dunetrace(policies=...) takes a list of policies; got {policies!r}")
             for index, item in enumerate(policies):
-                self._policy_engine().add(Policy.from_mapping(item, where=f"policies[{index}]"))
+                self._add_policy(Policy.from_mapping(item, where=f"policies[{index}]"))
         path = os.environ.get(POLICIES_ENV)
         if path:
             for policy in load_policies(path):
-                self._policy_engine().add(policy)
+                self._add_policy(policy)
 
     def add_watcher(self, watcher: Watcher) -> None:
         """Feed ``watcher.observe(run, event_type, step, payload)`` every

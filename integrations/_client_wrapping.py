@@ -95,6 +95,9 @@ class Wrapping:
 def begin_call(run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> LlmCall | None:
     # try/except rather than entering capture_internal_errors on every call
     # (a context manager costs microseconds); the guard handles the failure.
+    if run.model_override is not None and "model" in kwargs:
+        # A switch_model policy: this request, and every later one of the run.
+        kwargs["model"] = run.model_override
     try:
         return LlmCall(run, endpoint, kwargs)
     except Exception as exc:
@@ -274,6 +277,12 @@ def wrap_client(
     """Replace ``methods`` (``(path to the resource, method name, factory)``)
     on this client instance. A method the installed SDK does not have is
     skipped (logged once)."""
+    if dunetrace is not None:
+        dunetrace._policies.framework_limits(
+            f"the {source} client wrapper",
+            frozenset({"inject_prompt"}),
+            "read run.pop_prompt_addition() before each request and add it to your messages",
+        )
     with _lock:
         if dunetrace is not None:
             _remember(dunetrace, source, client)
