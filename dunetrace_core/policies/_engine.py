@@ -57,6 +57,8 @@ class PolicyEngine:
 
     def __init__(self) -> None:
         self.policies: tuple[Policy, ...] = ()
+        #: Whether any policy stops runs (integrations prepare for it only then).
+        self.stops = False
         self._prices: Prices | None = None
         self._lock = threading.Lock()
         #: framework -> (actions it cannot apply, what to do instead)
@@ -70,6 +72,7 @@ class PolicyEngine:
         if policy.when.trigger == "cost_usd" and self._prices is None:
             self._prices = Prices()
         self.policies = (*self.policies, policy)
+        self.stops = self.stops or policy.then.kind == "stop"
         for framework in self._limits:
             self._warn_limit(framework, policy)
 
