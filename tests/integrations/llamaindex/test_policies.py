@@ -55,11 +55,21 @@ async def test_a_looping_function_agent_is_stopped(
     assert_stopped(received, 3)
 
 
-async def test_react_agent_and_agent_workflow_are_stopped(instrumented: Any, received: Any, dt: Dunetrace) -> None:
+async def test_an_agent_workflow_is_stopped(instrumented: Any, received: Any, dt: Dunetrace) -> None:
     dt.add_policy("cap", when={"tool_calls": 2}, then="stop")
     agent = FunctionAgent(name="weather", tools=[FunctionTool.from_defaults(lookup)], llm=looping_llm())
     with pytest.raises(PolicyViolation):
         await AgentWorkflow(agents=[agent]).run("weather in paris?")
+    assert_stopped(received, 2)
+
+
+async def test_a_react_agent_is_stopped(instrumented: Any, received: Any, dt: Dunetrace) -> None:
+    dt.add_policy("cap", when={"tool_calls": 2}, then="stop")
+    step = 'Thought: I need the weather.\nAction: lookup\nAction Input: {"city": "oslo"}'
+    llm = ScriptedLLM([step] * 10)
+    with pytest.raises(PolicyViolation):
+        await ReActAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm).run("weather in oslo?")
+    assert llm._position == 2
     assert_stopped(received, 2)
 
 
