@@ -179,3 +179,28 @@ def test_a_policy_file_is_loaded_from_the_environment(tmp_path: Any, monkeypatch
                     run.tool_called("x")
     finally:
         dt.shutdown()
+
+
+def test_dt_tool_is_stopped_before_the_function_runs(dt: Dunetrace) -> None:
+    ran: list[str] = []
+
+    @dt.tool
+    def search(query: str) -> str:
+        ran.append(query)
+        return "nothing"
+
+    dt.add_policy("two", when={"tool_calls": 2}, then="stop")
+    with pytest.raises(PolicyViolation):
+        with dt.run("a"):
+            for i in range(5):
+                search(f"q{i}")
+    assert ran == ["q0", "q1"]
+
+
+def test_a_reported_signal_triggers_a_signal_policy(dt: Dunetrace) -> None:
+    dt.add_policy("slow-down", when={"signal": "rate_limit"}, then={"switch_model": "smaller"})
+    with dt.run("a") as run:
+        run.llm_called("big")
+        assert run.model_override is None
+        run.external_signal("rate_limit", source="openai", http_status=429)
+        assert run.model_override == "smaller"
