@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..live import Signal
@@ -63,6 +64,9 @@ class PolicyEngine:
         self._lock = threading.Lock()
         #: framework -> (actions it cannot apply, what to do instead)
         self._limits: dict[str, tuple[frozenset[str], str]] = {}
+        #: Called with each policy added (integrations that prepare only
+        #: once a policy needs them).
+        self._on_add: tuple[Callable[[Policy], None], ...] = ()
 
     # -- configuration ----------------------------------------------------------
 
@@ -75,6 +79,12 @@ class PolicyEngine:
         self.stops = self.stops or policy.then.kind == "stop"
         for framework in self._limits:
             self._warn_limit(framework, policy)
+        for callback in self._on_add:
+            callback(policy)
+
+    def when_added(self, callback: Callable[[Policy], None]) -> None:
+        """Call ``callback(policy)`` for each policy added from now on."""
+        self._on_add = (*self._on_add, callback)
 
     def framework_limits(self, framework: str, actions: frozenset[str], instead: str) -> None:
         """An integration says which actions it cannot apply; a policy with

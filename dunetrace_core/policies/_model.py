@@ -57,6 +57,10 @@ class PolicyViolation(Exception):
         self.reason = reason
         self.run_id = run_id
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields, so it crosses processes (multiprocessing).
+        return (type(self), (self.policy, self.reason, self.run_id))
+
 
 def _fail(policy: str, field: str, message: str) -> PolicyError:
     return PolicyError(f"policy {policy!r}: {field} {message}")

@@ -60,23 +60,44 @@ class PolicyHooks:
     def __init__(self, client: Dunetrace, installation: _Installation) -> None:
         self.client = client
         self.installation = installation
+        self.active = True  # until uninstrument()
+        self.installed = False
 
     def register(self) -> None:
-        from crewai.hooks import register_before_llm_call_hook, register_before_tool_call_hook
-
-        register_before_llm_call_hook(self.before_llm_call)
-        register_before_tool_call_hook(self.before_tool_call)
-        self.client._policies.framework_limits(
+        """Install the hooks once the client has a policy they serve (now,
+        or when one is added): with no hook registered, CrewAI skips its
+        hook machinery on every call."""
+        engine = self.client._policies
+        engine.framework_limits(
             "CrewAI",
             frozenset({"switch_model"}),
             "CrewAI gives hooks no way to change an agent's LLM for one call",
         )
+        if any(p.then.kind in _ACTS_BEFORE_A_CALL for p in engine.policies):
+            self._install()
+        else:
+            engine.when_added(self._added)
+
+    def _added(self, policy: Any) -> None:
+        if self.active and not self.installed and policy.then.kind in _ACTS_BEFORE_A_CALL:
+            self._install()
+
+    def _install(self) -> None:
+        from crewai.hooks import register_before_llm_call_hook, register_before_tool_call_hook
+
+        register_before_llm_call_hook(self.before_llm_call)
+        register_before_tool_call_hook(self.before_tool_call)
+        self.installed = True
 
     def unregister(self) -> None:
+        self.active = False
+        if not self.installed:
+            return
         from crewai.hooks import unregister_before_llm_call_hook, unregister_before_tool_call_hook
 
         unregister_before_llm_call_hook(self.before_llm_call)
         unregister_before_tool_call_hook(self.before_tool_call)
+        self.installed = False
 
     def _runs(self, context: Any) -> list[Run]:
         """The agent's run and its crew's, once every event so far is

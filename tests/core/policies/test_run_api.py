@@ -204,3 +204,12 @@ def test_a_reported_signal_triggers_a_signal_policy(dt: Dunetrace) -> None:
         assert run.model_override is None
         run.external_signal("rate_limit", source="openai", http_status=429)
         assert run.model_override == "smaller"
+
+
+def test_policy_violation_crosses_processes() -> None:
+    import pickle
+
+    again = pickle.loads(pickle.dumps(PolicyViolation("cap", "steps >= 3", "run-1")))
+    assert (again.policy, again.reason, again.run_id, str(again)) == (
+        "cap", "steps >= 3", "run-1", "dunetrace policy 'cap' stopped the run: steps >= 3",
+    )

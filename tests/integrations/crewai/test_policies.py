@@ -77,3 +77,19 @@ def test_switch_model_warns_once_that_crewai_cannot_apply_it(dt: Dunetrace, capl
         instrument(dt, agent_id="crew")
         dt.add_policy("cheaper-2", when={"steps": 4}, then={"switch_model": "small"})
     assert caplog.text.count("CrewAI cannot apply switch_model") == 1
+
+
+def test_hooks_are_installed_only_once_a_policy_needs_them(dt: Dunetrace) -> None:
+    from crewai.hooks import get_before_llm_call_hooks
+
+    from dunetrace.integrations.crewai import uninstrument
+
+    instrument(dt, agent_id="crew")
+    try:
+        dt.add_policy("just-log", when={"steps": 3}, then="log")
+        assert get_before_llm_call_hooks() == []  # CrewAI's fast path stays
+        dt.add_policy("cap", when={"steps": 3}, then="stop")
+        assert len(get_before_llm_call_hooks()) == 1
+    finally:
+        uninstrument(dt)
+    assert get_before_llm_call_hooks() == []
