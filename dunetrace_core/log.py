@@ -46,9 +46,10 @@ class ErrorGuard:
     An exception is our bug: it is logged once per place with its class, and
     swallowed, unless strict mode is on (the test suite), where it is
     re-raised. One whose class sets ``dunetrace_passthrough``
-    (``dunetrace.PolicyViolation``) always goes through. A guard holds no per-use state, so an integration builds one
-    per callback once and reuses it: entering costs a method call, which
-    matters on paths run for every span or callback.
+    (``dunetrace.PolicyViolation``) always goes through. A guard holds no
+    per-use state, so an integration builds one per callback once and reuses
+    it: entering costs a method call, which matters on paths run for every
+    span or callback.
     """
 
     __slots__ = ("where",)
