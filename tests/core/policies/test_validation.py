@@ -150,3 +150,23 @@ def test_the_client_takes_policies_and_refuses_a_name_twice() -> None:
             Dunetrace(export="none", policies={"name": "c"})
     finally:
         dt.shutdown()
+
+
+policy_items = st.builds(lambda n, w, t: {"name": n, "when": w, "then": t}, names, conditions(), actions)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(policy_items, min_size=1, max_size=4, unique_by=lambda p: p["name"]))
+def test_a_file_of_policies_loads_as_the_same_policies(tmp_path_factory: Any, items: list[dict[str, Any]]) -> None:
+    import tomli_w
+    import yaml
+
+    from dunetrace.policies import load_policies
+
+    folder = tmp_path_factory.mktemp("files")
+    expected = [Policy.make(i["name"], i["when"], i["then"]) for i in items]
+    toml_file, yaml_file = folder / "p.toml", folder / "p.yaml"
+    toml_file.write_text(tomli_w.dumps({"policies": items}))
+    yaml_file.write_text(yaml.safe_dump({"policies": items}))
+    assert load_policies(toml_file) == expected
+    assert load_policies(yaml_file) == expected

@@ -28,14 +28,14 @@ def test_a_looping_crew_is_stopped_after_a_set_number_of_calls(
     dunetrace_log.strict = strict
     crew_dt.add_policy("cap", when={"tool_calls": 3}, then="stop")
     seen: list[Any] = []
-    crew_dt.on_signal(seen.append)
+    crew_dt.on_signal(lambda signal: seen.append((signal.type, signal.run.finished)))
     crew = two_agent_crew(LOOP)
     researcher_llm = crew.agents[0].llm
     with pytest.raises(PolicyViolation, match="cap") as err:
         crew.kickoff(inputs={"topic": "loops"})
     assert type(err.value).__name__ == "PolicyViolation"
     assert researcher_llm.calls == 3  # the fourth model call never happened
-    assert [s.type for s in seen] == ["POLICY_TRIGGERED"]
+    assert seen == [("POLICY_TRIGGERED", False)]  # while the run was still going
     events = delivered(ingest, crew_dt, runs=2)
     runs = by_run(events)
     researcher = next(v for k, v in runs.items() if k.startswith("crew.researcher#"))

@@ -62,10 +62,10 @@ def test_a_looping_agent_is_stopped_after_a_set_number_of_calls(
     dunetrace_log.strict = strict
     dt.add_policy("cap", when={"tool_calls": 3}, then="stop")
     seen: list[Any] = []
-    dt.on_signal(seen.append)
+    dt.on_signal(lambda signal: seen.append((signal.type, signal.run.finished)))
     with pytest.raises(PolicyViolation, match="cap"):
         build(LOOP).invoke(question(), config={"callbacks": [DunetraceCallbackHandler(dt, agent_id="looper")]})
-    assert [s.type for s in seen] == ["POLICY_TRIGGERED"]
+    assert seen == [("POLICY_TRIGGERED", False)]  # in the callback while the run was still going
     assert_stopped(ingest, dt, 3)
 
 
