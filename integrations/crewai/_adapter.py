@@ -125,7 +125,11 @@ class _Installation:
         self.policy_hooks = PolicyHooks(client, self)
 
     def catch_up(self, timeout: float = 5.0) -> None:
-        """Translate every event CrewAI emitted so far, on this thread."""
+        """Translate every event CrewAI emitted so far, on this thread: wait
+        for CrewAI's handler pool, then release what the sequencer holds, as
+        ``dt.flush()`` does (with the pool idle, every event emitted so far
+        has reached the sequencer; holding for a gap would leave the
+        policies a call behind)."""
         _crewai_events().crewai_event_bus.flush(timeout=timeout)
         self.listener.sequencer.flush()
 
