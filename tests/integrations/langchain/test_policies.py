@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langchain_core.tools import tool
 
 from dunetrace import Dunetrace, PolicyViolation
 from dunetrace import log as dunetrace_log
@@ -144,3 +145,24 @@ def test_without_the_middleware_the_actions_warn_that_they_are_not_applied(dt: D
         )
     assert caplog.text.count("switch_model policy triggered but LangChain") == 1
     assert caplog.text.count("inject_prompt policy triggered but nothing") == 1
+
+
+@pytest.mark.parametrize("handle_tool_errors", [None, True], ids=["default", "handle_tool_errors"])
+def test_a_stop_that_lands_on_a_tool_call(handle_tool_errors: Any, dt: Dunetrace, ingest: Any) -> None:
+    # steps >= 1 triggers at the first model call; the next safe point is the
+    # tool call it asks for, which never runs (a ToolNode that turns tool
+    # errors into messages only delays the stop to the next model call).
+    ran: list[str] = []
+
+    @tool
+    def lookup(query: str) -> str:
+        """Look something up."""
+        ran.append(query)
+        return "found"
+
+    dt.add_policy("cap", when={"steps": 1}, then="stop")
+    graph = state_graph([[call("lookup", query="q")]] * 5, [lookup], handle_tool_errors=handle_tool_errors)
+    with pytest.raises(PolicyViolation):
+        graph.invoke(question(), config={"callbacks": [DunetraceCallbackHandler(dt)]})
+    assert ran == []
+    assert_stopped(ingest, dt, 0)
