@@ -147,7 +147,9 @@ def test_without_the_middleware_the_actions_warn_that_they_are_not_applied(dt: D
     assert caplog.text.count("inject_prompt policy triggered but nothing") == 1
 
 
-@pytest.mark.parametrize("handle_tool_errors", [None, True], ids=["default", "handle_tool_errors"])
+@pytest.mark.parametrize(
+    "handle_tool_errors", [None, True, "create_agent"], ids=["StateGraph", "handle_tool_errors", "create_agent"]
+)
 def test_a_stop_that_lands_on_a_tool_call(handle_tool_errors: Any, dt: Dunetrace, ingest: Any) -> None:
     # steps >= 1 triggers at the first model call; the next safe point is the
     # tool call it asks for, which never runs (a ToolNode that turns tool
@@ -161,7 +163,11 @@ def test_a_stop_that_lands_on_a_tool_call(handle_tool_errors: Any, dt: Dunetrace
         return "found"
 
     dt.add_policy("cap", when={"steps": 1}, then="stop")
-    graph = state_graph([[call("lookup", query="q")]] * 5, [lookup], handle_tool_errors=handle_tool_errors)
+    script = [[call("lookup", query="q")]] * 5
+    if handle_tool_errors == "create_agent":
+        graph = agent(script, [lookup])
+    else:
+        graph = state_graph(script, [lookup], handle_tool_errors=handle_tool_errors)
     with pytest.raises(PolicyViolation):
         graph.invoke(question(), config={"callbacks": [DunetraceCallbackHandler(dt)]})
     assert ran == []
