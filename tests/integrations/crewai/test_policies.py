@@ -93,3 +93,27 @@ def test_hooks_are_installed_only_once_a_policy_needs_them(dt: Dunetrace) -> Non
     finally:
         uninstrument(dt)
     assert get_before_llm_call_hooks() == []
+
+
+def test_a_tool_call_after_a_stop_is_blocked(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    from crewai.tools import tool
+
+    ran: list[str] = []
+
+    @tool("search")
+    def recording_search(query: str) -> str:
+        """Look something up."""
+        ran.append(query)
+        return f"found: {query}"
+
+    # Triggers at the first model call: the search it asks for is the next
+    # safe point, and never runs; the model call after it raises.
+    crew_dt.add_policy("cap", when={"steps": 1}, then="stop")
+    crew = two_agent_crew(LOOP, tools=[recording_search])
+    with pytest.raises(PolicyViolation):
+        crew.kickoff(inputs={"topic": "loops"})
+    assert ran == []
+    assert crew.agents[0].llm.calls == 1
+    runs = by_run(delivered(ingest, crew_dt, runs=2))
+    researcher = next(v for k, v in runs.items() if k.startswith("crew.researcher#"))
+    assert researcher[-1]["payload"]["error_type"] == "PolicyViolation"
