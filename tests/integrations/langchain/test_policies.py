@@ -172,3 +172,26 @@ def test_a_stop_that_lands_on_a_tool_call(handle_tool_errors: Any, dt: Dunetrace
         graph.invoke(question(), config={"callbacks": [DunetraceCallbackHandler(dt)]})
     assert ran == []
     assert_stopped(ingest, dt, 0)
+
+
+def test_one_shared_handler_stops_only_the_run_that_crossed(dt: Dunetrace, ingest: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dt.add_policy("cap", when={"tool_calls": 3}, then="stop")
+    handler = DunetraceCallbackHandler(dt, agent_id="shared")
+    healthy = [[call("search", query="a")], [call("search", query="b")], "answer"]
+
+    def invoke(script: list[Any]) -> str:
+        try:
+            return str(agent(script).invoke(question(), config={"callbacks": [handler]})["messages"][-1].content)
+        except PolicyViolation:
+            return "stopped"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(invoke, [LOOP, healthy, LOOP, healthy]))
+    assert results == ["stopped", "answer", "stopped", "answer"]
+    assert dt.flush(5)
+    ends = [e for e in ingest.events if e["event_type"] in ("run.completed", "run.errored")]
+    assert sorted(e["payload"].get("error_type", "completed") for e in ends) == [
+        "PolicyViolation", "PolicyViolation", "completed", "completed",
+    ]
