@@ -51,3 +51,14 @@ def test_switch_model_changes_later_requests(dt: Dunetrace) -> None:
         client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
         client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert [r["model"] for r in fake.requests] == [MODEL, "claude-haiku-4-5"]
+
+
+def test_inject_prompt_adds_a_user_message_to_the_next_request(dt: Dunetrace) -> None:
+    dt.add_policy("nudge", when={"steps": 1}, then={"inject_prompt": "answer now"})
+    fake = FakeAnthropic().reply(message(), message())
+    client = dt.wrap_anthropic(sync_client(fake))
+    with dt.run("chatty"):
+        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+    assert fake.requests[0]["messages"] == MESSAGES
+    assert fake.requests[1]["messages"] == [*MESSAGES, {"role": "user", "content": "answer now"}]

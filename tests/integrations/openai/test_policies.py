@@ -67,9 +67,35 @@ def test_switch_model_changes_later_requests(dt: Dunetrace, ingest: IngestServer
     assert models == ["gpt-4o", "gpt-4o", "gpt-4o-nano"]
 
 
-def test_inject_prompt_warns_once_that_the_wrapper_cannot_apply_it(dt: Dunetrace, caplog: Any) -> None:
-    dt.add_policy("nudge", when={"steps": 1}, then={"inject_prompt": "x"})
-    with caplog.at_level("WARNING", logger="dunetrace"):
-        dt.wrap_openai(sync_client(FakeOpenAI()))
-        dt.wrap_openai(sync_client(FakeOpenAI()))
-    assert caplog.text.count("the openai client wrapper cannot apply inject_prompt") == 1
+def test_inject_prompt_adds_a_user_message_to_the_next_request(dt: Dunetrace, ingest: IngestServer) -> None:
+    dt.add_policy("nudge", when={"steps": 1}, then={"inject_prompt": "NUDGE-TEXT answer now"})
+    fake = FakeOpenAI()
+    fake.default = chat_completion()
+    client = dt.wrap_openai(sync_client(fake))
+    messages = list(MESSAGES)
+    with dt.run("chatty"):
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+    sent = [r["messages"] for r in fake.requests]
+    assert sent[0] == MESSAGES and sent[2] == MESSAGES  # once, on the call after the trigger
+    assert sent[1] == [*MESSAGES, {"role": "user", "content": "NUDGE-TEXT answer now"}]
+    assert messages == MESSAGES  # the caller's list is untouched
+    assert dt.flush(5)
+    assert b"NUDGE-TEXT" not in ingest.raw()
+
+
+def test_inject_prompt_on_the_responses_api(dt: Dunetrace) -> None:
+    from .fakes import response_object
+
+    dt.add_policy("nudge", when={"steps": 1}, then={"inject_prompt": "answer now"})
+    fake = FakeOpenAI()
+    fake.default = response_object()
+    client = dt.wrap_openai(sync_client(fake))
+    with dt.run("chatty"):
+        client.responses.create(model="gpt-4o", input="Capital of France?")
+        client.responses.create(model="gpt-4o", input="Capital of France?")
+    assert fake.requests[0]["input"] == "Capital of France?"
+    assert fake.requests[1]["input"] == [
+        {"role": "user", "content": "Capital of France?"}, {"role": "user", "content": "answer now"},
+    ]
