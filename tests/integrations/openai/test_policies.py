@@ -4,7 +4,6 @@ request is sent; switch_model changes the model of later requests."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
