@@ -206,6 +206,10 @@ def _run_examples(examples: list[Example], url: str, out: IO[str], timeout: floa
                 agent = lines[-1][len(_DONE):]
                 ran.append(agent)
                 out.write(f"- {example.name}: ran agent {agent!r} ({time.monotonic() - began:.1f}s)\n")
+                # What the example saw while it ran (the policy examples: live
+                # signals as they arrive, the stop that ended a loop).
+                for line in lines[:-1]:
+                    out.write(f"    {line}\n")
             elif process.returncode == _MISSING:
                 out.write(f"- {example.name}: skipped, {lines[-1] if lines else 'a framework is missing'}\n")
             else:
@@ -232,7 +236,10 @@ def _child(module_name: str) -> int:
         return _MISSING
     dt = Dunetrace(flush_interval=0.05)
     try:
-        module.main(dt)
+        said = module.main(dt)
+        if getattr(module, "SHOW_OUTPUT", False) and isinstance(said, list):
+            for line in said:
+                print(line)
     finally:
         delivered = dt.shutdown(timeout=10)
     if not delivered:

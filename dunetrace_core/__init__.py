@@ -11,12 +11,15 @@ from ._version import __version__
 from .client import Dunetrace
 from .export import ExportBatch, ExportResult
 from .plugins import hookimpl
+from .policies import Policy, PolicyViolation
 from .run import Run, get_current_run
 
 __all__ = [
     "Dunetrace",
     "ExportBatch",
     "ExportResult",
+    "Policy",
+    "PolicyViolation",
     "Run",
     "__version__",
     "get_current_run",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from .buffer import Buffer
@@ -18,6 +19,8 @@ from .live import Signal, Watcher
 from .log import capture_internal_errors, logger, warn_once
 from .options import Options
 from .plugins import PluginHost
+from .policies import ENV as POLICIES_ENV
+from .policies import Policy, PolicyEngine, load_policies
 from .run import Run
 from .stdout_export import StdoutExporter
 from .wrappers import make_tool, make_trace
@@ -49,6 +52,7 @@ class Dunetrace:
         *,
         on_signal: Callable[[Signal], Any] | None = None,
         detectors: Any = None,
+        policies: Iterable[Policy | dict[str, Any]] | None = None,
         **options: Any,
     ) -> None:
         #: Fed every event of every run, on the emitting thread (live detectors,
@@ -64,6 +68,9 @@ class Dunetrace:
         self.detectors = live_detectors(detectors)
         if self.detectors is not None:
             self.add_watcher(self.detectors)
+        #: Applies policies; a watcher of this client's runs once it has one.
+        self._policies = PolicyEngine()
+        self._add_policies(policies)
         self.options = Options.build(endpoint, api_key, **options)
         self.hasher = Hasher(self.options.hash_key)
         self.plugins = PluginHost()
@@ -102,6 +109,37 @@ class Dunetrace:
             raise TypeError(f"dt.on_signal() takes a function called with each signal; got {callback!r}")
         self._listeners = (*self._listeners, callback)
         return callback
+
+    def add_policy(self, name: str, *, when: Any, then: Any) -> Policy:
+        """Act on every run where ``when`` holds, once per run: ``then`` is
+        ``"stop"``, ``"log"``, ``{"switch_model": model}`` or
+        ``{"inject_prompt": message}``; ``when`` is one trigger, e.g.
+        ``{"tool_calls": 5, "tool": "search"}`` or ``{"signal": "TOOL_LOOP"}``
+        (see the README's Policies section). Checked now: a mistake raises
+        :class:`dunetrace.policies.PolicyError` naming the field."""
+        policy = Policy.make(name, when, then)
+        self._add_policy(policy)
+        return policy
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """The policies in force, in the order they were added."""
+        return self._policies.policies
+
+    def _add_policy(self, policy: Policy) -> None:
+        self._policies.add(policy)
+        self.add_watcher(self._policies)  # only once there is a policy: no cost before
+
+    def _add_policies(self, policies: Iterable[Policy | dict[str, Any]] | None) -> None:
+        if policies is not None:
+            if isinstance(policies, (str, bytes, dict)) or not isinstance(policies, Iterable):
+                raise TypeError(f"Dunetrace(policies=...) takes a list of policies; got {policies!r}")
+            for index, item in enumerate(policies):
+                self._add_policy(Policy.from_mapping(item, where=f"policies[{index}]"))
+        path = os.environ.get(POLICIES_ENV)
+        if path:
+            for policy in load_policies(path):
+                self._add_policy(policy)
 
     def add_watcher(self, watcher: Watcher) -> None:
         """Feed ``watcher.observe(run, event_type, step, payload)`` every

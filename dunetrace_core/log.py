@@ -45,9 +45,11 @@ class ErrorGuard:
 
     An exception is our bug: it is logged once per place with its class, and
     swallowed, unless strict mode is on (the test suite), where it is
-    re-raised. A guard holds no per-use state, so an integration builds one
-    per callback once and reuses it: entering costs a method call, which
-    matters on paths run for every span or callback.
+    re-raised. One whose class sets ``dunetrace_passthrough``
+    (``dunetrace.PolicyViolation``) always goes through. A guard holds no
+    per-use state, so an integration builds one per callback once and reuses
+    it: entering costs a method call, which matters on paths run for every
+    span or callback.
     """
 
     __slots__ = ("where",)
@@ -61,7 +63,9 @@ class ErrorGuard:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if exc is None or not isinstance(exc, Exception) or strict:
+        # ``dunetrace_passthrough``: dunetrace.PolicyViolation, the one
+        # exception meant for the agent.
+        if exc is None or not isinstance(exc, Exception) or strict or getattr(exc, "dunetrace_passthrough", False):
             return False
         warn_once(
             f"internal:{self.where}:{type(exc).__name__}",

@@ -21,6 +21,7 @@ from .injection import content_evidence
 from .injection import evidence as injection_evidence
 from .live import Signal
 from .log import capture_internal_errors, logger, warn_once
+from .policies._model import PolicyViolation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -99,6 +100,9 @@ def _length(value: Any) -> int:
     return len(value) if isinstance(value, str) else len(canonical_json(value))
 
 
+_TERMINAL = frozenset(("run.completed", "run.errored"))
+
+
 def _watcher_failed(watcher: Any, exc: Exception) -> None:
     """A watcher raised: logged once (re-raised in strict mode, and for an
     exception meant to reach the agent, such as PolicyViolation)."""
@@ -117,6 +121,7 @@ class Run:
         "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
         "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
         "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "_system_prompt", "__weakref__",
+        "model_override", "_prompt_additions", "_violation", "_policy",
     )  # fmt: skip
 
     def __init__(
@@ -170,6 +175,13 @@ class Run:
         #: Live signals fired for this run, in the order they fired.
         self.signals: list[Signal] = []
         self._fired: set[str] = set()
+        #: The model later calls of this run use, set by a ``switch_model``
+        #: policy; None to keep the agent's own.
+        self.model_override: str | None = None
+        self._prompt_additions: list[str] | None = None
+        #: Set by a ``stop`` policy: raised by the next tool or model call.
+        self._violation: PolicyViolation | None = None
+        self._policy: Any = None  # the policy engine's counters for this run
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -182,37 +194,47 @@ class Run:
         # ``_room`` is 0 whenever this path must not be taken (no drain
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
         watchers = self._client._watchers
-        if watchers:
-            # try/except rather than a guard object: this runs for every
-            # event while live detection is on, and costs nothing when
-            # nothing raises.
-            for watcher in watchers:
-                try:
-                    watcher.observe(self, event_type, step, payload)
-                except Exception as exc:
-                    _watcher_failed(watcher, exc)
+        if watchers and event_type in _TERMINAL:
+            # What the run's end makes fire goes out before its end: events
+            # after a run's terminal are ignored by the backends.
+            self._observe(watchers, event_type, step, payload)
+            watchers = ()
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) < buffer._room:
             queue.append((self, event_type, step, self.clock(), payload))
             if len(queue) == buffer._batch_size:
                 buffer._wake.set()
-            return
-        if self._host.wants_events:
+        elif self._host.wants_events:
             event = self.wire_event(event_type, step, self.clock(), payload)
             if self._client._filter(event) and not buffer.put(event, event_type):
                 self.dropped_events += 1
         elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
             self.dropped_events += 1
+        if watchers:
+            # After the event is queued: a signal it makes fire follows it
+            # on the wire.
+            self._observe(watchers, event_type, step, payload)
 
-    def fire(self, signal: Signal) -> bool:
+    def _observe(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
+        # try/except rather than a guard object: this runs for every event
+        # while live detection is on, and costs nothing when nothing raises.
+        for watcher in watchers:
+            try:
+                watcher.observe(self, event_type, step, payload)
+            except Exception as exc:
+                _watcher_failed(watcher, exc)
+
+    def fire(self, signal: Signal, *, key: str | None = None) -> bool:
         """A live signal about this run (see :mod:`dunetrace.live`): kept in
         ``signals``, sent as an ``external.signal`` and handed to the
-        client's ``on_signal`` listeners. Each type fires once per run;
-        False when this type had fired already."""
-        if signal.type in self._fired:
+        client's ``on_signal`` listeners. Each type fires once per run
+        (each ``key``, when given: one per policy for ``POLICY_TRIGGERED``);
+        False when it had fired already."""
+        once = key or signal.type
+        if once in self._fired:
             return False
-        self._fired.add(signal.type)
+        self._fired.add(once)
         if signal.run is not self:
             signal = Signal(
                 signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
@@ -339,11 +361,38 @@ class Run:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    # -- policies -------------------------------------------------------------
+
+    def raise_if_stopped(self) -> None:
+        """Raise :class:`dunetrace.PolicyViolation` when a ``stop`` policy
+        has triggered for this run; otherwise nothing. ``tool_called`` and
+        ``llm_called`` call it first."""
+        violation = self._violation
+        if violation is not None:
+            raise PolicyViolation(violation.policy, violation.reason, violation.run_id)
+
+    def add_prompt_addition(self, text: str) -> None:
+        """Queue a message for the next model call (``inject_prompt``)."""
+        if self._prompt_additions is None:
+            self._prompt_additions = []
+        self._prompt_additions.append(text)
+
+    def pop_prompt_addition(self) -> str | None:
+        """The messages ``inject_prompt`` policies added since the last call
+        (joined by blank lines), to add before the next model call; None
+        when there are none. Each is handed out once."""
+        added, self._prompt_additions = self._prompt_additions, None
+        return "\n\n".join(added) if added else None
+
     # -- events ---------------------------------------------------------------
 
     def llm_called(self, model: str | None = None, prompt_tokens: int | None = None, *, prompt: Any = None) -> int:
         """An LLM call begins. Returns its step; pass it to ``llm_responded``
-        when calls overlap. ``prompt`` is only measured, never sent."""
+        when calls overlap. ``prompt`` is only measured, never sent. Raises
+        :class:`dunetrace.PolicyViolation` only after a ``stop`` policy
+        triggered for this run (then no event is sent)."""
+        if self._violation is not None:
+            self.raise_if_stopped()
         step = self._last_llm = self._next_step()
         payload: dict[str, Any] = {}
         if model is not None:
@@ -392,7 +441,11 @@ class Run:
 
     def tool_called(self, name: str, args: Any = None) -> int:
         """A tool call begins. ``args`` are hashed (canonical JSON), never
-        sent; their length is (``args_length``, OVERSIZED_TOOL_ARGUMENTS)."""
+        sent; their length is (``args_length``, OVERSIZED_TOOL_ARGUMENTS).
+        Raises :class:`dunetrace.PolicyViolation` only after a ``stop``
+        policy triggered for this run (then no event is sent)."""
+        if self._violation is not None:
+            self.raise_if_stopped()
         step = self._last_tool = self._next_step()
         tool = name if type(name) is str and name else _name(name, "tool_name")
         payload: dict[str, Any] = {"tool_name": tool}

@@ -92,9 +92,32 @@ class Wrapping:
         self.patches: list[_Patch] = []
 
 
+def _add_prompt(run: Run, endpoint: str, kwargs: dict[str, Any]) -> None:
+    """An inject_prompt policy: its message goes at the end of this request's
+    conversation as a user message (OpenAI's ``messages`` or Responses
+    ``input``, Anthropic's ``messages``, which joins consecutive user turns).
+    The caller's list is left as it was: the request gets a new one."""
+    key = "input" if endpoint == "openai.responses" else "messages"
+    conversation = kwargs.get(key)
+    if isinstance(conversation, str) and key == "input":
+        conversation = [{"role": "user", "content": conversation}]
+    if not isinstance(conversation, (list, tuple)):
+        return  # nothing to add to (a stored prompt, a previous_response_id): kept for the next call
+    added = run.pop_prompt_addition()
+    if added is not None:
+        kwargs[key] = [*conversation, {"role": "user", "content": added}]
+
+
 def begin_call(run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> LlmCall | None:
+    if run.model_override is not None and "model" in kwargs:
+        # A switch_model policy: this request, and every later one of the run.
+        kwargs["model"] = run.model_override
+    if run._prompt_additions:
+        _add_prompt(run, endpoint.name, kwargs)
     # try/except rather than entering capture_internal_errors on every call
     # (a context manager costs microseconds); the guard handles the failure.
+    # After a stop policy, LlmCall raises PolicyViolation, which the guard
+    # lets through: the request is never sent.
     try:
         return LlmCall(run, endpoint, kwargs)
     except Exception as exc:

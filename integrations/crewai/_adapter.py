@@ -15,6 +15,7 @@ from dunetrace.log import capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
 from ._assembler import EventAssembler
+from ._policies import PolicyHooks
 from ._sequencer import Sequencer
 
 if TYPE_CHECKING:
@@ -121,6 +122,16 @@ class _Installation:
         self.agent_id = agent_id
         self.assembler = EventAssembler(client, agent_id)
         self.listener = _get_listener_class()(self.assembler)
+        self.policy_hooks = PolicyHooks(client, self)
+
+    def catch_up(self, timeout: float = 5.0) -> None:
+        """Translate every event CrewAI emitted so far, on this thread: wait
+        for CrewAI's handler pool, then release what the sequencer holds, as
+        ``dt.flush()`` does (with the pool idle, every event emitted so far
+        has reached the sequencer; holding for a gap would leave the
+        policies a call behind)."""
+        _crewai_events().crewai_event_bus.flush(timeout=timeout)
+        self.listener.sequencer.flush()
 
     @hookimpl
     def dunetrace_drain(self, client: Dunetrace) -> None:
@@ -173,6 +184,7 @@ def instrument(dt: Dunetrace, agent_id: str = "crewai") -> Any:
         _installed[id(dt)] = installation
     with capture_internal_errors("crewai.instrument"):
         dt.plugins.register(installation, name=f"dunetrace.crewai.{id(installation)}")
+        installation.policy_hooks.register()
     return installation.listener
 
 
@@ -189,6 +201,7 @@ def uninstrument(dt: Dunetrace | None = None) -> None:
     for installation in removed:
         with capture_internal_errors("crewai.uninstrument"):
             installation.listener.off()
+            installation.policy_hooks.unregister()
             installation.listener.sequencer.close()
             installation.assembler.close()
             if installation.client.plugins.is_registered(installation):

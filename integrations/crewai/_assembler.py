@@ -119,6 +119,13 @@ class EventAssembler:
         run.clock = self._clock
         return run
 
+    def run_state_of(self, agent: Any, task: Any) -> RunState | None:
+        """The open run of ``agent`` executing ``task`` (a CrewAI hook's
+        context has both)."""
+        with self._lock:
+            state = self._by_agent.get((str(getattr(agent, "id", "")), str(getattr(task, "id", ""))))
+            return state if state is not None and not state.done else None
+
     def open_runs(self) -> int:
         with self._lock:
             return len(self._crews)

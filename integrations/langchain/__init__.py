@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
     from .handler import DunetraceCallbackHandler
+    from .middleware import DunetraceMiddleware
 
-__all__ = ["DunetraceCallbackHandler", "instrument", "uninstrument"]
+__all__ = ["DunetraceCallbackHandler", "DunetraceMiddleware", "instrument", "uninstrument"]
 
 PLUGIN_NAME = "dunetrace.langchain"
 
@@ -49,6 +50,15 @@ def _load_handler_module() -> Any:
 def __getattr__(name: str) -> Any:
     if name == "DunetraceCallbackHandler":
         return _load_handler_module().DunetraceCallbackHandler
+    if name == "DunetraceMiddleware":
+        _load_handler_module()
+        try:
+            from .middleware import DunetraceMiddleware
+        except ImportError as exc:
+            raise ImportError(
+                "DunetraceMiddleware needs langchain 1.x (create_agent's middleware): pip install 'dunetrace[langchain]'"
+            ) from exc
+        return DunetraceMiddleware
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -243,7 +243,11 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     # sync handler in langchain-core 1.x): events stay in order, cost less,
     # and the contextvar set for a run reaches the agent's tools.
     run_inline = True
-    raise_error = False
+    # LangChain's callback manager re-raises only for a handler with
+    # raise_error (langchain-core 1.x). Every callback body is guarded and
+    # swallows our own errors, so what gets through is PolicyViolation,
+    # raised by the next model or tool call after a stop policy triggered.
+    raise_error = True
     # (not ignore_agent: langchain-core 1.x gates the tool events on it too)
     ignore_retry = True
     ignore_custom_event = True

@@ -30,11 +30,15 @@ if TYPE_CHECKING:
 
     from dunetrace import Dunetrace, Run
 
-__all__ = ["CHAIN", "LLM", "RETRIEVER", "TOOL", "Translator", "is_control_flow"]
+__all__ = ["CHAIN", "LLM", "RETRIEVER", "TOOL", "Translator", "applied_by_middleware", "is_control_flow"]
 
 CHAIN, LLM, TOOL, RETRIEVER = "chain", "llm", "tool", "retriever"
 
 _clock = time.perf_counter
+
+#: Runs whose ``switch_model`` DunetraceMiddleware applied; a model call of
+#: any other run with a ``model_override`` warns that it is not applied.
+applied_by_middleware: weakref.WeakSet[Run] = weakref.WeakSet()
 
 #: Runs opened by a LangChain translator (as opposed to a user's ``dt.run``):
 #: a new root found inside one of them is a sub-agent, a child run.
@@ -376,12 +380,31 @@ class Translator:
                 tools, system_prompt = describe()
             self._ensure_started(node, model, tools, system_prompt)
         run = node.run
+        # First: after a stop policy it raises PolicyViolation, and nothing
+        # below must then count a call that never happens.
+        node.step = run.llm_called(model)
+        if run.model_override is not None or run._prompt_additions:
+            self._unapplied(run)
         with self._lock:
             run.llm_in_flight += 1
             node.root.open_llms += 1
         node.name = model or name
-        node.step = run.llm_called(model)
         node.started_at = _clock()
+
+    @staticmethod
+    def _unapplied(run: Run) -> None:
+        # DunetraceMiddleware applies both before the model is called; left
+        # pending here, nothing will (a plain graph, an agent without it).
+        instead = (
+            "add dunetrace.integrations.langchain.DunetraceMiddleware() to create_agent(middleware=[...]), "
+            "or read run.model_override / run.pop_prompt_addition() in your own model node"
+        )
+        if run.model_override is not None and run not in applied_by_middleware:
+            warn_once("langchain-unapplied:switch_model", "dunetrace: a switch_model policy triggered but LangChain "
+                      "calls the agent's own model: %s", instead)  # fmt: skip
+        if run._prompt_additions:
+            warn_once("langchain-unapplied:inject_prompt", "dunetrace: an inject_prompt policy triggered but nothing "
+                      "adds its message to this LangChain agent: %s", instead)  # fmt: skip
 
     def llm_end(
         self,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.log import ErrorGuard, capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
+from .policies import attach
 from .translator import ENGINE, OTHER, TOOL, WORKFLOW, Translator
 
 if TYPE_CHECKING:
@@ -131,7 +132,10 @@ def _build() -> tuple[type, type]:
         ) -> None:
             # Returns None: LlamaIndex keeps nothing in open_spans for us.
             with _NEW_SPAN:
-                self._translator.span_entered(id_, parent_span_id, instance, bound_args)
+                translator = self._translator
+                translator.span_entered(id_, parent_span_id, instance, bound_args)
+                if instance is not None and translator.client._policies.stops:
+                    attach(translator, instance)
 
         def prepare_to_exit_span(
             self, id_: str, bound_args: Any, instance: Any | None = None, result: Any | None = None, **kwargs: Any
@@ -253,6 +257,12 @@ def instrument(dt: Dunetrace, agent_id: str) -> Any:
         dt.plugins.register(installation, name=PLUGIN_NAME)
         dispatcher.add_span_handler(span_handler)
         dispatcher.add_event_handler(event_handler)
+        dt._policies.framework_limits(
+            "LlamaIndex",
+            frozenset({"switch_model", "inject_prompt"}),
+            "its agents take no per-call model or message from outside; in your own workflow steps read "
+            "run.model_override and run.pop_prompt_addition()",
+        )
         _installed = installation
         return span_handler
 

@@ -136,6 +136,11 @@ class Translator:
 
     # -- spans ----------------------------------------------------------------
 
+    def run_of_span(self, span_id: Any) -> Run | None:
+        """The run a live span belongs to (the policy callback's question)."""
+        span = self._spans.get(span_id) if isinstance(span_id, str) else None
+        return span.state.run if span is not None else None
+
     def span_entered(self, span_id: Any, parent_id: Any, instance: Any, bound_args: Any) -> None:
         if not isinstance(span_id, str):
             warn_once("llamaindex-span-id", "dunetrace: LlamaIndex gave a span id that is not a string (%r); ignored", span_id)
@@ -323,7 +328,7 @@ class Translator:
 
     def _tool_start(self, span: _Span, instance: Any, bound_args: Any) -> None:
         run = span.state.run
-        if run.finished:
+        if run.finished or run._violation is not None:  # stopped: the next LLM call raises
             return
         name = extract.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
@@ -409,6 +414,8 @@ class Translator:
         if span is None:
             return
         run = span.state.run
+        if run._violation is not None:
+            return  # stopped: the policy callback raises for this call
         # The prompt is not hashed: no detector reads it, and joining a long
         # chat history on every call is the costliest thing this could do.
         step = run.llm_called(extract.llm_model(getattr(event, "model_dict", None)))
