@@ -49,9 +49,10 @@ class LiveDetectors:
         handler = judge.on.get(event_type)
         if handler is not None:
             handler(step, payload, None)
-            # What run.started makes fire (an injected input) waits for the
-            # run's next event: its external.signal must not precede run.started.
-            if judge.new and event_type != "run.started":
+            # Run._emit calls watchers once the event is queued (a run's end
+            # excepted), so what run.started makes fire (an injected input)
+            # goes out right behind it.
+            if judge.new:
                 self._fire(run, judge)
 
     def _start(self, run: Run) -> RunJudge:
