@@ -240,25 +240,30 @@ class Run:
                 signal.type, signal.severity, signal.confidence, signal.step_index, signal.evidence, run=self
             )
         self.signals.append(signal)
-        # Sent at the step it is about (the collector shows it there), never
-        # past the run's last step.
-        step = signal.step_index
-        if type(step) is not int or not 0 <= step <= self._last_step:
-            step = self._last_step
-        with capture_internal_errors("run.fire"):
-            self._emit("external.signal", step, signal.payload())
-        for listener in self._client._listeners:
-            try:
-                listener(signal)
-            except Exception as exc:  # the user's callback: logged, never the agent's problem
-                if getattr(exc, "dunetrace_passthrough", False):
-                    raise
-                warn_once(
-                    f"listener:{id(listener)}:{type(exc).__name__}",
-                    "dunetrace: on_signal callback %r raised %r; it is skipped for this signal",
-                    listener,
-                    exc,
-                )
+        # The listeners first: the event sent below is what policies react
+        # to, and a user's callback should hear of a signal before the
+        # POLICY_TRIGGERED it causes.
+        try:
+            for listener in self._client._listeners:
+                try:
+                    listener(signal)
+                except Exception as exc:  # the user's callback: logged, never the agent's problem
+                    if getattr(exc, "dunetrace_passthrough", False):
+                        raise
+                    warn_once(
+                        f"listener:{id(listener)}:{type(exc).__name__}",
+                        "dunetrace: on_signal callback %r raised %r; it is skipped for this signal",
+                        listener,
+                        exc,
+                    )
+        finally:
+            # Sent at the step it is about (the collector shows it there),
+            # never past the run's last step.
+            step = signal.step_index
+            if type(step) is not int or not 0 <= step <= self._last_step:
+                step = self._last_step
+            with capture_internal_errors("run.fire"):
+                self._emit("external.signal", step, signal.payload())
         logger.debug("dunetrace: live signal %s on run %s", signal.type, self.run_id)
         return True
 
