@@ -208,7 +208,7 @@ def _json_list(text: str) -> list[Any]:
 # -- messages -------------------------------------------------------------------
 
 
-def prompt_parts(attributes: Attributes) -> tuple[str | None, str | None, Any]:
+def prompt_parts(attributes: Attributes) -> tuple[str | None, str | None, str | None]:
     """(system prompt, user input, whole prompt) of an LLM span, each None
     when the span carries no content (an emitter told not to record it).
 
@@ -229,7 +229,7 @@ def prompt_parts(attributes: Attributes) -> tuple[str | None, str | None, Any]:
     if flattened:
         if system is None:
             system = _texts(flattened, "system")
-        return system, _texts(flattened, "user"), flattened
+        return system, _texts(flattened, "user"), json.dumps(flattened, sort_keys=True)
     return system, None, None
 
 
