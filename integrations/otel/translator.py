@@ -239,7 +239,7 @@ class SpanTranslator:
             self.counts["untracked_spans"] += 1
             warn_once(
                 "otel-untracked",
-                "dunetrace: more than %d GenAI spans open at once; later spans are not reported",
+                "dunetrace: more than %d GenAI spans open at once; spans past that are left out (counted as untracked_spans)",
                 self._max,
             )
             return None
