@@ -26,6 +26,7 @@ __all__ = [
     "name_of",
     "output_text",
     "prompt_parts",
+    "prompt_text",
     "retrieved",
     "tool_names",
 ]
@@ -231,6 +232,16 @@ def prompt_parts(attributes: Attributes) -> tuple[str | None, str | None, str | 
             system = _texts(flattened, "system")
         return system, _texts(flattened, "user"), json.dumps(flattened, sort_keys=True)
     return system, None, None
+
+
+def prompt_text(attributes: Attributes) -> str | None:
+    """An LLM span's whole prompt as text, unparsed (for the injection scan
+    of a run already started)."""
+    whole = first_text(attributes, _PROMPT)
+    if whole is not None:
+        return whole
+    flattened = _flattened(attributes, _IN_PREFIXES)
+    return json.dumps(flattened, sort_keys=True) if flattened else None
 
 
 def output_text(attributes: Attributes) -> str | None:

@@ -69,7 +69,7 @@ class _RunState:
 
     __slots__ = (
         "run", "agent_id", "parent", "user_input", "system_prompt", "model", "tools",
-        "stamp", "lock", "owned", "spans", "injection_seen",
+        "stamp", "lock", "owned", "spans", "injection_seen", "prompt_seen",
     )  # fmt: skip
 
     def __init__(self, agent_id: str, parent: _RunState | None, start: float, run: Run | None = None) -> None:
@@ -89,6 +89,10 @@ class _RunState:
         #: Ids of this run's spans still open (to forget them when it ends).
         self.spans: set[int] = set()
         self.injection_seen = False
+        #: The last model prompt scanned: prompts repeat the history before
+        #: them, so only what follows it is scanned again. Kept in memory
+        #: until the run ends, never sent.
+        self.prompt_seen: str | None = None
 
     def fill(self, attributes: Mapping[str, Any], user_input: Any = None, system_prompt: str | None = None) -> None:
         if self.run is not None:
@@ -323,6 +327,7 @@ class SpanTranslator:
         for span_id in state.spans:
             self._spans.pop(span_id, None)
         state.spans.clear()
+        state.prompt_seen = None
         if not state.owned:
             return
         run = self._run(state, end if end is not None else state.stamp.t)
@@ -342,14 +347,23 @@ class SpanTranslator:
     def _llm(
         self, state: _RunState, attributes: Mapping[str, Any], start: float, end: float, error: tuple[str, str] | None
     ) -> None:
-        system, user, whole = c.prompt_parts(attributes)
-        state.fill(attributes, _parsed(user), system)
+        if state.run is None:
+            system, user, whole = c.prompt_parts(attributes)
+            state.fill(attributes, _parsed(user), system)
+        else:
+            whole = c.prompt_text(attributes) if not state.injection_seen else None
         run = self._run(state, start)
-        self._scan(state, run, whole, "llm.input")
+        prompt_tokens = c.count(attributes, c.INPUT_TOKENS)
+        step = run.llm_called(c.name_of(attributes, c.MODEL), prompt_tokens)
+        if whole is not None:
+            seen, state.prompt_seen = state.prompt_seen, whole
+            # A prompt that repeats the last one scanned is scanned from
+            # where that one ended (its closing bracket included).
+            if seen is not None and len(seen) > 1 and whole.startswith(seen[:-1]):
+                whole = whole[len(seen) - 1 :]
+            self._scan(state, run, whole, "llm.input")
         output = c.output_text(attributes)
         self._scan(state, run, output, "llm.output")
-        prompt_tokens = c.count(attributes, c.INPUT_TOKENS)
-        step = run.llm_called(c.name_of(attributes, c.MODEL), prompt_tokens, prompt=whole)
         state.stamp.t = end
         finish = c.finish_reason(attributes) or ("error" if error else None)
         run.llm_responded(
@@ -370,8 +384,9 @@ class SpanTranslator:
     def _tool_called(self, state: _RunState, tool: str, attributes: Mapping[str, Any], start: float) -> int:
         run = self._run(state, start)
         args = c.first_text(attributes, c.TOOL_ARGS)
+        step = run.tool_called(tool, args)
         self._scan(state, run, args, "tool.arguments")
-        return run.tool_called(tool, args)
+        return step
 
     def _tool_end(
         self,

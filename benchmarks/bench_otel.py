@@ -1,0 +1,131 @@
+"""What the OpenTelemetry span receiver costs an agent run.
+
+A Pydantic AI agent with its own OpenTelemetry instrumentation on (its model
+a ``FunctionModel``: five calls of one tool, then an answer; 6 model spans,
+5 tool spans and the agent span per run) runs with a ``TracerProvider``
+holding:
+
+* ``empty processor`` a ``SpanProcessor`` that does nothing: the baseline,
+  what the spans themselves cost (Pydantic AI builds them whatever is added)
+* ``dunetrace``       a ``DunetraceSpanProcessor``, shipping over HTTP to a
+  sink in another process on 127.0.0.1 (benchmarks/sink.py)
+* ``dt, no export``   the same with ``Dunetrace(export="none")``: the
+  receiver and the run API without the transport
+
+and, for scale, ``not traced``: the same agent with instrumentation off.
+Configurations are interleaved round by round (order alternating), so drift
+in machine load hits all alike. The table gives the median milliseconds per
+run (wall clock and process CPU time), the fastest batch, and each one's
+ratio to ``empty processor``.
+
+    python benchmarks/bench_otel.py [--rounds 60] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+os.environ.pop("OTEL_SDK_DISABLED", None)  # a disabled SDK would measure nothing
+
+from _sink_process import Sink
+from dunetrace import Dunetrace
+from dunetrace.integrations.otel import DunetraceSpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.instrumented import InstrumentationSettings
+
+TOOL_CALLS = 5
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS
+BASELINE = "empty processor"
+
+
+def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    calls = sum(isinstance(p, ToolCallPart) for m in messages if isinstance(m, ModelResponse) for p in m.parts)
+    if calls < TOOL_CALLS:
+        return ModelResponse(parts=[ToolCallPart("check_room", {"room_type": "sea-view"})], finish_reason="tool_call")
+    return ModelResponse(parts=[TextPart("Sorry, no sea-view room is free that night.")], finish_reason="stop")
+
+
+def build_agent(processor: SpanProcessor | None) -> Agent[None, str]:
+    agent = Agent(FunctionModel(model, model_name="scripted"), system_prompt="You help hotel guests.", name="rooms")
+    if processor is not None:
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        agent.instrument = InstrumentationSettings(tracer_provider=provider)
+    else:
+        agent.instrument = False
+
+    @agent.tool_plain
+    def check_room(room_type: str) -> str:
+        """Whether a room type is free."""
+        return f"no {room_type} room is free"
+
+    return agent
+
+
+def timed_batch(agent: Agent[None, str], runs: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(runs):
+        agent.run_sync("Is a sea-view room free on 2026-12-24?")
+    return (time.perf_counter() - wall) / runs * 1000, (time.process_time() - cpu) / runs * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--runs", type=int, default=3, help="agent runs per timed batch")
+    args = parser.parse_args()
+
+    sink = Sink().start()
+    dt = Dunetrace(endpoint=sink.url)
+    quiet = Dunetrace(endpoint=sink.url, export="none")
+    agents: dict[str, Any] = {
+        "not traced": build_agent(None),
+        BASELINE: build_agent(SpanProcessor()),
+        "dunetrace": build_agent(DunetraceSpanProcessor(dt, agent_id="rooms")),
+        "dt, no export": build_agent(DunetraceSpanProcessor(quiet, agent_id="rooms")),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in agents}
+    cpus: dict[str, list[float]] = {name: [] for name in agents}
+    try:
+        for agent in agents.values():  # warm up imports, caches, the drain thread
+            timed_batch(agent, 3)
+        dt.flush(10)
+        sent_before = sink.count()
+        for round_no in range(args.rounds):
+            order = list(agents.items())
+            if round_no % 2:
+                order.reverse()
+            for name, agent in order:
+                wall, cpu = timed_batch(agent, args.runs)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+        dt.flush(10)
+        delivered = sink.count() - sent_before
+    finally:
+        dt.shutdown()
+        quiet.shutdown()
+        sink.stop()
+
+    wall_base, cpu_base, best_base = (
+        statistics.median(walls[BASELINE]), statistics.median(cpus[BASELINE]), min(walls[BASELINE])
+    )  # fmt: skip
+    print(f"Pydantic AI agent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
+    print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}{'best wall':>11}{'ratio':>8}")
+    for name in agents:
+        wall, cpu, best = statistics.median(walls[name]), statistics.median(cpus[name]), min(walls[name])
+        print(
+            f"{name:16}{wall:12.2f}{wall / wall_base:7.2f}x{cpu:12.2f}{cpu / cpu_base:7.2f}x"
+            f"{best:11.2f}{best / best_base:7.2f}x"
+        )
+    print(f"events delivered to the sink: {delivered} of {args.rounds * args.runs * EVENTS_PER_RUN}")
+
+
+if __name__ == "__main__":
+    main()
