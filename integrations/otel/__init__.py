@@ -11,7 +11,13 @@ SDK's OTel bridges) or through an OpenInference or OpenLLMetry instrumentor
 or, on the global SDK ``TracerProvider``, ``instrument(dt, agent_id=...)``
 (``uninstrument()`` or ``dt.shutdown()`` takes it off).
 
-Importing this module imports no OpenTelemetry; the processor's module is
+Export: every Dunetrace run also as spans through your ``TracerProvider``
+(to Tempo, Honeycomb, Datadog, Jaeger...), hashes only::
+
+    from dunetrace.integrations.otel import export_to
+    export_to(dt, provider)          # Dunetrace(export="none") to send only there
+
+Importing this module imports no OpenTelemetry; the modules that need it are
 loaded on first use.
 """
 
@@ -20,18 +26,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .export import OtelExport, export_to
     from .processor import DunetraceSpanProcessor, instrument, uninstrument
 
-__all__ = ["DunetraceSpanProcessor", "instrument", "uninstrument"]
+__all__ = ["DunetraceSpanProcessor", "OtelExport", "export_to", "instrument", "uninstrument"]
 
-
-def _processor_module() -> Any:
-    from . import processor
-
-    return processor
+_MODULES = {
+    "DunetraceSpanProcessor": "processor",
+    "instrument": "processor",
+    "uninstrument": "processor",
+    "OtelExport": "export",
+    "export_to": "export",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(_processor_module(), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    try:
+        loaded = import_module(f"{__name__}.{module}")
+    except ImportError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        raise ImportError(f"{__name__} needs the OpenTelemetry SDK: pip install 'dunetrace[otel]' ({exc})") from exc
+    return getattr(loaded, name)

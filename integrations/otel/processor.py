@@ -12,19 +12,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-try:
-    from opentelemetry.sdk.trace import SpanProcessor
-    from opentelemetry.trace import StatusCode
-except ImportError as exc:  # pragma: no cover - exercised by the bare env's import test
-    raise ImportError(
-        "dunetrace.integrations.otel needs the OpenTelemetry SDK: pip install 'dunetrace[otel]'"
-        f" ({exc})"
-    ) from exc
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import StatusCode
 
 from dunetrace import log
 from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
 
+from .export import SCOPE
 from .translator import SpanTranslator
 
 if TYPE_CHECKING:
@@ -83,6 +78,9 @@ class DunetraceSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == SCOPE:
+                return  # our own runs, exported through this provider
             context = span.context
             if context is None:
                 self._malformed("no span context")
@@ -96,6 +94,9 @@ class DunetraceSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == SCOPE:
+                return
             context = span.context
             if context is None:
                 self._malformed("no span context")
