@@ -105,6 +105,10 @@ def _json_value(value: Any, depth: int = 0) -> Any:
     return None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _json_attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(items, list):
@@ -143,15 +147,15 @@ def decode_json(body: bytes) -> list[SpanRecord]:
     if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", []), list):
         raise BadTraces("body must be an OTLP ExportTraceServiceRequest: an object with resourceSpans")
     records: list[SpanRecord] = []
-    for resource_spans in data.get("resourceSpans") or []:
+    for resource_spans in _list(data.get("resourceSpans")):
         if not isinstance(resource_spans, dict):
             continue
         resource = resource_spans.get("resource")
         service = _json_attributes(resource.get("attributes") if isinstance(resource, dict) else None).get("service.name")
-        for scope_spans in resource_spans.get("scopeSpans") or []:
+        for scope_spans in _list(resource_spans.get("scopeSpans")):
             if not isinstance(scope_spans, dict):
                 continue
-            for span in scope_spans.get("spans") or []:
+            for span in _list(scope_spans.get("spans")):
                 if not isinstance(span, dict):
                     continue
                 trace_id, span_id = _json_id(span.get("traceId"), 16), _json_id(span.get("spanId"), 8)
@@ -160,8 +164,8 @@ def decode_json(body: bytes) -> list[SpanRecord]:
                 parent = _json_id(span.get("parentSpanId"), 8)
                 events = [
                     (e.get("name"), _json_attributes(e.get("attributes")))
-                    for e in span.get("events") or []
-                    if isinstance(e, dict)
+                    for e in _list(span.get("events"))
+                    if isinstance(e, dict) and isinstance(e.get("name"), str)
                 ]
                 status = span.get("status") if isinstance(span.get("status"), dict) else {}
                 records.append(
