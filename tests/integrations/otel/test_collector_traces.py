@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.integrations.llamaindex.recorded import well_formed
 
@@ -167,3 +169,26 @@ def test_a_trace_whose_root_never_comes_is_replayed_when_idle(tmp_path: Path) ->
         receiver.stop()
         collector.close()
     assert sqlite3.connect(tmp_path / "idle.db").execute("select count(*) from events").fetchone()[0] == 4
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value", "traceId",
+                         "spanId", "parentSpanId", "stringValue", "intValue", "arrayValue", "values", "events", "status",
+                         "code", "name", "startTimeUnixNano"]),
+        inner, max_size=5),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_any_json_is_decoded_or_refused_as_bad_traces(value: Any) -> None:
+    from dunetrace.collector.otlp import BadTraces, decode_json
+
+    try:
+        records = decode_json(json.dumps(value).encode())
+    except BadTraces:
+        return
+    assert isinstance(records, list)
