@@ -30,7 +30,7 @@ in ``run.started``; injection found anywhere else fires a live
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.injection import scan
@@ -69,7 +69,7 @@ class _RunState:
 
     __slots__ = (
         "run", "agent_id", "parent", "user_input", "system_prompt", "model", "tools",
-        "stamp", "lock", "owned", "spans", "injection_seen", "prompt_seen",
+        "stamp", "lock", "owned", "spans", "injection_seen", "prompt_seen", "exit_reason",
     )  # fmt: skip
 
     def __init__(self, agent_id: str, parent: _RunState | None, start: float, run: Run | None = None) -> None:
@@ -87,12 +87,16 @@ class _RunState:
         #: neither stamp nor finish it.
         self.owned = run is None
         #: Ids of this run's spans still open (to forget them when it ends).
-        self.spans: set[int] = set()
+        self.spans: set[Hashable] = set()
         self.injection_seen = False
         #: The last model prompt scanned: prompts repeat the history before
         #: them, so only what follows it is scanned again. Kept in memory
         #: until the run ends, never sent.
         self.prompt_seen: str | None = None
+        #: Set by an adapter when the run stops for a reason of its own (a
+        #: guardrail tripped): the run completes with it, even if its span
+        #: ends in error.
+        self.exit_reason: str | None = None
 
     def fill(self, attributes: Mapping[str, Any], user_input: Any = None, system_prompt: str | None = None) -> None:
         if self.run is not None:
@@ -156,14 +160,14 @@ class SpanTranslator:
         self.agent_id = agent_id
         self._error_of = error_of
         self._max = max_open_spans
-        self._spans: dict[int, _Open] = {}
+        self._spans: dict[Hashable, _Open] = {}
         self._runs: set[_RunState] = set()
         self._runs_lock = threading.Lock()
         self.counts = {"runs": 0, "spans": 0, "malformed_spans": 0, "untracked_spans": 0}
 
     # -- the two entry points -------------------------------------------------
 
-    def start(self, span_id: int, parent_id: int | None, name: str, attributes: Mapping[str, Any], start_ns: Any) -> None:
+    def start(self, span_id: Hashable, parent_id: Hashable | None, name: str, attributes: Mapping[str, Any], start_ns: Any) -> None:
         owner = self._spans.get(parent_id) if parent_id is not None else None
         kind = c.classify(attributes)
         if owner is None and kind == 0:
@@ -172,8 +176,8 @@ class SpanTranslator:
 
     def end(
         self,
-        span_id: int,
-        parent_id: int | None,
+        span_id: Hashable,
+        parent_id: Hashable | None,
         name: str,
         attributes: Mapping[str, Any],
         start_ns: Any,
@@ -213,6 +217,33 @@ class SpanTranslator:
             if entry.root and kind != c.AGENT:
                 self._finish(state, end, error, None)
 
+    def stop_reason(self, span_id: Hashable, reason: str, replace: bool = True) -> bool:
+        """The run that span ``span_id`` is open in ends with ``reason`` as
+        its exit reason (unless it has one and not ``replace``). False when
+        no such span is open."""
+        entry = self._spans.get(span_id)
+        if entry is None:
+            return False
+        if replace or entry.state.exit_reason is None:
+            entry.state.exit_reason = reason
+        return True
+
+    def describe(self, span_id: Hashable, attributes: Mapping[str, Any]) -> None:
+        """What ``run.started`` of the run that span ``span_id`` is open in
+        will carry (model, tools), and its name when the translator was
+        given no ``agent_id`` (for an adapter whose run span is not itself
+        described)."""
+        entry = self._spans.get(span_id)
+        if entry is None or entry.state.run is not None:
+            return
+        state = entry.state
+        state.fill(attributes)
+        if state.tools is None:
+            state.tools = c.tool_names(attributes)
+        name = c.name_of(attributes, c.AGENT_NAME)
+        if name and self.agent_id is None and state.parent is None:
+            state.agent_id = name
+
     def close(self) -> None:
         """Finish every run still open as ``abandoned`` (uninstrument,
         shutdown)."""
@@ -231,7 +262,7 @@ class SpanTranslator:
 
     def _begin(
         self,
-        span_id: int,
+        span_id: Hashable,
         owner: _Open | None,
         kind: int,
         name: str,
@@ -341,7 +372,10 @@ class SpanTranslator:
         state.fill(attributes, _parsed(c.first_text(attributes, c.AGENT_INPUT)))
         output = c.first_text(attributes, c.AGENT_OUTPUT)
         self._scan(state, self._run(state, end), output, "agent.output")
-        exit_reason = None if error else ("final_answer" if output is not None else "completed")
+        if state.exit_reason is not None:
+            error, exit_reason = None, state.exit_reason
+        else:
+            exit_reason = None if error else ("final_answer" if output is not None else "completed")
         self._finish(state, end, error, exit_reason)
 
     def _llm(

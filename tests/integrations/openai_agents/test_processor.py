@@ -1,0 +1,166 @@
+"""The OpenAI Agents SDK, offline, reported by DunetraceTracingProcessor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dunetrace import Dunetrace
+from dunetrace.integrations.openai_agents import DunetraceTracingProcessor, instrument, uninstrument
+
+from tests.ingest_server import IngestServer
+from tests.integrations.llamaindex.recorded import by_run, only, tool_loop, types, well_formed
+
+from .agents_offline import ScriptedResponses, responses_model, rooms_agent
+
+SENTINEL = "OAAG-agents-sentinel-4471"
+
+
+@pytest.fixture(autouse=True)
+def no_openai_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a key the SDK's own exporter skips sending traces to OpenAI.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture
+def reporting(dt: Dunetrace) -> Iterator[DunetraceTracingProcessor]:
+    processor = instrument(dt, agent_id="rooms-bot", replace=True)
+    yield processor
+    uninstrument()
+
+
+@pytest.fixture
+def received(dt: Dunetrace, ingest: IngestServer) -> Any:
+    def get() -> list[dict[str, Any]]:
+        assert dt.flush(5)
+        return ingest.events
+
+    return get
+
+
+def test_a_run_with_model_and_tool_calls(reporting: Any, received: Any) -> None:
+    from agents import Runner
+
+    result = Runner.run_sync(rooms_agent(loops=2), "a room for friday")
+    assert result.final_output == "none free "
+    events = received()
+    well_formed(events)
+    assert types(events) == [
+        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "llm.called", "llm.responded",
+        "tool.called", "tool.responded", "llm.called", "llm.responded", "run.completed",
+    ]  # fmt: skip
+    assert events[0]["agent_id"] == "rooms-bot" and events[0]["payload"]["tools"] == ["search"]
+    calls = only(events, "llm.called")
+    assert [e["payload"]["prompt_tokens"] for e in calls] == [150, 300, 450]
+    assert all(e["payload"]["model"] == "gpt-scripted" for e in calls)
+    assert [e["payload"]["finish_reason"] for e in only(events, "llm.responded")] == ["tool_calls", "tool_calls", "stop"]
+    assert all(e["payload"]["success"] for e in only(events, "tool.responded"))
+    assert len({e["payload"]["args_hash"] for e in only(events, "tool.called")}) == 1
+    assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+def test_a_handoff_is_a_child_run(reporting: Any, received: Any) -> None:
+    from agents import Agent, Runner
+
+    class Handoff(ScriptedResponses):
+        def __call__(self, request: Any) -> Any:
+            self.calls += 1
+            import httpx
+
+            return httpx.Response(200, json={
+                "id": "r", "object": "response", "created_at": 0, "model": "gpt-scripted", "status": "completed",
+                "output": [{"type": "function_call", "id": "h", "call_id": "h1", "name": "transfer_to_rooms",
+                            "arguments": "{}", "status": "completed"}],
+                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": 20, "output_tokens": 3, "total_tokens": 23,
+                          "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+            })  # fmt: skip
+
+    rooms = rooms_agent(loops=1)
+    triage = Agent(name="triage", instructions="Route.", handoffs=[rooms], model=responses_model(Handoff(0)))
+    assert Runner.run_sync(triage, "a room please").final_output == "none free "
+    runs = by_run(received())
+    assert len(runs) == 2
+    (top,) = [r for r in runs.values() if r[0]["parent_run_id"] is None]
+    (child,) = [r for r in runs.values() if r[0]["parent_run_id"] is not None]
+    well_formed(top)
+    well_formed(child)
+    assert child[0]["parent_run_id"] == top[0]["run_id"] and child[0]["agent_id"] == "rooms-bot.rooms"
+    assert child[0]["payload"]["tools"] == ["search"]
+    assert [e["payload"]["tool_name"] for e in only(child, "tool.called")] == ["search"]
+    assert len(only(top, "llm.called")) == 1
+
+
+def test_a_tripped_guardrail_has_its_own_exit_reason(reporting: Any, received: Any) -> None:
+    from agents import GuardrailFunctionOutput, InputGuardrailTripwireTriggered, Runner, input_guardrail
+
+    @input_guardrail
+    def no_refunds(ctx: Any, agent: Any, text: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered="refund" in str(text))
+
+    agent = rooms_agent(loops=0)
+    agent.input_guardrails = [no_refunds]
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        Runner.run_sync(agent, "I want a refund")
+    events = received()
+    well_formed(events)
+    assert events[-1]["event_type"] == "run.completed"
+    assert events[-1]["payload"]["exit_reason"] == "guardrail_tripped"
+
+
+def test_a_looping_agent_is_a_tool_loop_and_no_content_reaches_the_wire(
+    reporting: Any, received: Any, ingest: IngestServer
+) -> None:
+    from agents import Runner
+
+    Runner.run_sync(rooms_agent(loops=5, secret=SENTINEL), f"a room for friday {SENTINEL}")
+    events = received()
+    well_formed(events)
+    assert tool_loop(events)
+    assert SENTINEL.encode() not in ingest.raw()
+
+
+def test_instrument_adds_beside_the_sdks_processors_and_uninstrument_restores(dt: Dunetrace) -> None:
+    from agents.tracing import get_trace_provider
+
+    provider = get_trace_provider()
+    before = provider._multi_processor._processors
+    processor = instrument(dt, agent_id="a")
+    assert instrument(dt, agent_id="a") is processor
+    assert provider._multi_processor._processors == (*before, processor)
+    uninstrument()
+    assert provider._multi_processor._processors == before
+    replacing = instrument(dt, agent_id="a", replace=True)
+    assert provider._multi_processor._processors == (replacing,)
+    uninstrument()
+    assert provider._multi_processor._processors == before
+
+
+def test_a_failing_tool_is_a_failed_call(reporting: Any, received: Any) -> None:
+    from agents import Agent, Runner, function_tool
+
+    @function_tool
+    def book(room: str) -> str:
+        """Book a room."""
+        raise ConnectionError(f"booking service down {SENTINEL}")
+
+    class Book(ScriptedResponses):
+        def __call__(self, request: Any) -> Any:
+            response = super().__call__(request)
+            if self.calls == 1:
+                body = response.json()
+                body["output"][0]["name"] = "book"
+                body["output"][0]["arguments"] = '{"room": "12"}'
+                import httpx
+
+                return httpx.Response(200, json=body)
+            return response
+
+    agent = Agent(name="booker", tools=[book], model=responses_model(Book(loops=1)))
+    assert Runner.run_sync(agent, "book room 12").final_output == "none free "
+    events = received()
+    well_formed(events)
+    (failed,) = only(events, "tool.responded")
+    assert failed["payload"]["tool_name"] == "book" and failed["payload"]["success"] is False
+    assert len(failed["payload"]["error_hash"]) == 64
