@@ -164,3 +164,18 @@ def test_a_failing_tool_is_a_failed_call(reporting: Any, received: Any) -> None:
     (failed,) = only(events, "tool.responded")
     assert failed["payload"]["tool_name"] == "book" and failed["payload"]["success"] is False
     assert len(failed["payload"]["error_hash"]) == 64
+
+
+def test_the_example_runs_offline_and_one_run_loops(dt: Dunetrace, received: Any) -> None:
+    from dunetrace.examples import openai_agents_agent
+
+    answers = openai_agents_agent.main(dt)
+    assert answers == ["Breakfast is from 7:00 to 10:30.", "Sorry, no sea-view room is free that night."]
+    runs = list(by_run(received()).values())
+    assert len(runs) == 2
+    healthy, looping = sorted(runs, key=len)
+    for events in runs:
+        well_formed(events)
+        assert events[0]["agent_id"] == openai_agents_agent.AGENT_ID
+        assert events[0]["payload"]["tools"] == ["check_room", "breakfast_hours"]
+    assert not tool_loop(healthy) and tool_loop(looping)
