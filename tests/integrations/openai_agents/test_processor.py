@@ -179,3 +179,28 @@ def test_the_example_runs_offline_and_one_run_loops(dt: Dunetrace, received: Any
         assert events[0]["agent_id"] == openai_agents_agent.AGENT_ID
         assert events[0]["payload"]["tools"] == ["check_room", "breakfast_hours"]
     assert not tool_loop(healthy) and tool_loop(looping)
+
+
+async def test_concurrent_runs_in_one_loop_stay_apart(reporting: Any, received: Any) -> None:
+    import asyncio
+
+    from agents import Runner
+
+    results = await asyncio.gather(*(Runner.run(rooms_agent(loops=k), f"question {k}") for k in range(5)))
+    assert [r.final_output for r in results] == ["none free "] * 5
+    runs = by_run(received())
+    assert len(runs) == 5
+    for events in runs.values():
+        well_formed(events)
+    assert sorted(len(only(events, "tool.called")) for events in runs.values()) == [0, 1, 2, 3, 4]
+    assert reporting.stats()["open_runs"] == 0
+
+
+def test_an_unreadable_span_is_skipped_never_raised(dt: Dunetrace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dunetrace import log as dunetrace_log
+
+    monkeypatch.setattr(dunetrace_log, "strict", False)
+    processor = DunetraceTracingProcessor(dt, agent_id="a")
+    for call in (processor.on_trace_start, processor.on_trace_end, processor.on_span_start, processor.on_span_end):
+        call(object())
+    assert processor.stats()["unreadable"] == 4
