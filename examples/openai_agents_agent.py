@@ -9,7 +9,8 @@ Offline: the agent's model is the SDK's ``OpenAIResponsesModel`` on a real
 by a script. The second question makes the model keep asking the booking
 tool for the same room, as a real model does when a tool's answer does not
 help it: the collector sees the same tool three times in five calls and
-raises TOOL_LOOP.
+raises TOOL_LOOP (five calls: the upstream backend's TOOL_LOOP wants at
+least five).
 
     python -m dunetrace.examples.openai_agents_agent   # against DUNETRACE_ENDPOINT
     dunetrace demo                                      # with a local collector
@@ -96,7 +97,7 @@ def main(dt: Dunetrace) -> list[str]:
             ask(
                 "Is a sea-view room free on 2026-12-24?",
                 ScriptedResponses(
-                    "check_room", {"room_type": "sea-view", "night": "2026-12-24"}, 4,
+                    "check_room", {"room_type": "sea-view", "night": "2026-12-24"}, 5,
                     "Sorry, no sea-view room is free that night.",
                 ),
             ),

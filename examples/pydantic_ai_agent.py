@@ -7,7 +7,8 @@ here talks to a model provider: a ``FunctionModel`` plays the model.
 
 The second question makes the model keep asking the booking tool for the
 same room, as a real model does when a tool's answer does not help it: the
-collector sees the same tool three times in five calls and raises TOOL_LOOP.
+collector sees the same tool three times in five calls and raises TOOL_LOOP
+(five calls: the upstream backend's TOOL_LOOP wants at least five).
 
     python -m dunetrace.examples.pydantic_ai_agent   # against DUNETRACE_ENDPOINT
     dunetrace demo                                    # with a local collector
@@ -69,7 +70,7 @@ def main(dt: Dunetrace) -> list[str]:
     try:
         return [
             ask("When is breakfast?", loops=0),
-            ask("Is a sea-view room free on 2026-12-24?", loops=4),
+            ask("Is a sea-view room free on 2026-12-24?", loops=5),
         ]
     finally:
         uninstrument()

@@ -44,7 +44,7 @@ def test_the_example_runs_offline_and_one_run_loops(dt: Dunetrace, received: Any
         assert events[0]["payload"]["tools"] == ["check_room", "breakfast_hours"]
         assert events[0]["payload"]["model"] == "offline-planner"
     assert not tool_loop(healthy) and tool_loop(looping)
-    assert [e["payload"]["tool_name"] for e in only(looping, "tool.called")] == ["check_room"] * 4
+    assert [e["payload"]["tool_name"] for e in only(looping, "tool.called")] == ["check_room"] * 5
     assert Agent._instrument_default is False  # main() put back what was there
 
 
