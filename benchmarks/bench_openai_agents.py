@@ -28,7 +28,7 @@ from typing import Any
 os.environ.pop("OPENAI_API_KEY", None)
 
 from _sink_process import Sink
-from agents import Runner, set_trace_processors
+from agents import set_trace_processors
 from agents.tracing.processor_interface import TracingProcessor
 from dunetrace import Dunetrace
 from dunetrace.examples.openai_agents_agent import ScriptedResponses, ask

@@ -155,7 +155,8 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
                 elif kind in ("application/x-protobuf", "application/protobuf"):
                     records = decode_protobuf(body)
                 else:
-                    raise BadTraces(f"content-type must be application/x-protobuf or application/json; got {kind!r}", 415)
+                    wanted = "application/x-protobuf or application/json"
+                    raise BadTraces(f"content-type must be {wanted}; got {kind!r}", 415)
             except BadTraces as exc:
                 return _error(exc.status, exc.detail)
             receiver.receive(records)

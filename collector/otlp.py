@@ -151,7 +151,9 @@ def decode_json(body: bytes) -> list[SpanRecord]:
         if not isinstance(resource_spans, dict):
             continue
         resource = resource_spans.get("resource")
-        service = _json_attributes(resource.get("attributes") if isinstance(resource, dict) else None).get("service.name")
+        service = _json_attributes(resource.get("attributes") if isinstance(resource, dict) else None).get(
+            "service.name"
+        )
         for scope_spans in _list(resource_spans.get("scopeSpans")):
             if not isinstance(scope_spans, dict):
                 continue
@@ -376,7 +378,9 @@ def _replay_trace(spans: list[SpanRecord], translator_for: Any) -> None:
         while stack:
             span, done = stack.pop()
             if done:
-                translator.end(span.span_id, span.parent_id, span.name, span.attributes, span.start_ns, span.end_ns, span)
+                translator.end(
+                    span.span_id, span.parent_id, span.name, span.attributes, span.start_ns, span.end_ns, span
+                )
                 continue
             if span.span_id in seen:  # a cycle of parent ids from a broken sender
                 continue

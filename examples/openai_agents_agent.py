@@ -22,7 +22,6 @@ import json
 from typing import Any
 
 import httpx
-
 from dunetrace import Dunetrace
 
 EXTRA = "openai-agents"
@@ -75,7 +74,9 @@ def ask(question: str, script: ScriptedResponses) -> str:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(
-        api_key="sk-offline", base_url="http://127.0.0.1:9/v1", http_client=httpx.AsyncClient(transport=httpx.MockTransport(script))
+        api_key="sk-offline",
+        base_url="http://127.0.0.1:9/v1",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(script)),
     )
     agent = Agent(
         name="hotel",

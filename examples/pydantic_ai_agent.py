@@ -47,7 +47,9 @@ def scripted_model(loops: int) -> Any:
         if loops == 0:
             if not returns:
                 return ModelResponse(parts=[ToolCallPart("breakfast_hours", {})], finish_reason="tool_call")
-            return ModelResponse(parts=[TextPart("Breakfast is from 7:00 to 10:30 in the garden room.")], finish_reason="stop")
+            return ModelResponse(
+                parts=[TextPart("Breakfast is from 7:00 to 10:30 in the garden room.")], finish_reason="stop"
+            )
         if len(returns) < loops:
             call = ToolCallPart("check_room", {"room_type": "sea-view", "night": "2026-12-24"})
             return ModelResponse(parts=[call], finish_reason="tool_call")

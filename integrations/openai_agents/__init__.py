@@ -40,7 +40,8 @@ def _processor_module() -> Any:
         if not (exc.name or "").startswith("agents"):
             raise
         raise ImportError(
-            f"dunetrace.integrations.openai_agents needs the OpenAI Agents SDK: pip install 'dunetrace[openai-agents]' ({exc})"
+            "dunetrace.integrations.openai_agents needs the OpenAI Agents SDK: "
+            f"pip install 'dunetrace[openai-agents]' ({exc})"
         ) from exc
     return processor
 

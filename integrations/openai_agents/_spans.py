@@ -149,7 +149,9 @@ def _chat_output(output: Any) -> str | None:
         for call in message.get("tool_calls") or ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
-                parts.append({"type": "tool_call", "name": function.get("name"), "arguments": function.get("arguments")})
+                parts.append(
+                    {"type": "tool_call", "name": function.get("name"), "arguments": function.get("arguments")}
+                )
         messages.append({"role": message.get("role"), "parts": parts})
     return json.dumps(messages)
 

@@ -23,7 +23,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agents.tracing.processor_interface import TracingProcessor
-
 from dunetrace import log
 from dunetrace.integrations.otel.translator import SpanTranslator
 from dunetrace.log import warn_once
@@ -83,7 +82,13 @@ class DunetraceTracingProcessor(TracingProcessor):
             if state[2] is None:  # ended without an error: the agent gave its final output
                 self.translator.stop_reason(trace_id, "final_answer", replace=False)
             self.translator.end(
-                trace_id, None, "invoke_agent", {"gen_ai.operation.name": "invoke_agent"}, state[0], time.time_ns(), state[2]
+                trace_id,
+                None,
+                "invoke_agent",
+                {"gen_ai.operation.name": "invoke_agent"},
+                state[0],
+                time.time_ns(),
+                state[2],
             )
         except Exception as exc:
             self._failed(exc, "on_trace_end")

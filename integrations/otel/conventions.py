@@ -292,7 +292,7 @@ def _flattened(attributes: Attributes, prefixes: Sequence[str]) -> list[dict[str
         for key, value in attributes.items():
             if not key.startswith(prefix) or not isinstance(value, str):
                 continue
-            index, _, rest = key[len(prefix):].partition(".")
+            index, _, rest = key[len(prefix) :].partition(".")
             if not index.isdigit():
                 continue
             message = messages.setdefault(int(index), {"contents": [], "tool_calls": []})

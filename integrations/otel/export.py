@@ -26,17 +26,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
 from dunetrace import Dunetrace
 from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, TracerProvider
-
     from dunetrace.run import Run
+    from opentelemetry.trace import Span, TracerProvider
 
 __all__ = ["SCOPE", "OtelExport", "export_to"]
 
@@ -132,7 +130,9 @@ class OtelExport:
     def _started(self, run: Run, payload: dict[str, Any], at: int) -> None:
         if len(self._runs) >= self.max_open_runs:
             self.skipped_runs += 1
-            warn_once("otel-export-full", "dunetrace: more than %d runs open; later runs are not exported", self.max_open_runs)
+            warn_once(
+                "otel-export-full", "dunetrace: more than %d runs open; later runs are not exported", self.max_open_runs
+            )
             return
         parent = self._runs.get(run.parent_run_id) if run.parent_run_id else None
         attributes: dict[str, Any] = {

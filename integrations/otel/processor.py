@@ -12,21 +12,19 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.trace import StatusCode
-
 from dunetrace import log
 from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import StatusCode
 
 from .export import SCOPE
 from .translator import SpanTranslator
 
 if TYPE_CHECKING:
+    from dunetrace import Dunetrace
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
-
-    from dunetrace import Dunetrace
 
 __all__ = ["DunetraceSpanProcessor", "instrument", "uninstrument"]
 
@@ -87,7 +85,11 @@ class DunetraceSpanProcessor(SpanProcessor):
                 return
             parent = span.parent
             self.translator.start(
-                context.span_id, parent.span_id if parent is not None else None, span.name, span.attributes, span.start_time
+                context.span_id,
+                parent.span_id if parent is not None else None,
+                span.name,
+                span.attributes,
+                span.start_time,
             )
         except Exception as exc:
             self._failed(exc, "on_start")
@@ -200,7 +202,9 @@ _installed: dict[int, _Installation] = {}
 _lock = threading.Lock()
 
 
-def instrument(dt: Dunetrace, agent_id: str | None = None, *, tracer_provider: TracerProvider | None = None) -> DunetraceSpanProcessor:
+def instrument(
+    dt: Dunetrace, agent_id: str | None = None, *, tracer_provider: TracerProvider | None = None
+) -> DunetraceSpanProcessor:
     """Add a :class:`DunetraceSpanProcessor` to ``tracer_provider`` (default:
     the global one, which must be the SDK's ``TracerProvider``). Idempotent
     per provider: the same client and agent_id return the processor already
@@ -213,7 +217,8 @@ def instrument(dt: Dunetrace, agent_id: str | None = None, *, tracer_provider: T
     if not isinstance(provider, TracerProvider):
         raise TypeError(
             "dunetrace.integrations.otel.instrument needs an SDK TracerProvider; the global one is "
-            f"{type(provider).__name__}: call trace.set_tracer_provider(TracerProvider()) first, or pass tracer_provider="
+            f"{type(provider).__name__}: call trace.set_tracer_provider(TracerProvider()) first, "
+            "or pass tracer_provider="
         )
     with _lock:
         current = _installed.get(id(provider))

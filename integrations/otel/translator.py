@@ -33,13 +33,14 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dunetrace.injection import scan
 from dunetrace.injection import evidence as input_evidence
+from dunetrace.injection import scan
 from dunetrace.live import Signal
 from dunetrace.log import warn_once
 from dunetrace.run import Run, get_current_run
 
 from . import conventions as c
+from ._runs import OpenSpan, RunState, as_exception, parsed, seconds
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
@@ -49,100 +50,6 @@ __all__ = ["SpanTranslator"]
 #: Reads (exception class name, message) from an ended span, or None when it
 #: did not fail. Called only for GenAI spans.
 ErrorReader = Callable[[Any], "tuple[str, str] | None"]
-
-
-class _Stamp:
-    """A run's clock: the time of the span being reported, not of now."""
-
-    __slots__ = ("t",)
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class _RunState:
-    """A run as its agent span sees it: what run.started will carry, until
-    the first step starts it."""
-
-    __slots__ = (
-        "run", "agent_id", "parent", "user_input", "system_prompt", "model", "tools",
-        "stamp", "lock", "owned", "spans", "injection_seen", "prompt_seen", "exit_reason",
-    )  # fmt: skip
-
-    def __init__(self, agent_id: str, parent: _RunState | None, start: float, run: Run | None = None) -> None:
-        self.run = run
-        self.agent_id = agent_id
-        self.parent = parent
-        self.user_input: Any = None
-        self.system_prompt: str | None = None
-        self.model: str | None = None
-        self.tools: list[str] | None = None
-        self.stamp = _Stamp(start)
-        # Re-entrant: a listener of a signal fired here may end a span.
-        self.lock = threading.RLock()
-        #: False for a ``dt.run(...)`` of the user's that spans joined: we
-        #: neither stamp nor finish it.
-        self.owned = run is None
-        #: Ids of this run's spans still open (to forget them when it ends).
-        self.spans: set[Hashable] = set()
-        self.injection_seen = False
-        #: The last model prompt scanned: prompts repeat the history before
-        #: them, so only what follows it is scanned again. Kept in memory
-        #: until the run ends, never sent.
-        self.prompt_seen: str | None = None
-        #: Set by an adapter when the run stops for a reason of its own (a
-        #: guardrail tripped): the run completes with it, even if its span
-        #: ends in error.
-        self.exit_reason: str | None = None
-
-    def fill(self, attributes: Mapping[str, Any], user_input: Any = None, system_prompt: str | None = None) -> None:
-        if self.run is not None:
-            return
-        if self.user_input is None and user_input is not None:
-            self.user_input = user_input
-        if self.system_prompt is None and system_prompt is not None:
-            self.system_prompt = system_prompt
-        if self.model is None:
-            self.model = c.name_of(attributes, c.MODEL)
-        if self.tools is None:
-            self.tools = c.tool_names(attributes)
-
-
-class _Open:
-    """One open span of a run: its kind, and its step once called."""
-
-    __slots__ = ("state", "kind", "step", "root")
-
-    def __init__(self, state: _RunState, kind: int, root: bool = False) -> None:
-        self.state = state
-        self.kind = kind
-        self.step: int | None = None
-        #: The span that made the run (an agent span, or a lone model/tool span).
-        self.root = root
-
-
-_error_classes: dict[str, type[Exception]] = {}
-
-
-def _as_exception(kind: str, message: str) -> Exception:
-    """An exception carrying the span's error class name and message, for
-    ``run.errored`` (which sends the class name and a hash of both)."""
-    name = kind.rsplit(".", 1)[-1][:100] if kind else "Error"
-    if not name.isidentifier():
-        name = "Error"
-    cls = _error_classes.get(name)
-    if cls is None:
-        cls = type(name, (Exception,), {"__module__": "builtins"})
-        if len(_error_classes) < 512:
-            _error_classes[name] = cls
-    return cls(message)
-
-
-def _seconds(ns: Any) -> float | None:
-    return ns / 1e9 if isinstance(ns, int) and not isinstance(ns, bool) and ns > 0 else None
 
 
 class SpanTranslator:
@@ -160,14 +67,16 @@ class SpanTranslator:
         self.agent_id = agent_id
         self._error_of = error_of
         self._max = max_open_spans
-        self._spans: dict[Hashable, _Open] = {}
-        self._runs: set[_RunState] = set()
+        self._spans: dict[Hashable, OpenSpan] = {}
+        self._runs: set[RunState] = set()
         self._runs_lock = threading.Lock()
         self.counts = {"runs": 0, "spans": 0, "malformed_spans": 0, "untracked_spans": 0}
 
     # -- the two entry points -------------------------------------------------
 
-    def start(self, span_id: Hashable, parent_id: Hashable | None, name: str, attributes: Mapping[str, Any], start_ns: Any) -> None:
+    def start(
+        self, span_id: Hashable, parent_id: Hashable | None, name: str, attributes: Mapping[str, Any], start_ns: Any
+    ) -> None:
         owner = self._spans.get(parent_id) if parent_id is not None else None
         kind = c.classify(attributes)
         if owner is None and kind == 0:
@@ -202,8 +111,8 @@ class SpanTranslator:
         if kind == 0:
             return
         self.counts["spans"] += 1
-        start = _seconds(start_ns) or state.stamp.t
-        end = _seconds(end_ns) or start
+        start = seconds(start_ns) or state.stamp.t
+        end = seconds(end_ns) or start
         error = self._error_of(span)
         with state.lock:
             if kind == c.AGENT:
@@ -263,22 +172,23 @@ class SpanTranslator:
     def _begin(
         self,
         span_id: Hashable,
-        owner: _Open | None,
+        owner: OpenSpan | None,
         kind: int,
         name: str,
         attributes: Mapping[str, Any],
         start_ns: Any,
         at_end: bool = False,
-    ) -> _Open | None:
+    ) -> OpenSpan | None:
         if len(self._spans) >= self._max:
             self.counts["untracked_spans"] += 1
             warn_once(
                 "otel-untracked",
-                "dunetrace: more than %d GenAI spans open at once; spans past that are left out (counted as untracked_spans)",
+                "dunetrace: more than %d GenAI spans open at once; spans past that are left out "
+                "(counted as untracked_spans)",
                 self._max,
             )
             return None
-        start = _seconds(start_ns)
+        start = seconds(start_ns)
         if start is None:
             self.counts["malformed_spans"] += 1
             warn_once("otel-malformed-start", "dunetrace: a span without a valid start time was skipped")
@@ -291,11 +201,11 @@ class SpanTranslator:
         elif state is None:
             current = get_current_run()
             if current is not None:
-                state = _RunState(current.agent_id, None, start, run=current)
+                state = RunState(current.agent_id, None, start, run=current)
             else:
                 state = self._open_run(name, attributes, start, None)
                 root = True
-        entry = _Open(state, kind, root)
+        entry = OpenSpan(state, kind, root)
         self._spans[span_id] = entry
         state.spans.add(span_id)
         if kind == c.TOOL and not at_end:
@@ -305,7 +215,7 @@ class SpanTranslator:
                     entry.step = self._tool_called(state, tool, attributes, start)
         return entry
 
-    def _open_run(self, name: str, attributes: Mapping[str, Any], start: float, parent: _RunState | None) -> _RunState:
+    def _open_run(self, name: str, attributes: Mapping[str, Any], start: float, parent: RunState | None) -> RunState:
         agent_name = c.name_of(attributes, c.AGENT_NAME)
         if parent is not None:
             root = parent
@@ -314,8 +224,8 @@ class SpanTranslator:
             agent_id = f"{root.agent_id}.{agent_name}" if agent_name else root.agent_id
         else:
             agent_id = self.agent_id or agent_name or (name if isinstance(name, str) and name else "agent")
-        state = _RunState(agent_id, parent, start)
-        state.fill(attributes, _parsed(c.first_text(attributes, c.AGENT_INPUT)))
+        state = RunState(agent_id, parent, start)
+        state.fill(attributes, parsed(c.first_text(attributes, c.AGENT_INPUT)))
         with self._runs_lock:
             self._runs.add(state)
         self.counts["runs"] += 1
@@ -323,7 +233,7 @@ class SpanTranslator:
 
     # -- runs ----------------------------------------------------------------
 
-    def _run(self, state: _RunState, at: float) -> Run:
+    def _run(self, state: RunState, at: float) -> Run:
         """The state's run, started (at ``at`` if it starts now)."""
         run = state.run
         if run is not None:
@@ -352,7 +262,9 @@ class SpanTranslator:
         state.stamp.t = at
         return run
 
-    def _finish(self, state: _RunState, end: float | None, error: tuple[str, str] | None, exit_reason: str | None) -> None:
+    def _finish(
+        self, state: RunState, end: float | None, error: tuple[str, str] | None, exit_reason: str | None
+    ) -> None:
         with self._runs_lock:
             self._runs.discard(state)
         for span_id in state.spans:
@@ -364,12 +276,12 @@ class SpanTranslator:
         run = self._run(state, end if end is not None else state.stamp.t)
         if end is not None:
             state.stamp.t = end
-        run.finish(_as_exception(*error) if error else None, exit_reason)
+        run.finish(as_exception(*error) if error else None, exit_reason)
 
     def _agent_end(
-        self, state: _RunState, attributes: Mapping[str, Any], end: float, error: tuple[str, str] | None
+        self, state: RunState, attributes: Mapping[str, Any], end: float, error: tuple[str, str] | None
     ) -> None:
-        state.fill(attributes, _parsed(c.first_text(attributes, c.AGENT_INPUT)))
+        state.fill(attributes, parsed(c.first_text(attributes, c.AGENT_INPUT)))
         output = c.first_text(attributes, c.AGENT_OUTPUT)
         self._scan(state, self._run(state, end), output, "agent.output")
         if state.exit_reason is not None:
@@ -379,11 +291,11 @@ class SpanTranslator:
         self._finish(state, end, error, exit_reason)
 
     def _llm(
-        self, state: _RunState, attributes: Mapping[str, Any], start: float, end: float, error: tuple[str, str] | None
+        self, state: RunState, attributes: Mapping[str, Any], start: float, end: float, error: tuple[str, str] | None
     ) -> None:
         if state.run is None:
             system, user, whole = c.prompt_parts(attributes)
-            state.fill(attributes, _parsed(user), system)
+            state.fill(attributes, parsed(user), system)
         else:
             whole = c.prompt_text(attributes) if not state.injection_seen else None
         run = self._run(state, start)
@@ -415,7 +327,7 @@ class SpanTranslator:
             tool = name[13:].strip() or None
         return tool
 
-    def _tool_called(self, state: _RunState, tool: str, attributes: Mapping[str, Any], start: float) -> int:
+    def _tool_called(self, state: RunState, tool: str, attributes: Mapping[str, Any], start: float) -> int:
         run = self._run(state, start)
         args = c.first_text(attributes, c.TOOL_ARGS)
         step = run.tool_called(tool, args)
@@ -424,7 +336,7 @@ class SpanTranslator:
 
     def _tool_end(
         self,
-        entry: _Open,
+        entry: OpenSpan,
         name: str,
         attributes: Mapping[str, Any],
         start: float,
@@ -447,7 +359,7 @@ class SpanTranslator:
             step=entry.step,
         )
 
-    def _retrieval(self, state: _RunState, name: str, attributes: Mapping[str, Any], start: float, end: float) -> None:
+    def _retrieval(self, state: RunState, name: str, attributes: Mapping[str, Any], start: float, end: float) -> None:
         run = self._run(state, start)
         index = c.name_of(attributes, c.INDEX_NAME) or (name if isinstance(name, str) and name else "retriever")
         query = c.first_text(attributes, c.QUERY)
@@ -461,7 +373,7 @@ class SpanTranslator:
         result_count, top_score = c.retrieved(attributes)
         run.retrieval_responded(index, result_count, top_score, (end - start) * 1000.0, step=step)
 
-    def _scan(self, state: _RunState, run: Run, text: str | None, field: str) -> None:
+    def _scan(self, state: RunState, run: Run, text: str | None, field: str) -> None:
         """Prompt injection in content other than the run's input: a live
         signal, once per run."""
         if text is None or state.injection_seen:
@@ -484,21 +396,3 @@ class SpanTranslator:
                 },
             )
         )
-
-
-def _parsed(text: str | None) -> Any:
-    """An input recorded as a JSON object (smolagents' ``{"task": ...}``) is
-    read as one, so injection evidence names its field."""
-    if text is None:
-        return None
-    stripped = text.strip()
-    if stripped[:1] == "{" and stripped[-1:] == "}":
-        import json
-
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            return text
-        if isinstance(value, dict):
-            return value
-    return text

@@ -54,7 +54,11 @@ def test_a_run_with_model_and_tool_calls(reporting: Any, received: Any) -> None:
     calls = only(events, "llm.called")
     assert [e["payload"]["prompt_tokens"] for e in calls] == [150, 300, 450]
     assert all(e["payload"]["model"] == "gpt-scripted" for e in calls)
-    assert [e["payload"]["finish_reason"] for e in only(events, "llm.responded")] == ["tool_calls", "tool_calls", "stop"]
+    assert [e["payload"]["finish_reason"] for e in only(events, "llm.responded")] == [
+        "tool_calls",
+        "tool_calls",
+        "stop",
+    ]
     assert all(e["payload"]["success"] for e in only(events, "tool.responded"))
     assert len({e["payload"]["args_hash"] for e in only(events, "tool.called")}) == 1
     assert events[-1]["payload"]["exit_reason"] == "final_answer"

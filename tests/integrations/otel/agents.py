@@ -24,7 +24,9 @@ def pydantic_ai_agent(provider: TracerProvider, *, loops: int, secret: str = "",
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         calls = sum(isinstance(p, ToolCallPart) for m in messages if isinstance(m, ModelResponse) for p in m.parts)
         if calls < loops:
-            return ModelResponse(parts=[ToolCallPart("search", {"query": f"rooms {secret}"})], finish_reason="tool_call")
+            return ModelResponse(
+                parts=[ToolCallPart("search", {"query": f"rooms {secret}"})], finish_reason="tool_call"
+            )
         return ModelResponse(parts=[TextPart(f"no room is free {secret}")], finish_reason="stop")
 
     agent = Agent(FunctionModel(model, model_name="scripted"), system_prompt=f"You book rooms. {secret}", name=name)
@@ -53,7 +55,11 @@ class ChatCompletions:
             name, args = "search", {"q": f"rooms {self.secret}"}
         else:
             name, args = "final_answer", {"answer": f"none free {self.secret}"}
-        call = {"id": f"call{self.calls}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        call = {
+            "id": f"call{self.calls}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
         return httpx.Response(200, json={
             "id": f"c{self.calls}", "object": "chat.completion", "created": 0, "model": "gpt-scripted",
             "choices": [{"index": 0, "finish_reason": "tool_calls",

@@ -84,5 +84,3 @@ def collector_signals(collector: Any, run_id: str, timeout: float = 15.0) -> lis
             return sorted(s["detector"] for s in detail.json()["signals"])
         assert time.monotonic() < deadline, f"run {run_id} was not judged: {detail.text[:300]}"
         time.sleep(0.05)
-
-

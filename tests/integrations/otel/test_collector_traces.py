@@ -99,12 +99,16 @@ def test_otlp_json_in_two_requests_children_first_is_one_run(collector: Any, tmp
              gen_ai__tool__name="lookup", gen_ai__tool__call__arguments=json.dumps({"q": SENTINEL}),
              gen_ai__tool__call__result=f"result {SENTINEL}"),
     ]  # fmt: skip
-    answer = httpx.post(f"{collector.url}/v1/traces", content=otlp_json(children), headers={"content-type": "application/json"})
+    answer = httpx.post(
+        f"{collector.url}/v1/traces", content=otlp_json(children), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 200 and answer.json() == {}
     root = [span(agent, "", "invoke_agent", 0, 10, gen_ai__operation__name="invoke_agent", input__value=SENTINEL)]
     body = gzip.compress(otlp_json(root))
     answer = httpx.post(
-        f"{collector.url}/v1/traces", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"}
+        f"{collector.url}/v1/traces",
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
     )
     assert answer.status_code == 200
     (run,) = runs_of(collector, "go-agent")

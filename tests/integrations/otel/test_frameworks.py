@@ -35,7 +35,9 @@ def test_pydantic_ai_run_with_tokens_finish_reasons_and_tools(traced: Traced, re
     assert events[-1]["payload"]["exit_reason"] == "final_answer"
 
 
-def test_pydantic_ai_failing_tool_is_a_failed_call_and_an_errored_run(dt: Dunetrace, traced: Traced, received: Any) -> None:
+def test_pydantic_ai_failing_tool_is_a_failed_call_and_an_errored_run(
+    dt: Dunetrace, traced: Traced, received: Any
+) -> None:
     from pydantic_ai import Agent
     from pydantic_ai.messages import ModelResponse, ToolCallPart
     from pydantic_ai.models.function import FunctionModel
@@ -106,7 +108,9 @@ def test_smolagents_through_openinference(traced: Traced, received: Any) -> None
 
 
 @pytest.mark.parametrize("framework", ["pydantic_ai", "smolagents"])
-def test_a_looping_agent_yields_tool_loop_at_the_collector(framework: str, to_collector: Dunetrace, collector: Any) -> None:
+def test_a_looping_agent_yields_tool_loop_at_the_collector(
+    framework: str, to_collector: Dunetrace, collector: Any
+) -> None:
     traced = Traced(to_collector, f"{framework}-rooms")
     try:
         if framework == "pydantic_ai":
@@ -124,7 +128,9 @@ def test_a_looping_agent_yields_tool_loop_at_the_collector(framework: str, to_co
     assert "TOOL_LOOP" in collector_signals(collector, run["run_id"])
 
 
-def test_no_content_from_either_framework_reaches_the_wire(dt: Dunetrace, traced: Traced, received: Any, ingest: Any) -> None:
+def test_no_content_from_either_framework_reaches_the_wire(
+    dt: Dunetrace, traced: Traced, received: Any, ingest: Any
+) -> None:
     agent = pydantic_ai_agent(traced.provider, loops=3, secret=SENTINEL)
     assert SENTINEL in agent.run_sync(f"a room for friday {SENTINEL}").output
     smol, instrumentor = smolagents_agent(traced.provider, loops=3, secret=SENTINEL)

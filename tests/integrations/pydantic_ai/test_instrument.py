@@ -27,7 +27,9 @@ def received(dt: Dunetrace, ingest: IngestServer) -> Any:
     return get
 
 
-def test_the_example_runs_offline_and_one_run_loops(dt: Dunetrace, received: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_example_runs_offline_and_one_run_loops(
+    dt: Dunetrace, received: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The suite sets OTEL_SDK_DISABLED; instrument()'s own provider works regardless.
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     answers = pydantic_ai_agent.main(dt)
@@ -48,7 +50,9 @@ def test_the_example_runs_offline_and_one_run_loops(dt: Dunetrace, received: Any
     assert Agent._instrument_default is False  # main() put back what was there
 
 
-def test_instrument_is_idempotent_and_uninstrument_restores(dt: Dunetrace, received: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instrument_is_idempotent_and_uninstrument_restores(
+    dt: Dunetrace, received: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     mine = TracerProvider()
     memory = InMemorySpanExporter()
