@@ -19,6 +19,11 @@ run (wall clock and process CPU time), the fastest batch, and each one's
 ratio to ``empty processor``.
 
     python benchmarks/bench_otel.py [--rounds 60] [--runs 3]
+
+``python benchmarks/bench_otel.py plain`` times spans that are not GenAI
+(an HTTP span with a database span inside, as a web app makes them) through
+a provider with the empty processor and one with a DunetraceSpanProcessor,
+interleaved: what the receiver costs the rest of an app's tracing.
 """
 
 from __future__ import annotations
@@ -76,11 +81,40 @@ def timed_batch(agent: Agent[None, str], runs: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / runs * 1000, (time.process_time() - cpu) / runs * 1000
 
 
+def plain(rounds: int = 30, spans: int = 2000) -> None:
+    quiet = Dunetrace(endpoint="http://127.0.0.1:9", export="none")
+    tracers = {}
+    for name, processor in ((BASELINE, SpanProcessor()), ("dunetrace", DunetraceSpanProcessor(quiet))):
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        tracers[name] = provider.get_tracer("app")
+    timings: dict[str, list[float]] = {name: [] for name in tracers}
+    for round_no in range(rounds):
+        order = list(tracers.items()) if round_no % 2 else list(reversed(tracers.items()))
+        for name, tracer in order:
+            started = time.process_time()  # CPU: this machine's wall clock is too noisy per span
+            for _ in range(spans // 2):
+                with tracer.start_as_current_span("GET /orders", attributes={"http.request.method": "GET"}):
+                    with tracer.start_as_current_span("SELECT orders", attributes={"db.system.name": "postgresql"}):
+                        pass
+            timings[name].append((time.process_time() - started) / spans * 1e6)
+    quiet.shutdown()
+    base = statistics.median(timings[BASELINE])
+    print(f"spans that are not GenAI; {rounds} rounds x {spans} spans")
+    for name, values in timings.items():
+        median = statistics.median(values)
+        print(f"{name:16}{median:8.2f} us CPU/span{median / base:7.2f}x   (+{median - base:.2f} us)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=["agent", "plain"], default="agent")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3, help="agent runs per timed batch")
     args = parser.parse_args()
+    if args.mode == "plain":
+        plain()
+        return
 
     sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)

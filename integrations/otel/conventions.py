@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "AGENT",
+    "KIND_KEYS",
     "LLM",
     "RETRIEVAL",
     "TOOL",
@@ -53,6 +54,11 @@ _OPENINFERENCE = {"AGENT": AGENT, "LLM": LLM, "TOOL": TOOL, "RETRIEVER": RETRIEV
 # has no agent of its own. LLM spans carry llm.request.type instead.
 _TRACELOOP = {"agent": AGENT, "workflow": AGENT, "tool": TOOL}
 _REQUEST_TYPES = {"chat": LLM, "completion": LLM}
+
+
+#: A span with none of these attributes is not GenAI (what ``classify``
+#: reads), checked in one set operation.
+KIND_KEYS = frozenset({"gen_ai.operation.name", "openinference.span.kind", "traceloop.span.kind", "llm.request.type"})
 
 
 def classify(attributes: Attributes) -> int:
