@@ -201,6 +201,8 @@ class SpanTranslator:
         elif state is None:
             current = get_current_run()
             if current is not None:
+                if kind == c.LLM and current.llm_in_flight > 0:
+                    return None  # a framework integration is reporting this call already
                 state = RunState(current.agent_id, None, start, run=current)
             else:
                 state = self._open_run(name, attributes, start, None)

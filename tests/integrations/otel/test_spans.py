@@ -310,3 +310,17 @@ def test_injection_arriving_later_in_a_growing_prompt_is_found(traced: Traced, r
     assert signal["payload"]["evidence"]["fields"] == ["llm.input"]
     assert signal["payload"]["evidence"]["matched_patterns"] == ["new_system_prompt"]
     assert signal["step_index"] == 3  # the third call's step: found in its prompt
+
+
+def test_a_model_call_an_integration_already_reports_is_counted_once(
+    traced: Traced, dt: Dunetrace, received: Any
+) -> None:
+    t = traced.tracer
+    with dt.run("caller") as run:
+        run.llm_in_flight += 1  # what the LangChain, LlamaIndex and CrewAI integrations do around a call
+        with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+        run.llm_in_flight -= 1
+        with t.start_as_current_span("execute_tool", attributes={"gen_ai.operation.name": "execute_tool"}):
+            pass
+    assert types(received()) == ["run.started", "tool.called", "tool.responded", "run.completed"]
