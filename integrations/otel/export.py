@@ -138,7 +138,7 @@ class OtelExport:
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": run.agent_id,
-            "gen_ai.agent.id": run.run_id,
+            "gen_ai.agent.id": run.agent_id,
             "dunetrace.run_id": run.run_id,
             "dunetrace.agent_version": run.agent_version,
         }
