@@ -60,6 +60,11 @@ class SpanRecord:
     error: tuple[str, str] | None = None
     service: str | None = None
     children: list[SpanRecord] = field(default_factory=list)
+    #: About how much memory its attributes hold, for the receiver's bound.
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = 200 + sum(len(k) + (len(v) if isinstance(v, str) else 16) for k, v in self.attributes.items())
 
 
 # -- decoding -------------------------------------------------------------------
@@ -265,13 +270,18 @@ def _store_exporter(collector: Collector) -> Any:
 
 class TraceReceiver:
     """Holds received spans by trace until each trace is complete, then
-    replays it into runs. At most ``max_spans`` are held: past that the
-    oldest traces are replayed as they are."""
+    replays it into runs. At most ``max_spans`` spans, and about
+    ``max_bytes`` of their attributes, are held: past that the oldest traces
+    are replayed as they are."""
 
-    def __init__(self, collector: Collector, trace_idle: float = 30.0, max_spans: int = 100_000) -> None:
+    def __init__(
+        self, collector: Collector, trace_idle: float = 30.0, max_spans: int = 100_000, max_bytes: int = 64 << 20
+    ) -> None:
         self.collector = collector
         self.trace_idle = trace_idle
         self.max_spans = max_spans
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._traces: dict[bytes, tuple[float, list[SpanRecord]]] = {}
         self._held = 0
         self._lock = threading.Lock()
@@ -310,18 +320,22 @@ class TraceReceiver:
                 spans.append(record)
                 self._traces[record.trace_id] = (now, spans)
                 self._held += 1
+                self._bytes += record.size
                 if record.parent_id is None:  # the root: the trace is over
-                    ready.append(self._traces.pop(record.trace_id)[1])
-                    self._held -= len(ready[-1])
-            while self._held > self.max_spans and self._traces:
-                oldest = next(iter(self._traces))
-                ready.append(self._traces.pop(oldest)[1])
-                self._held -= len(ready[-1])
+                    ready.append(self._forget(record.trace_id))
+            while (self._held > self.max_spans or self._bytes > self.max_bytes) and self._traces:
+                ready.append(self._forget(next(iter(self._traces))))
             if self._sweeper is None and self._traces:
                 self._sweeper = threading.Thread(target=self._sweep, name="dunetrace-otlp-sweep", daemon=True)
                 self._sweeper.start()
         self.counts["spans"] += len(records)
         self._replay(ready)
+
+    def _forget(self, trace_id: bytes) -> list[SpanRecord]:
+        spans = self._traces.pop(trace_id)[1]
+        self._held -= len(spans)
+        self._bytes -= sum(span.size for span in spans)
+        return spans
 
     def _sweep(self) -> None:
         while not self._stop.wait(min(1.0, self.trace_idle / 2)):
@@ -332,8 +346,7 @@ class TraceReceiver:
         now = time.monotonic() if now is None else now
         with self._lock:
             idle = [tid for tid, (seen, _) in self._traces.items() if now - seen >= self.trace_idle]
-            ready = [self._traces.pop(tid)[1] for tid in idle]
-            self._held -= sum(len(spans) for spans in ready)
+            ready = [self._forget(tid) for tid in idle]
         self._replay(ready)
 
     def _replay(self, traces: list[list[SpanRecord]]) -> None:

@@ -196,3 +196,25 @@ def test_any_json_is_decoded_or_refused_as_bad_traces(value: Any) -> None:
     except BadTraces:
         return
     assert isinstance(records, list)
+
+
+def test_what_is_held_is_bounded_in_bytes(tmp_path: Path) -> None:
+    from dunetrace.collector.app import Collector
+    from dunetrace.collector.otlp import TraceReceiver, decode_json
+    from dunetrace.collector.settings import Settings
+
+    collector = Collector(Settings(db_path=str(tmp_path / "bound.db")))
+    collector.start()
+    receiver = TraceReceiver(collector, trace_idle=60, max_bytes=50_000)
+    try:
+        big = "x" * 20_000
+        for k in range(6):  # traces whose roots never come, each about 20 kB
+            body = otlp_json([span("b" * 16, "a" * 16, "invoke_agent", 0, 9,
+                                   gen_ai__operation__name="invoke_agent", input__value=big)])  # fmt: skip
+            records = decode_json(body.replace(b"5b8efff798038103d269b633813fc60c", f"{k:032x}".encode()))
+            receiver.receive(records)
+            assert receiver._bytes <= 50_000
+        assert collector.store.runs(None, False, 10, 0)[1] == 4  # the oldest, replayed early
+    finally:
+        receiver.stop()
+        collector.close()
