@@ -208,3 +208,42 @@ def test_an_unreadable_span_is_skipped_never_raised(dt: Dunetrace, monkeypatch: 
     for call in (processor.on_trace_start, processor.on_trace_end, processor.on_span_start, processor.on_span_end):
         call(object())
     assert processor.stats()["unreadable"] == 4
+
+
+async def test_a_streamed_run_is_one_run(reporting: Any, received: Any) -> None:
+    from agents import Runner
+
+    class Streaming(ScriptedResponses):
+        """The Responses API as server-sent events: each response whole in
+        one ``response.completed`` event."""
+
+        def __call__(self, request: Any) -> Any:
+            import json as _json
+
+            import httpx
+
+            body = super().__call__(request).json()
+            events = [
+                {
+                    "type": "response.created",
+                    "sequence_number": 0,
+                    "response": {**body, "status": "in_progress", "output": []},
+                },
+                {"type": "response.completed", "sequence_number": 1, "response": body},
+            ]
+            text = "".join(f"event: {e['type']}\ndata: {_json.dumps(e)}\n\n" for e in events)
+            return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    from .agents_offline import responses_model as model_on
+
+    agent = rooms_agent(loops=2)
+    agent.model = model_on(Streaming(loops=2))
+    result = Runner.run_streamed(agent, "a room for friday")
+    async for _ in result.stream_events():
+        pass
+    assert result.final_output == "none free "
+    events = received()
+    well_formed(events)
+    assert len(by_run(events)) == 1
+    assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["search", "search"]
+    assert [e["payload"]["prompt_tokens"] for e in only(events, "llm.called")] == [150, 300, 450]

@@ -88,3 +88,31 @@ def test_an_agent_with_its_own_instrumentation_is_left_alone(dt: Dunetrace, rece
 def test_a_provider_that_is_not_the_sdks_is_refused(dt: Dunetrace) -> None:
     with pytest.raises(TypeError, match="SDK TracerProvider"):
         instrument(dt, tracer_provider=object())  # type: ignore[arg-type]
+
+
+async def test_a_streamed_run_is_one_run(dt: Dunetrace, received: Any) -> None:
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> Any:
+        if len(messages) == 1:
+            yield {0: DeltaToolCall(name="breakfast_hours", json_args="{}")}
+        else:
+            for word in ("Breakfast ", "is ", "at ", "seven."):
+                yield word
+
+    instrument(dt, agent_id="streamer")
+    try:
+        agent = Agent(
+            FunctionModel(stream_function=stream, model_name="streaming"), tools=[pydantic_ai_agent.breakfast_hours]
+        )
+        async with agent.run_stream("When is breakfast?") as result:
+            text = await result.get_output()
+    finally:
+        uninstrument()
+    assert text == "Breakfast is at seven."
+    events = received()
+    well_formed(events)
+    assert len(by_run(events)) == 1
+    assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["breakfast_hours"]
+    assert len(only(events, "llm.called")) == 2
