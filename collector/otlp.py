@@ -314,6 +314,7 @@ class TraceReceiver:
         ready: list[list[SpanRecord]] = []
         now = time.monotonic()
         with self._lock:
+            rooted: list[bytes] = []
             for record in records:
                 held = self._traces.get(record.trace_id)
                 spans = held[1] if held is not None else []
@@ -321,8 +322,13 @@ class TraceReceiver:
                 self._traces[record.trace_id] = (now, spans)
                 self._held += 1
                 self._bytes += record.size
-                if record.parent_id is None:  # the root: the trace is over
-                    ready.append(self._forget(record.trace_id))
+                if record.parent_id is None:
+                    rooted.append(record.trace_id)
+            # A root ends its trace: its spans came before it or in the same
+            # request, in any order within it.
+            for trace_id in rooted:
+                if trace_id in self._traces:
+                    ready.append(self._forget(trace_id))
             while (self._held > self.max_spans or self._bytes > self.max_bytes) and self._traces:
                 ready.append(self._forget(next(iter(self._traces))))
             if self._sweeper is None and self._traces:

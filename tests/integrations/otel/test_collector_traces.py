@@ -165,9 +165,9 @@ def test_a_trace_whose_root_never_comes_is_replayed_when_idle(tmp_path: Path) ->
             span("c" * 16, "b" * 16, "execute_tool t", 1, 2, gen_ai__operation__name="execute_tool", gen_ai__tool__name="t"),
         ]))  # fmt: skip
         receiver.receive(records)
-        assert collector.store.runs(None, False, 10, 0)[1] == 0
+        assert collector.store.runs(None, None, 10, 0)[1] == 0
         receiver.replay_idle(now=time.monotonic() + 61)
-        items, total = collector.store.runs(None, False, 10, 0)
+        items, total = collector.store.runs(None, None, 10, 0)
         assert total == 1 and items[0]["agent_id"] == "go-agent"
     finally:
         receiver.stop()
@@ -214,7 +214,7 @@ def test_what_is_held_is_bounded_in_bytes(tmp_path: Path) -> None:
             records = decode_json(body.replace(b"5b8efff798038103d269b633813fc60c", f"{k:032x}".encode()))
             receiver.receive(records)
             assert receiver._bytes <= 50_000
-        assert collector.store.runs(None, False, 10, 0)[1] == 4  # the oldest, replayed early
+        assert collector.store.runs(None, None, 10, 0)[1] == 4  # the oldest, replayed early
     finally:
         receiver.stop()
         collector.close()
