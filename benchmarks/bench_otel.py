@@ -24,6 +24,11 @@ ratio to ``empty processor``.
 (an HTTP span with a database span inside, as a web app makes them) through
 a provider with the empty processor and one with a DunetraceSpanProcessor,
 interleaved: what the receiver costs the rest of an app's tracing.
+
+``python benchmarks/bench_otel.py export`` times a run of the run API (ten
+tool calls and ten model calls) with and without ``export_to`` to a provider
+whose only processor does nothing: what turning runs into spans costs the
+agent's thread.
 """
 
 from __future__ import annotations
@@ -106,14 +111,53 @@ def plain(rounds: int = 30, spans: int = 2000) -> None:
         print(f"{name:16}{median:8.2f} us CPU/span{median / base:7.2f}x   (+{median - base:.2f} us)")
 
 
+def export(rounds: int = 30, runs: int = 50) -> None:
+    from dunetrace.integrations.otel import export_to
+
+    plain_client = Dunetrace(endpoint="http://127.0.0.1:9", export="none")
+    exported_client = Dunetrace(endpoint="http://127.0.0.1:9", export="none")
+    provider = TracerProvider()
+    provider.add_span_processor(SpanProcessor())
+    export_to(exported_client, provider)
+
+    def batch(dt: Dunetrace) -> tuple[float, float]:
+        """(the agent thread's CPU, the process's CPU with the spans made), us per run."""
+        thread, process = time.thread_time(), time.process_time()
+        for _ in range(runs):
+            with dt.run("bench", user_input="q", model="m", tools=["search"]) as run:
+                for _ in range(10):
+                    run.llm_responded(5, 1.0, "tool_calls", 10, step=run.llm_called("m", prompt_tokens=100))
+                    run.tool_responded("search", True, 12, 1.0, step=run.tool_called("search", {"q": 1}))
+        thread = time.thread_time() - thread
+        dt.flush(10)  # the spans, made on the drain thread or here
+        return thread / runs * 1e6, (time.process_time() - process) / runs * 1e6
+
+    timings: dict[str, list[tuple[float, float]]] = {"run API": [], "with export_to": []}
+    for round_no in range(rounds):
+        order = [("run API", plain_client), ("with export_to", exported_client)]
+        for name, client in order if round_no % 2 else reversed(order):
+            timings[name].append(batch(client))
+    plain_client.shutdown()
+    exported_client.shutdown()
+    base = [statistics.median(t[i] for t in timings["run API"]) for i in (0, 1)]
+    print(f"a run of 42 events (10 model and 10 tool calls); {rounds} rounds x {runs} runs")
+    print(f"{'':16}{'agent thread CPU us/run':>24}{'ratio':>8}{'process CPU us/run':>20}{'ratio':>8}")
+    for name, values in timings.items():
+        agent, process = (statistics.median(t[i] for t in values) for i in (0, 1))
+        print(f"{name:16}{agent:24.1f}{agent / base[0]:7.2f}x{process:20.1f}{process / base[1]:7.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=["agent", "plain"], default="agent")
+    parser.add_argument("mode", nargs="?", choices=["agent", "plain", "export"], default="agent")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3, help="agent runs per timed batch")
     args = parser.parse_args()
     if args.mode == "plain":
         plain()
+        return
+    if args.mode == "export":
+        export()
         return
 
     sink = Sink().start()

@@ -3,8 +3,10 @@
 
 ``export_to(dt, provider)`` adds a watcher to the client (see
 :mod:`dunetrace.live`): it is fed each event on the thread that emitted it,
-in order, already reduced to what Dunetrace sends (hashes, never content),
-and turns it into spans:
+in order, already reduced to what Dunetrace sends (hashes, never content).
+There it only queues the event (and, for a run's start, the OpenTelemetry
+context current there); the client's drain thread turns what is queued into
+spans at each wake, so the agent's thread never pays for building spans:
 
 * ``run.started`` opens an ``invoke_agent <agent_id>`` span (a child run's
   span is a child of its parent run's span, in the same trace; a root run's
@@ -24,11 +26,13 @@ attributes, so nothing leaves the process that Dunetrace would not send.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from dunetrace import Dunetrace
 from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -103,16 +107,42 @@ class OtelExport:
         self.skipped_runs = 0
         self._runs: dict[str, _RunSpans] = {}
         self._lock = threading.Lock()
+        #: Events seen and not yet made into spans, in the order they happened.
+        self._pending: deque[tuple[Run, str, int, int, dict[str, Any], Any]] = deque()
+        self._work = threading.Lock()
         self.closed = False
 
     # -- the watcher ----------------------------------------------------------
 
     def observe(self, run: Run, event_type: str, step: int, payload: dict[str, Any]) -> None:
+        """The watcher: on the agent's thread, queue and go."""
         if self.closed:
             return
-        at = _ns(run.clock())
+        where = otel_context.get_current() if event_type == "run.started" else None
+        self._pending.append((run, event_type, step, _ns(run.clock()), payload, where))
+
+    def export_pending(self) -> None:
+        """Make the queued events into spans (the drain thread, a flush)."""
+        if not self._pending:
+            return
+        with self._work:  # one at a time, in order
+            pending = self._pending
+            while pending:
+                self._span_of(*pending.popleft())
+
+    @hookimpl
+    def dunetrace_drain(self, client: Dunetrace) -> None:
+        if client is self.client:
+            self.export_pending()
+
+    @hookimpl
+    def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
+        if client is self.client:
+            self.export_pending()
+
+    def _span_of(self, run: Run, event_type: str, step: int, at: int, payload: dict[str, Any], where: Any) -> None:
         if event_type == "run.started":
-            self._started(run, payload, at)
+            self._started(run, payload, at, where)
             return
         spans = self._runs.get(run.run_id)
         if spans is None:
@@ -127,7 +157,7 @@ class OtelExport:
         elif kind == "run":
             self._finished(run, spans, event_type, payload, at)
 
-    def _started(self, run: Run, payload: dict[str, Any], at: int) -> None:
+    def _started(self, run: Run, payload: dict[str, Any], at: int, where: Any) -> None:
         if len(self._runs) >= self.max_open_runs:
             self.skipped_runs += 1
             warn_once(
@@ -153,7 +183,7 @@ class OtelExport:
             attributes["dunetrace.input_hash"] = payload["input_hash"]
         span = self.tracer.start_span(
             f"invoke_agent {run.agent_id}",
-            context=parent.context if parent is not None else None,
+            context=parent.context if parent is not None else where,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=at,
@@ -250,6 +280,7 @@ class OtelExport:
             return
         self.closed = True
         self.client.remove_watcher(self)
+        self.export_pending()
         with self._lock:
             runs, self._runs = list(self._runs.values()), {}
         for spans in runs:

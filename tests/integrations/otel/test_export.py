@@ -4,6 +4,7 @@ and OTLP/HTTP (protobuf) to a receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -56,6 +57,7 @@ def agent_run(dt: Dunetrace, secret: str = "") -> str:
             child.tool_called("book", {"card": secret})  # never answered: ends with its run
         run.fire(Signal("TOOL_LOOP", "HIGH", 0.9, run.step_index, {"tool": "search"}))
         run.final_answer()
+    assert dt.flush(5)  # spans are made on the client's drain thread, and at a flush
     return run.run_id
 
 
@@ -95,6 +97,7 @@ def test_an_errored_run_has_error_status_and_class_never_message(dt: Dunetrace, 
     with pytest.raises(ValueError):
         with dt.run("a", user_input="x"):
             raise ValueError(f"card declined {SENTINEL}")
+    assert dt.flush(5)
     (span,) = exported.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "ValueError"
     assert SENTINEL not in span.to_json()
@@ -212,3 +215,34 @@ def test_bad_arguments_name_what_to_fix(dt: Dunetrace) -> None:
         export_to(object(), TracerProvider())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="TracerProvider"):
         export_to(dt, object())  # type: ignore[arg-type]
+
+
+def test_spans_are_made_off_the_agents_thread_under_the_span_current_there(dt: Dunetrace) -> None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Threads(SpanProcessor):
+        def __init__(self) -> None:
+            self.seen: dict[str, int] = {}
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            self.seen[span.name] = threading.get_ident()
+
+    provider = TracerProvider()
+    memory, threads = InMemorySpanExporter(), Threads()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.add_span_processor(threads)
+    exporter = export_to(dt, provider)
+    try:
+        with provider.get_tracer("app").start_as_current_span("POST /chat") as request:
+            with dt.run("a") as run:
+                run.tool_responded("t", True, step=run.tool_called("t"))
+        deadline = time.monotonic() + 5
+        while len(memory.get_finished_spans()) < 2:  # the drain thread wakes every 50 ms here
+            assert time.monotonic() < deadline, "the drain thread made no spans"
+            time.sleep(0.01)
+    finally:
+        exporter.close()
+    spans = {s.name: s for s in memory.get_finished_spans()}
+    assert spans["invoke_agent a"].parent.span_id == request.get_span_context().span_id
+    assert threads.seen["invoke_agent a"] != threading.get_ident()
+    assert threads.seen["execute_tool t"] != threading.get_ident()
