@@ -2,11 +2,12 @@
 processor interface, feeding the span translator of
 ``dunetrace.integrations.otel`` with the SDK's own traces and spans.
 
-* A trace (one ``Runner.run`` / ``run_sync`` / ``run_streamed``, or a
-  ``trace()`` block around several) is a run, named ``agent_id`` or its
-  first agent's name; that first agent span describes it (name, tools).
-* A later agent span in the trace (after a handoff, or an agent run inside
-  a tool) is a child run ``<agent_id>.<agent name>``.
+* Each ``Runner.run`` / ``run_sync`` / ``run_streamed`` (the SDK's task
+  span; the trace, where task spans are turned off) is a run, named
+  ``agent_id`` or its first agent's name, whose first agent span describes
+  it (name, tools). Several runs inside one ``trace()`` block stay apart.
+* A later agent span in the run (after a handoff), or a run started inside
+  a tool, is a child run ``<agent_id>.<agent name>``.
 * Generation and response spans are model calls (model, tokens, finish
   reason), function spans tool calls (arguments hashed, success).
 * A tripped guardrail ends the run with exit reason ``guardrail_tripped``.
@@ -54,9 +55,15 @@ class DunetraceTracingProcessor(TracingProcessor):
         self.agent_id = agent_id
         # The translator is handed each span's error as the span itself.
         self.translator = SpanTranslator(dt, agent_id, lambda error: error, max_open_spans)
-        #: trace id -> [start ns, whether its first agent span was seen, its
-        #: error, agent spans whose run is still to be described]
-        self._traces: dict[str, list[Any]] = {}
+        #: Runs by the id of the span (a task span, or a trace without task
+        #: spans) they are kept under -> [start ns, described yet, error].
+        self._runs: dict[str, list[Any]] = {}
+        #: Per trace, the agents whose runs are still to be described: (the
+        #: key of the run, the agent's span data).
+        self._undescribed: dict[str, list[tuple[str, Any]]] = {}
+        #: Traces by id -> their start (ns): a trace is a run only when the
+        #: SDK makes no task spans (``RunConfig(tracing=...)`` can turn them off).
+        self._traces: dict[str, int] = {}
         self._lock = threading.Lock()
         self.malformed = 0
 
@@ -64,11 +71,8 @@ class DunetraceTracingProcessor(TracingProcessor):
 
     def on_trace_start(self, trace: Any) -> None:
         try:
-            trace_id = trace.trace_id
-            start = time.time_ns()
             with self._lock:
-                self._traces[trace_id] = [start, False, None, []]
-            self.translator.start(trace_id, None, "invoke_agent", {"gen_ai.operation.name": "invoke_agent"}, start)
+                self._traces[trace.trace_id] = time.time_ns()
         except Exception as exc:
             self._failed(exc, "on_trace_start")
 
@@ -76,69 +80,101 @@ class DunetraceTracingProcessor(TracingProcessor):
         try:
             trace_id = trace.trace_id
             with self._lock:
-                state = self._traces.pop(trace_id, None)
-            if state is None:
-                return
-            if state[2] is None:  # ended without an error: the agent gave its final output
-                self.translator.stop_reason(trace_id, "final_answer", replace=False)
-            self.translator.end(
-                trace_id,
-                None,
-                "invoke_agent",
-                {"gen_ai.operation.name": "invoke_agent"},
-                state[0],
-                time.time_ns(),
-                state[2],
-            )
+                self._traces.pop(trace_id, None)
+                self._undescribed.pop(trace_id, None)
+            if trace_id in self._runs:  # the trace was the run
+                self._end_run(trace_id, None, time.time_ns())
         except Exception as exc:
             self._failed(exc, "on_trace_end")
+
+    # -- runs ----------------------------------------------------------------------
+
+    def _start_run(self, key: str, parent: str | None, start: int) -> None:
+        with self._lock:
+            self._runs[key] = [start, False, None]
+        self.translator.start(key, parent, "invoke_agent", {"gen_ai.operation.name": "invoke_agent"}, start)
+
+    def _end_run(self, key: str, parent: str | None, end: int) -> None:
+        with self._lock:
+            state = self._runs.pop(key, None)
+        if state is None:
+            return
+        if state[2] is None:  # ended without an error: the agent gave its final output
+            self.translator.stop_reason(key, "final_answer", replace=False)
+        attributes = {"gen_ai.operation.name": "invoke_agent"}
+        self.translator.end(key, parent, "invoke_agent", attributes, state[0], end, state[2])
 
     # -- spans -------------------------------------------------------------------
 
     def on_span_start(self, span: Any) -> None:
         try:
             data = span.span_data
-            parent = span.parent_id or span.trace_id
+            kind = getattr(data, "type", None)
+            parent = span.parent_id
             start = nanos(span.started_at) or time.time_ns()
-            trace = self._traces.get(span.trace_id)
-            if getattr(data, "type", None) == "agent":
-                if trace is not None and not trace[1]:
-                    # The trace's first agent: it describes the trace's run.
-                    trace[1] = True
-                    described = span.trace_id
-                    self.translator.start(span.span_id, parent, "agent", {}, start)
-                else:
-                    described = span.span_id
-                    self.translator.start(span.span_id, parent, "agent", agent_attributes(data, as_run=True), start)
-                if trace is not None:
-                    # The SDK fills in the agent's tools after the span and
-                    # its first turn start (0.20): read at its first step.
-                    trace[3].append((described, data))
+            if kind == "task":  # one Runner.run: a run, a child run inside a tool
+                self._start_run(span.span_id, parent, start)
                 return
-            if trace is not None and trace[3] and getattr(data, "type", None) in _STEPS:
-                for described, agent in trace[3]:
-                    self.translator.describe(described, agent_attributes(agent, as_run=False))
-                trace[3].clear()
-            self.translator.start(span.span_id, parent, _name(data), attributes_of(data, ended=False), start)
+            if kind == "agent":
+                self._agent_started(span, data, parent, start)
+                return
+            if kind in _STEPS and span.trace_id in self._undescribed:
+                self._describe(span.trace_id)
+            self.translator.start(span.span_id, parent or span.trace_id, _name(data), attributes_of(data, False), start)
         except Exception as exc:
             self._failed(exc, "on_span_start")
+
+    def _agent_started(self, span: Any, data: Any, parent: str | None, start: int) -> None:
+        if parent is None:  # no task spans: the trace is the run
+            if span.trace_id not in self._runs:
+                self._start_run(span.trace_id, None, self._traces.get(span.trace_id) or start)
+            parent = span.trace_id
+        run = self._runs.get(parent)
+        if run is not None and not run[1]:
+            # The run's first agent: it describes the run; its steps are the run's.
+            run[1] = True
+            described = parent
+            self.translator.start(span.span_id, parent, "agent", {}, start)
+        else:
+            # A handoff's agent, or one run inside a tool: a child run.
+            described = span.span_id
+            self.translator.start(span.span_id, parent, "agent", agent_attributes(data, as_run=True), start)
+        with self._lock:
+            self._undescribed.setdefault(span.trace_id, []).append((described, data))
+
+    def _describe(self, trace_id: str) -> None:
+        """Tell the translator the tools of the agents started so far: the
+        SDK fills them in after the agent span and its first turn start (0.20)."""
+        with self._lock:
+            agents = self._undescribed.pop(trace_id, ())
+        for described, agent in agents:
+            self.translator.describe(described, agent_attributes(agent, as_run=False))
 
     def on_span_end(self, span: Any) -> None:
         try:
             data = span.span_data
             kind = getattr(data, "type", None)
-            parent = span.parent_id or span.trace_id
+            parent = span.parent_id
             start = nanos(span.started_at) or time.time_ns()
             end = nanos(span.ended_at) or time.time_ns()
             error = error_of(span)
+            if kind == "task":
+                run = self._runs.get(span.span_id)
+                if run is not None and error is not None:
+                    run[2] = error
+                self._end_run(span.span_id, parent, end)
+                return
             if kind == "guardrail" and getattr(data, "triggered", False):
                 self.translator.stop_reason(span.span_id, GUARDRAIL_TRIPPED)
-            if error is not None and kind in ("agent", "custom"):
-                trace = self._traces.get(span.trace_id)
-                if trace is not None:
-                    trace[2] = error
+            if error is not None and kind == "agent":
+                # The run this agent span is in failed (its task span may not say).
+                for key in (parent, span.trace_id):
+                    run = self._runs.get(key) if key else None
+                    if run is not None:
+                        run[2] = error
+                        break
             attributes = {} if kind == "agent" else attributes_of(data, ended=True)
-            self.translator.end(span.span_id, parent, _name(data), attributes, start, end, error)
+            self.translator.end(span.span_id, parent or span.trace_id, _name(data), attributes, start, end, error)
         except Exception as exc:
             self._failed(exc, "on_span_end")
 

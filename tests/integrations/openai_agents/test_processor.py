@@ -247,3 +247,30 @@ async def test_a_streamed_run_is_one_run(reporting: Any, received: Any) -> None:
     assert len(by_run(events)) == 1
     assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["search", "search"]
     assert [e["payload"]["prompt_tokens"] for e in only(events, "llm.called")] == [150, 300, 450]
+
+
+def test_each_runner_run_in_one_trace_is_a_run_of_its_own(reporting: Any, received: Any) -> None:
+    from agents import Runner, trace
+
+    with trace("booking desk"):
+        Runner.run_sync(rooms_agent(loops=1), "a room for friday")
+        Runner.run_sync(rooms_agent(loops=2), "and one for saturday")
+    runs = list(by_run(received()).values())
+    assert len(runs) == 2
+    for events in runs:
+        well_formed(events)
+        assert events[0]["parent_run_id"] is None and events[0]["payload"]["tools"] == ["search"]
+    assert sorted(len(only(events, "tool.called")) for events in runs) == [1, 2]
+
+
+def test_without_task_spans_the_trace_is_the_run(reporting: Any, received: Any) -> None:
+    from agents import RunConfig, Runner
+
+    config = RunConfig(tracing={"include_task_and_turn_spans": False})
+    assert Runner.run_sync(rooms_agent(loops=2), "a room", run_config=config).final_output == "none free "
+    events = received()
+    well_formed(events)
+    assert len(by_run(events)) == 1
+    assert events[0]["payload"]["tools"] == ["search"]
+    assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["search", "search"]
+    assert events[-1]["payload"]["exit_reason"] == "final_answer"
