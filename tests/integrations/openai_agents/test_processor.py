@@ -274,3 +274,27 @@ def test_without_task_spans_the_trace_is_the_run(reporting: Any, received: Any) 
     assert events[0]["payload"]["tools"] == ["search"]
     assert [e["payload"]["tool_name"] for e in only(events, "tool.called")] == ["search", "search"]
     assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+def test_a_looping_agent_yields_tool_loop_at_the_collector(tmp_path: Any) -> None:
+    import httpx
+    from agents import Runner
+    from dunetrace.collector.server import BackgroundServer
+    from dunetrace.collector.settings import Settings
+
+    from tests.integrations.otel.conftest import collector_signals
+
+    server = BackgroundServer(Settings(db_path=str(tmp_path / "collector.db"))).start()
+    client = Dunetrace(endpoint=server.url, flush_interval=0.05)
+    try:
+        instrument(client, agent_id="looping-rooms", replace=True)
+        try:
+            Runner.run_sync(rooms_agent(loops=5), "a room for friday")
+        finally:
+            uninstrument()
+        assert client.flush(5)
+        (run,) = httpx.get(f"{server.url}/api/agents/looping-rooms/runs", timeout=10).json()["items"]
+        assert "TOOL_LOOP" in collector_signals(server, run["run_id"])
+    finally:
+        client.shutdown(timeout=5)
+        server.stop()
