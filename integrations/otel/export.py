@@ -102,6 +102,7 @@ class OtelExport:
         from dunetrace import __version__
 
         self.client = dt
+        self.provider = provider
         self.tracer = provider.get_tracer(SCOPE, __version__)
         self.max_open_runs = max_open_runs
         self.skipped_runs = 0
@@ -301,14 +302,19 @@ class OtelExport:
 def export_to(dt: Dunetrace, tracer_provider: TracerProvider | None = None) -> OtelExport:
     """Send every run of ``dt`` also as spans through ``tracer_provider``
     (default: the global one). Returns the exporter; ``close()`` it, or
-    ``dt.shutdown()``, to stop. ``Dunetrace(export="none")`` turns off the
-    shipping to a Dunetrace ingest while this goes on."""
+    ``dt.shutdown()``, to stop. Idempotent: the same client and provider
+    return the exporter already there. ``Dunetrace(export="none")`` turns
+    off the shipping to a Dunetrace ingest while this goes on."""
     if not isinstance(dt, Dunetrace):
         raise TypeError(f"export_to(dt, provider) needs a Dunetrace client first; got {dt!r}")
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if not hasattr(provider, "get_tracer"):
         raise TypeError(f"export_to(dt, provider): provider must be an OpenTelemetry TracerProvider; got {provider!r}")
+    name = f"dunetrace.otel.export:{id(provider)}"
+    current = dt.plugins.get_plugin(name)
+    if isinstance(current, OtelExport) and current.provider is provider and not current.closed:
+        return current
     exporter = OtelExport(dt, provider)
-    dt.plugins.register(exporter)
+    dt.plugins.register(exporter, name=name)
     dt.add_watcher(exporter)
     return exporter

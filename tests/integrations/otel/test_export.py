@@ -210,6 +210,16 @@ def test_over_otlp_http_to_a_local_receiver(dt: Dunetrace) -> None:
         receiver.close()
 
 
+def test_export_to_is_idempotent_per_provider(dt: Dunetrace, exported: InMemorySpanExporter) -> None:
+    provider = TracerProvider()
+    first = export_to(dt, provider)
+    assert export_to(dt, provider) is first
+    first.close()
+    again = export_to(dt, provider)
+    assert again is not first
+    again.close()
+
+
 def test_bad_arguments_name_what_to_fix(dt: Dunetrace) -> None:
     with pytest.raises(TypeError, match="Dunetrace client"):
         export_to(object(), TracerProvider())  # type: ignore[arg-type]
