@@ -30,6 +30,7 @@ from .health import Health, unavailable_reason
 from .ingest import IngestEndpoint, TooLarge, authorized, refuse_declared_length
 from .logs import RefusalLog
 from .openapi import openapi_document
+from .otlp import BadTraces, TraceReceiver, decode_json, decode_protobuf
 from .schema import BadRequest, parse_json, validate_deploy
 from .sessions import login_routes
 from .settings import Settings
@@ -148,6 +149,38 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
 
         return await _guard(work, collector.health)
 
+    receiver = TraceReceiver(collector)
+
+    async def traces(request: Request) -> Response:
+        # OTLP/HTTP (protobuf or JSON): GenAI spans into runs; see otlp.py.
+        try:
+            raw = await _body(request, settings.max_body_bytes)
+        except TooLarge:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        if not authorized(settings, None, request.headers.get("authorization", "")):
+            return _error(401, "unknown or inactive API key")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"
+
+        def work() -> Response:
+            try:
+                body = _gunzip(raw, settings.max_body_bytes) if gzipped else raw
+                if kind == "application/json":
+                    records = decode_json(body)
+                elif kind in ("application/x-protobuf", "application/protobuf"):
+                    records = decode_protobuf(body)
+                else:
+                    wanted = "application/x-protobuf or application/json"
+                    raise BadTraces(f"content-type must be {wanted}; got {kind!r}", 415)
+            except BadTraces as exc:
+                return _error(exc.status, exc.detail)
+            receiver.receive(records)
+            if kind == "application/json":
+                return JSONResponse({})
+            return Response(b"", media_type="application/x-protobuf")  # an empty ExportTraceServiceResponse
+
+        return await _guard(work, collector.health)
+
     async def health(request: Request) -> Response:
         from dunetrace import __version__
 
@@ -169,6 +202,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         try:
             yield
         finally:
+            await to_thread.run_sync(receiver.stop)
             collector.stop()
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -186,6 +220,7 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
         # A plain ASGI app, not a Starlette endpoint: see ingest.py.
         Route("/v1/ingest", IngestEndpoint(collector), methods=["POST"]),
         Route("/v1/deploy", deploy, methods=["POST"]),
+        Route("/v1/traces", traces, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
@@ -203,6 +238,19 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
     return app
 
 
+def _gunzip(body: bytes, limit: int) -> bytes:
+    import zlib
+
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflate.decompress(body, limit + 1)
+    except zlib.error:
+        raise BadTraces("body is not valid gzip") from None
+    if len(out) > limit:
+        raise BadTraces(f"body larger than {limit} bytes once unzipped", 413)
+    return out
+
+
 async def _guard(work: Any, health: Health) -> Response:
     """A database that cannot be written is the collector's trouble, not the
     caller's: 503, which the SDK retries; ``/health`` says so too."""
@@ -210,7 +258,7 @@ async def _guard(work: Any, health: Health) -> Response:
         response: Response = await to_thread.run_sync(work)
     except StoreUnavailable as exc:
         reason = health.failed(exc)
-        logger.error("deploy marker not stored: %s", reason, extra={"event": "store_error", "reason": reason})
+        logger.error("request not stored: %s", reason, extra={"event": "store_error", "reason": reason})
         return _error(503, "database unavailable; retry later", reason=reason)
     if response.status_code < 300:
         health.stored()

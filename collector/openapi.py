@@ -281,6 +281,40 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/traces": {
+                "post": {
+                    "summary": "OTLP/HTTP trace export: GenAI spans become runs",
+                    "description": "An OTLP ExportTraceServiceRequest, protobuf (needs opentelemetry-proto) or "
+                    "JSON, optionally gzip-encoded. Agent spans become runs, model, tool and retrieval spans "
+                    "their steps; content attributes are hashed, never stored.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"resourceSpans": {"type": "array"}},
+                                }
+                            },
+                            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "received",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                            },
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "413": _ERROR,
+                        "415": _ERROR,
+                        "503": _ERROR,
+                    },
+                }
+            },
             "/health": {
                 "get": {
                     "summary": "Liveness and database check",
