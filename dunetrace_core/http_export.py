@@ -122,7 +122,7 @@ class HttpExporter:
 
         return send
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # delivered before third-party exporters run (see plugins.py)
     def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
         if NAME in batch.delivered_by:
             return ExportResult.ok()
