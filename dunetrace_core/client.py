@@ -57,7 +57,16 @@ class Dunetrace:
         if on_signal is not None:
             self.on_signal(on_signal)
         self.options = Options.build(endpoint, api_key, **options)
-        self.hasher = Hasher(self.options.hash_key)
+        # The project's secret keys every content hash (hashing.py): the hash
+        # key when set, else the API key.
+        self.hasher = Hasher(self.options.hash_key or self.options.api_key or None)
+        if not self.hasher.keyed:
+            warn_once(
+                "unkeyed-hashes",
+                "dunetrace: no API key or DUNETRACE_HASH_KEY: content hashes are plain SHA-256, which "
+                "anyone holding them can confirm guesses against (short values, known prompts); set "
+                "DUNETRACE_HASH_KEY to key them",
+            )
         self.plugins = PluginHost()
         self._http: HttpExporter | None = None
         exporters = self.options.exporters
