@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["ErrorGuard", "capture_internal_errors", "logger", "warn_once"]
+__all__ = ["ErrorGuard", "capture_internal_errors", "internal_error", "logger", "warn_once"]
 
 logger = logging.getLogger("dunetrace")
 logger.addHandler(logging.NullHandler())
@@ -31,6 +31,12 @@ def warn_once(cause: str, message: str, *args: object, level: int = logging.WARN
         _seen.add(cause)
     logger.log(level, message, *args)
     return True
+
+
+def reset_after_fork() -> None:
+    """A forked child's lock: a thread of the parent may have held it."""
+    global _seen_lock
+    _seen_lock = threading.Lock()
 
 
 def forget_warnings() -> None:
@@ -71,6 +77,21 @@ class ErrorGuard:
             level=logging.ERROR,
         )
         return True
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """The body of a guard for ``except Exception as exc:`` blocks (free on
+    the happy path, unlike entering a ``with``): logs once, or re-raises
+    in strict mode. Call it only from inside the ``except`` block."""
+    if strict:
+        raise  # noqa: PLE0704 - the exception being handled by the caller
+    warn_once(
+        f"internal:{where}:{type(exc).__name__}",
+        "dunetrace: internal error in %s (the agent is unaffected; please report): %s",
+        where,
+        type(exc).__name__,
+        level=logging.ERROR,
+    )
 
 
 def capture_internal_errors(where: str) -> ErrorGuard:
