@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .encoding import encode_body
 from .export import ExportBatch, ExportResult
+from .lifecycle import quiet_signals
 from .log import capture_internal_errors, logger, warn_once
 from .sender import Sender
 
@@ -285,6 +286,7 @@ class Buffer:
     # -- the drain thread ----------------------------------------------------
 
     def _run(self) -> None:
+        quiet_signals()
         interval = self._options.flush_interval
         while True:
             wait = interval

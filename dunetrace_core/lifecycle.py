@@ -6,11 +6,12 @@ still open end as ``abandoned``, what is queued gets ``exit_timeout`` to
 leave) and, unless everything was delivered, one line on stderr says how
 many events were delivered, dropped (by reason), left and in flight.
 
-``multiprocessing`` children never run atexit: fork and forkserver children
-end with ``os._exit``, and every child's ``Process._bootstrap`` clears
-multiprocessing's finalizers before the target runs. So a client re-arms
-itself through ``multiprocessing.util.register_after_fork`` (called in every
-child's ``_bootstrap``, whatever the start method) with a
+``multiprocessing`` fork and forkserver children never run atexit: they end
+with ``os._exit``, and their ``Process._bootstrap`` clears multiprocessing's
+finalizers before the target runs. So a client re-arms itself through
+``multiprocessing.util.register_after_fork`` (which that ``_bootstrap``
+calls; a spawn child, which clears nothing, is armed when its ``__main__``
+is imported, or when the client is built in the target) with a
 ``multiprocessing.util.Finalize`` that closes the clients when the child's
 target returns, and, where SIGTERM still has its default action, a SIGTERM
 handler that closes them before the child dies: ``Pool.terminate()`` (and so
@@ -53,7 +54,6 @@ class _Marker:
 
 _MARKER = _Marker()
 _after_fork_registered = False
-_armed_pid = 0
 
 
 def track(client: Dunetrace) -> None:
@@ -61,8 +61,11 @@ def track(client: Dunetrace) -> None:
     _clients.add(client)
     _register_after_fork()
     process = sys.modules.get("multiprocessing.process")
-    if process is not None and process.parent_process() is not None:
-        _arm_child()  # built inside a child's target: after _bootstrap's clearing
+    if process is not None and (
+        process.parent_process() is not None  # in a child's target: after _bootstrap's clearing
+        or getattr(process.current_process(), "_inheriting", False)  # a spawn child importing __main__
+    ):
+        _arm_child()
 
 
 def forget(client: Dunetrace) -> None:
@@ -87,20 +90,36 @@ def exit_report(counts: Mapping[str, Any], endpoint: str) -> str | None:
     return text
 
 
+#: True while this thread closes the clients at the end of the process. A
+#: SIGTERM that arrives meanwhile (a Pool worker ending on its own as
+#: ``Pool.terminate()`` kills it) waits for the close to finish.
+_closing = False
+_deferred: tuple[Any, int, Any] | None = None
+
+
 def close_all(at_exit: bool = True) -> None:
     """Close every client within the longest ``exit_timeout`` among them."""
+    global _closing, _deferred
     clients = list(_clients)
-    if not clients:
+    if not clients or _closing:
         return
-    deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
-    for client in clients:
-        try:
-            report = client._close(max(0.0, deadline - time.monotonic()))
-            if report is not None and at_exit:
-                sys.stderr.write(report + "\n")
-                sys.stderr.flush()
-        except Exception:  # the process is going away; say nothing more
-            pass
+    _closing = True
+    try:
+        deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
+        for client in clients:
+            try:
+                report = client._close(max(0.0, deadline - time.monotonic()))
+                if report is not None and at_exit:
+                    sys.stderr.write(report + "\n")
+                    sys.stderr.flush()
+            except Exception:  # the process is going away; say nothing more
+                pass
+    finally:
+        _closing = False
+        deferred, _deferred = _deferred, None
+        if deferred is not None:
+            handler, signum, frame = deferred
+            handler(signum, frame)
 
 
 def flush_all() -> None:
@@ -139,10 +158,9 @@ def _in_child(_marker: object) -> None:
 
 
 def _arm_child() -> None:
-    global _armed_pid
-    if _armed_pid == os.getpid():
-        return
-    _armed_pid = os.getpid()
+    # Every time: a finalizer registered while __main__ was imported may
+    # since have been cleared by _bootstrap (a forkserver child that imports
+    # __main__ itself). A second one finds the clients closed.
     util = sys.modules.get("multiprocessing.util")
     if util is None:
         return
@@ -160,6 +178,10 @@ def _chain_sigterm() -> None:
         return
 
     def on_sigterm(signum: int, frame: Any) -> None:
+        global _deferred
+        if _closing:  # interrupted our own close: let it finish first
+            _deferred = (on_sigterm, signum, frame)
+            return
         if callable(previous):
             # The user's handler decides whether the child ends: deliver what
             # is queued first, close nothing (the finalizer closes at exit).
@@ -178,17 +200,53 @@ def _chain_sigterm() -> None:
         pass
 
 
+def quiet_signals() -> None:
+    """Called first by each of our threads: SIGTERM and SIGINT go to another
+    thread. Python runs signal handlers on the main thread, but the kernel
+    hands a process's signal to any thread that does not block it; one that
+    lands on ours leaves a main thread blocked in a lock (a Pool worker
+    waiting for its next task) never running the handler."""
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
+        pass
+
+
 # -- os.fork ------------------------------------------------------------------
+
+
+_held: list[threading.Lock] = []
 
 
 def _before_fork() -> None:
     # A fork by multiprocessing: have its child's _bootstrap re-arm us.
     _register_after_fork()
+    for client in list(_clients):
+        http = client._http
+        if http is None:
+            continue
+        # The child reuses the parent's TLS context (HttpExporter.tls_context).
+        try:
+            http.tls_context()
+        except Exception:  # the child builds its own, as before
+            pass
+        # Not while a sender thread builds its HTTP client: that imports
+        # httpcore, and a module half imported at the fork stays locked
+        # forever in the child. Bounded: a fork is never held up for long.
+        lock = http._lock
+        if lock.acquire(timeout=5.0):
+            _held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
 
 
 def _after_fork_in_child() -> None:
     # Locks a thread of the parent held at the fork stay held in the child:
     # every lock the child may take is new.
+    _held.clear()
     log.reset_after_fork()
     plugins._entry_lock = threading.Lock()
     for client in list(_clients):
@@ -196,4 +254,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
