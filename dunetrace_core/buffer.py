@@ -276,11 +276,17 @@ class Buffer:
     def final_counts(self) -> dict[str, Any]:
         """After close(): events ``delivered``, ``dropped`` by reason,
         ``left`` (never sent) and ``in_flight`` (sent, no answer yet)."""
-        with self._lock:
+        # Bounded: called from a SIGTERM handler, this thread may be the one
+        # the signal interrupted inside the lock.
+        locked = self._lock.acquire(timeout=1.0)
+        try:
             dropped = dict(self.dropped)
             sent = self.sent
             in_flight = sum(g.batch.size for g in list(self._out.values()) if g.batch is not None)
             left = len(self._queue) + self._pending_events - in_flight
+        finally:
+            if locked:
+                self._lock.release()
         return {"delivered": sent, "dropped": dropped, "left": left, "in_flight": in_flight}
 
     # -- the drain thread ----------------------------------------------------

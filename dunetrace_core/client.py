@@ -82,7 +82,9 @@ class Dunetrace:
         self.plugins.on_change = self._plugins_changed
         self._plugins_changed()
         self._shut = False
-        self._shutdown_lock = threading.Lock()
+        # Reentrant: a SIGTERM handler (lifecycle.py) may close the client on
+        # the thread that was inside this lock.
+        self._shutdown_lock = threading.RLock()
         #: Runs started and not yet finished, oldest first, held weakly: a
         #: run is added when it starts and leaves when it ends or is gone.
         self._open_runs: dict[int, weakref.ref[Run]] = {}
@@ -319,7 +321,7 @@ class Dunetrace:
         # The parent's runs are the parent's to end; its threads' locks may
         # have been held at the fork.
         self._open_runs = {}
-        self._shutdown_lock = threading.Lock()
+        self._shutdown_lock = threading.RLock()
         if self._http is not None:
             self._http._lock = threading.Lock()
 

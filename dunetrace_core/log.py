@@ -16,7 +16,8 @@ logger = logging.getLogger("dunetrace")
 logger.addHandler(logging.NullHandler())
 
 _seen: set[str] = set()
-_seen_lock = threading.Lock()
+# Reentrant: a signal handler may warn on a thread that was warning.
+_seen_lock = threading.RLock()
 
 #: Set by the test suite (``DUNETRACE_STRICT=1``) so that an internal error
 #: fails the test instead of being logged.
@@ -36,7 +37,7 @@ def warn_once(cause: str, message: str, *args: object, level: int = logging.WARN
 def reset_after_fork() -> None:
     """A forked child's lock: a thread of the parent may have held it."""
     global _seen_lock
-    _seen_lock = threading.Lock()
+    _seen_lock = threading.RLock()
 
 
 def forget_warnings() -> None:

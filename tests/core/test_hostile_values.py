@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher, canonical_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dunetrace import Dunetrace
-from dunetrace.hashing import Hasher, canonical_json
 from tests.ingest_server import IngestServer
 
 
@@ -139,7 +139,7 @@ def every_method(client: Dunetrace, value: Any) -> None:
         assert isinstance(run.retrieval_called(value, value), int)
         run.retrieval_responded(value, value, value, value, step=value)
         run.external_signal(value, value, meta=value)
-        run.external_signal("s", "src", **({"x": value}))
+        run.external_signal("s", "src", x=value)
         run.final_answer()
         assert isinstance(run.step_index, int)
 

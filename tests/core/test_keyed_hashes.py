@@ -14,8 +14,8 @@ import sys
 import textwrap
 
 import pytest
-
 from dunetrace import Dunetrace
+
 from tests.ingest_server import IngestServer
 
 PROMPTS = [f"You are a helpful assistant for ACME support, variant {i}." for i in range(500)]

@@ -11,8 +11,8 @@ import time
 from collections import Counter
 
 import pytest
-
 from dunetrace import Dunetrace
+
 from tests.ingest_server import IngestServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))

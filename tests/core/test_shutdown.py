@@ -15,6 +15,7 @@ import time
 import weakref
 
 from dunetrace import Dunetrace
+
 from tests.ingest_server import IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,7 +84,7 @@ def parse(stderr: str) -> dict[str, object]:
     match = REPORT.search(stderr)
     assert match, stderr
     delivered, dropped, reasons, left, in_flight = match.groups()
-    by_reason = dict((k, int(v)) for k, v in (part.split(": ") for part in reasons.split(", "))) if reasons else {}
+    by_reason = {k: int(v) for k, v in (part.split(": ") for part in reasons.split(", "))} if reasons else {}
     assert sum(by_reason.values()) == int(dropped)
     return {"delivered": int(delivered), "dropped": by_reason, "left": int(left), "in_flight": int(in_flight or 0)}
 

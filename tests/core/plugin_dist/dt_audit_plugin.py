@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pluggy
-
 from dunetrace import hookimpl
 
 ORDER: list[str] = []
