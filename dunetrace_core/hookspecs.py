@@ -110,7 +110,8 @@ def dunetrace_run_finished(run: Run, error: BaseException | None) -> None:
     """A run ended; its ``run.completed`` or ``run.errored`` event is queued.
 
     ``error`` is the exception that ended it, or None. Called on the caller's
-    thread. Return value ignored.
+    thread, or, for a run ended as ``abandoned`` by ``shutdown()`` or at
+    exit, on the thread that shuts down. Return value ignored.
     """
 
 

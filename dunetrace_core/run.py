@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 import uuid
 from contextvars import ContextVar, Token
@@ -31,6 +32,10 @@ __all__ = ["Run", "agent_version", "get_current_run", "reset_current_run", "set_
 
 _current: ContextVar[Run | None] = ContextVar("dunetrace_current_run", default=None)
 _now = time.time
+#: Makes "only the first finish() counts" hold across threads: shutdown()
+#: may end a run while its own thread ends it too. Reentrant: a SIGTERM
+#: handler may end runs on a thread that was inside it.
+_finishing = threading.RLock()
 
 
 def get_current_run() -> Run | None:
@@ -324,9 +329,10 @@ class Run:
     def finish(self, error: BaseException | None = None, exit_reason: str | None = None) -> None:
         """Emit ``run.completed``, or ``run.errored`` when ``error`` is given.
         Only the first call counts."""
-        if self.finished:
-            return
-        self.finished = True
+        with _finishing:
+            if self.finished:
+                return
+            self.finished = True
         self._client._run_finished(self)
         with capture_internal_errors("run.finish"):
             if not self.started:

@@ -41,6 +41,14 @@ def own_handler_then_task(i: int) -> None:
     task_then_wait(i)
 
 
+def inherited_handler(signum: int, frame: object) -> None:
+    # Installed by the parent before the children start: fork children
+    # inherit it, and it is still the one that decides how they end.
+    with dt.run("inherited-handler-ran"):
+        pass
+    sys.exit(7)
+
+
 def main() -> None:
     method, shape = sys.argv[1], sys.argv[2]
     ctx = multiprocessing.get_context(method)
@@ -70,6 +78,18 @@ def main() -> None:
         for p in procs:
             p.join(30)
         assert [p.exitcode for p in procs] == [-signal.SIGTERM] * 4 + [0], [p.exitcode for p in procs]
+    elif shape == "inherited":  # a SIGTERM handler the fork children inherit
+        signal.signal(signal.SIGTERM, inherited_handler)
+        procs = [ctx.Process(target=task_then_wait, args=(i,)) for i in range(3)]
+        for p in procs:
+            p.start()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        time.sleep(float(os.environ.get("DT_SETTLE", "3")))
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [7] * 3, [p.exitcode for p in procs]
     dt.shutdown(5)
 
 

@@ -52,6 +52,14 @@ def test_sigterm_between_tasks_delivers_and_keeps_the_users_handler(ingest: Inge
     assert runs(ingest, "handler-ran") == {"run.started": 1, "run.completed": 1}
 
 
+def test_a_sigterm_handler_the_children_inherit_still_decides(ingest: IngestServer) -> None:
+    fan_out(ingest, "fork", "inherited", DT_FLUSH="60")
+    # our handler flushed first, then called theirs (exit code 7, checked in
+    # the script), whose own run the finalizer delivered
+    assert runs(ingest) == {"run.started": 3, "tool.called": 3, "run.completed": 3}
+    assert runs(ingest, "inherited-handler-ran") == {"run.started": 3, "run.completed": 3}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_200_forks_while_the_parent_sends_never_deadlock(ingest: IngestServer) -> None:
