@@ -139,21 +139,32 @@ def canonical_json(value: Any) -> str:
 class Hasher:
     """Turns content into a hex digest; the raw value is never kept."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, secret: str | bytes | None = None) -> None:
-        #: The derived content key, or None for plain SHA-256 (dev mode).
-        self._key = derive_key(secret) if secret else None
+        # HMAC (RFC 2104) with its two padded-key states hashed once and
+        # copied per value: the same digest as hmac.digest(), in under half
+        # its time (it is paid on the agent's thread for every hashed value).
+        self._inner: Any = None
+        self._outer: Any = None
+        if secret:
+            key = derive_key(secret).ljust(64, b"\0")  # SHA-256's block is 64 bytes
+            self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+            self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     @property
     def keyed(self) -> bool:
-        return self._key is not None
+        return self._inner is not None
 
     def text(self, text: str) -> str:
         data = str.encode(text, "utf-8", "surrogatepass")
-        if self._key is None:
+        if self._inner is None:
             return hashlib.sha256(data).hexdigest()
-        return hmac.digest(self._key, data, "sha256").hex()
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def value(self, value: Any) -> str | None:
         """Digest of any content value; None stays None (nothing to hash)."""

@@ -100,3 +100,11 @@ def test_two_processes_with_the_same_key_agree(ingest: IngestServer) -> None:
     assert called[0] == called[1] != called[2]
     assert started[0]["agent_version"] == started[1]["agent_version"] != started[2]["agent_version"]
     assert called[0] == keyed("project-a", '{"attempt":1,"pin":"4821"}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=st.text(min_size=1, max_size=80), text=st.text(max_size=3000))
+def test_the_hasher_is_exactly_the_documented_hmac(secret: str, text: str) -> None:
+    content_key = hmac.new(secret.encode("utf-8", "surrogatepass"), b"dunetrace content hash v1", hashlib.sha256).digest()
+    expected = hmac.new(content_key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    assert Hasher(secret).text(text) == expected
