@@ -15,6 +15,9 @@ import textwrap
 
 import pytest
 from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.ingest_server import IngestServer
 
