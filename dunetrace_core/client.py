@@ -82,6 +82,7 @@ class Dunetrace:
         self.plugins.on_change = self._plugins_changed
         self._plugins_changed()
         self._shut = False
+        self._delivered_all = False  # what the first shutdown() found
         # Reentrant: a SIGTERM handler (lifecycle.py) may close the client on
         # the thread that was inside this lock.
         self._shutdown_lock = threading.RLock()
@@ -294,8 +295,6 @@ class Dunetrace:
         with capture_internal_errors("shutdown report"):
             return lifecycle.exit_report(self._buffer.final_counts(), self.options.endpoint)
         return None
-
-    _delivered_all = False
 
     def _run_started(self, run: Run) -> None:
         key = id(run)
