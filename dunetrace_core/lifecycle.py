@@ -123,12 +123,17 @@ def close_all(at_exit: bool = True) -> None:
 
 
 def flush_all() -> None:
+    """Deliver what every client has queued, within the longest
+    ``exit_timeout``; nothing is closed."""
     clients = list(_clients)
     if not clients:
         return
     deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
     for client in clients:
-        client.flush(max(0.0, deadline - time.monotonic()))
+        try:
+            client.flush(max(0.0, deadline - time.monotonic()))
+        except Exception:  # called from a signal handler: never raise there
+            pass
 
 
 def _at_exit() -> None:
