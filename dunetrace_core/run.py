@@ -300,8 +300,8 @@ class Run:
         if self.started:
             return self
         self.started = True
-        self._client._run_started(self)
         with capture_internal_errors("run.start"):
+            self._client._run_started(self)
             if self.parent_run_id is None:
                 parent = get_current_run()
                 if parent is not None and parent is not self:
@@ -333,8 +333,8 @@ class Run:
             if self.finished:
                 return
             self.finished = True
-        self._client._run_finished(self)
         with capture_internal_errors("run.finish"):
+            self._client._run_finished(self)
             if not self.started:
                 self.start()
             payload: dict[str, Any]
