@@ -30,6 +30,12 @@ def task_then_wait(i: int) -> None:
     time.sleep(60)  # killed with SIGTERM while waiting
 
 
+def stuck_in_a_run(i: int) -> None:
+    with dt.run("stuck") as run:
+        run.tool_called("slow")
+        time.sleep(60)  # terminated here, mid-run
+
+
 def own_handler_then_task(i: int) -> None:
     # A target that installs its own SIGTERM handler: it stays the one called.
     def on_term(signum: int, frame: object) -> None:
@@ -70,6 +76,7 @@ def main() -> None:
     elif shape == "terminate":  # SIGTERM between tasks; the exit code stays -SIGTERM
         procs = [ctx.Process(target=task_then_wait, args=(i,)) for i in range(4)]
         procs.append(ctx.Process(target=own_handler_then_task, args=(4,)))
+        procs.append(ctx.Process(target=stuck_in_a_run, args=(5,)))
         for p in procs:
             p.start()
         time.sleep(float(os.environ.get("DT_SETTLE", "3")))
@@ -77,7 +84,8 @@ def main() -> None:
             p.terminate()
         for p in procs:
             p.join(30)
-        assert [p.exitcode for p in procs] == [-signal.SIGTERM] * 4 + [0], [p.exitcode for p in procs]
+        expected = [-signal.SIGTERM] * 4 + [0, -signal.SIGTERM]
+        assert [p.exitcode for p in procs] == expected, [p.exitcode for p in procs]
     elif shape == "inherited":  # a SIGTERM handler the fork children inherit
         signal.signal(signal.SIGTERM, inherited_handler)
         procs = [ctx.Process(target=task_then_wait, args=(i,)) for i in range(3)]

@@ -50,6 +50,10 @@ def test_sigterm_between_tasks_delivers_and_keeps_the_users_handler(ingest: Inge
     # the target's own handler ran (and its run, after our flush, was delivered
     # by the finalizer when the handler's sys.exit ended the child)
     assert runs(ingest, "handler-ran") == {"run.started": 1, "run.completed": 1}
+    # terminated mid-run: what it had emitted, and its run ended as abandoned
+    stuck = [e for e in ingest.events if e["agent_id"] == "stuck"]
+    assert [e["event_type"] for e in stuck] == ["run.started", "tool.called", "run.completed"]
+    assert stuck[-1]["payload"]["exit_reason"] == "abandoned"
 
 
 def test_a_sigterm_handler_the_children_inherit_still_decides(ingest: IngestServer) -> None:
