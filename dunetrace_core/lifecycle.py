@@ -221,15 +221,26 @@ def quiet_signals() -> None:
 
 
 _held: list[threading.Lock] = []
+_transport_imported = False
 
 
 def _before_fork() -> None:
+    global _transport_imported
     # A fork by multiprocessing: have its child's _bootstrap re-arm us.
     _register_after_fork()
     for client in list(_clients):
         http = client._http
         if http is None:
             continue
+        if not _transport_imported:
+            # httpx imports its transport stack with the first client built;
+            # once here, not in every child's first send (a Pool's workers
+            # would each pay it, on a busy machine for seconds).
+            _transport_imported = True
+            try:
+                import httpcore  # noqa: F401
+            except Exception:
+                pass
         # The child reuses the parent's TLS context (HttpExporter.tls_context).
         try:
             http.tls_context()

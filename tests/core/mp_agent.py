@@ -12,8 +12,8 @@ import time
 
 from dunetrace import Dunetrace
 
-# exit_timeout 10: a child's first send imports httpx's transport stack,
-# which on a loaded test machine can take longer than the default 2 s.
+# exit_timeout 10: a spawn child's first send imports httpx's transport
+# stack, which on a loaded test machine can take longer than the default 2 s.
 dt = Dunetrace(
     endpoint=os.environ["DT_ENDPOINT"], flush_interval=float(os.environ.get("DT_FLUSH", "0.2")), exit_timeout=10.0
 )
