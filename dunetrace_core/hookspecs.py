@@ -23,7 +23,10 @@ Rules that hold for every hook:
   For ``dunetrace_event`` the event goes on as the plugins before the raise
   left it; for ``dunetrace_export`` the built-in exporters run first
   (``tryfirst``), so a batch one of them delivered counts as delivered, and
-  otherwise it is dropped and counted as ``export_plugin_error``.
+  otherwise it is dropped and counted as ``export_plugin_error``. What is
+  not an ``Exception`` (KeyboardInterrupt, SystemExit) and an exception
+  whose class sets ``dunetrace_passthrough = True`` (``PolicyViolation``)
+  go on as raised.
 * Hooks no plugin implements cost nothing: the per-event hook is not called
   at all then.
 """
