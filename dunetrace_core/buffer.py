@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .encoding import encode_body
 from .export import ExportBatch, ExportResult
+from .lifecycle import quiet_signals
 from .log import capture_internal_errors, logger, warn_once
 from .sender import Sender
 
@@ -129,6 +130,9 @@ class Buffer:
         self._results: SimpleQueue[tuple[Sender | None, _Open, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
+        #: Set by close() once its time is up: no batch leaves after that,
+        #: so what close() reports as left stays left.
+        self._halted = False
         self._retry_at = 0.0
         self._failures = 0
         self._gap = 0.0  # seconds between requests, after a 429
@@ -252,22 +256,43 @@ class Buffer:
         return True
 
     def close(self, timeout: float) -> bool:
-        """Flush, then stop the thread. Events after this are dropped."""
+        """Flush, then stop the thread. Events after this are dropped, and
+        no batch leaves after ``timeout``: what is still queued then is left
+        (see :meth:`final_counts`)."""
         done = self.flush(timeout)
         self._closed = True
         self._room = 0
+        self._halted = True
         self._stopping = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
+            # Batches already out get a moment for their answer.
             thread.join(0.5)
         for sender in self._senders:
             sender.stop()
         return done
 
+    def final_counts(self) -> dict[str, Any]:
+        """After close(): events ``delivered``, ``dropped`` by reason,
+        ``left`` (never sent) and ``in_flight`` (sent, no answer yet)."""
+        # Bounded: called from a SIGTERM handler, this thread may be the one
+        # the signal interrupted inside the lock.
+        locked = self._lock.acquire(timeout=1.0)
+        try:
+            dropped = dict(self.dropped)
+            sent = self.sent
+            in_flight = sum(g.batch.size for g in list(self._out.values()) if g.batch is not None)
+            left = len(self._queue) + self._pending_events - in_flight
+        finally:
+            if locked:
+                self._lock.release()
+        return {"delivered": sent, "dropped": dropped, "left": left, "in_flight": in_flight}
+
     # -- the drain thread ----------------------------------------------------
 
     def _run(self) -> None:
+        quiet_signals()
         interval = self._options.flush_interval
         while True:
             wait = interval
@@ -309,7 +334,7 @@ class Buffer:
                 # What arrived while the last batches were out waits for the
                 # next tick, unless it already fills a batch: a fast receiver
                 # must not turn into a stream of tiny requests.
-                if self._queue and (len(self._queue) >= self._size or self._stopping):
+                if self._queue and (len(self._queue) >= self._size or self._stopping) and not self._halted:
                     self._take(ahead)
                     continue
                 break
@@ -348,7 +373,7 @@ class Buffer:
         """Hand out batches until two are out (one while retrying or paced,
         ``ahead`` None), or none may go yet."""
         out = self._out
-        while len(out) < (1 if ahead is None else _SLOTS):
+        while len(out) < (1 if ahead is None else _SLOTS) and not self._halted:
             now = time.monotonic()
             if self._retry_at:
                 if now < self._retry_at:

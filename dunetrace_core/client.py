@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import os
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
+from . import lifecycle
 from .buffer import Buffer
 from .detectors._live import live_detectors
 from .hashing import Hasher
@@ -31,8 +30,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
 
 _REQUIRED = ("event_type", "run_id", "agent_id", "agent_version")
-
-_clients: weakref.WeakSet[Dunetrace] = weakref.WeakSet()
 
 
 class Dunetrace:
@@ -72,7 +69,16 @@ class Dunetrace:
         self._policies = PolicyEngine()
         self._add_policies(policies)
         self.options = Options.build(endpoint, api_key, **options)
-        self.hasher = Hasher(self.options.hash_key)
+        # The project's secret keys every content hash (hashing.py): the hash
+        # key when set, else the API key.
+        self.hasher = Hasher(self.options.hash_key or self.options.api_key or None)
+        if not self.hasher.keyed:
+            warn_once(
+                "unkeyed-hashes",
+                "dunetrace: no API key or DUNETRACE_HASH_KEY: content hashes are plain SHA-256, which "
+                "anyone holding them can confirm guesses against (short values, known prompts); set "
+                "DUNETRACE_HASH_KEY to key them",
+            )
         self.plugins = PluginHost()
         self._http: HttpExporter | None = None
         exporters = self.options.exporters
@@ -91,9 +97,15 @@ class Dunetrace:
         self.plugins.on_change = self._plugins_changed
         self._plugins_changed()
         self._shut = False
-        self._shutdown_lock = threading.Lock()
+        self._delivered_all = False  # what the first shutdown() found
+        # Reentrant: a SIGTERM handler (lifecycle.py) may close the client on
+        # the thread that was inside this lock.
+        self._shutdown_lock = threading.RLock()
+        #: Runs started and not yet finished, oldest first, held weakly: a
+        #: run is added when it starts and leaves when it ends or is gone.
+        self._open_runs: dict[int, weakref.ref[Run]] = {}
         self.plugins.hook.dunetrace_configure.call_historic(kwargs={"client": self})
-        _clients.add(self)
+        lifecycle.track(self)
 
     def __repr__(self) -> str:
         return f"<Dunetrace endpoint={self.options.endpoint!r}>"
@@ -254,7 +266,7 @@ class Dunetrace:
     def _filter(self, event: dict[str, Any]) -> bool:
         """Run the ``dunetrace_event`` plugins; False drops the event."""
         results = self.plugins.hook.dunetrace_event(event=event)
-        if False in results:
+        if any(result is False for result in results):  # identity: a result's __eq__ may raise
             self._buffer.count_drop("dropped_by_plugin")
             return False
         payload = event.get("payload")
@@ -299,56 +311,67 @@ class Dunetrace:
             self.plugins.hook.dunetrace_flush(client=self, timeout=timeout)
 
     def shutdown(self, timeout: float = 5.0) -> bool:
-        """Flush (at most ``timeout`` seconds), tell plugins, and stop. Safe
-        to call twice. True when every event was delivered."""
+        """End every run still open (``run.completed`` with ``exit_reason``
+        ``abandoned``), deliver what is queued (at most ``timeout`` seconds),
+        and stop. Safe to call twice. True when every event was delivered."""
+        report = self._close(timeout)
+        if report is not None:
+            logger.warning("%s (after %.1fs)", report, timeout)
+        return self._delivered_all
+
+    def _close(self, timeout: float) -> str | None:
+        """shutdown() and the end of the process: returns the report of what
+        was not delivered, or None."""
         with self._shutdown_lock:
             if self._shut:
-                return not self._buffer.queued()
+                return None
             self._shut = True
-        done = False
+        self._delivered_all = False
         with capture_internal_errors("shutdown"):
             deadline = time.monotonic() + timeout
             self._flush_plugins(timeout)
-            done = self._buffer.close(max(0.0, deadline - time.monotonic()))
-            left = self._buffer.queued()
-            if left:
-                logger.warning(
-                    "dunetrace: shutdown left %d events undelivered after %.1fs (endpoint %s; stats: %s)",
-                    left,
-                    timeout,
-                    self.options.endpoint,
-                    self.stats(),
-                )
+            # Integrations that keep tables of open runs end theirs first, in
+            # their own way; the buffer still takes the events.
             self.plugins.hook.dunetrace_shutdown(client=self)
+            self._end_open_runs()
+            self._delivered_all = self._buffer.close(max(0.0, deadline - time.monotonic()))
             if self._http is not None:
                 self._http.close()
-        _clients.discard(self)
-        return done
+        lifecycle.forget(self)
+        with capture_internal_errors("shutdown report"):
+            return lifecycle.exit_report(self._buffer.final_counts(), self.options.endpoint)
+        return None
+
+    def _run_started(self, run: Run) -> None:
+        key = id(run)
+        runs = self._open_runs
+
+        def gone(ref: weakref.ref[Run], key: int = key) -> None:
+            if runs.get(key) is ref:
+                runs.pop(key, None)
+
+        runs[key] = weakref.ref(run, gone)
+
+    def _run_finished(self, run: Run) -> None:
+        self._open_runs.pop(id(run), None)
+
+    def _end_open_runs(self) -> None:
+        # Newest first: a child run ends before its parent.
+        for ref in reversed(list(self._open_runs.copy().values())):
+            run = ref()
+            if run is not None and not run.finished:
+                run.finish(exit_reason="abandoned")
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's runs are the parent's to end; its threads' locks may
+        # have been held at the fork.
+        self._open_runs = {}
+        self._shutdown_lock = threading.RLock()
+        if self._http is not None:
+            self._http._lock = threading.Lock()
 
     def __enter__(self) -> Dunetrace:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-def _flush_at_exit() -> None:
-    clients = list(_clients)
-    if not clients:
-        return
-    deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
-    for client in clients:
-        try:
-            client._flush_plugins(max(0.0, deadline - time.monotonic()))
-            client._buffer.flush(max(0.0, deadline - time.monotonic()))
-            left = client._buffer.queued()
-            if left:
-                sys.stderr.write(
-                    f"dunetrace: {left} events could not be sent to {client.options.endpoint} "
-                    f"before exit (stats: {client.stats()})\n"
-                )
-        except Exception:  # the interpreter is going away; say nothing more
-            pass
-
-
-atexit.register(_flush_at_exit)

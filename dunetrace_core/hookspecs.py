@@ -11,9 +11,22 @@ Rules that hold for every hook:
 * Hooks are called with keyword arguments only. An implementation may accept
   fewer arguments than the specification lists; arguments are only ever
   added, never renamed.
-* A plugin that raises is logged once on the ``dunetrace`` logger and skipped
-  for that call; the exception never reaches the agent and the other plugins
-  still run.
+* Hooks are called by pluggy itself, so ``wrapper=True`` and
+  ``hookwrapper=True`` implementations, ``tryfirst`` / ``trylast`` and a
+  plugin's own ``firstresult`` specifications behave as pluggy documents.
+* A plugin that raises never takes the agent down. As pluggy defines it, the
+  exception ends that call: the implementations pluggy had not yet called
+  are skipped for that call (only that one), and wrappers see the exception
+  and may handle it. If none does, it is logged once per plugin, hook and
+  exception class on the ``dunetrace`` logger (naming the plugin), and the
+  call answers as if no plugin had: ``[]``, or None for ``firstresult``.
+  For ``dunetrace_event`` the event goes on as the plugins before the raise
+  left it; for ``dunetrace_export`` the built-in exporters run first
+  (``tryfirst``), so a batch one of them delivered counts as delivered, and
+  otherwise it is dropped and counted as ``export_plugin_error``. What is
+  not an ``Exception`` (KeyboardInterrupt, SystemExit) and an exception
+  whose class sets ``dunetrace_passthrough = True`` (``PolicyViolation``)
+  go on as raised.
 * Hooks no plugin implements cost nothing: the per-event hook is not called
   at all then.
 """
@@ -72,11 +85,15 @@ def dunetrace_drain(client: Dunetrace) -> None:
 
 @hookspec
 def dunetrace_shutdown(client: Dunetrace) -> None:
-    """The client is shutting down, after its last flush.
+    """The client is shutting down: end the runs the plugin keeps open and
+    release what it holds (an integration finishes its open runs as
+    ``abandoned`` and detaches from its framework).
 
-    Release what the plugin holds (an integration detaches from its
-    framework). Called on the thread that called ``shutdown()``, or at
-    interpreter exit. Return value ignored.
+    Called after ``dunetrace_flush``, while events are still accepted: the
+    client then ends the runs still open itself (``abandoned``), delivers
+    what is queued, and closes. Called on the thread that called
+    ``shutdown()``, or at interpreter exit (or at the end of a
+    ``multiprocessing`` child). Return value ignored.
     """
 
 
@@ -96,7 +113,8 @@ def dunetrace_run_finished(run: Run, error: BaseException | None) -> None:
     """A run ended; its ``run.completed`` or ``run.errored`` event is queued.
 
     ``error`` is the exception that ended it, or None. Called on the caller's
-    thread. Return value ignored.
+    thread, or, for a run ended as ``abandoned`` by ``shutdown()`` or at
+    exit, on the thread that shuts down. Return value ignored.
     """
 
 

@@ -62,6 +62,7 @@ class HttpExporter:
         self._pid = 0
         self._unauthorized = False
         self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
 
     def _http(self) -> httpx.Client:
         """This process's client, built at its first request. A client made
@@ -78,7 +79,7 @@ class HttpExporter:
                         timeout=self._options.request_timeout,
                         transport=self._transport,
                         limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                        verify=self._verify(),
+                        verify=self.tls_context(),
                     )
                     self._unauthorized = False
                     # The sender first, the pid last: a thread that finds the
@@ -88,17 +89,24 @@ class HttpExporter:
                     self._pid = os.getpid()
         return self._client  # type: ignore[return-value]
 
-    def _verify(self) -> ssl.SSLContext | bool:
-        """What the client checks TLS certificates against.
+    def tls_context(self) -> ssl.SSLContext:
+        """What the client checks TLS certificates against, built once.
 
         An ``http://`` endpoint reached without a proxy never sees TLS, and
         loading the default CA bundle costs ~30 ms of CPU on the drain
         thread's first send. Such a client gets a context that trusts no
         certificate instead: should it ever attempt TLS, it fails rather
-        than trusting anything. Any other gets httpx's default checks."""
-        if urlsplit(self._options.endpoint).scheme == "http" and not getproxies():
-            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        return True
+        than trusting anything. Any other gets httpx's default checks.
+
+        Kept, and built before every fork (lifecycle.py): an OpenSSL lock
+        another thread of the parent held at os.fork() (hashing, say) stays
+        held in the child, where building a context would wait forever."""
+        if self._tls is None:
+            if urlsplit(self._options.endpoint).scheme == "http" and not getproxies():
+                self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            else:
+                self._tls = httpx.create_ssl_context()
+        return self._tls
 
     def _ingest_sender(self, client: httpx.Client) -> Callable[[bytes], httpx.Response]:
         url = httpx.URL(self._options.ingest_url)
@@ -122,7 +130,7 @@ class HttpExporter:
 
         return send
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # delivered before third-party exporters run (see plugins.py)
     def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
         if NAME in batch.delivered_by:
             return ExportResult.ok()

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["ErrorGuard", "capture_internal_errors", "logger", "warn_once"]
+__all__ = ["ErrorGuard", "capture_internal_errors", "internal_error", "logger", "warn_once"]
 
 logger = logging.getLogger("dunetrace")
 logger.addHandler(logging.NullHandler())
 
 _seen: set[str] = set()
-_seen_lock = threading.Lock()
+# Reentrant: a signal handler may warn on a thread that was warning.
+_seen_lock = threading.RLock()
 
 #: Set by the test suite (``DUNETRACE_STRICT=1``) so that an internal error
 #: fails the test instead of being logged.
@@ -31,6 +32,12 @@ def warn_once(cause: str, message: str, *args: object, level: int = logging.WARN
         _seen.add(cause)
     logger.log(level, message, *args)
     return True
+
+
+def reset_after_fork() -> None:
+    """A forked child's lock: a thread of the parent may have held it."""
+    global _seen_lock
+    _seen_lock = threading.RLock()
 
 
 def forget_warnings() -> None:
@@ -63,10 +70,8 @@ class ErrorGuard:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        # ``dunetrace_passthrough``: dunetrace.PolicyViolation, the one
-        # exception meant for the agent.
         if exc is None or not isinstance(exc, Exception) or strict or getattr(exc, "dunetrace_passthrough", False):
-            return False
+            return False  # PolicyViolation (dunetrace_passthrough) is meant for the agent
         warn_once(
             f"internal:{self.where}:{type(exc).__name__}",
             "dunetrace: internal error in %s (the agent is unaffected; please report): %r",
@@ -75,6 +80,21 @@ class ErrorGuard:
             level=logging.ERROR,
         )
         return True
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """The body of a guard for ``except Exception as exc:`` blocks (free on
+    the happy path, unlike entering a ``with``): logs once, or re-raises
+    in strict mode. Call it only from inside the ``except`` block."""
+    if strict or getattr(exc, "dunetrace_passthrough", False):
+        raise  # noqa: PLE0704 - the exception being handled by the caller
+    warn_once(
+        f"internal:{where}:{type(exc).__name__}",
+        "dunetrace: internal error in %s (the agent is unaffected; please report): %s",
+        where,
+        type(exc).__name__,
+        level=logging.ERROR,
+    )
 
 
 def capture_internal_errors(where: str) -> ErrorGuard:

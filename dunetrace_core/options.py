@@ -44,7 +44,8 @@ class Options:
     max_backoff: float = 1.0
     #: How long the flush at interpreter exit may take, in seconds.
     exit_timeout: float = 2.0
-    #: A secret for HMAC-SHA256 content hashes (default: plain SHA-256).
+    #: The secret content hashes are keyed with (HMAC-SHA-256, see
+    #: hashing.py); default: the API key; neither set: plain SHA-256.
     hash_key: str | None = None
     #: ``"http"`` (the ingest API) or ``"stdout"`` (NDJSON lines), or both,
     #: comma separated; third-party exporters need only be registered.

@@ -1,7 +1,14 @@
 """The plugin host: one pluggy manager per client.
 
-Plugins that raise are isolated: each implementation is called on its own, so
-one failing plugin is logged once and skipped while the others still run.
+Hooks are called through pluggy's own hook calling, so third-party
+implementations marked ``wrapper=True``, ``hookwrapper=True``, ``tryfirst``
+or ``trylast``, and hooks specified ``firstresult``, behave as pluggy
+documents. One guard surrounds each whole call (pluggy's public
+``add_hookcall_monitoring``): an exception that leaves the call (no wrapper
+handled it) is logged once, naming the plugin it came from, and the call
+answers an empty result instead; it never reaches the agent. What that means
+for each hook is written in ``hookspecs.py``.
+
 Third-party plugins come from the ``dunetrace`` entry-point group, looked up
 lazily once per process, when the first client is built.
 """
@@ -15,9 +22,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
-from pluggy._callers import _multicall
 
 from . import hookspecs
+from .export import ExportResult
 from .log import warn_once
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginHost", "hookimpl"]
@@ -50,45 +57,43 @@ def _load_entry_point_plugins() -> list[tuple[str, Any]]:
         return _entry_plugins
 
 
-def _plugin_label(impl: Any) -> str:
-    return str(getattr(impl, "plugin_name", None) or impl)
+def _culprit(error: BaseException, impls: Sequence[Any]) -> str:
+    """The plugin an exception came from: the innermost frame of its
+    traceback that is one of the call's hook implementations."""
+    codes = {getattr(impl.function, "__code__", None): impl for impl in impls}
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        impl = codes.get(tb.tb_frame.f_code)
+        if impl is not None:
+            found = impl
+        tb = tb.tb_next
+    if found is None:
+        return "unknown plugin"
+    return str(getattr(found, "plugin_name", None) or found.plugin)
 
 
-def _isolated_hookexec(
-    hook_name: str, methods: Sequence[Any], kwargs: Mapping[str, object], firstresult: bool
-) -> object | list[object]:
-    """pluggy's call loop, one implementation at a time, so one raising
-    plugin cannot take the others (or the agent) down with it."""
-    results: list[object] = []
-    for impl in reversed(methods):  # pluggy calls the last registered first
-        try:
-            result = _multicall(hook_name, [impl], kwargs, firstresult)
-        except Exception as exc:
-            warn_once(
-                f"plugin-raise:{_plugin_label(impl)}:{hook_name}",
-                "dunetrace: plugin %r raised in %s and was skipped: %r",
-                _plugin_label(impl),
-                hook_name,
-                exc,
-                level=logging.ERROR,
-            )
-            continue
-        if firstresult:
-            if result is not None:
-                return result
-        else:
-            results.extend(result)  # type: ignore[arg-type]
-    return None if firstresult else results
+def _after_raise(hook_name: str, kwargs: Mapping[str, object], firstresult: bool) -> object:
+    """What a call answers when a plugin raised out of it."""
+    if hook_name == "dunetrace_export":
+        # The built-in exporters run first (tryfirst): a batch one of them
+        # delivered is delivered; else it is given up and counted.
+        batch = kwargs.get("batch")
+        if getattr(batch, "delivered_by", None):
+            return [ExportResult.ok()]
+        return [ExportResult.drop("export_plugin_error")]
+    return None if firstresult else []
 
 
 class PluginHost(pluggy.PluginManager):
-    """A pluggy manager that isolates plugin errors and knows, without a
-    call, whether anyone implements the per-event hook."""
+    """A pluggy manager whose hook calls never raise into the agent, and
+    which knows, without a call, whether anyone implements the per-event
+    hook."""
 
     def __init__(self) -> None:
         super().__init__("dunetrace")
         self.add_hookspecs(hookspecs)
-        self._inner_hookexec = _isolated_hookexec
+        self.add_hookcall_monitoring(_before_call, self._after_call)
         #: True when some plugin implements ``dunetrace_event`` (checked per event).
         self.wants_events = False
         self.wants_runs = False
@@ -97,6 +102,28 @@ class PluginHost(pluggy.PluginManager):
         #: Called after every register / unregister (the client starts its
         #: drain thread for a ``dunetrace_drain`` plugin).
         self.on_change: Callable[[], None] | None = None
+
+    def _after_call(self, outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
+        error = outcome.exception
+        if error is None or not isinstance(error, Exception) or getattr(error, "dunetrace_passthrough", False):
+            return  # KeyboardInterrupt, SystemExit and PolicyViolation go on as raised
+        try:
+            plugin = _culprit(error, impls)
+            warn_once(
+                f"plugin-raise:{plugin}:{hook_name}:{type(error).__name__}",
+                "dunetrace: plugin %r raised %s in %s; that call's remaining plugins were skipped "
+                "(the agent is unaffected)",
+                plugin,
+                type(error).__name__,
+                hook_name,
+                level=logging.ERROR,
+            )
+            caller = getattr(self.hook, hook_name, None)
+            spec = getattr(caller, "spec", None)
+            firstresult = bool(spec is not None and spec.opts.get("firstresult"))
+        except Exception:
+            firstresult = False
+        outcome.force_result(_after_raise(hook_name, kwargs, firstresult))
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
@@ -131,3 +158,7 @@ class PluginHost(pluggy.PluginManager):
                         exc,
                         level=logging.ERROR,
                     )
+
+
+def _before_call(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 import uuid
 from contextvars import ContextVar, Token
@@ -20,7 +21,7 @@ from .hashing import canonical_json
 from .injection import content_evidence
 from .injection import evidence as injection_evidence
 from .live import Signal
-from .log import capture_internal_errors, logger, warn_once
+from .log import capture_internal_errors, internal_error, logger, warn_once
 from .policies._model import PolicyViolation
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ __all__ = ["Run", "agent_version", "get_current_run", "reset_current_run", "set_
 
 _current: ContextVar[Run | None] = ContextVar("dunetrace_current_run", default=None)
 _now = time.time
+#: Makes "only the first finish() counts" hold across threads: shutdown()
+#: may end a run while its own thread ends it too. Reentrant: a SIGTERM
+#: handler may end runs on a thread that was inside it.
+_finishing = threading.RLock()
 
 
 def get_current_run() -> Run | None:
@@ -66,16 +71,37 @@ def agent_version(system_prompt: str | None, model: str | None, tools: list[str]
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def _shown(value: Any) -> str:
+    """A value for a log line: its repr, or its type where repr raises."""
+    try:
+        return repr(value)[:200]
+    except Exception:
+        return f"<{type(value).__name__} whose repr raises>"
+
+
+def _plain_number(value: Any) -> int | float | None:
+    """An int or float subclass as the plain number it holds (its own
+    methods are never called); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return None
+
+
 def _count(value: Any, field: str) -> int | None:
     """Token counts and lengths: a non-negative int, or left out."""
     if type(value) is int and value >= 0:  # the common case, first
         return value
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
-        warn_once(f"bad-count:{field}", "dunetrace: %s must be a non-negative number, got %r; left out", field, value)
+    number = _plain_number(value)
+    if number is None or number < 0 or number != number or number == float("inf"):
+        warn_once(f"bad-count:{field}", "dunetrace: %s must be a non-negative number, got %s; left out", field, _shown(value))
         return None
-    return int(value)
+    return int(number)
 
 
 def _number(value: Any, field: str) -> float | None:
@@ -83,21 +109,44 @@ def _number(value: Any, field: str) -> float | None:
         return value
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        warn_once(f"bad-number:{field}", "dunetrace: %s must be a number, got %r; left out", field, value)
+    number = _plain_number(value)
+    if number is None or number != number:
+        warn_once(f"bad-number:{field}", "dunetrace: %s must be a number, got %s; left out", field, _shown(value))
         return None
-    return value
+    return number
+
+
+def _text(value: Any) -> str:
+    """Text to send (a model name, a finish reason): a str subclass's own
+    ``__str__`` is never called; an object's that raises gives its type."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    try:
+        return str(value)
+    except Exception:
+        warn_once(f"bad-str:{type(value).__name__}", "dunetrace: str() of a %s raised; its type name was sent", type(value).__name__)
+        return f"<{type(value).__name__}>"
 
 
 def _name(value: Any, field: str) -> str:
     if isinstance(value, str) and value:
+        return str.__str__(value)
+    warn_once(f"bad-name:{field}", "dunetrace: %s must be a non-empty string, got %s; sent as 'unknown'", field, _shown(value))
+    return "unknown" if value is None or isinstance(value, str) else _text(value)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is True or value is False:
         return value
-    warn_once(f"bad-name:{field}", "dunetrace: %s must be a non-empty string, got %r; sent as 'unknown'", field, value)
-    return "unknown" if value in (None, "") else str(value)
+    try:
+        return bool(value)
+    except Exception:
+        warn_once(f"bad-flag:{type(value).__name__}", "dunetrace: bool() of a %s raised; taken as %s", type(value).__name__, default)
+        return default
 
 
 def _length(value: Any) -> int:
-    return len(value) if isinstance(value, str) else len(canonical_json(value))
+    return len(value) if type(value) is str else len(canonical_json(value))
 
 
 _TERMINAL = frozenset(("run.completed", "run.errored"))
@@ -135,12 +184,16 @@ class Run:
         tools: list[str] | None = None,
         parent_run_id: str | None = None,
     ) -> None:
-        if not isinstance(agent_id, str) or not agent_id.strip():
-            raise ValueError(f"dt.run() needs agent_id, a non-empty string naming the agent; got {agent_id!r}")
+        if not isinstance(agent_id, str) or not str.strip(agent_id):
+            raise ValueError(f"dt.run() needs agent_id, a non-empty string naming the agent; got {_shown(agent_id)}")
         if tools is not None and (isinstance(tools, str) or not all(isinstance(t, str) for t in tools)):
-            raise TypeError(f"dt.run(tools=...) takes a list of tool names (strings); got {tools!r}")
+            raise TypeError(f"dt.run(tools=...) takes a list of tool names (strings); got {_shown(tools)}")
         if parent_run_id is not None and (not isinstance(parent_run_id, str) or not parent_run_id):
-            raise ValueError(f"dt.run(parent_run_id=...) must be a non-empty string or None; got {parent_run_id!r}")
+            raise ValueError(f"dt.run(parent_run_id=...) must be a non-empty string or None; got {_shown(parent_run_id)}")
+        # str subclasses as plain strings: their own methods never run later.
+        agent_id = str.__str__(agent_id)
+        model = None if model is None else _text(model)
+        parent_run_id = None if parent_run_id is None else str.__str__(parent_run_id)
         self._client = client
         self._buffer = client._buffer
         self._host = client.plugins
@@ -148,7 +201,7 @@ class Run:
         self.run_id = str(uuid.uuid4())
         self.agent_id = agent_id
         self.model = model
-        self.tools = list(tools) if tools else []
+        self.tools = [str.__str__(t) for t in tools] if tools else []
         self.agent_version = agent_version(
             client.hasher.value(system_prompt) if system_prompt is not None else None, model, self.tools
         )
@@ -294,6 +347,7 @@ class Run:
             return self
         self.started = True
         with capture_internal_errors("run.start"):
+            self._client._run_started(self)
             if self.parent_run_id is None:
                 parent = get_current_run()
                 if parent is not None and parent is not self:
@@ -308,7 +362,10 @@ class Run:
             if user_input is not None or system_prompt:
                 # Checked on the raw input and system prompt; only the evidence
                 # travels, where the upstream backend reads it (CONTRACT.md).
-                found = injection_evidence(user_input, system_prompt)
+                try:
+                    found = injection_evidence(user_input, system_prompt)
+                except Exception:  # an input whose own methods raise: no evidence
+                    found = None
                 if found is not None:
                     payload["injection_signal"] = found
             self._emit("run.started", 0, payload)
@@ -319,10 +376,12 @@ class Run:
     def finish(self, error: BaseException | None = None, exit_reason: str | None = None) -> None:
         """Emit ``run.completed``, or ``run.errored`` when ``error`` is given.
         Only the first call counts."""
-        if self.finished:
-            return
-        self.finished = True
+        with _finishing:
+            if self.finished:
+                return
+            self.finished = True
         with capture_internal_errors("run.finish"):
+            self._client._run_finished(self)
             if not self.started:
                 self.start()
             payload: dict[str, Any]
@@ -331,7 +390,7 @@ class Run:
                 event_type = "run.completed"
             else:
                 payload = {
-                    "error_type": type(error).__name__,
+                    "error_type": _text(type(error).__name__),
                     "error_hash": self._hash.error(error),
                     "total_steps": self._last_step,
                 }
@@ -399,15 +458,18 @@ class Run:
         if self._violation is not None:
             self.raise_if_stopped()
         step = self._last_llm = self._next_step()
-        payload: dict[str, Any] = {}
-        if model is not None:
-            payload["model"] = model if isinstance(model, str) else str(model)
-        tokens = _count(prompt_tokens, "prompt_tokens")
-        if tokens is not None:
-            payload["prompt_tokens"] = tokens
-        if prompt is not None:
-            payload["prompt_hash"] = self._hash.value(prompt)
-        self._emit("llm.called", step, payload)
+        try:
+            payload: dict[str, Any] = {}
+            if model is not None:
+                payload["model"] = model if type(model) is str else _text(model)
+            tokens = _count(prompt_tokens, "prompt_tokens")
+            if tokens is not None:
+                payload["prompt_tokens"] = tokens
+            if prompt is not None:
+                payload["prompt_hash"] = self._hash.value(prompt)
+            self._emit("llm.called", step, payload)
+        except Exception as exc:
+            internal_error("run.llm_called", exc)
         return step
 
     def llm_responded(
@@ -423,26 +485,29 @@ class Run:
     ) -> None:
         """An LLM call ended. ``output`` (the completion) is hashed and
         measured in-process; only its hash and length are sent."""
-        payload: dict[str, Any] = {}
-        for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
-            value = _count(value, key)
-            if value is not None:
-                payload[key] = value
-        latency = _number(latency_ms, "latency_ms")
-        if latency is not None:
-            payload["latency_ms"] = latency
-        if finish_reason is not None:
-            payload["finish_reason"] = str(finish_reason)
-        if output is not None:
-            # One canonical text serves both the hash and the length.
-            text = canonical_json(output)
-            payload["output_hash"] = self._hash.text(text)
-            if output_length is None:
-                output_length = len(output) if isinstance(output, str) else len(text)
-        length = _count(output_length, "output_length")
-        if length is not None:
-            payload["output_length"] = length
-        self._emit("llm.responded", step if step is not None else self._last_llm, payload)
+        try:
+            payload: dict[str, Any] = {}
+            for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
+                value = _count(value, key)
+                if value is not None:
+                    payload[key] = value
+            latency = _number(latency_ms, "latency_ms")
+            if latency is not None:
+                payload["latency_ms"] = latency
+            if finish_reason is not None:
+                payload["finish_reason"] = finish_reason if type(finish_reason) is str else _text(finish_reason)
+            if output is not None:
+                # One canonical text serves both the hash and the length.
+                text = canonical_json(output)
+                payload["output_hash"] = self._hash.text(text)
+                if output_length is None:
+                    output_length = len(output) if type(output) is str else len(text)
+            length = _count(output_length, "output_length")
+            if length is not None:
+                payload["output_length"] = length
+            self._emit("llm.responded", step if type(step) is int else self._last_llm, payload)
+        except Exception as exc:
+            internal_error("run.llm_responded", exc)
 
     def tool_called(self, name: str, args: Any = None) -> int:
         """A tool call begins. ``args`` are hashed (canonical JSON), never
@@ -452,13 +517,16 @@ class Run:
         if self._violation is not None:
             self.raise_if_stopped()
         step = self._last_tool = self._next_step()
-        tool = name if type(name) is str and name else _name(name, "tool_name")
-        payload: dict[str, Any] = {"tool_name": tool}
-        if args is not None:
-            text = canonical_json(args)
-            payload["args_hash"] = self._hash.text(text)
-            payload["args_length"] = len(text)
-        self._emit("tool.called", step, payload)
+        try:
+            tool = name if type(name) is str and name else _name(name, "tool_name")
+            payload: dict[str, Any] = {"tool_name": tool}
+            if args is not None:
+                text = canonical_json(args)  # never raises: a placeholder for what cannot be read
+                payload["args_hash"] = self._hash.text(text)
+                payload["args_length"] = len(text)
+            self._emit("tool.called", step, payload)
+        except Exception as exc:
+            internal_error("run.tool_called", exc)
         return step
 
     def tool_responded(
@@ -477,38 +545,44 @@ class Run:
         injected instructions while live detection is on (only the evidence
         is sent); ``error`` is hashed. ``from_cache=True`` says the
         framework answered from its tool cache."""
-        tool = name if type(name) is str and name else _name(name, "tool_name")
-        payload: dict[str, Any] = {"tool_name": tool, "success": success is True or bool(success)}
-        if from_cache is not None:
-            payload["from_cache"] = bool(from_cache)
-        if output is not None and output_length is None:
-            output_length = _length(output)
-        if output_length is not None:  # the checks only when given: this is a hot path
-            length = _count(output_length, "output_length")
-            if length is not None:
-                payload["output_length"] = length
-        if type(latency_ms) is float and latency_ms == latency_ms:  # the common case, no call
-            payload["latency_ms"] = latency_ms
-        elif latency_ms is not None:
-            latency = _number(latency_ms, "latency_ms")
-            if latency is not None:
-                payload["latency_ms"] = latency
-        if error is not None:
-            payload["error_hash"] = self._hash.error(error)
-        if output is not None and self._client.detectors is not None:
-            found = content_evidence(output, "output")
-            if found is not None:
-                payload["injection_signal"] = found
-        self._emit("tool.responded", step if step is not None else self._last_tool, payload)
+        try:
+            tool = name if type(name) is str and name else _name(name, "tool_name")
+            payload: dict[str, Any] = {"tool_name": tool, "success": success if success is True else _flag(success, error is None)}
+            if from_cache is not None:
+                payload["from_cache"] = _flag(from_cache, False)
+            if output is not None and output_length is None:
+                output_length = _length(output)
+            if output_length is not None:  # the checks only when given: this is a hot path
+                length = _count(output_length, "output_length")
+                if length is not None:
+                    payload["output_length"] = length
+            if type(latency_ms) is float and latency_ms == latency_ms:  # the common case, no call
+                payload["latency_ms"] = latency_ms
+            elif latency_ms is not None:
+                latency = _number(latency_ms, "latency_ms")
+                if latency is not None:
+                    payload["latency_ms"] = latency
+            if error is not None:
+                payload["error_hash"] = self._hash.error(error)
+            if output is not None and self._client.detectors is not None:
+                found = content_evidence(output, "output")
+                if found is not None:
+                    payload["injection_signal"] = found
+            self._emit("tool.responded", step if type(step) is int else self._last_tool, payload)
+        except Exception as exc:
+            internal_error("run.tool_responded", exc)
 
     def retrieval_called(self, index_name: str, query: Any = None) -> int:
         """A retrieval begins. ``query`` is hashed, never sent."""
         step = self._last_retrieval = self._next_step()
-        index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
-        payload: dict[str, Any] = {"index_name": index}
-        if query is not None:
-            payload["query_hash"] = self._hash.value(query)
-        self._emit("retrieval.called", step, payload)
+        try:
+            index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
+            payload: dict[str, Any] = {"index_name": index}
+            if query is not None:
+                payload["query_hash"] = self._hash.value(query)
+            self._emit("retrieval.called", step, payload)
+        except Exception as exc:
+            internal_error("run.retrieval_called", exc)
         return step
 
     def retrieval_responded(
@@ -524,29 +598,36 @@ class Run:
         """A retrieval ended. ``documents`` (their texts) are only checked
         for injected instructions while live detection is on, never sent:
         the evidence goes in ``injection_signal``."""
-        index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
-        payload: dict[str, Any] = {"index_name": index}
-        count = _count(result_count, "result_count")
-        if count is not None:
-            payload["result_count"] = count
-        payload["top_score"] = _number(top_score, "top_score")
-        latency = _number(latency_ms, "latency_ms")
-        if latency is not None:
-            payload["latency_ms"] = latency
-        if documents is not None and self._client.detectors is not None:
-            found = content_evidence(documents, "documents", split_lists=True)
-            if found is not None:
-                payload["injection_signal"] = found
-        self._emit("retrieval.responded", step if step is not None else self._last_retrieval, payload)
+        try:
+            index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
+            payload: dict[str, Any] = {"index_name": index}
+            count = _count(result_count, "result_count")
+            if count is not None:
+                payload["result_count"] = count
+            payload["top_score"] = _number(top_score, "top_score")
+            latency = _number(latency_ms, "latency_ms")
+            if latency is not None:
+                payload["latency_ms"] = latency
+            if documents is not None and self._client.detectors is not None:
+                found = content_evidence(documents, "documents", split_lists=True)
+                if found is not None:
+                    payload["injection_signal"] = found
+            self._emit("retrieval.responded", step if type(step) is int else self._last_retrieval, payload)
+        except Exception as exc:
+            internal_error("run.retrieval_responded", exc)
 
     def external_signal(self, name: str, source: str | None = None, **meta: Any) -> None:
         """Something outside the agent happened (a 429, a deploy, a page).
-        Does not advance the step. ``meta`` is sent as is: metadata only."""
-        payload: dict[str, Any] = dict(meta)
-        payload["signal_name"] = _name(name, "signal_name")
-        if source is not None:
-            payload["source"] = source
-        self._emit("external.signal", self._last_step, payload)
+        Does not advance the step. ``meta`` is sent as is: metadata only
+        (what JSON cannot hold is made valid when the batch is written)."""
+        try:
+            payload: dict[str, Any] = dict(meta)
+            payload["signal_name"] = _name(name, "signal_name")
+            if source is not None:
+                payload["source"] = _text(source)
+            self._emit("external.signal", self._last_step, payload)
+        except Exception as exc:
+            internal_error("run.external_signal", exc)
 
     def final_answer(self) -> None:
         """The agent produced its final answer: the run completes with

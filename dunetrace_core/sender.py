@@ -12,6 +12,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from .export import ExportResult
+from .lifecycle import quiet_signals
 from .log import capture_internal_errors
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Sender:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        quiet_signals()
         while True:
             with self._cond:
                 while self._group is None and not self._stopping:

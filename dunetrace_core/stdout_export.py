@@ -22,7 +22,7 @@ class StdoutExporter:
         self._stream = stream
         self._lock = threading.Lock()  # two batches may be exported at once
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def dunetrace_export(self, batch: ExportBatch) -> ExportResult:
         if self.name in batch.delivered_by:
             return ExportResult.ok()

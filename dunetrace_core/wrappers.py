@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from .log import internal_error
 from .run import get_current_run
 
 if TYPE_CHECKING:
     from .client import Dunetrace
+    from .run import Run
 
 __all__ = ["make_tool", "make_trace"]
 
@@ -25,7 +27,7 @@ def _bound_args(signature: inspect.Signature | None, args: tuple[Any, ...], kwar
     if signature is not None:
         try:
             return dict(signature.bind(*args, **kwargs).arguments)
-        except TypeError:
+        except Exception:  # TypeError for a call that does not bind; the call itself will say so
             pass
     return {"args": list(args), "kwargs": kwargs}
 
@@ -78,6 +80,16 @@ def make_tool(fn: F, name: str | None) -> F:
     return cast(F, sync_tool)
 
 
+def _open_run(client: Dunetrace, agent: str, args: tuple[Any, ...], run_options: dict[str, Any]) -> Run | None:
+    """The run of one traced call; None (the call runs untraced) if building
+    it fails, which the check at decoration makes our bug."""
+    try:
+        return client.run(agent, user_input=args[0] if args else None, **run_options)
+    except Exception as exc:
+        internal_error("dt.trace", exc)
+        return None
+
+
 def make_trace(client: Dunetrace, fn: F, agent_id: str | None, run_options: dict[str, Any]) -> F:
     agent = agent_id or getattr(fn, "__name__", None) or "agent"
     # Fail now, at decoration, rather than on the first call.
@@ -87,7 +99,10 @@ def make_trace(client: Dunetrace, fn: F, agent_id: str | None, run_options: dict
 
         @functools.wraps(fn)
         async def async_traced(*args: Any, **kwargs: Any) -> Any:
-            async with client.run(agent, user_input=args[0] if args else None, **run_options) as run:
+            run = _open_run(client, agent, args, run_options)
+            if run is None:
+                return await fn(*args, **kwargs)
+            async with run:
                 result = await fn(*args, **kwargs)
                 run.final_answer()
                 return result
@@ -96,7 +111,10 @@ def make_trace(client: Dunetrace, fn: F, agent_id: str | None, run_options: dict
 
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
-        with client.run(agent, user_input=args[0] if args else None, **run_options) as run:
+        run = _open_run(client, agent, args, run_options)
+        if run is None:
+            return fn(*args, **kwargs)
+        with run:
             result = fn(*args, **kwargs)
             run.final_answer()
             return result

@@ -11,6 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Listener(ThreadingHTTPServer):
+    # The default backlog of 5 drops the connections of many processes that
+    # start sending at once (multiprocessing tests); a dropped SYN is retried
+    # only a second later.
+    request_queue_size = 128
+
+
 class IngestServer:
     """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
     (status, headers) answers to give, in order, before the default 202, and
@@ -116,7 +123,7 @@ class IngestServer:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = _Listener(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

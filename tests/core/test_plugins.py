@@ -72,9 +72,10 @@ def test_a_raising_plugin_is_logged_once_and_skipped(
     client.shutdown(5)
     assert Raiser.calls == 4
     assert len(ingest.events) == 4
-    assert all(e["payload"]["team"] == "search" for e in ingest.events)  # the other plugin still ran
-    assert caplog.text.count("plugin 'raiser' raised in dunetrace_event") == 1
-    assert caplog.text.count("plugin 'raiser' raised in dunetrace_run_started") == 1
+    # pluggy calls the last registered first: the enricher ran before the raise
+    assert all(e["payload"]["team"] == "search" for e in ingest.events)
+    assert caplog.text.count("plugin 'raiser' raised RuntimeError in dunetrace_event") == 1
+    assert caplog.text.count("plugin 'raiser' raised RuntimeError in dunetrace_run_started") == 1
 
 
 def test_a_plugin_that_breaks_the_event_gets_it_dropped(ingest: IngestServer) -> None:
@@ -253,3 +254,30 @@ def test_every_hook_has_a_test() -> None:
     here = pathlib.Path(__file__).read_text()
     missing = [n for n in names if f"def {n}(" not in here]
     assert names and missing == []
+
+
+class BrokenExporter:
+    @hookimpl
+    def dunetrace_export(self, batch):
+        raise RuntimeError("exporter bug")
+
+
+def test_a_raising_exporter_does_not_stop_http_delivery(ingest: IngestServer, caplog: pytest.LogCaptureFixture) -> None:
+    client = Dunetrace(endpoint=ingest.url)
+    client.plugins.register(BrokenExporter(), name="broken")
+    with caplog.at_level(logging.ERROR, logger="dunetrace"):
+        with client.run("a") as run:
+            run.tool_called("t")
+        assert client.shutdown(5)
+    # the built-in exporter runs first (tryfirst), so the batch was delivered
+    assert len(ingest.events) == 3 and client.stats()["dropped"] == {}
+    assert caplog.text.count("plugin 'broken' raised RuntimeError in dunetrace_export") == 1
+
+
+def test_a_raising_exporter_alone_drops_and_counts(caplog: pytest.LogCaptureFixture) -> None:
+    client = Dunetrace(export="none")
+    client.plugins.register(BrokenExporter(), name="broken")
+    with client.run("a"):
+        pass
+    client.shutdown(5)
+    assert client.stats()["dropped"] == {"export_plugin_error": 2}

@@ -86,10 +86,12 @@ def test_a_failed_batch_beside_another_is_retried_in_its_agents_order(ingest: In
 def test_an_http_endpoint_without_a_proxy_loads_no_certificates(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    context = HttpExporter(Options.build("http://127.0.0.1:8001", None))._verify()
-    assert isinstance(context, ssl.SSLContext)
+    exporter = HttpExporter(Options.build("http://127.0.0.1:8001", None))
+    context = exporter.tls_context()
+    assert isinstance(context, ssl.SSLContext) and exporter.tls_context() is context  # built once
     # It trusts nothing, so a TLS connection, were one ever made, would fail.
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname and not context.get_ca_certs()
-    assert HttpExporter(Options.build("https://dunetrace.example", None))._verify() is True
+    # Anything else: httpx's default checks, CA bundle loaded.
+    assert HttpExporter(Options.build("https://dunetrace.example", None)).tls_context().get_ca_certs()
     monkeypatch.setenv("https_proxy", "https://proxy.example:3128")
-    assert HttpExporter(Options.build("http://127.0.0.1:8001", None))._verify() is True
+    assert HttpExporter(Options.build("http://127.0.0.1:8001", None)).tls_context().get_ca_certs()
