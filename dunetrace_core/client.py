@@ -360,7 +360,18 @@ class Dunetrace:
         for ref in reversed(list(self._open_runs.copy().values())):
             run = ref()
             if run is not None and not run.finished:
-                run.finish(exit_reason="abandoned")
+                try:
+                    run.finish(exit_reason="abandoned")
+                except Exception as exc:  # noqa: PERF203 - shutdown, not a hot path
+                    # An exception meant for the agent (a callback's, on a
+                    # signal the run's end made fire) has no agent to reach
+                    # here: shutdown goes on and never raises.
+                    warn_once(
+                        f"shutdown-finish:{type(exc).__name__}",
+                        "dunetrace: ending run %s at shutdown raised %r; the other runs are ended all the same",
+                        run.run_id,
+                        exc,
+                    )
 
     def _after_fork_in_child(self) -> None:
         # The parent's runs are the parent's to end; its threads' locks may

@@ -248,10 +248,8 @@ class Run:
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
         watchers = self._client._watchers
         if watchers and event_type in _TERMINAL:
-            # What the run's end makes fire goes out before its end: events
-            # after a run's terminal are ignored by the backends.
-            self._observe(watchers, event_type, step, payload)
-            watchers = ()
+            self._emit_terminal(watchers, event_type, step, payload)
+            return
         buffer = self._buffer
         queue = buffer._queue
         if len(queue) < buffer._room:
@@ -268,6 +266,24 @@ class Run:
             # After the event is queued: a signal it makes fire follows it
             # on the wire.
             self._observe(watchers, event_type, step, payload)
+
+    def _emit_terminal(
+        self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]
+    ) -> None:
+        # What the run's end makes fire goes out before its end (events after
+        # a run's terminal are ignored by the backends), and the terminal is
+        # queued even when a callback's exception meant for the agent
+        # (PolicyViolation) comes out of them.
+        try:
+            self._observe(watchers, event_type, step, payload)
+        finally:
+            buffer = self._buffer
+            if self._host.wants_events:
+                event = self.wire_event(event_type, step, self.clock(), payload)
+                if self._client._filter(event) and not buffer.put(event, event_type):
+                    self.dropped_events += 1
+            elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
+                self.dropped_events += 1
 
     def _observe(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
         # try/except rather than a guard object: this runs for every event
