@@ -189,7 +189,9 @@ class AccessGuard:
             media = _media_type(headers.get(b"content-type", b"").decode("latin-1"))
             form_ok = path in ("/login", "/logout") and media in (_FORM_TYPE, "")
             if method in _BODY_METHODS and media not in _WRITE_TYPES and not form_ok and self._takes(scope):
-                return 415, "send the body as JSON (Content-Type: application/json)", "content_type", []
+                wanted = ("application/x-protobuf or application/json" if path == "/v1/traces"
+                          else "JSON (Content-Type: application/json)")  # fmt: skip
+                return 415, f"send the body as {wanted}", "content_type", []
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
             return 413, f"body larger than {settings.max_body_bytes} bytes; send smaller batches", "too_large", []
