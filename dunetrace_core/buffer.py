@@ -36,9 +36,11 @@ from itertools import islice
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
+from . import rebatch
 from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .log import capture_internal_errors, logger, warn_once
+from .ratelimit import RequestWindow
 from .sender import Sender
 
 if TYPE_CHECKING:
@@ -56,10 +58,6 @@ _CHUNK = 32
 #: Batches out at once (of as many agents), while the receiver is healthy.
 _SLOTS = 2
 
-#: Seconds between requests after a 429 with no Retry-After: 60 a minute
-#: less a margin for the server's clock (60 gaps of 1.02 s span 61.2 s).
-PACE = 1.02
-
 #: The longest Retry-After obeyed, in seconds.
 MAX_RETRY_AFTER = 600.0
 
@@ -69,12 +67,15 @@ _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 class _Open:
     """Events of one agent gathered for one request, not yet offered."""
 
-    __slots__ = ("agent_id", "events", "batch")
+    __slots__ = ("agent_id", "events", "batch", "whole")
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
         self.events: list[dict[str, Any]] = []
         self.batch: ExportBatch | None = None
+        #: False for part of a batch the receiver refused (413/422): never
+        #: merged back into a larger one.
+        self.whole = True
 
 
 class Buffer:
@@ -131,8 +132,9 @@ class Buffer:
         self._closed = False
         self._retry_at = 0.0
         self._failures = 0
-        self._gap = 0.0  # seconds between requests, after a 429
-        self._paced_until = 0.0
+        self._window = RequestWindow()  # when requests may go, after a 429
+        self._paced_at = 0.0  # paced: when the next batch may go
+        self._body_limit = 1 << 62  # bytes: less than a body answered 413
         self._size = self._batch_size  # events per batch now: grows under a backlog
         self._last_send = 0.0
         self._last_retry_log = -1e9
@@ -142,6 +144,7 @@ class Buffer:
         self.sent = 0
         self.batches_sent = 0
         self.retries = 0
+        self.unconfirmed = 0
         self.dropped: Counter[str] = Counter()
         self._dropped_reported = 0
         self._last_report = time.monotonic()
@@ -271,8 +274,9 @@ class Buffer:
         interval = self._options.flush_interval
         while True:
             wait = interval
-            if self._pending and self._retry_at:
-                wait = max(0.0, min(interval, self._retry_at - time.monotonic()))
+            due = self._retry_at or self._paced_at
+            if self._pending and due:
+                wait = max(0.0, min(interval, due - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
             self._busy = True
@@ -296,11 +300,10 @@ class Buffer:
         # the first request leaves at once instead of after a long backlog
         # has been turned into dicts. While the receiver fails or paces us,
         # take everything: a sealed batch keeps a backlog as bytes.
-        if self._gap and time.monotonic() > self._paced_until:
-            self._gap = 0.0  # a minute without a 429: no longer paced
-        if not self._gap and len(self._queue) + self._pending_events < self._batch_size:
+        paced = self._window.active(time.monotonic())  # a 429 in the last minute
+        if not paced and len(self._queue) + self._pending_events < self._batch_size:
             self._size = self._batch_size  # the backlog has cleared
-        ahead = None if self._retry_at or self._gap else 2 * self._size
+        ahead = None if self._retry_at or paced else 2 * self._size
         self._take(ahead)
         out = self._out
         while True:
@@ -325,6 +328,11 @@ class Buffer:
             if sender is not None:
                 self._idle.append(sender)
             del out[group.agent_id]
+            if not result.throttled:
+                self._window.record(time.monotonic())
+            if result.outcome == "split":
+                self._refused(group, result)
+                continue
             if result.outcome == "retry":
                 self._again.append(group)  # it goes first once the retry is due
                 if self._retry_at > time.monotonic():  # the other batch out failed too: one wait for both
@@ -354,10 +362,18 @@ class Buffer:
                 if now < self._retry_at:
                     return
                 self._retry_at = 0.0  # due: this is the retry
-            if self._gap and now < self._last_send + self._gap:
-                # Paced after a 429: wait, and let the batches fill meanwhile.
-                self._retry_at = self._last_send + self._gap
-                return
+            self._paced_at = 0.0
+            if self._window.active(now):
+                # Paced after a 429: a full batch as soon as the server's
+                # window has room, a partial one at the sustained rate;
+                # meanwhile the batches fill.
+                head = self._next_out(ahead, peek=True)
+                if head is None:
+                    return
+                at = self._window.next_send(now, self._last_send, self._fill(head))
+                if at > now:
+                    self._paced_at = at
+                    return
             alone = not out
             group = self._next_out(ahead)
             if group is None:
@@ -411,6 +427,96 @@ class Buffer:
                 seen.add(group.agent_id)
         return None
 
+    def _fill(self, group: _Open) -> bool:
+        """Paced: merge into ``group``'s batch the batches of its agent that
+        follow it (sealed small before the 429, or cut at a smaller size),
+        up to ``max_batch_size``. Whether it is full now."""
+        batch = group.batch
+        ceiling = self._ceiling
+        if batch is None:
+            return len(group.events) >= ceiling
+        if batch.size >= ceiling or not group.whole or batch.delivered_by:
+            return batch.size >= ceiling
+        followers: list[_Open] = []
+        parts = [batch]
+        total, size = batch.size, len(batch.body)
+        seen = False
+        for other in self._pending:
+            if other is group:
+                seen = True
+            elif seen and other.agent_id == group.agent_id:
+                more = other.batch
+                if (
+                    more is None
+                    or not other.whole
+                    or more.delivered_by
+                    or total + more.size > ceiling
+                    or size + len(more.body) >= self._body_limit
+                ):
+                    break
+                followers.append(other)
+                parts.append(more)
+                total += more.size
+                size += len(more.body)
+        if followers:
+            group.batch = rebatch.merged(parts, self._options.api_key)
+            for other in followers:
+                self._pending.remove(other)
+        return total >= ceiling
+
+    def _refused(self, group: _Open, result: ExportResult) -> None:
+        """The receiver refused part of a batch (413 or 422): drop the
+        events its answer names, or a batch of one; else halve it, the
+        halves in its place and in order."""
+        batch: ExportBatch = group.batch  # type: ignore[assignment]
+        reason = result.reason
+        if reason == "payload_too_large":
+            self._body_limit = min(self._body_limit, len(batch.body))
+        events = batch.events
+        named = {i for i, _, _ in result.rejected if i is not None and 0 <= i < len(events)}
+        if not named and len(events) > 1:
+            first, second = rebatch.halves(batch, self._options.api_key)
+            group.batch, group.whole = first, False
+            part = _Open(group.agent_id)
+            part.batch, part.whole = second, False
+            self._pending.insert(self._pending.index(group) + 1, part)
+            return
+        bad = named or {0}
+        said = {i: (field, message) for i, field, message in result.rejected if i is not None}
+        unplaced = next(((f, m) for i, f, m in result.rejected if i is None), ("unknown", ""))
+        for i in sorted(bad):
+            self._warn_refused(events[i], reason, len(batch.body), *said.get(i, unplaced))
+        rest = [event for i, event in enumerate(events) if i not in bad]
+        with self._lock:
+            self._pending_events -= len(bad)
+            self.dropped[reason] += len(bad)
+            self.refresh_room()
+        if rest:
+            group.batch, group.whole = rebatch.rebuilt(batch, rest, self._options.api_key), False
+        else:
+            self._pending.remove(group)
+
+    def _warn_refused(self, event: dict[str, Any], reason: str, size: int, field: str, message: str) -> None:
+        kind = str(event.get("event_type"))
+        if reason == "payload_too_large":
+            warn_once(
+                f"too-large:{kind}",
+                "dunetrace: the ingest API refused a single %s event as too large (HTTP 413, %d bytes); "
+                "it is dropped and counted in stats()['dropped']['payload_too_large']",
+                kind,
+                size,
+            )
+            return
+        warn_once(
+            f"rejected:{kind}:{field}",
+            "dunetrace: the ingest API refused a %s event as invalid (HTTP 422, field %r: %s); it is "
+            "dropped and counted in stats()['dropped']['rejected'], the rest of its batch is delivered. "
+            "This is a bug in dunetrace or in a plugin that changes events: please report it",
+            kind,
+            field,
+            message or "no reason given",
+        )
+
     def _settle(self, group: _Open, result: ExportResult) -> None:
         """A batch delivered or given up: it leaves the pending batches."""
         if self._pending[0] is group:
@@ -424,6 +530,7 @@ class Buffer:
             if result.outcome == "ok":
                 self.sent += n
                 self.batches_sent += 1
+                self.unconfirmed += result.unconfirmed
             else:
                 self.dropped[result.reason or "export_failed"] += n
 
@@ -504,10 +611,16 @@ class Buffer:
             waits = [r.retry_after for r in retry if r.retry_after is not None]
             throttled = any(r.throttled for r in retry)
             return ExportResult.retry(max(waits) if waits else None, retry[0].reason, throttled)
+        unconfirmed = 0
         for r in results:
-            if r is not None and r.outcome == "drop" and not batch.delivered_by:
+            if r is None:
+                continue
+            if r.outcome == "split":
                 return r
-        return ExportResult.ok()
+            if r.outcome == "drop" and not batch.delivered_by:
+                return r
+            unconfirmed = max(unconfirmed, r.unconfirmed)
+        return ExportResult.ok(unconfirmed)
 
     def _schedule_retry(self, batch: ExportBatch, result: ExportResult) -> None:
         self.retries += 1
@@ -515,14 +628,13 @@ class Buffer:
         now = time.monotonic()
         if result.throttled:
             # The ingest API allows 60 requests a minute per client (a sliding
-            # window) and sends no Retry-After: send one full batch every
-            # PACE seconds, just under that rate, until a minute passes
-            # without a 429. A Retry-After says when instead.
+            # window) and sends no Retry-After: from now on, batches of
+            # max_batch_size leave as the window has room (ratelimit.py),
+            # until a minute passes without a 429. A Retry-After says when.
             self._size = self._ceiling
-            self._paced_until = now + 60.0
             if result.retry_after is None:
-                self._gap = PACE
-                delay = PACE
+                self._window.throttled(now)
+                delay = max(0.0, self._window.next_send(now, self._last_send, True) - now)
             else:
                 delay = min(result.retry_after, MAX_RETRY_AFTER)
         else:
@@ -531,13 +643,19 @@ class Buffer:
             delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER))
+            if self.queued() >= self._size:
+                # Nothing leaves while the backend is down: the backlog is
+                # sealed in full batches, fewer requests once it is back.
+                self._size = self._ceiling
         self._retry_at = now + delay
         if result.throttled:
             warn_once(
                 f"throttled:{id(self)}",
                 "dunetrace: the ingest API limits requests (HTTP 429); sending full batches at "
                 "the allowed rate from now on (%s), events are kept",
-                f"retry in {delay:.1f}s as asked" if result.retry_after is not None else f"one per {PACE}s",
+                f"retry in {delay:.1f}s as asked"
+                if result.retry_after is not None
+                else f"{self._window.limit or 60} a minute, next in {delay:.1f}s",
             )
         elif (self._failures == 1 and now - self._last_retry_log > 30) or self._failures % 10 == 0:
             self._last_retry_log = now
@@ -564,6 +682,7 @@ class Buffer:
             "sent": self.sent,
             "batches_sent": self.batches_sent,
             "retries": self.retries,
+            "unconfirmed": self.unconfirmed,
             "dropped": dropped,
             "dropped_total": sum(dropped.values()),
         }
