@@ -428,39 +428,49 @@ class Buffer:
         return None
 
     def _fill(self, group: _Open) -> bool:
-        """Paced: merge into ``group``'s batch the batches of its agent that
-        follow it (sealed small before the 429, or cut at a smaller size),
-        up to ``max_batch_size``. Whether it is full now."""
+        """Paced: fill ``group``'s batch up to ``max_batch_size`` from the
+        batches of its agent that follow it (sealed small before the 429, or
+        cut at a smaller size): whole ones merged in, the last one giving
+        the events that fit and keeping the rest, so each request carries a
+        full batch. Whether it is full now."""
         batch = group.batch
         ceiling = self._ceiling
         if batch is None:
             return len(group.events) >= ceiling
         if batch.size >= ceiling or not group.whole or batch.delivered_by:
             return batch.size >= ceiling
-        followers: list[_Open] = []
-        parts = [batch]
+        key = self._options.api_key
+        events: list[dict[str, Any]] | None = None
+        merged: list[_Open] = []
         total, size = batch.size, len(batch.body)
         seen = False
         for other in self._pending:
             if other is group:
                 seen = True
-            elif seen and other.agent_id == group.agent_id:
-                more = other.batch
-                if (
-                    more is None
-                    or not other.whole
-                    or more.delivered_by
-                    or total + more.size > ceiling
-                    or size + len(more.body) >= self._body_limit
-                ):
-                    break
-                followers.append(other)
-                parts.append(more)
+                continue
+            if not seen or other.agent_id != group.agent_id:
+                continue
+            more = other.batch
+            if total >= ceiling or more is None or not other.whole or more.delivered_by:
+                break
+            if events is None:
+                events = list(batch.events)
+            room = ceiling - total
+            if more.size <= room and size + len(more.body) < self._body_limit:
+                events.extend(more.events)
+                merged.append(other)
                 total += more.size
                 size += len(more.body)
-        if followers:
-            group.batch = rebatch.merged(parts, self._options.api_key)
-            for other in followers:
+                continue
+            if self._body_limit == 1 << 62:  # no 413 seen: only the count limits a batch
+                rest = more.events
+                events.extend(rest[:room])
+                other.batch = rebatch.rebuilt(more, rest[room:], key)
+                total = ceiling
+            break
+        if events is not None and total > batch.size:
+            group.batch = rebatch.rebuilt(batch, events, key)
+            for other in merged:
                 self._pending.remove(other)
         return total >= ceiling
 

@@ -8,15 +8,12 @@ after a 429, a 413 or a 422, never on the way of an ordinary batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .encoding import encode_body
 from .export import ExportBatch
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-__all__ = ["halves", "merged", "rebuilt"]
+__all__ = ["halves", "rebuilt"]
 
 
 def rebuilt(like: ExportBatch, events: list[dict[str, Any]], api_key: str) -> ExportBatch:
@@ -26,13 +23,6 @@ def rebuilt(like: ExportBatch, events: list[dict[str, Any]], api_key: str) -> Ex
     batch = ExportBatch(like.agent_id, body, len(events))
     batch.delivered_by = set(like.delivered_by)
     return batch
-
-
-def merged(batches: Sequence[ExportBatch], api_key: str) -> ExportBatch:
-    """One batch of the events of ``batches``, in order (one agent's,
-    consecutive, none yet delivered by any exporter)."""
-    events = [event for batch in batches for event in batch.events]
-    return rebuilt(batches[0], events, api_key)
 
 
 def halves(batch: ExportBatch, api_key: str) -> tuple[ExportBatch, ExportBatch]:

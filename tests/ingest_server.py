@@ -25,7 +25,8 @@ class SlidingWindow:
         self.window = window
         self.retry_after = retry_after
         self.times: dict[str, list[float]] = {}
-        self.refused: list[float] = []
+        #: (when, the Retry-After sent or None) of each 429; when of each pass.
+        self.refused: list[tuple[float, int | None]] = []
         self.allowed: list[float] = []
 
     def check(self, client: str) -> dict[str, str] | None:
@@ -34,10 +35,9 @@ class SlidingWindow:
         kept = [t for t in self.times.get(client, []) if now - t < self.window]
         self.times[client] = kept
         if len(kept) >= self.limit:
-            self.refused.append(now)
-            if self.retry_after:
-                return {"Retry-After": str(math.ceil(kept[0] + self.window - now))}
-            return {}
+            wait = math.ceil(kept[0] + self.window - now) if self.retry_after else None
+            self.refused.append((now, wait))
+            return {} if wait is None else {"Retry-After": str(wait)}
         kept.append(now)
         self.allowed.append(now)
         return None
