@@ -54,8 +54,9 @@ class IngestServer:
     ingest requests seen in progress at once, ``same_agent_overlap`` whether
     two of one agent ever were. ``limiter`` (a :class:`SlidingWindow`)
     answers 429 as the upstream service does; ``max_body`` answers 413 to
-    larger bodies; ``validate`` (body -> None or (status, answer)) answers
-    for the events it refuses, say with a real service's schema check.
+    larger bodies; ``unavailable`` answers 503; ``validate`` (body -> None
+    or (status, answer)) answers for the events it refuses, say with a real
+    service's schema check.
 
     Scripted statuses beyond HTTP's: -1 answers too late (``delay``), 0
     hangs up, -2 drips a 202 one byte every ``every`` seconds; a 2xx whose
@@ -75,6 +76,8 @@ class IngestServer:
         self.limiter: SlidingWindow | None = None
         self.max_body: int | None = None
         self.validate: Callable[[bytes], tuple[int, Any] | None] | None = None
+        #: While set, every ingest request is answered 503.
+        self.unavailable = False
         self._in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -129,7 +132,10 @@ class IngestServer:
                             server._in_flight[agent] -= 1
 
             def _refused(self, body: bytes) -> bool:
-                """A 429, 413 or validation answer, given before anything is recorded."""
+                """A 503, 429, 413 or validation answer, given before anything is recorded."""
+                if server.unavailable:
+                    self._answer(503, {"detail": "unavailable"})
+                    return True
                 with server.lock:
                     limited = server.limiter.check(self.client_address[0]) if server.limiter else None
                 if limited is not None:
