@@ -601,6 +601,11 @@ class Buffer:
 
     def _seal(self, group: _Open) -> None:
         data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})
+        if self._retry_at or self._window.until:
+            # Delivery is failing or paced, so this batch may wait a while:
+            # keep an exact copy. orjson returns its output in the buffer it
+            # grew by doubling, up to twice the body's length in memory.
+            data = memoryview(data).tobytes()
         group.batch = ExportBatch(group.agent_id, data, len(group.events))
         group.events = []
         if self._open.get(group.agent_id) is group:
