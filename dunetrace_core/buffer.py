@@ -523,7 +523,7 @@ class Buffer:
             "dropped and counted in stats()['dropped']['rejected'], the rest of its batch is delivered. "
             "This is a bug in dunetrace or in a plugin that changes events: please report it",
             kind,
-            field,
+            field or "unknown",
             message or "no reason given",
         )
 
