@@ -44,8 +44,8 @@ def rejected_events(body: bytes) -> tuple[Rejection, ...]:
         message = detail if isinstance(detail, str) else ""
         match = _COLLECTOR_FIELD.match(field)
         if match is None:
-            return ((None, field, message[:200]),)
-        return ((int(match.group(1)), match.group(2) or "event", message[:200]),)
+            return ((None, field[:100], message[:200]),)
+        return ((int(match.group(1)), (match.group(2) or "event")[:100], message[:200]),)
     if isinstance(detail, str):
         return ((None, "", detail[:200]),)
     return ()
@@ -59,7 +59,7 @@ def _pydantic_entry(item: Any) -> Rejection | None:
     if not isinstance(loc, list):
         return (None, "", message)
     parts = loc[1:] if loc and loc[0] == "body" else loc
-    if len(parts) >= 2 and parts[0] == "events" and type(parts[1]) is int:
+    if len(parts) >= 2 and parts[0] == "events" and type(parts[1]) is int and parts[1] >= 0:
         field = ".".join(str(p) for p in parts[2:]) or "event"
-        return (parts[1], field, message)
-    return (None, ".".join(str(p) for p in parts) or "body", message)
+        return (parts[1], field[:100], message)
+    return (None, (".".join(str(p) for p in parts) or "body")[:100], message)

@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunetrace import Dunetrace, hookimpl
 from tests.core.test_delivery import assert_runs_in_order, emit_run
@@ -166,3 +168,34 @@ def test_a_2xx_without_the_contracts_body_is_delivered_and_warned_once(
     assert caplog.text.count("without the ingest API's confirmation") == 1
     assert "<html>welcome" in caplog.text
     client.shutdown(1)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+locs = st.sampled_from(["body", "events", "payload"]) | st.text(max_size=8) | st.integers()
+event_locs = st.tuples(st.just("body"), st.just("events"), st.integers(), st.text(max_size=8)).map(list)
+answers = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"detail": st.text(), "field": st.text() | st.from_regex(r"events\[\d{1,4}\](\.\w+)?")}),
+    st.fixed_dictionaries(
+        {"detail": st.lists(st.fixed_dictionaries({"loc": st.lists(locs, max_size=5) | event_locs,
+                                                   "msg": st.text()}), max_size=5)}  # fmt: skip
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(answer=answers | st.binary(max_size=64).map(lambda b: {"raw": b.hex()}))
+def test_any_422_answer_reads_as_indices_and_fields_or_nothing(answer: Any) -> None:
+    """Whatever a server puts in a 422, reading it never raises, and what
+    it yields is (index or None, a short field, a short message)."""
+    from dunetrace.rejection import rejected_events
+
+    for body in (json.dumps(answer).encode(), json.dumps(answer).encode()[:-1], b"\xff" + json.dumps(answer).encode()):
+        for index, field, message in rejected_events(body):
+            assert index is None or (type(index) is int and index >= 0)
+            assert isinstance(field, str) and len(field) <= 100
+            assert isinstance(message, str) and len(message) <= 200
