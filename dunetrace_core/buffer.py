@@ -61,6 +61,9 @@ _SLOTS = 2
 #: The longest Retry-After obeyed, in seconds.
 MAX_RETRY_AFTER = 600.0
 
+#: No 413 seen: only the event count limits a batch.
+_NO_LIMIT = 1 << 62
+
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
@@ -134,7 +137,10 @@ class Buffer:
         self._failures = 0
         self._window = RequestWindow()  # when requests may go, after a 429
         self._paced_at = 0.0  # paced: when the next batch may go
-        self._body_limit = 1 << 62  # bytes: less than a body answered 413
+        # After a 413: the smallest body refused, and the largest accepted
+        # below it, in bytes. Batches are cut to the latter before they go.
+        self._body_limit = _NO_LIMIT
+        self._body_ok = 0
         self._size = self._batch_size  # events per batch now: grows under a backlog
         self._last_send = 0.0
         self._last_retry_log = -1e9
@@ -456,13 +462,13 @@ class Buffer:
             if events is None:
                 events = list(batch.events)
             room = ceiling - total
-            if more.size <= room and size + len(more.body) < self._body_limit:
+            if more.size <= room and size + len(more.body) <= self._fit_size():
                 events.extend(more.events)
                 merged.append(other)
                 total += more.size
                 size += len(more.body)
                 continue
-            if self._body_limit == 1 << 62:  # no 413 seen: only the count limits a batch
+            if self._body_limit == _NO_LIMIT:
                 rest = more.events
                 events.extend(rest[:room])
                 other.batch = rebatch.rebuilt(more, rest[room:], key)
@@ -479,9 +485,11 @@ class Buffer:
         events its answer names, or a batch of one; else halve it, the
         halves in its place and in order."""
         batch: ExportBatch = group.batch  # type: ignore[assignment]
-        reason = result.reason
+        reason = result.reason or "rejected"
         if reason == "payload_too_large":
             self._body_limit = min(self._body_limit, len(batch.body))
+            if self._body_ok >= self._body_limit:
+                self._body_ok = 0  # the receiver's limit went down
         events = batch.events
         named = {i for i, _, _ in result.rejected if i is not None and 0 <= i < len(events)}
         if not named and len(events) > 1:
@@ -541,6 +549,10 @@ class Buffer:
                 self.sent += n
                 self.batches_sent += 1
                 self.unconfirmed += result.unconfirmed
+                if self._body_limit != _NO_LIMIT and group.batch is not None:
+                    size = len(group.batch.body)
+                    if self._body_ok < size < self._body_limit:
+                        self._body_ok = size
             else:
                 self.dropped[result.reason or "export_failed"] += n
 
@@ -610,6 +622,34 @@ class Buffer:
         group.events = []
         if self._open.get(group.agent_id) is group:
             del self._open[group.agent_id]
+        if self._body_limit != _NO_LIMIT and len(data) > self._fit_size() and group.batch.size > 1:
+            self._fit(group)
+
+    def _fit_size(self) -> int:
+        """The largest body to send: one the receiver accepted below the
+        smallest it refused (413), else just under that."""
+        return self._body_ok or self._body_limit - 1
+
+    def _fit(self, group: _Open) -> None:
+        """The receiver refused bodies this large (413): halve the batch
+        until each part fits or is one event, the parts in its place and in
+        order, instead of having each refused once."""
+        api_key = self._options.api_key
+        fit = self._fit_size()
+        todo = [group.batch]
+        parts: list[ExportBatch] = []
+        while todo:
+            batch = todo.pop(0)
+            if len(batch.body) <= fit or batch.size == 1:  # type: ignore[union-attr]
+                parts.append(batch)  # type: ignore[arg-type]
+            else:
+                todo[0:0] = rebatch.halves(batch, api_key)  # type: ignore[arg-type]
+        group.batch, group.whole = parts[0], False
+        at = self._pending.index(group)
+        for n, batch in enumerate(parts[1:], 1):
+            part = _Open(group.agent_id)
+            part.batch, part.whole = batch, False
+            self._pending.insert(at + n, part)
 
     def _export(self, batch: ExportBatch) -> ExportResult:
         batch.attempts += 1

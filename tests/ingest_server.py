@@ -78,6 +78,8 @@ class IngestServer:
         self.validate: Callable[[bytes], tuple[int, Any] | None] | None = None
         #: While set, every ingest request is answered 503.
         self.unavailable = False
+        #: Statuses of the 503, 429, 413 and validation answers given, in order.
+        self.refusals: list[int] = []
         self._in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -133,22 +135,23 @@ class IngestServer:
 
             def _refused(self, body: bytes) -> bool:
                 """A 503, 429, 413 or validation answer, given before anything is recorded."""
-                if server.unavailable:
-                    self._answer(503, {"detail": "unavailable"})
-                    return True
+                answer: tuple[Any, ...] | None = None
                 with server.lock:
                     limited = server.limiter.check(self.client_address[0]) if server.limiter else None
-                if limited is not None:
-                    self._answer(429, {"detail": "Rate limit exceeded. Max 60 requests per minute."}, limited)
-                    return True
-                if server.max_body is not None and len(body) > server.max_body:
-                    self._answer(413, {"detail": f"body larger than {server.max_body} bytes"})
-                    return True
-                answer = server.validate(body) if server.validate else None
-                if answer is not None:
-                    self._answer(*answer)
-                    return True
-                return False
+                if server.unavailable:
+                    answer = (503, {"detail": "unavailable"})
+                elif limited is not None:
+                    answer = (429, {"detail": "Rate limit exceeded. Max 60 requests per minute."}, limited)
+                elif server.max_body is not None and len(body) > server.max_body:
+                    answer = (413, {"detail": f"body larger than {server.max_body} bytes"})
+                elif server.validate is not None:
+                    answer = server.validate(body)
+                if answer is None:
+                    return False
+                with server.lock:
+                    server.refusals.append(answer[0])
+                self._answer(*answer)
+                return True
 
             def _drip(self, body: bytes, every: float) -> None:
                 raw = json.dumps({"accepted": len(json.loads(body)["events"])}).encode()

@@ -66,7 +66,7 @@ def test_413_halves_the_batch_down_to_the_single_event_refused(
                 run.tool_responded("search", True, step=step)
                 if i in (7, 21):
                     run.external_signal("dump", blob="x" * 5_000)
-        assert client.shutdown(10)
+        assert client.flush(10)
     events = ingest.events
     assert len(events) == 62 and not any(e["event_type"] == "external.signal" for e in events)
     assert_runs_in_order(events)
@@ -74,6 +74,13 @@ def test_413_halves_the_batch_down_to_the_single_event_refused(
     assert client.stats()["dropped"] == {"payload_too_large": 2}
     assert caplog.text.count("refused a single external.signal event as too large") == 1
     assert all(len(body) <= 3_000 for body in ingest.bodies)
+    # What was refused is remembered: later batches are cut to fit before
+    # they are sent, not refused once each.
+    refused = len(ingest.refusals)
+    emit_run(client, "a", 200)
+    assert client.shutdown(10)
+    assert len(ingest.events) == 62 + 402 and len(ingest.refusals) <= refused + 2, ingest.refusals
+    assert_runs_in_order(ingest.events)
 
 
 class RenameFlakyCalls:
