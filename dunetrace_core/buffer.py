@@ -36,11 +36,11 @@ from itertools import islice
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
-from . import rebatch
 from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .log import capture_internal_errors, logger, warn_once
 from .ratelimit import RequestWindow
+from .rebatch import NO_LIMIT, Reshaping, PendingBatch
 from .sender import Sender
 
 if TYPE_CHECKING:
@@ -61,27 +61,10 @@ _SLOTS = 2
 #: The longest Retry-After obeyed, in seconds.
 MAX_RETRY_AFTER = 600.0
 
-#: No 413 seen: only the event count limits a batch.
-_NO_LIMIT = 1 << 62
-
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
-class _Open:
-    """Events of one agent gathered for one request, not yet offered."""
-
-    __slots__ = ("agent_id", "events", "batch", "whole")
-
-    def __init__(self, agent_id: str) -> None:
-        self.agent_id = agent_id
-        self.events: list[dict[str, Any]] = []
-        self.batch: ExportBatch | None = None
-        #: False for part of a batch the receiver refused (413/422): never
-        #: merged back into a larger one.
-        self.whole = True
-
-
-class Buffer:
+class Buffer(Reshaping):
     def __init__(
         self,
         options: Options,
@@ -112,8 +95,8 @@ class Buffer:
         # when a dunetrace_event plugin has seen them.
         self._queue: deque[Any] = deque()
         self._deploys: deque[dict[str, Any]] = deque(maxlen=256)
-        self._pending: deque[_Open] = deque()  # drain thread only
-        self._open: dict[str, _Open] = {}  # agent_id -> last batch still taking events
+        self._pending: deque[PendingBatch] = deque()  # drain thread only
+        self._open: dict[str, PendingBatch] = {}  # agent_id -> last batch still taking events
         self._pending_events = 0
         #: How long the queue may grow on the callers' fast path (Run._emit):
         #: the bound less what the drain thread holds, or 0 while every event
@@ -126,11 +109,11 @@ class Buffer:
         self._thread: threading.Thread | None = None
         #: Batches out, by agent; batches to retry before any other; the
         #: sender threads, those waiting for a batch, and their results.
-        self._out: dict[str, _Open] = {}
-        self._again: list[_Open] = []
+        self._out: dict[str, PendingBatch] = {}
+        self._again: list[PendingBatch] = []
         self._senders: list[Sender] = []
         self._idle: list[Sender] = []
-        self._results: SimpleQueue[tuple[Sender | None, _Open, ExportResult]] = SimpleQueue()
+        self._results: SimpleQueue[tuple[Sender | None, PendingBatch, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
         self._retry_at = 0.0
@@ -139,7 +122,7 @@ class Buffer:
         self._paced_at = 0.0  # paced: when the next batch may go
         # After a 413: the smallest body refused, and the largest accepted
         # below it, in bytes. Batches are cut to the latter before they go.
-        self._body_limit = _NO_LIMIT
+        self._body_limit = NO_LIMIT
         self._body_ok = 0
         self._size = self._batch_size  # events per batch now: grows under a backlog
         self._last_send = 0.0
@@ -399,7 +382,7 @@ class Buffer:
                 # No thread can start (interpreter shutdown): deliver it here.
                 self._results.put((sender, group, self._export(group.batch)))  # type: ignore[arg-type]
 
-    def _next_out(self, ahead: int | None, peek: bool = False) -> _Open | None:
+    def _next_out(self, ahead: int | None, peek: bool = False) -> PendingBatch | None:
         """The next batch to hand out: one that failed and is due again; the
         head, sealed now if still open; or the first pending batch of an
         agent with none out, if it is full. (An agent's first pending batch
@@ -433,109 +416,7 @@ class Buffer:
                 seen.add(group.agent_id)
         return None
 
-    def _fill(self, group: _Open) -> bool:
-        """Paced: fill ``group``'s batch up to ``max_batch_size`` from the
-        batches of its agent that follow it (sealed small before the 429, or
-        cut at a smaller size): whole ones merged in, the last one giving
-        the events that fit and keeping the rest, so each request carries a
-        full batch. Whether it is full now."""
-        batch = group.batch
-        ceiling = self._ceiling
-        if batch is None:
-            return len(group.events) >= ceiling
-        if batch.size >= ceiling or not group.whole or batch.delivered_by:
-            return batch.size >= ceiling
-        key = self._options.api_key
-        events: list[dict[str, Any]] | None = None
-        merged: list[_Open] = []
-        total, size = batch.size, len(batch.body)
-        seen = False
-        for other in self._pending:
-            if other is group:
-                seen = True
-                continue
-            if not seen or other.agent_id != group.agent_id:
-                continue
-            more = other.batch
-            if total >= ceiling or more is None or not other.whole or more.delivered_by:
-                break
-            if events is None:
-                events = list(batch.events)
-            room = ceiling - total
-            if more.size <= room and size + len(more.body) <= self._fit_size():
-                events.extend(more.events)
-                merged.append(other)
-                total += more.size
-                size += len(more.body)
-                continue
-            if self._body_limit == _NO_LIMIT:
-                rest = more.events
-                events.extend(rest[:room])
-                other.batch = rebatch.rebuilt(more, rest[room:], key)
-                total = ceiling
-            break
-        if events is not None and total > batch.size:
-            group.batch = rebatch.rebuilt(batch, events, key)
-            for other in merged:
-                self._pending.remove(other)
-        return total >= ceiling
-
-    def _refused(self, group: _Open, result: ExportResult) -> None:
-        """The receiver refused part of a batch (413 or 422): drop the
-        events its answer names, or a batch of one; else halve it, the
-        halves in its place and in order."""
-        batch: ExportBatch = group.batch  # type: ignore[assignment]
-        reason = result.reason or "rejected"
-        if reason == "payload_too_large":
-            self._body_limit = min(self._body_limit, len(batch.body))
-            if self._body_ok >= self._body_limit:
-                self._body_ok = 0  # the receiver's limit went down
-        events = batch.events
-        named = {i for i, _, _ in result.rejected if i is not None and 0 <= i < len(events)}
-        if not named and len(events) > 1:
-            first, second = rebatch.halves(batch, self._options.api_key)
-            group.batch, group.whole = first, False
-            part = _Open(group.agent_id)
-            part.batch, part.whole = second, False
-            self._pending.insert(self._pending.index(group) + 1, part)
-            return
-        bad = named or {0}
-        said = {i: (field, message) for i, field, message in result.rejected if i is not None}
-        unplaced = next(((f, m) for i, f, m in result.rejected if i is None), ("unknown", ""))
-        for i in sorted(bad):
-            self._warn_refused(events[i], reason, len(batch.body), *said.get(i, unplaced))
-        rest = [event for i, event in enumerate(events) if i not in bad]
-        with self._lock:
-            self._pending_events -= len(bad)
-            self.dropped[reason] += len(bad)
-            self.refresh_room()
-        if rest:
-            group.batch, group.whole = rebatch.rebuilt(batch, rest, self._options.api_key), False
-        else:
-            self._pending.remove(group)
-
-    def _warn_refused(self, event: dict[str, Any], reason: str, size: int, field: str, message: str) -> None:
-        kind = str(event.get("event_type"))
-        if reason == "payload_too_large":
-            warn_once(
-                f"too-large:{kind}",
-                "dunetrace: the ingest API refused a single %s event as too large (HTTP 413, %d bytes); "
-                "it is dropped and counted in stats()['dropped']['payload_too_large']",
-                kind,
-                size,
-            )
-            return
-        warn_once(
-            f"rejected:{kind}:{field}",
-            "dunetrace: the ingest API refused a %s event as invalid (HTTP 422, field %r: %s); it is "
-            "dropped and counted in stats()['dropped']['rejected'], the rest of its batch is delivered. "
-            "This is a bug in dunetrace or in a plugin that changes events: please report it",
-            kind,
-            field or "unknown",
-            message or "no reason given",
-        )
-
-    def _settle(self, group: _Open, result: ExportResult) -> None:
+    def _settle(self, group: PendingBatch, result: ExportResult) -> None:
         """A batch delivered or given up: it leaves the pending batches."""
         if self._pending[0] is group:
             self._pending.popleft()
@@ -549,7 +430,7 @@ class Buffer:
                 self.sent += n
                 self.batches_sent += 1
                 self.unconfirmed += result.unconfirmed
-                if self._body_limit != _NO_LIMIT and group.batch is not None:
+                if self._body_limit != NO_LIMIT and group.batch is not None:
                     size = len(group.batch.body)
                     if self._body_ok < size < self._body_limit:
                         self._body_ok = size
@@ -601,7 +482,7 @@ class Buffer:
                 next_id += 1
                 group = opened.get(agent)
                 if group is None:
-                    group = opened[agent] = _Open(agent)
+                    group = opened[agent] = PendingBatch(agent)
                     pending.append(group)
                 events = group.events
                 events.append(event)
@@ -611,7 +492,7 @@ class Buffer:
                     self._seal(group)
             self._next_id = next_id
 
-    def _seal(self, group: _Open) -> None:
+    def _seal(self, group: PendingBatch) -> None:
         data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})
         if self._retry_at or self._window.until:
             # Delivery is failing or paced, so this batch may wait a while:
@@ -622,34 +503,8 @@ class Buffer:
         group.events = []
         if self._open.get(group.agent_id) is group:
             del self._open[group.agent_id]
-        if self._body_limit != _NO_LIMIT and len(data) > self._fit_size() and group.batch.size > 1:
+        if self._body_limit != NO_LIMIT and len(data) > self._fit_size() and group.batch.size > 1:
             self._fit(group)
-
-    def _fit_size(self) -> int:
-        """The largest body to send: one the receiver accepted below the
-        smallest it refused (413), else just under that."""
-        return self._body_ok or self._body_limit - 1
-
-    def _fit(self, group: _Open) -> None:
-        """The receiver refused bodies this large (413): halve the batch
-        until each part fits or is one event, the parts in its place and in
-        order, instead of having each refused once."""
-        api_key = self._options.api_key
-        fit = self._fit_size()
-        todo = [group.batch]
-        parts: list[ExportBatch] = []
-        while todo:
-            batch = todo.pop(0)
-            if len(batch.body) <= fit or batch.size == 1:  # type: ignore[union-attr]
-                parts.append(batch)  # type: ignore[arg-type]
-            else:
-                todo[0:0] = rebatch.halves(batch, api_key)  # type: ignore[arg-type]
-        group.batch, group.whole = parts[0], False
-        at = self._pending.index(group)
-        for n, batch in enumerate(parts[1:], 1):
-            part = _Open(group.agent_id)
-            part.batch, part.whole = batch, False
-            self._pending.insert(at + n, part)
 
     def _export(self, batch: ExportBatch) -> ExportResult:
         batch.attempts += 1

@@ -184,13 +184,11 @@ json_values = st.recursive(
 )
 locs = st.sampled_from(["body", "events", "payload"]) | st.text(max_size=8) | st.integers()
 event_locs = st.tuples(st.just("body"), st.just("events"), st.integers(), st.text(max_size=8)).map(list)
+pydantic_errors = st.fixed_dictionaries({"loc": st.lists(locs, max_size=5) | event_locs, "msg": st.text()})
 answers = st.one_of(
     json_values,
     st.fixed_dictionaries({"detail": st.text(), "field": st.text() | st.from_regex(r"events\[\d{1,4}\](\.\w+)?")}),
-    st.fixed_dictionaries(
-        {"detail": st.lists(st.fixed_dictionaries({"loc": st.lists(locs, max_size=5) | event_locs,
-                                                   "msg": st.text()}), max_size=5)}  # fmt: skip
-    ),
+    st.fixed_dictionaries({"detail": st.lists(pydantic_errors, max_size=5)}),
 )
 
 
