@@ -5,11 +5,14 @@ plugin asked for one. A daemon thread, started lazily with the first event,
 wakes every ``flush_interval`` seconds (or as soon as a batch is full),
 groups what is queued into per-agent batches and hands the oldest batch to
 the exporters. Batches are ``batch_size`` events while the queue is quiet;
-while a backlog builds (events arrive faster than requests carry them) or
-after a 429 they double up to ``max_batch_size``, and shrink back once the
-backlog has cleared. A batch that must be
-retried goes first once the retry is due, and no later batch of its agent
-goes before it, so no later event of the same run overtakes it.
+while a backlog builds (events arrive faster than requests carry them)
+they double up to ``max_batch_size``, after a 429 or a failure with a
+backlog they go straight to it, and they shrink back once the backlog has
+cleared. A batch that must be retried goes first once the retry is due,
+and no later batch of its agent goes before it, so no later event of the
+same run overtakes it. After a 429, ``ratelimit.py`` says when the next
+request may go; a batch the receiver refuses in part (413, 422) is remade
+in its place (``rebatch.py``).
 
 While the head batch is out, a second thread may deliver the oldest full
 batch of another agent beside it (see :class:`Sender`). A run belongs to
@@ -40,7 +43,7 @@ from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .log import capture_internal_errors, logger, warn_once
 from .ratelimit import RequestWindow
-from .rebatch import NO_LIMIT, Reshaping, PendingBatch
+from .rebatch import NO_LIMIT, PendingBatch, Reshaping
 from .sender import Sender
 
 if TYPE_CHECKING:
@@ -317,7 +320,7 @@ class Buffer(Reshaping):
             if sender is not None:
                 self._idle.append(sender)
             del out[group.agent_id]
-            if not result.throttled:
+            if result.outcome != "retry":  # answered, and so counted by a rate limit
                 self._window.record(time.monotonic())
             if result.outcome == "split":
                 self._refused(group, result)
