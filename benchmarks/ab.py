@@ -8,8 +8,8 @@ temporary folder and imported from there as ``dunetrace``; the working tree
 is the other side. Each round runs ``bench_core.py PART`` once per version,
 in child processes, alternating which goes first, so the machine's drift
 hits both alike. Printed: each side's median over the rounds for every row,
-and the ratio working tree / REV (for caller cost, lower is better; for
-events/s, higher is).
+the ratio working tree / REV (for caller cost, lower is better; for
+events/s, higher is), and every round's pair.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def main() -> None:
             for row, values in results["tree"].items():
                 before = statistics.median(results["rev"].get(row, [float("nan")]))
                 after = statistics.median(values)
-                print(f"{row:48} {before:12,.2f} {after:12,.2f} {after / before:8.3f}x")
+                rounds = " ".join(f"{b:,.4g}/{a:,.4g}" for b, a in zip(results["rev"].get(row, []), values))
+                print(f"{row:48} {before:12,.2f} {after:12,.2f} {after / before:8.3f}x   rounds {rounds}")
 
 
 if __name__ == "__main__":
