@@ -35,7 +35,8 @@ ROWS = {
 
 
 def export(rev: str, into: pathlib.Path) -> None:
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "dunetrace_core"], capture_output=True, check=True)
+    command = ["git", "-C", str(REPO), "archive", rev, "dunetrace_core"]
+    archive = subprocess.run(command, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     (into / "dunetrace").symlink_to("dunetrace_core")
 
@@ -79,7 +80,8 @@ def main() -> None:
             for row, values in results["tree"].items():
                 before = statistics.median(results["rev"].get(row, [float("nan")]))
                 after = statistics.median(values)
-                rounds = " ".join(f"{b:,.4g}/{a:,.4g}" for b, a in zip(results["rev"].get(row, []), values))
+                shape = "{:,.2f}/{:,.2f}" if part == "cost" else "{:,.0f}/{:,.0f}"
+                rounds = " ".join(shape.format(b, a) for b, a in zip(results["rev"].get(row, []), values))
                 print(f"{row:48} {before:12,.2f} {after:12,.2f} {after / before:8.3f}x   rounds {rounds}")
 
 
