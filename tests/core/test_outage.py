@@ -86,3 +86,33 @@ def test_a_30s_outage_at_2000_events_a_second_loses_nothing(how: str) -> None:
         client.shutdown(1)
         if server is not None:
             server.close()
+
+
+def test_events_held_through_an_outage_cost_about_310_bytes_each() -> None:
+    """What options.max_queue_size's comment promises: held events wait as
+    encoded batches, ~310 bytes a tool-call event, so the default bound of
+    100,000 holds ~31 MB."""
+    import gc
+    import tracemalloc
+
+    client = Dunetrace(endpoint=f"http://127.0.0.1:{free_port()}")  # nothing listens
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):  # 51,000 events
+            with client.run("agent") as run:
+                for i in range(50):
+                    step = run.tool_called("search", {"i": i})
+                    run.tool_responded("search", True, step=step)
+        deadline = time.monotonic() + 10
+        while client._buffer._queue and time.monotonic() < deadline:  # the drain seals them
+            time.sleep(0.05)
+        time.sleep(0.3)
+        gc.collect()
+        held = client.stats()["queued"]
+        per_event = (tracemalloc.get_traced_memory()[0] - base) / held
+    finally:
+        tracemalloc.stop()
+        client.shutdown(0.1)
+    assert held == 51_000
+    assert per_event < 360, per_event
