@@ -1,6 +1,6 @@
 """The core benchmarks of two versions of the SDK, side by side in one run.
 
-    python benchmarks/ab.py REV                    # cost and throughput, 3 rounds
+    python benchmarks/ab.py REV                    # cost, throughput, request; 3 rounds
     python benchmarks/ab.py REV throughput --rounds 5
 
 REV (any git revision: a commit, ``main``, ``HEAD~3``) is exported to a
@@ -31,6 +31,7 @@ REPO = HERE.parent
 ROWS = {
     "cost": re.compile(r"^(run\.\S.*?|floor \(.*?\))\s{2,}([\d.]+)\s+[\d.]+\s+[\d.]+$"),
     "throughput": re.compile(r"^\s*(.+?\))\s+([\d,]+)\s+\d+\s+\d+\s+\d+$"),
+    "request": re.compile(r"^(best|median)\s+([\d.]+)$"),
 }
 
 
@@ -59,10 +60,10 @@ def measure(part: str, path: str | None) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rev")
-    parser.add_argument("parts", nargs="*", help="cost, throughput (default: both)")
+    parser.add_argument("parts", nargs="*", help="cost, throughput, request (default: all three)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    parts = args.parts or ["cost", "throughput"]
+    parts = args.parts or ["cost", "throughput", "request"]
     unknown = sorted(set(parts) - set(ROWS))
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(sorted(ROWS))}")
@@ -75,12 +76,12 @@ def main() -> None:
                 for side, path in order if i % 2 == 0 else order[::-1]:
                     for row, value in measure(part, path).items():
                         results[side].setdefault(row, []).append(value)
-            unit = "median us" if part == "cost" else "events/s"
+            unit = {"cost": "median us", "throughput": "events/s", "request": "CPU us"}[part]
             print(f"\n{part}: {args.rev} vs working tree, {args.rounds} rounds ({unit}, median of rounds)")
             for row, values in results["tree"].items():
                 before = statistics.median(results["rev"].get(row, [float("nan")]))
                 after = statistics.median(values)
-                shape = "{:,.2f}/{:,.2f}" if part == "cost" else "{:,.0f}/{:,.0f}"
+                shape = "{:,.0f}/{:,.0f}" if part == "throughput" else "{:,.2f}/{:,.2f}"
                 rounds = " ".join(shape.format(b, a) for b, a in zip(results["rev"].get(row, []), values))
                 print(f"{row:48} {before:12,.2f} {after:12,.2f} {after / before:8.3f}x   rounds {rounds}")
 
