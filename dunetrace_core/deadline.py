@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpcore
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     import httpx
 
@@ -37,14 +36,20 @@ _local = threading.local()
 _WRITE_CHUNK = 1024 * 1024
 
 
-@contextmanager
-def request_deadline(seconds: float) -> Iterator[None]:
-    """Every socket operation in this block, on this thread, ends by
-    ``seconds`` from now."""
-    _local.at = time.monotonic() + seconds
-    try:
-        yield
-    finally:
+class request_deadline:
+    """``with request_deadline(seconds):`` every socket operation in the
+    block, on this thread, ends by ``seconds`` from now. (A class, not a
+    generator: it is entered once per request.)"""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, seconds: float) -> None:
+        self._at = time.monotonic() + seconds
+
+    def __enter__(self) -> None:
+        _local.at = self._at
+
+    def __exit__(self, *exc: object) -> None:
         _local.at = None
 
 
