@@ -54,6 +54,7 @@ def test_after_a_429_a_backlog_of_10000_drains_in_under_a_minute(ingest: IngestS
     total = trickled + 10_000
     assert ingest.wait_for(lambda events: len(events) >= total, timeout=75)
     drained = time.monotonic() - backlog_at
+    print(f"\n10,000 events after a 429: drained in {drained:.1f} s; 429s: {len(limiter.refused)}")
     assert drained < 60, drained
     events = ingest.events
     assert len(events) == total and len({e["event_id"] for e in events}) == total
