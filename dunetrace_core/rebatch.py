@@ -66,6 +66,7 @@ class Reshaping:
     state it uses: these attributes are set there)."""
 
     _pending: deque[PendingBatch]
+    _open: dict[str, PendingBatch]
     _ceiling: int
     _options: Options
     _lock: threading.Lock
@@ -82,9 +83,9 @@ class Reshaping:
     def _fill(self, group: PendingBatch) -> bool:
         """Paced: fill ``group``'s batch up to ``max_batch_size`` from the
         batches of its agent that follow it (sealed small before the 429, or
-        cut at a smaller size): whole ones merged in, the last one giving
-        the events that fit and keeping the rest, so each request carries a
-        full batch. Whether it is full now."""
+        cut at a smaller size, or still open): whole ones merged in, the
+        last one giving the events that fit and keeping the rest, so each
+        request carries a full batch. Whether it is full now."""
         batch = group.batch
         ceiling = self._ceiling
         if batch is None:
@@ -103,11 +104,23 @@ class Reshaping:
             if not seen or other.agent_id != group.agent_id:
                 continue
             more = other.batch
-            if total >= ceiling or more is None or not other.whole or more.delivered_by:
+            if total >= ceiling or not other.whole or (more is not None and more.delivered_by):
                 break
             if events is None:
                 events = list(batch.events)
             room = ceiling - total
+            if more is None:
+                # Still open (its agent's last batch): the events that fit.
+                if self._body_limit == NO_LIMIT:
+                    taken = other.events[:room]
+                    del other.events[:room]
+                    events.extend(taken)
+                    total += len(taken)
+                    if not other.events:
+                        merged.append(other)
+                        if self._open.get(other.agent_id) is other:
+                            del self._open[other.agent_id]
+                break
             if more.size <= room and size + len(more.body) <= self._fit_size():
                 events.extend(more.events)
                 merged.append(other)
