@@ -73,9 +73,16 @@ def test_a_backlog_of_interleaved_agents_still_goes_out_in_full_batches(ingest: 
     for run in runs:
         run.finish()
     assert client.shutdown(10)
-    sizes = sorted(len(b["events"]) for b in ingest.batches)
-    assert sum(sizes) == 1_008 and len(sizes) == 12  # per agent: 252 events, 100 + 100 + 52
-    assert sizes[:4] == [52] * 4 and sizes[4:] == [100] * 8
+    per_agent: dict[str, list[int]] = {}
+    for batch in ingest.batches:
+        per_agent.setdefault(batch["agent_id"], []).append(len(batch["events"]))
+    # Per agent 252 events: 100 + 100 + 52, or fewer, larger batches where
+    # the backlog made them grow (a request came back with a batch's worth
+    # still queued); never a short batch but the last.
+    assert sorted(per_agent) == [f"agent-{i}" for i in range(4)]
+    for sizes in per_agent.values():
+        assert sum(sizes) == 252 and len(sizes) <= 3, sizes
+        assert all(size >= 100 for size in sizes[:-1]), sizes
 
 
 def test_5xx_and_resets_are_retried_in_order(ingest: IngestServer) -> None:
