@@ -1,7 +1,7 @@
 """Core SDK benchmarks: caller cost, end-to-end throughput, loss, memory.
 
     python benchmarks/bench_core.py            # all four, about a minute and a half
-    python benchmarks/bench_core.py cost       # one of: cost throughput flat loss memory
+    python benchmarks/bench_core.py cost       # one of: cost throughput flat loss memory request
 
 Every figure is measured next to its baseline in the same run, because these
 machines are noisy: quote the ratios and medians.
@@ -143,6 +143,40 @@ def throughput(n: int = 500_000) -> None:
         dt.shutdown(5)
         sink.stop()
         print(f"{label:>28} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}")
+
+
+def request(n: int = 400, reps: int = 7) -> None:
+    """CPU of this process per 500-event request through the HTTP exporter
+    (the transport call, the total deadline's checks, reading the answer) to
+    a sink in another process: the drain's cost per request, without the
+    noise of a wall clock on a shared machine. Best and median of ``reps``."""
+    from dunetrace.encoding import encode_body
+    from dunetrace.export import ExportBatch
+    from dunetrace.http_export import HttpExporter
+    from dunetrace.options import Options
+
+    sink = Sink().start()
+    exporter = HttpExporter(Options.build(sink.url, ""))
+    events = [
+        {"event_type": "tool.responded", "run_id": "r" * 36, "agent_id": "a", "agent_version": "v", "step_index": i,
+         "timestamp": 1.5, "payload": {"tool_name": "search", "success": True, "latency_ms": 1.5},
+         "parent_run_id": None, "event_id": f"x-{i}"}
+        for i in range(500)
+    ]  # fmt: skip
+    body = encode_body({"api_key": "", "agent_id": "a", "events": events})
+    exporter.dunetrace_export(batch=ExportBatch("a", body, 500))  # connect first
+    per_request = []
+    for _ in range(reps):
+        start = time.process_time()
+        for _ in range(n):
+            assert exporter.dunetrace_export(batch=ExportBatch("a", body, 500)).outcome == "ok"
+        per_request.append((time.process_time() - start) / n * 1e6)
+    exporter.close()
+    sink.stop()
+    per_request.sort()
+    print(f"\nexporter CPU per 500-event request ({len(body):,} bytes), us: best, median")
+    print(f"{'best':48} {per_request[0]:10.1f}")
+    print(f"{'median':48} {per_request[len(per_request) // 2]:10.1f}")
 
 
 FLAT_CHILD = """
@@ -295,7 +329,7 @@ def memory() -> None:
 
 
 if __name__ == "__main__":
-    parts = {"cost": cost, "throughput": throughput, "flat": flat, "loss": loss, "memory": memory}
+    parts = {"cost": cost, "throughput": throughput, "flat": flat, "loss": loss, "memory": memory, "request": request}
     chosen = sys.argv[1:] or list(parts)
     for part in chosen:
         parts[part]()

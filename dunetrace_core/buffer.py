@@ -5,11 +5,14 @@ plugin asked for one. A daemon thread, started lazily with the first event,
 wakes every ``flush_interval`` seconds (or as soon as a batch is full),
 groups what is queued into per-agent batches and hands the oldest batch to
 the exporters. Batches are ``batch_size`` events while the queue is quiet;
-while a backlog builds (events arrive faster than requests carry them) or
-after a 429 they double up to ``max_batch_size``, and shrink back once the
-backlog has cleared. A batch that must be
-retried goes first once the retry is due, and no later batch of its agent
-goes before it, so no later event of the same run overtakes it.
+while a backlog builds (events arrive faster than requests carry them)
+they double up to ``max_batch_size``, after a 429 or a failure with a
+backlog they go straight to it, and they shrink back once the backlog has
+cleared. A batch that must be retried goes first once the retry is due,
+and no later batch of its agent goes before it, so no later event of the
+same run overtakes it. After a 429, ``ratelimit.py`` says when the next
+request may go; a batch the receiver refuses in part (413, 422) is remade
+in its place (``rebatch.py``).
 
 While the head batch is out, a second thread may deliver the oldest full
 batch of another agent beside it (see :class:`Sender`). A run belongs to
@@ -40,6 +43,8 @@ from .encoding import encode_body
 from .export import ExportBatch, ExportResult
 from .lifecycle import quiet_signals
 from .log import capture_internal_errors, logger, warn_once
+from .ratelimit import RequestWindow
+from .rebatch import NO_LIMIT, PendingBatch, Reshaping
 from .sender import Sender
 
 if TYPE_CHECKING:
@@ -57,28 +62,13 @@ _CHUNK = 32
 #: Batches out at once (of as many agents), while the receiver is healthy.
 _SLOTS = 2
 
-#: Seconds between requests after a 429 with no Retry-After: 60 a minute
-#: less a margin for the server's clock (60 gaps of 1.02 s span 61.2 s).
-PACE = 1.02
-
 #: The longest Retry-After obeyed, in seconds.
 MAX_RETRY_AFTER = 600.0
 
 _live: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
-class _Open:
-    """Events of one agent gathered for one request, not yet offered."""
-
-    __slots__ = ("agent_id", "events", "batch")
-
-    def __init__(self, agent_id: str) -> None:
-        self.agent_id = agent_id
-        self.events: list[dict[str, Any]] = []
-        self.batch: ExportBatch | None = None
-
-
-class Buffer:
+class Buffer(Reshaping):
     def __init__(
         self,
         options: Options,
@@ -109,8 +99,8 @@ class Buffer:
         # when a dunetrace_event plugin has seen them.
         self._queue: deque[Any] = deque()
         self._deploys: deque[dict[str, Any]] = deque(maxlen=256)
-        self._pending: deque[_Open] = deque()  # drain thread only
-        self._open: dict[str, _Open] = {}  # agent_id -> last batch still taking events
+        self._pending: deque[PendingBatch] = deque()  # drain thread only
+        self._open: dict[str, PendingBatch] = {}  # agent_id -> last batch still taking events
         self._pending_events = 0
         #: How long the queue may grow on the callers' fast path (Run._emit):
         #: the bound less what the drain thread holds, or 0 while every event
@@ -123,11 +113,11 @@ class Buffer:
         self._thread: threading.Thread | None = None
         #: Batches out, by agent; batches to retry before any other; the
         #: sender threads, those waiting for a batch, and their results.
-        self._out: dict[str, _Open] = {}
-        self._again: list[_Open] = []
+        self._out: dict[str, PendingBatch] = {}
+        self._again: list[PendingBatch] = []
         self._senders: list[Sender] = []
         self._idle: list[Sender] = []
-        self._results: SimpleQueue[tuple[Sender | None, _Open, ExportResult]] = SimpleQueue()
+        self._results: SimpleQueue[tuple[Sender | None, PendingBatch, ExportResult]] = SimpleQueue()
         self._stopping = False
         self._closed = False
         #: Set by close() once its time is up: no batch leaves after that,
@@ -135,8 +125,12 @@ class Buffer:
         self._halted = False
         self._retry_at = 0.0
         self._failures = 0
-        self._gap = 0.0  # seconds between requests, after a 429
-        self._paced_until = 0.0
+        self._window = RequestWindow()  # when requests may go, after a 429
+        self._paced_at = 0.0  # paced: when the next batch may go
+        # After a 413: the smallest body refused, and the largest accepted
+        # below it, in bytes. Batches are cut to the latter before they go.
+        self._body_limit = NO_LIMIT
+        self._body_ok = 0
         self._size = self._batch_size  # events per batch now: grows under a backlog
         self._last_send = 0.0
         self._last_retry_log = -1e9
@@ -146,6 +140,7 @@ class Buffer:
         self.sent = 0
         self.batches_sent = 0
         self.retries = 0
+        self.unconfirmed = 0
         self.dropped: Counter[str] = Counter()
         self._dropped_reported = 0
         self._last_report = time.monotonic()
@@ -296,8 +291,9 @@ class Buffer:
         interval = self._options.flush_interval
         while True:
             wait = interval
-            if self._pending and self._retry_at:
-                wait = max(0.0, min(interval, self._retry_at - time.monotonic()))
+            due = self._retry_at or self._paced_at
+            if self._pending and due:
+                wait = max(0.0, min(interval, due - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
             self._busy = True
@@ -321,11 +317,10 @@ class Buffer:
         # the first request leaves at once instead of after a long backlog
         # has been turned into dicts. While the receiver fails or paces us,
         # take everything: a sealed batch keeps a backlog as bytes.
-        if self._gap and time.monotonic() > self._paced_until:
-            self._gap = 0.0  # a minute without a 429: no longer paced
-        if not self._gap and len(self._queue) + self._pending_events < self._batch_size:
+        paced = self._window.active(time.monotonic())  # a 429 in the last minute
+        if not paced and len(self._queue) + self._pending_events < self._batch_size:
             self._size = self._batch_size  # the backlog has cleared
-        ahead = None if self._retry_at or self._gap else 2 * self._size
+        ahead = None if self._retry_at or paced else 2 * self._size
         self._take(ahead)
         out = self._out
         while True:
@@ -350,6 +345,11 @@ class Buffer:
             if sender is not None:
                 self._idle.append(sender)
             del out[group.agent_id]
+            if result.outcome != "retry":  # answered, and so counted by a rate limit
+                self._window.record(time.monotonic())
+            if result.outcome == "split":
+                self._refused(group, result)
+                continue
             if result.outcome == "retry":
                 self._again.append(group)  # it goes first once the retry is due
                 if self._retry_at > time.monotonic():  # the other batch out failed too: one wait for both
@@ -379,10 +379,18 @@ class Buffer:
                 if now < self._retry_at:
                     return
                 self._retry_at = 0.0  # due: this is the retry
-            if self._gap and now < self._last_send + self._gap:
-                # Paced after a 429: wait, and let the batches fill meanwhile.
-                self._retry_at = self._last_send + self._gap
-                return
+            self._paced_at = 0.0
+            if self._window.active(now):
+                # Paced after a 429: a full batch as soon as the server's
+                # window has room, a partial one at the sustained rate;
+                # meanwhile the batches fill.
+                head = self._next_out(ahead, peek=True)
+                if head is None:
+                    return
+                at = self._window.next_send(now, self._last_send, self._fill(head))
+                if at > now:
+                    self._paced_at = at
+                    return
             alone = not out
             group = self._next_out(ahead)
             if group is None:
@@ -402,7 +410,7 @@ class Buffer:
                 # No thread can start (interpreter shutdown): deliver it here.
                 self._results.put((sender, group, self._export(group.batch)))  # type: ignore[arg-type]
 
-    def _next_out(self, ahead: int | None, peek: bool = False) -> _Open | None:
+    def _next_out(self, ahead: int | None, peek: bool = False) -> PendingBatch | None:
         """The next batch to hand out: one that failed and is due again; the
         head, sealed now if still open; or the first pending batch of an
         agent with none out, if it is full. (An agent's first pending batch
@@ -436,7 +444,7 @@ class Buffer:
                 seen.add(group.agent_id)
         return None
 
-    def _settle(self, group: _Open, result: ExportResult) -> None:
+    def _settle(self, group: PendingBatch, result: ExportResult) -> None:
         """A batch delivered or given up: it leaves the pending batches."""
         if self._pending[0] is group:
             self._pending.popleft()
@@ -449,6 +457,11 @@ class Buffer:
             if result.outcome == "ok":
                 self.sent += n
                 self.batches_sent += 1
+                self.unconfirmed += result.unconfirmed
+                if self._body_limit != NO_LIMIT and group.batch is not None:
+                    size = len(group.batch.body)
+                    if self._body_ok < size < self._body_limit:
+                        self._body_ok = size
             else:
                 self.dropped[result.reason or "export_failed"] += n
 
@@ -497,7 +510,7 @@ class Buffer:
                 next_id += 1
                 group = opened.get(agent)
                 if group is None:
-                    group = opened[agent] = _Open(agent)
+                    group = opened[agent] = PendingBatch(agent)
                     pending.append(group)
                 events = group.events
                 events.append(event)
@@ -507,12 +520,19 @@ class Buffer:
                     self._seal(group)
             self._next_id = next_id
 
-    def _seal(self, group: _Open) -> None:
+    def _seal(self, group: PendingBatch) -> None:
         data = encode_body({"api_key": self._options.api_key, "agent_id": group.agent_id, "events": group.events})
+        if self._retry_at or self._window.until:
+            # Delivery is failing or paced, so this batch may wait a while:
+            # keep an exact copy. orjson returns its output in the buffer it
+            # grew by doubling, up to twice the body's length in memory.
+            data = memoryview(data).tobytes()
         group.batch = ExportBatch(group.agent_id, data, len(group.events))
         group.events = []
         if self._open.get(group.agent_id) is group:
             del self._open[group.agent_id]
+        if self._body_limit != NO_LIMIT and len(data) > self._fit_size() and group.batch.size > 1:
+            self._fit(group)
 
     def _export(self, batch: ExportBatch) -> ExportResult:
         batch.attempts += 1
@@ -529,10 +549,16 @@ class Buffer:
             waits = [r.retry_after for r in retry if r.retry_after is not None]
             throttled = any(r.throttled for r in retry)
             return ExportResult.retry(max(waits) if waits else None, retry[0].reason, throttled)
+        unconfirmed = 0
         for r in results:
-            if r is not None and r.outcome == "drop" and not batch.delivered_by:
+            if r is None:
+                continue
+            if r.outcome == "split":
                 return r
-        return ExportResult.ok()
+            if r.outcome == "drop" and not batch.delivered_by:
+                return r
+            unconfirmed = max(unconfirmed, r.unconfirmed)
+        return ExportResult.ok(unconfirmed)
 
     def _schedule_retry(self, batch: ExportBatch, result: ExportResult) -> None:
         self.retries += 1
@@ -540,14 +566,13 @@ class Buffer:
         now = time.monotonic()
         if result.throttled:
             # The ingest API allows 60 requests a minute per client (a sliding
-            # window) and sends no Retry-After: send one full batch every
-            # PACE seconds, just under that rate, until a minute passes
-            # without a 429. A Retry-After says when instead.
+            # window) and sends no Retry-After: from now on, batches of
+            # max_batch_size leave as the window has room (ratelimit.py),
+            # until a minute passes without a 429. A Retry-After says when.
             self._size = self._ceiling
-            self._paced_until = now + 60.0
             if result.retry_after is None:
-                self._gap = PACE
-                delay = PACE
+                self._window.throttled(now)
+                delay = max(0.0, self._window.next_send(now, self._last_send, True) - now)
             else:
                 delay = min(result.retry_after, MAX_RETRY_AFTER)
         else:
@@ -556,13 +581,19 @@ class Buffer:
             delay = random.uniform(backoff / 2, backoff)  # jitter: clients do not retry in step
             if result.retry_after is not None:
                 delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER))
+            if self.queued() >= self._size:
+                # Nothing leaves while the backend is down: the backlog is
+                # sealed in full batches, fewer requests once it is back.
+                self._size = self._ceiling
         self._retry_at = now + delay
         if result.throttled:
             warn_once(
                 f"throttled:{id(self)}",
                 "dunetrace: the ingest API limits requests (HTTP 429); sending full batches at "
                 "the allowed rate from now on (%s), events are kept",
-                f"retry in {delay:.1f}s as asked" if result.retry_after is not None else f"one per {PACE}s",
+                f"retry in {delay:.1f}s as asked"
+                if result.retry_after is not None
+                else f"{self._window.limit or 60} a minute, next in {delay:.1f}s",
             )
         elif (self._failures == 1 and now - self._last_retry_log > 30) or self._failures % 10 == 0:
             self._last_retry_log = now
@@ -589,6 +620,7 @@ class Buffer:
             "sent": self.sent,
             "batches_sent": self.batches_sent,
             "retries": self.retries,
+            "unconfirmed": self.unconfirmed,
             "dropped": dropped,
             "dropped_total": sum(dropped.values()),
         }

@@ -41,15 +41,28 @@ class ExportBatch:
 
 @dataclass(frozen=True)
 class ExportResult:
-    outcome: str  # "ok" | "retry" | "drop"
+    """What became of a batch offered to an exporter.
+
+    ``ok``: delivered. ``retry``: keep it and offer it again later.
+    ``drop``: give it up, counted under ``reason``. ``split``: the receiver
+    refused some of it (413: too large, 422: invalid events): the buffer
+    drops the events ``rejected`` names, or halves the batch and offers the
+    halves in order, down to single events."""
+
+    outcome: str  # "ok" | "retry" | "drop" | "split"
     retry_after: float | None = None
     reason: str = ""
     #: The receiver asked us to slow down (HTTP 429): requests are paced.
     throttled: bool = False
+    #: ``split`` after a 422: (index in the batch or None, field, message)
+    #: for each event the answer names.
+    rejected: tuple[tuple[int | None, str, str], ...] = ()
+    #: ``ok``: events the receiver's answer did not confirm.
+    unconfirmed: int = 0
 
     @classmethod
-    def ok(cls) -> ExportResult:
-        return _OK
+    def ok(cls, unconfirmed: int = 0) -> ExportResult:
+        return cls("ok", unconfirmed=unconfirmed) if unconfirmed else _OK
 
     @classmethod
     def retry(cls, after: float | None = None, reason: str = "", throttled: bool = False) -> ExportResult:
@@ -58,6 +71,10 @@ class ExportResult:
     @classmethod
     def drop(cls, reason: str) -> ExportResult:
         return cls("drop", None, reason)
+
+    @classmethod
+    def split(cls, reason: str, rejected: tuple[tuple[int | None, str, str], ...] = ()) -> ExportResult:
+        return cls("split", None, reason, rejected=rejected)
 
 
 _OK = ExportResult("ok")

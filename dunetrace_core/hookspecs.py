@@ -148,7 +148,11 @@ def dunetrace_export(batch: ExportBatch) -> ExportResult | None:
     exporter is called; return ``ExportResult.ok()`` (or None) once delivered,
     ``ExportResult.retry(after=seconds)`` to have the batch offered again
     later (exporters that already delivered it see ``batch.delivered_by``
-    holding their name and skip), or ``ExportResult.drop(reason)`` to give
-    it up, counted under that reason. The HTTP transport and the stdout
+    holding their name and skip), ``ExportResult.drop(reason)`` to give
+    it up, counted under that reason, or ``ExportResult.split(reason,
+    rejected)`` when the receiver refused part of it: the events named in
+    ``rejected`` (their index in the batch) are dropped under ``reason``,
+    or, with none named, the batch is halved and the halves offered in
+    order, a single event being dropped. The HTTP transport and the stdout
     NDJSON writer are exporters of this kind.
     """

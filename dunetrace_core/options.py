@@ -22,8 +22,9 @@ class Options:
     api_key: str = ""
     #: Events held in memory, queued or awaiting a retry. Past it, new events
     #: are dropped and counted (``stats()["dropped"]["queue_full"]``).
-    #: 100,000 rides out an outage of 50 s at 2,000 events/s (about 300 bytes
-    #: an event while held: ~30 MB at the bound).
+    #: 100,000 rides out an outage of 50 s at 2,000 events/s (a batch held
+    #: through an outage is its encoded body, about 310 bytes an event for
+    #: tool calls: ~31 MB at the bound).
     max_queue_size: int = 100_000
     #: Room kept beyond ``max_queue_size`` for ``run.completed`` /
     #: ``run.errored``, so a run that lost events still ends.
@@ -35,7 +36,8 @@ class Options:
     max_batch_size: int = 500
     #: Seconds between drains of the queue (a full batch wakes it early).
     flush_interval: float = 0.2
-    #: Per-request timeout in seconds (httpx's: each connect, read and write).
+    #: Total deadline of one request in seconds, connect to last byte: a
+    #: server that drips its answer is cut here, and the batch is retried.
     request_timeout: float = 10.0
     #: First retry delay, doubled each failure up to ``max_backoff`` (with jitter).
     initial_backoff: float = 0.5

@@ -4,9 +4,11 @@ and answers what the test scripts (202 by default)."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,6 +20,36 @@ class _Listener(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class SlidingWindow:
+    """The upstream ingest service's rate limiter, as it is written there:
+    per client address, the times of the requests it let through in the
+    last ``window`` seconds; a request finding ``limit`` of them is refused
+    with a 429 and not counted. Upstream sends no Retry-After; with
+    ``retry_after`` this one says when the oldest leaves the window."""
+
+    def __init__(self, limit: int = 60, window: float = 60.0, retry_after: bool = False) -> None:
+        self.limit = limit
+        self.window = window
+        self.retry_after = retry_after
+        self.times: dict[str, list[float]] = {}
+        #: (when, the Retry-After sent or None) of each 429; when of each pass.
+        self.refused: list[tuple[float, int | None]] = []
+        self.allowed: list[float] = []
+
+    def check(self, client: str) -> dict[str, str] | None:
+        """None when the request may pass, else the 429's headers."""
+        now = time.monotonic()
+        kept = [t for t in self.times.get(client, []) if now - t < self.window]
+        self.times[client] = kept
+        if len(kept) >= self.limit:
+            wait = math.ceil(kept[0] + self.window - now) if self.retry_after else None
+            self.refused.append((now, wait))
+            return {} if wait is None else {"Retry-After": str(wait)}
+        kept.append(now)
+        self.allowed.append(now)
+        return None
+
+
 class IngestServer:
     """``POST /v1/ingest`` and ``/v1/deploy`` recorded; ``script`` holds
     (status, headers) answers to give, in order, before the default 202, and
@@ -27,7 +59,15 @@ class IngestServer:
     each ingest answer back that many seconds (``agent_delay``: for one
     agent's); ``max_in_flight`` is the most
     ingest requests seen in progress at once, ``same_agent_overlap`` whether
-    two of one agent ever were."""
+    two of one agent ever were. ``limiter`` (a :class:`SlidingWindow`)
+    answers 429 as the upstream service does; ``max_body`` answers 413 to
+    larger bodies; ``unavailable`` answers 503; ``validate`` (body -> None
+    or (status, answer)) answers for the events it refuses, say with a real
+    service's schema check.
+
+    Scripted statuses beyond HTTP's: -1 answers too late (``delay``), 0
+    hangs up, -2 drips a 202 one byte every ``every`` seconds; a 2xx whose
+    headers hold ``x-raw`` answers that text as its body."""
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[bytes] = []
@@ -40,6 +80,13 @@ class IngestServer:
         self.agent_delay: dict[str, float] = {}
         self.max_in_flight = 0
         self.same_agent_overlap = False
+        self.limiter: SlidingWindow | None = None
+        self.max_body: int | None = None
+        self.validate: Callable[[bytes], tuple[int, Any] | None] | None = None
+        #: While set, every ingest request is answered 503.
+        self.unavailable = False
+        #: Statuses of the 503, 429, 413 and validation answers given, in order.
+        self.refusals: list[int] = []
         self._in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -47,6 +94,9 @@ class IngestServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            #: An answer is written as headers, then body: without this the
+            #: body waits for the client's delayed ACK (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -57,6 +107,8 @@ class IngestServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if self.path.endswith("/v1/ingest") and self._refused(body):
+                    return
                 agent = ""
                 if self.path.endswith("/v1/ingest"):
                     try:
@@ -88,6 +140,38 @@ class IngestServer:
                         with server.lock:
                             server._in_flight[agent] -= 1
 
+            def _refused(self, body: bytes) -> bool:
+                """A 503, 429, 413 or validation answer, given before anything is recorded."""
+                answer: tuple[Any, ...] | None = None
+                with server.lock:
+                    limited = server.limiter.check(self.client_address[0]) if server.limiter else None
+                if server.unavailable:
+                    answer = (503, {"detail": "unavailable"})
+                elif limited is not None:
+                    answer = (429, {"detail": "Rate limit exceeded. Max 60 requests per minute."}, limited)
+                elif server.max_body is not None and len(body) > server.max_body:
+                    answer = (413, {"detail": f"body larger than {server.max_body} bytes"})
+                elif server.validate is not None:
+                    answer = server.validate(body)
+                if answer is None:
+                    return False
+                with server.lock:
+                    server.refusals.append(answer[0])
+                self._answer(*answer)
+                return True
+
+            def _drip(self, body: bytes, every: float) -> None:
+                raw = json.dumps({"accepted": len(json.loads(body)["events"])}).encode()
+                head = f"HTTP/1.1 202 Accepted\r\ncontent-length: {len(raw)}\r\n\r\n".encode()
+                try:
+                    for i in range(len(head + raw)):
+                        self.wfile.write((head + raw)[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:  # the client gave up: what the test wants
+                    pass
+                self.close_connection = True
+
             def _reply(self, body: bytes, answer: tuple[int, dict[str, str]] | None) -> None:
                 if answer is not None and answer[0] != 202:  # a scripted 202 is the usual answer
                     status, headers = answer
@@ -98,6 +182,19 @@ class IngestServer:
                     if status == 0:  # hang up without answering: a reset
                         self.close_connection = True
                         self.connection.shutdown(2)
+                        return
+                    if status == -2:
+                        self._drip(body, float(headers.get("every", "1")))
+                        return
+                    if 200 <= status < 300 and "x-raw" in headers:
+                        raw = headers["x-raw"].encode()
+                        self.send_response(status)
+                        self.send_header("content-length", str(len(raw)))
+                        self.end_headers()
+                        self.wfile.write(raw)
+                        with server.arrived:
+                            server.bodies.append(body)
+                            server.arrived.notify_all()
                         return
                     self._answer(status, {"detail": "scripted"}, {k: v for k, v in headers.items() if k != "beside"})
                     return

@@ -73,9 +73,16 @@ def test_a_backlog_of_interleaved_agents_still_goes_out_in_full_batches(ingest: 
     for run in runs:
         run.finish()
     assert client.shutdown(10)
-    sizes = sorted(len(b["events"]) for b in ingest.batches)
-    assert sum(sizes) == 1_008 and len(sizes) == 12  # per agent: 252 events, 100 + 100 + 52
-    assert sizes[:4] == [52] * 4 and sizes[4:] == [100] * 8
+    per_agent: dict[str, list[int]] = {}
+    for batch in ingest.batches:
+        per_agent.setdefault(batch["agent_id"], []).append(len(batch["events"]))
+    # Per agent 252 events: 100 + 100 + 52, or fewer, larger batches where
+    # the backlog made them grow (a request came back with a batch's worth
+    # still queued); never a short batch but the last.
+    assert sorted(per_agent) == [f"agent-{i}" for i in range(4)]
+    for sizes in per_agent.values():
+        assert sum(sizes) == 252 and len(sizes) <= 3, sizes
+        assert all(size >= 100 for size in sizes[:-1]), sizes
 
 
 def test_5xx_and_resets_are_retried_in_order(ingest: IngestServer) -> None:
@@ -156,17 +163,6 @@ def test_401_stops_sending_and_says_so_once(ingest: IngestServer, caplog: pytest
     assert client.stats()["dropped"] == {"unauthorized": 8}
     assert caplog.text.count("rejected the API key") == 1
     assert "DUNETRACE_API_KEY" in caplog.text
-    client.shutdown(1)
-
-
-def test_422_is_dropped_and_logged_as_a_bug(ingest: IngestServer, caplog: pytest.LogCaptureFixture) -> None:
-    ingest.script.append((422, {}))
-    client = Dunetrace(endpoint=ingest.url, flush_interval=0.02)
-    with caplog.at_level(logging.ERROR, logger="dunetrace"):
-        emit_run(client, "a", 1)
-        client.flush(5)
-    assert client.stats()["dropped"] == {"rejected_422": 4}
-    assert "BUG" in caplog.text and "scripted" in caplog.text
     client.shutdown(1)
 
 
@@ -335,7 +331,7 @@ def test_after_a_429_requests_are_paced_and_batches_fill(ingest: IngestServer) -
     client = Dunetrace(endpoint=ingest.url, flush_interval=0.02, initial_backoff=0.05)
     emit_run(client, "a", 1)
     assert client.flush(10)
-    assert client._buffer._gap >= 0.9
+    assert client._buffer._window.active(time.monotonic())
     first_ok = len(ingest.requests)
     start = time.monotonic()
     for _ in range(15):  # a trickle: one small run every 50 ms for 0.75 s
