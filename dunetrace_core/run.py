@@ -256,12 +256,8 @@ class Run:
             queue.append((self, event_type, step, self.clock(), payload))
             if len(queue) == buffer._batch_size:
                 buffer._wake.set()
-        elif self._host.wants_events:
-            event = self.wire_event(event_type, step, self.clock(), payload)
-            if self._client._filter(event) and not buffer.put(event, event_type):
-                self.dropped_events += 1
-        elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
-            self.dropped_events += 1
+        else:
+            self._put(event_type, step, payload)
         if watchers:
             # After the event is queued: a signal it makes fire follows it
             # on the wire.
@@ -277,13 +273,18 @@ class Run:
         try:
             self._observe(watchers, event_type, step, payload)
         finally:
-            buffer = self._buffer
-            if self._host.wants_events:
-                event = self.wire_event(event_type, step, self.clock(), payload)
-                if self._client._filter(event) and not buffer.put(event, event_type):
-                    self.dropped_events += 1
-            elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
+            self._put(event_type, step, payload)
+
+    def _put(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
+        """The rest of ``_emit``: the first event, a full queue, a closed
+        client, a ``dunetrace_event`` plugin."""
+        buffer = self._buffer
+        if self._host.wants_events:
+            event = self.wire_event(event_type, step, self.clock(), payload)
+            if self._client._filter(event) and not buffer.put(event, event_type):
                 self.dropped_events += 1
+        elif not buffer.put((self, event_type, step, self.clock(), payload), event_type):
+            self.dropped_events += 1
 
     def _observe(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
         # try/except rather than a guard object: this runs for every event
