@@ -67,11 +67,6 @@ class _Installation:
         self.replaced = replaced
 
     @hookimpl
-    def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
-        if client is self.client and getattr(client, "_shut", False):
-            self.processor.shutdown()  # runs still open end now, so their ends are sent
-
-    @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
         if client is self.client:
             uninstrument()

@@ -184,15 +184,11 @@ class _Installation:
         self.processor = processor
 
     @hookimpl
-    def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
-        # At shutdown the client flushes before telling plugins it is going:
-        # runs still open end now (as abandoned), so their ends are sent.
-        if client is self.client and getattr(client, "_shut", False):
-            self.processor.shutdown()
-
-    @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
+        # Called before the client delivers what is left: runs still open
+        # end now (as abandoned), so their ends are sent.
         if client is self.client:
+            self.processor.shutdown()
             _remove(self)
 
     def detach(self) -> None:

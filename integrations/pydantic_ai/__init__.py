@@ -60,15 +60,11 @@ class _Installation:
         self.processor = processor
 
     @hookimpl
-    def dunetrace_flush(self, client: Dunetrace, timeout: float) -> None:
-        # At shutdown the client flushes before it tells plugins: runs still
-        # open end now, so their ends are sent.
-        if client is self.client and getattr(client, "_shut", False):
-            self.processor.shutdown()
-
-    @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
+        # Called before the client delivers what is left: runs still open
+        # end now, so their ends are sent.
         if client is self.client:
+            self.processor.shutdown()
             uninstrument()
 
     def detach(self) -> None:
