@@ -24,9 +24,7 @@ class Sink:
 
     def start(self) -> Sink:
         script = pathlib.Path(__file__).with_name("sink.py")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script), str(self.port)], stdout=subprocess.PIPE, text=True
-        )
+        self.proc = subprocess.Popen([sys.executable, str(script), str(self.port)], stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
         return self
 

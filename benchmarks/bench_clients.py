@@ -51,19 +51,35 @@ ANSWER = "May: warm days, few crowds, and the jacarandas are in bloom along the 
 
 def _openai_bodies() -> tuple[bytes, bytes]:
     whole = {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
     }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
 
     words = ANSWER.split(" ")[:20]
     chunks = [chunk({"content": " " + w}) for w in words] + [chunk({}, "stop")]
-    chunks.append({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "gpt-4o-mini",
-                   "choices": [], "usage": whole["usage"]})
+    chunks.append(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-4o-mini",
+            "choices": [],
+            "usage": whole["usage"],
+        }
+    )
     stream = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
     return json.dumps(whole).encode(), stream.encode()
 
@@ -71,8 +87,13 @@ def _openai_bodies() -> tuple[bytes, bytes]:
 def _anthropic_bodies() -> tuple[bytes, bytes]:
     usage = {"input_tokens": 40, "output_tokens": 20}
     whole = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-        "content": [{"type": "text", "text": ANSWER}], "stop_reason": "end_turn", "stop_sequence": None,
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-6",
+        "content": [{"type": "text", "text": ANSWER}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
         "usage": usage,
     }
     start = dict(whole, content=[], stop_reason=None, usage={"input_tokens": 40, "output_tokens": 1})
@@ -80,12 +101,17 @@ def _anthropic_bodies() -> tuple[bytes, bytes]:
         {"type": "message_start", "message": start},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     ]
-    events += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " " + w}}
-               for w in ANSWER.split(" ")[:20]]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " " + w}}
+        for w in ANSWER.split(" ")[:20]
+    ]
     events += [
         {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-         "usage": {"output_tokens": 20}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 20},
+        },
         {"type": "message_stop"},
     ]
     stream = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
@@ -203,9 +229,7 @@ def main() -> None:
         for config in configs:
             wall = statistics.median(t[0] for t in times[config])
             cpu = statistics.median(t[1] for t in times[config])
-            print(
-                f"{name:20}{config:24}{wall:10.1f}{wall / wall0:7.3f}{cpu:10.1f}{cpu / cpu0:7.3f}{cpu - cpu0:9.1f}"
-            )
+            print(f"{name:20}{config:24}{wall:10.1f}{wall / wall0:7.3f}{cpu:10.1f}{cpu / cpu0:7.3f}{cpu - cpu0:9.1f}")
     print(f"events delivered to the sink: {delivered} (sent {stats.get('sent')}, dropped {stats.get('dropped')})")
 
 

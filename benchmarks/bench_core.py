@@ -19,9 +19,9 @@ from collections import deque
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from _sink_process import Sink  # noqa: E402
+from _sink_process import Sink
 
-from dunetrace import Dunetrace  # noqa: E402
+from dunetrace import Dunetrace
 
 ns = time.perf_counter_ns
 
@@ -49,10 +49,17 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
 
     def floor() -> None:
         floor_queue.append(
-            {"event_type": "tool.responded", "run_id": "r", "agent_id": "a", "agent_version": "v",
-             "step_index": 1, "timestamp": time.time(), "payload": {"tool_name": "t", "success": True},
-             "parent_run_id": None}
-        )  # fmt: skip
+            {
+                "event_type": "tool.responded",
+                "run_id": "r",
+                "agent_id": "a",
+                "agent_version": "v",
+                "step_index": 1,
+                "timestamp": time.time(),
+                "payload": {"tool_name": "t", "success": True},
+                "parent_run_id": None,
+            }
+        )
 
     cases = {
         "floor (dict + deque.append)": floor,
@@ -104,8 +111,10 @@ def cost(n: int = 100_000, rate: int = 40_000) -> None:
 
     base = percentile(timings["floor (dict + deque.append)"], 0.5)
     emitted = (len(cases) - 1) * n + 2
-    print(f"\ncaller cost per event ({n} calls each at {len(cases) * n / elapsed:,.0f} calls/s in all; "
-          f"timer overhead included in all rows)")  # fmt: skip
+    print(
+        f"\ncaller cost per event ({n} calls each at {len(cases) * n / elapsed:,.0f} calls/s in all; "
+        f"timer overhead included in all rows)"
+    )
     print(f"{'case':48} {'median us':>10} {'p99 us':>8} {'x floor':>8}")
     for name, values in [*timings.items(), ("queue full: dropped and counted", dropped)]:
         median = percentile(values, 0.5)
@@ -142,7 +151,9 @@ def throughput(n: int = 500_000) -> None:
         stats = dt.stats()
         dt.shutdown(5)
         sink.stop()
-        print(f"{label:>28} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}")
+        print(
+            f"{label:>28} {got / elapsed:10,.0f} {stats['batches_sent']:9} {n + 1 - got:5} {stats['dropped_total']:8}"
+        )
 
 
 def request(n: int = 400, reps: int = 7) -> None:
@@ -158,11 +169,19 @@ def request(n: int = 400, reps: int = 7) -> None:
     sink = Sink().start()
     exporter = HttpExporter(Options.build(sink.url, ""))
     events = [
-        {"event_type": "tool.responded", "run_id": "r" * 36, "agent_id": "a", "agent_version": "v", "step_index": i,
-         "timestamp": 1.5, "payload": {"tool_name": "search", "success": True, "latency_ms": 1.5},
-         "parent_run_id": None, "event_id": f"x-{i}"}
+        {
+            "event_type": "tool.responded",
+            "run_id": "r" * 36,
+            "agent_id": "a",
+            "agent_version": "v",
+            "step_index": i,
+            "timestamp": 1.5,
+            "payload": {"tool_name": "search", "success": True, "latency_ms": 1.5},
+            "parent_run_id": None,
+            "event_id": f"x-{i}",
+        }
         for i in range(500)
-    ]  # fmt: skip
+    ]
     body = encode_body({"api_key": "", "agent_id": "a", "events": events})
     exporter.dunetrace_export(batch=ExportBatch("a", body, 500))  # connect first
     per_request = []
@@ -215,18 +234,24 @@ def flat() -> None:
     dropped with its reason, memory bounded."""
     print("\none run of 300,000 events emitted flat out, default bounds")
     bench = str(pathlib.Path(__file__).resolve().parent)
-    print(f"{'batches':>26} {'emit s':>7} {'delivered':>10} {'events/s':>10} {'dropped':>24} "
-          f"{'unaccounted':>11} {'peak MB':>8}")  # fmt: skip
+    print(
+        f"{'batches':>26} {'emit s':>7} {'delivered':>10} {'events/s':>10} {'dropped':>24} "
+        f"{'unaccounted':>11} {'peak MB':>8}"
+    )
     for label, given in (("default (100, up to 500)", {}), ("fixed 500 (ceiling)", {"batch_size": 500})):
         out = subprocess.run(
             [sys.executable, "-c", FLAT_CHILD.format(bench=bench, given=given)],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         r = json.loads(out.splitlines()[-1])
         stats = r["stats"]
         lost = 300_000 - r["got"] - stats["dropped_total"] - stats["queued"]
-        print(f"{label:>26} {r['emit_s']:7.2f} {r['got']:10,} {r['got'] / r['elapsed']:10,.0f} "
-              f"{json.dumps(stats['dropped']):>24} {lost:11} {r['peak_mb']:8.1f}")  # fmt: skip
+        print(
+            f"{label:>26} {r['emit_s']:7.2f} {r['got']:10,} {r['got'] / r['elapsed']:10,.0f} "
+            f"{json.dumps(stats['dropped']):>24} {lost:11} {r['peak_mb']:8.1f}"
+        )
 
 
 def paced(run, rate: int, seconds: float) -> int:
@@ -257,8 +282,10 @@ def loss() -> None:
     dt.flush(60)
     time.sleep(0.2)
     got = sink.count()
-    print(f"healthy, 20k/s for 10 s: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
-          f"dropped {dt.stats()['dropped_total']}")  # fmt: skip
+    print(
+        f"healthy, 20k/s for 10 s: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
+        f"dropped {dt.stats()['dropped_total']}"
+    )
     dt.shutdown(5)
     sink.stop()
 
@@ -274,8 +301,10 @@ def loss() -> None:
     dt.flush(120)
     time.sleep(0.2)
     got = sink.count()
-    print(f"down 10 s at 5k/s, then up: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
-          f"peak queued {peak:,}, dropped {dt.stats()['dropped_total']}")  # fmt: skip
+    print(
+        f"down 10 s at 5k/s, then up: emitted {emitted:,}, delivered {got:,}, lost {emitted - got:,}, "
+        f"peak queued {peak:,}, dropped {dt.stats()['dropped_total']}"
+    )
     dt.shutdown(5)
     sink.stop()
 
@@ -317,15 +346,19 @@ def memory() -> None:
     for mode in ("baseline", "up", "down"):
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_CHILD.format(bench=bench, mode=mode)],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         results[mode] = json.loads(out.splitlines()[-1])
     base = results["baseline"]["peak_mb"]
     print(f"{'case':32} {'peak RSS MB':>12} {'over baseline':>14} {'queued at end':>14} {'dropped':>8}")
     labels = {"baseline": "no events (baseline)", "up": "sink up", "down": "sink down (queue at its bound)"}
     for mode, r in results.items():
-        print(f"{labels[mode]:32} {r['peak_mb']:12.1f} {r['peak_mb'] - base:14.1f} "
-              f"{r['stats']['queued']:14,} {r['stats']['dropped_total']:8,}")  # fmt: skip
+        print(
+            f"{labels[mode]:32} {r['peak_mb']:12.1f} {r['peak_mb'] - base:14.1f} "
+            f"{r['stats']['queued']:14,} {r['stats']['dropped_total']:8,}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TESTING", "true")
 
-from crewai.events import crewai_event_bus  # noqa: E402
+from crewai.events import crewai_event_bus
 
-from dunetrace import Dunetrace  # noqa: E402
-from dunetrace.examples.crewai_agent import AGENT_ID, build_crew  # noqa: E402
-from dunetrace.integrations.crewai import instrument, uninstrument  # noqa: E402
+from dunetrace import Dunetrace
+from dunetrace.examples.crewai_agent import AGENT_ID, build_crew
+from dunetrace.integrations.crewai import instrument, uninstrument
 
 EVENTS_PER_KICKOFF = 24  # 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs
 

@@ -43,6 +43,7 @@ import time
 import uuid
 
 import httpx
+
 from dunetrace import Dunetrace
 
 
@@ -79,8 +80,20 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 def start(kind: str, db: str, sync: str = "full") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     if kind == "collector":
-        command = [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(port), "--db", db,
-                   "--log-level", "warning", "--sync", sync]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "dunetrace.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--log-level",
+            "warning",
+            "--sync",
+            sync,
+        ]
     else:
         command = [sys.executable, "-c", DISCARD_APP, str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -146,23 +159,50 @@ def post_encoded(url: str, runs: int, steps: int) -> tuple[float, int, dict[str,
     events = []
     for r in range(runs):
         run_id = str(uuid.uuid4())
-        base = {"run_id": run_id, "agent_id": f"bench-agent-{r % 4}", "agent_version": "0123456789ab",
-                "parent_run_id": None}  # fmt: skip
-        events.append({**base, "event_type": "run.started", "step_index": 0, "timestamp": time.time(),
-                       "payload": {"model": "m", "tools": ["fetch", "search"]}})  # fmt: skip
+        base = {
+            "run_id": run_id,
+            "agent_id": f"bench-agent-{r % 4}",
+            "agent_version": "0123456789ab",
+            "parent_run_id": None,
+        }
+        events.append(
+            {
+                **base,
+                "event_type": "run.started",
+                "step_index": 0,
+                "timestamp": time.time(),
+                "payload": {"model": "m", "tools": ["fetch", "search"]},
+            }
+        )
         for s in range(1, steps + 1):
             tool = "search" if s % 2 else "fetch"
             for kind, payload in (
                 ("llm.called", {"model": "m", "prompt_tokens": 100 + s}),
-                ("llm.responded", {"completion_tokens": 20, "latency_ms": 12.5, "finish_reason": "tool_calls",
-                                   "output_length": 80}),
+                (
+                    "llm.responded",
+                    {"completion_tokens": 20, "latency_ms": 12.5, "finish_reason": "tool_calls", "output_length": 80},
+                ),
                 ("tool.called", {"tool_name": tool, "args_hash": f"{s:064x}"}),
                 ("tool.responded", {"tool_name": tool, "success": True, "output_length": 200, "latency_ms": 3.0}),
-            ):  # fmt: skip
-                events.append({**base, "event_type": kind, "step_index": 2 * s - (kind[0] == "l"),
-                               "timestamp": time.time(), "payload": payload})  # fmt: skip
-        events.append({**base, "event_type": "run.completed", "step_index": 2 * steps, "timestamp": time.time(),
-                       "payload": {"exit_reason": "final_answer", "total_steps": 2 * steps}})  # fmt: skip
+            ):
+                events.append(
+                    {
+                        **base,
+                        "event_type": kind,
+                        "step_index": 2 * s - (kind[0] == "l"),
+                        "timestamp": time.time(),
+                        "payload": payload,
+                    }
+                )
+        events.append(
+            {
+                **base,
+                "event_type": "run.completed",
+                "step_index": 2 * steps,
+                "timestamp": time.time(),
+                "payload": {"exit_reason": "final_answer", "total_steps": 2 * steps},
+            }
+        )
     prefix = uuid.uuid4().hex[:12]  # as the SDK: one prefix per client, then a counter
     for i, event in enumerate(events):
         event["event_id"] = f"{prefix}-{i}"
@@ -180,8 +220,11 @@ def post_encoded(url: str, runs: int, steps: int) -> tuple[float, int, dict[str,
     return elapsed, len(events), {}
 
 
-LABELS = {"collector": "SDK -> collector (stored)", "discard": "SDK -> baseline (discarded)",
-          "encoded": "pre-encoded -> collector"}  # fmt: skip
+LABELS = {
+    "collector": "SDK -> collector (stored)",
+    "discard": "SDK -> baseline (discarded)",
+    "encoded": "pre-encoded -> collector",
+}
 
 
 def main() -> None:
@@ -199,9 +242,14 @@ def main() -> None:
     rate = args.rate
     # (kind, batch size, offered rate: None for pre-encoded bodies, 0 for a tight loop)
     cases: list[tuple[str, int, float | None]] = [
-        ("collector", 500, rate), ("discard", 500, rate), ("collector", 100, rate), ("discard", 100, rate),
-        ("encoded", 500, None), ("collector", 500, 0), ("discard", 500, 0),
-    ]  # fmt: skip
+        ("collector", 500, rate),
+        ("discard", 500, rate),
+        ("collector", 100, rate),
+        ("discard", 100, rate),
+        ("encoded", 500, None),
+        ("collector", 500, 0),
+        ("discard", 500, 0),
+    ]
     rates: dict[tuple[str, int, float | None], list[float]] = {case: [] for case in cases}
     lags: list[float] = []
     sustained: list[float] = []
@@ -223,16 +271,21 @@ def main() -> None:
                     expected += events
                 rates[(kind, size, offered)].append(events / elapsed)
                 how = "pre-encoded" if offered is None else "tight loop" if not offered else f"{offered:,.0f}/s offered"
-                print(f"  round {i + 1} {kind:9s} batch {size:3d}, {how}: {events} events in {elapsed:.2f}s "
-                      f"= {events / elapsed:,.0f}/s" + (f"; every run judged {lag:.2f}s later" if lag else ""),
-                      flush=True)  # fmt: skip
+                print(
+                    f"  round {i + 1} {kind:9s} batch {size:3d}, {how}: {events} events in {elapsed:.2f}s "
+                    f"= {events / elapsed:,.0f}/s" + (f"; every run judged {lag:.2f}s later" if lag else ""),
+                    flush=True,
+                )
             # A stream long enough that the judge works while events arrive.
             elapsed, events, _ = produce(servers["collector"][1], long_runs, steps, 500, rate)
             lag = judge_lag(db, time.perf_counter())
             expected += events
             sustained.append(events / (elapsed + lag))
-            print(f"  round {i + 1} long stream: {events} events stored in {elapsed:.2f}s = {events / elapsed:,.0f}/s; "
-                  f"every run judged {lag:.2f}s later: {sustained[-1]:,.0f}/s stored and judged", flush=True)  # fmt: skip
+            print(
+                f"  round {i + 1} long stream: {events} events stored in {elapsed:.2f}s = {events / elapsed:,.0f}/s; "
+                f"every run judged {lag:.2f}s later: {sustained[-1]:,.0f}/s stored and judged",
+                flush=True,
+            )
         with sqlite3.connect(db) as conn:
             stored_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
@@ -241,8 +294,10 @@ def main() -> None:
             process.wait(10)
 
     print(f"\nevents in the collector's SQLite file: {stored_before:,} (expected {expected:,})")
-    print(f"{runs} runs x {steps} steps = {runs * (2 + 4 * steps):,} events per trial, {rounds} rounds; "
-          f"{os.cpu_count()} cores; collector --sync {args.sync}\n")  # fmt: skip
+    print(
+        f"{runs} runs x {steps} steps = {runs * (2 + 4 * steps):,} events per trial, {rounds} rounds; "
+        f"{os.cpu_count()} cores; collector --sync {args.sync}\n"
+    )
     print(f"{'case':58s} {'median events/s':>16s} {'min':>10s} {'max':>10s}")
     for kind, size, offered in cases:
         values = rates[(kind, size, offered)]

@@ -31,7 +31,6 @@ from dunetrace import Dunetrace
 from dunetrace.examples.langchain_agent import AGENT_ID, QUESTION, build_agent
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
 
-
 # The sink runs in its own process, as a collector would: the agent's
 # process pays for sending events, not for receiving them.
 SINK = r"""
@@ -97,8 +96,10 @@ def main() -> None:
     sink = Sink()
     # "dunetrace" runs every live detector on each event (the default);
     # "detectors off" is Dunetrace(detectors=False).
-    clients = {"dunetrace": Dunetrace(endpoint=sink.url, detectors=True),
-               "detectors off": Dunetrace(endpoint=sink.url, detectors=False)}  # fmt: skip
+    clients = {
+        "dunetrace": Dunetrace(endpoint=sink.url, detectors=True),
+        "detectors off": Dunetrace(endpoint=sink.url, detectors=False),
+    }
     agent = build_agent(polls=5)
     inputs = {"messages": [("user", QUESTION)]}
     configs: dict[str, dict[str, Any]] = {

@@ -31,15 +31,16 @@ from collections.abc import Callable
 from typing import Any
 
 from _sink_process import Sink
-from dunetrace import Dunetrace
-from dunetrace.examples.llamaindex_agent import AGENT_ID, SYSTEM_PROMPT, build_llm, check_room
-from dunetrace.integrations.llamaindex import instrument, uninstrument
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.span import BaseSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.tools import FunctionTool
+
+from dunetrace import Dunetrace
+from dunetrace.examples.llamaindex_agent import AGENT_ID, SYSTEM_PROMPT, build_llm, check_room
+from dunetrace.integrations.llamaindex import instrument, uninstrument
 
 TOOL_CALLS = 5
 EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS  # run + llm pairs + tool pairs

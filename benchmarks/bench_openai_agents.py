@@ -30,6 +30,7 @@ os.environ.pop("OPENAI_API_KEY", None)
 from _sink_process import Sink
 from agents import set_trace_processors
 from agents.tracing.processor_interface import TracingProcessor
+
 from dunetrace import Dunetrace
 from dunetrace.examples.openai_agents_agent import ScriptedResponses, ask
 from dunetrace.integrations.openai_agents import DunetraceTracingProcessor
@@ -110,8 +111,10 @@ def main() -> None:
         sink.stop()
 
     wall_base, cpu_base, best_base = (
-        statistics.median(walls[BASELINE]), statistics.median(cpus[BASELINE]), min(walls[BASELINE])
-    )  # fmt: skip
+        statistics.median(walls[BASELINE]),
+        statistics.median(cpus[BASELINE]),
+        min(walls[BASELINE]),
+    )
     print(f"OpenAI Agents SDK agent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
     print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}{'best wall':>11}{'ratio':>8}")
     for name in configs:

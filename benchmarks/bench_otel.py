@@ -42,13 +42,14 @@ from typing import Any
 os.environ.pop("OTEL_SDK_DISABLED", None)  # a disabled SDK would measure nothing
 
 from _sink_process import Sink
-from dunetrace import Dunetrace
-from dunetrace.integrations.otel import DunetraceSpanProcessor
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.instrumented import InstrumentationSettings
+
+from dunetrace import Dunetrace
+from dunetrace.integrations.otel import DunetraceSpanProcessor
 
 TOOL_CALLS = 5
 EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS
@@ -192,8 +193,10 @@ def main() -> None:
         sink.stop()
 
     wall_base, cpu_base, best_base = (
-        statistics.median(walls[BASELINE]), statistics.median(cpus[BASELINE]), min(walls[BASELINE])
-    )  # fmt: skip
+        statistics.median(walls[BASELINE]),
+        statistics.median(cpus[BASELINE]),
+        min(walls[BASELINE]),
+    )
     print(f"Pydantic AI agent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
     print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}{'best wall':>11}{'ratio':>8}")
     for name in agents:

@@ -51,8 +51,20 @@ def free_port() -> int:
 
 def start_collector(db: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(port), "--db", db,
-               "--log-level", "warning", "--sync", "full"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "dunetrace.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        db,
+        "--log-level",
+        "warning",
+        "--sync",
+        "full",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -72,23 +84,50 @@ def bodies(runs: int, steps: int) -> list[bytes]:
     event ids of a fresh prefix (as the SDK: one per client, then a count)."""
     events: list[dict[str, Any]] = []
     for r in range(runs):
-        base = {"run_id": str(uuid.uuid4()), "agent_id": f"bench-agent-{r % 4}", "agent_version": "0123456789ab",
-                "parent_run_id": None}  # fmt: skip
-        events.append({**base, "event_type": "run.started", "step_index": 0, "timestamp": time.time(),
-                       "payload": {"model": "m", "tools": ["fetch", "search"]}})  # fmt: skip
+        base = {
+            "run_id": str(uuid.uuid4()),
+            "agent_id": f"bench-agent-{r % 4}",
+            "agent_version": "0123456789ab",
+            "parent_run_id": None,
+        }
+        events.append(
+            {
+                **base,
+                "event_type": "run.started",
+                "step_index": 0,
+                "timestamp": time.time(),
+                "payload": {"model": "m", "tools": ["fetch", "search"]},
+            }
+        )
         for s in range(1, steps + 1):
             tool = "search" if s % 2 else "fetch"
             for kind, payload in (
                 ("llm.called", {"model": "m", "prompt_tokens": 100 + s}),
-                ("llm.responded", {"completion_tokens": 20, "latency_ms": 12.5, "finish_reason": "tool_calls",
-                                   "output_length": 80}),
+                (
+                    "llm.responded",
+                    {"completion_tokens": 20, "latency_ms": 12.5, "finish_reason": "tool_calls", "output_length": 80},
+                ),
                 ("tool.called", {"tool_name": tool, "args_hash": f"{s:064x}"}),
                 ("tool.responded", {"tool_name": tool, "success": True, "output_length": 200, "latency_ms": 3.0}),
-            ):  # fmt: skip
-                events.append({**base, "event_type": kind, "step_index": 2 * s - (kind[0] == "l"),
-                               "timestamp": time.time(), "payload": payload})  # fmt: skip
-        events.append({**base, "event_type": "run.completed", "step_index": 2 * steps, "timestamp": time.time(),
-                       "payload": {"exit_reason": "final_answer", "total_steps": 2 * steps}})  # fmt: skip
+            ):
+                events.append(
+                    {
+                        **base,
+                        "event_type": kind,
+                        "step_index": 2 * s - (kind[0] == "l"),
+                        "timestamp": time.time(),
+                        "payload": payload,
+                    }
+                )
+        events.append(
+            {
+                **base,
+                "event_type": "run.completed",
+                "step_index": 2 * steps,
+                "timestamp": time.time(),
+                "payload": {"exit_reason": "final_answer", "total_steps": 2 * steps},
+            }
+        )
     prefix = uuid.uuid4().hex[:12]
     for i, event in enumerate(events):
         event["event_id"] = f"{prefix}-{i}"
@@ -173,8 +212,10 @@ def main() -> None:
         postgres.stop()
 
     base = statistics.median(rates["SQLite, one collector (--sync full)"])
-    print(f"\n{events_per_trial:,} events a trial ({runs} runs x {steps} steps), 500-event bodies, "
-          f"{CONNECTIONS} connections, {rounds} rounds")  # fmt: skip
+    print(
+        f"\n{events_per_trial:,} events a trial ({runs} runs x {steps} steps), 500-event bodies, "
+        f"{CONNECTIONS} connections, {rounds} rounds"
+    )
     print("| case | median events/s (min - max) | / SQLite |")
     print("|---|---|---|")
     for name, values in rates.items():

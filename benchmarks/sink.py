@@ -42,8 +42,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 out = json.dumps({"events": events, "requests": requests}).encode()
                 status = b"200 OK"
             writer.write(
-                b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
-                + str(len(out)).encode() + b"\r\n\r\n" + out
+                b"HTTP/1.1 "
+                + status
+                + b"\r\ncontent-type: application/json\r\ncontent-length: "
+                + str(len(out)).encode()
+                + b"\r\n\r\n"
+                + out
             )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):

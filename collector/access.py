@@ -189,8 +189,11 @@ class AccessGuard:
             media = _media_type(headers.get(b"content-type", b"").decode("latin-1"))
             form_ok = path in ("/login", "/logout") and media in (_FORM_TYPE, "")
             if method in _BODY_METHODS and media not in _WRITE_TYPES and not form_ok and self._takes(scope):
-                wanted = ("application/x-protobuf or application/json" if path == "/v1/traces"
-                          else "JSON (Content-Type: application/json)")  # fmt: skip
+                wanted = (
+                    "application/x-protobuf or application/json"
+                    if path == "/v1/traces"
+                    else "JSON (Content-Type: application/json)"
+                )
                 return 415, f"send the body as {wanted}", "content_type", []
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
@@ -208,9 +211,12 @@ class AccessGuard:
             target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
             location = "/login?next=" + quote(target, safe="/")
             return 303, "sign in first", "auth", [(b"location", location.encode())]
-        return 401, "an API key is needed: Authorization: Bearer <key>", "auth", [
-            (b"www-authenticate", b'Bearer realm="dunetrace"')
-        ]
+        return (
+            401,
+            "an API key is needed: Authorization: Bearer <key>",
+            "auth",
+            [(b"www-authenticate", b'Bearer realm="dunetrace"')],
+        )
 
 
 async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:

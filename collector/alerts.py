@@ -134,15 +134,29 @@ class MemoryOutbox:
             added = 0
             for destination, delivery_id, body, label in rows:
                 i = next(self._ids)
-                self._rows[i] = {"id": i, "destination": destination, "delivery_id": delivery_id, "body": body,
-                                 "label": label, "attempts": 0, "due": now, "claimed_until": 0.0}  # fmt: skip
+                self._rows[i] = {
+                    "id": i,
+                    "destination": destination,
+                    "delivery_id": delivery_id,
+                    "body": body,
+                    "label": label,
+                    "attempts": 0,
+                    "due": now,
+                    "claimed_until": 0.0,
+                }
                 added += 1
             return added
 
     def outbox_claim(self, destination: str, now: float, lease: float, limit: int) -> list[dict[str, Any]]:
         with self._lock:
-            due = sorted((r for r in self._rows.values() if r["destination"] == destination and r["due"] <= now
-                          and r["claimed_until"] <= now), key=lambda r: (r["due"], r["id"]))[:limit]  # fmt: skip
+            due = sorted(
+                (
+                    r
+                    for r in self._rows.values()
+                    if r["destination"] == destination and r["due"] <= now and r["claimed_until"] <= now
+                ),
+                key=lambda r: (r["due"], r["id"]),
+            )[:limit]
             for row in due:
                 row["claimed_until"] = now + lease
             return [dict(row) for row in due]
@@ -426,8 +440,9 @@ class AlertDispatcher:
         attempts = int(row["attempts"]) + 1
         retry_after: float | None = None
         try:
-            response = client.post(self._urls[destination], content=bytes(row["body"]),
-                                   headers=self._headers(destination, row))  # fmt: skip
+            response = client.post(
+                self._urls[destination], content=bytes(row["body"]), headers=self._headers(destination, row)
+            )
         except httpx.TransportError as exc:  # refused, reset, timeout: the receiver may come back
             reason = type(exc).__name__
         else:
@@ -445,8 +460,10 @@ class AlertDispatcher:
                 warn_once(
                     f"alerts:{destination}:{status}",
                     "dunetrace collector: the %s answered %d to an alert (%s); not retried: check its URL",
-                    destination, status, row["label"],
-                )  # fmt: skip
+                    destination,
+                    status,
+                    row["label"],
+                )
                 return
             reason = f"HTTP {status}"
             retry_after = retry_after_seconds(response)
@@ -456,8 +473,11 @@ class AlertDispatcher:
                 self._counts["failed"] += 1
             logger.warning(
                 "dunetrace collector: gave up sending an alert (%s) to the %s after %d attempts; last: %s",
-                row["label"], destination, attempts, reason,
-            )  # fmt: skip
+                row["label"],
+                destination,
+                attempts,
+                reason,
+            )
             return
         delay = backoff_delay(attempts, self._base, self._cap)
         if retry_after is not None:

@@ -212,8 +212,13 @@ def create_app(settings: Settings | None = None, collector: Collector | None = N
     async def store_error(request: Request, exc: Exception) -> Response:
         # Any route whose store call failed (the read API included): 503.
         reason = unavailable_reason(exc)
-        logger.error("database unavailable: %s (%s %s)", reason, request.method, request.url.path,
-                     extra={"event": "store_error", "reason": reason})  # fmt: skip
+        logger.error(
+            "database unavailable: %s (%s %s)",
+            reason,
+            request.method,
+            request.url.path,
+            extra={"event": "store_error", "reason": reason},
+        )
         return _error(503, "database unavailable; retry later", reason=reason)
 
     routes = [

@@ -36,12 +36,19 @@ __all__ = ["ConnectionGuard", "guarded_protocol"]
 
 logger = logging.getLogger("dunetrace.collector")
 
+
 def _raw_answer(status: bytes, detail: str, *headers: bytes) -> bytes:
     """A whole HTTP/1.1 answer, written straight to a connection whose
     request uvicorn has not parsed (or not finished)."""
     body = b'{"detail":"%s"}' % detail.encode()
-    head = [b"HTTP/1.1 " + status, b"content-type: application/json", b"content-length: %d" % len(body),
-            b"connection: close", b"x-content-type-options: nosniff", *headers]  # fmt: skip
+    head = [
+        b"HTTP/1.1 " + status,
+        b"content-type: application/json",
+        b"content-length: %d" % len(body),
+        b"connection: close",
+        b"x-content-type-options: nosniff",
+        *headers,
+    ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
@@ -124,8 +131,7 @@ class ConnectionGuard:
             self._last_shed_log = now
             self.refused(
                 "connections",
-                f"{len(self.open)} connections open, the limit is {self.cap}: closing idle ones "
-                f"({self._shed} so far)",
+                f"{len(self.open)} connections open, the limit is {self.cap}: closing idle ones ({self._shed} so far)",
                 None,
                 503,
             )

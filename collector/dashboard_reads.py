@@ -63,8 +63,9 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
     end = (math.floor(now / step) + 1) * step
     start = end - span
     count = span // step
-    runs, runs_end = _scan(lambda limit, offset: store.runs(agent_id, None, limit, offset),
-                           lambda r: r["last_seen"] < start)  # fmt: skip
+    runs, runs_end = _scan(
+        lambda limit, offset: store.runs(agent_id, None, limit, offset), lambda r: r["last_seen"] < start
+    )
     in_window = sorted((r for r in runs if start <= r["first_ts"] < end), key=lambda r: (r["first_ts"], r["run_id"]))
     per_bucket = [0] * count
     errored = [0] * count
@@ -109,8 +110,15 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
         in_it = r["first_ts"] >= start
         if in_it and before != r["agent_version"] and (before is not None or first_ever):
             meta = {"previous": before, "run_id": r["run_id"]} if before else {"first_run": r["run_id"]}
-            markers.append({"kind": "version", "agent_id": r["agent_id"], "version": r["agent_version"],
-                            "meta": meta, "at": r["first_ts"]})  # fmt: skip
+            markers.append(
+                {
+                    "kind": "version",
+                    "agent_id": r["agent_id"],
+                    "version": r["agent_version"],
+                    "meta": meta,
+                    "at": r["first_ts"],
+                }
+            )
         last_version[r["agent_id"]] = r["agent_version"]
     markers.sort(key=lambda m: m["at"])
     return {
@@ -134,8 +142,9 @@ def run_tree(store: Store, run: dict[str, Any]) -> list[dict[str, Any]]:
     """The run's descendants (child runs, their children...) with their
     events and signals, parents before children. Child runs end after their
     parent started, so the walk stops at runs last seen before that."""
-    runs, _ = _scan(lambda limit, offset: store.runs(None, None, limit, offset),
-                    lambda r: r["last_seen"] < run["first_ts"])  # fmt: skip
+    runs, _ = _scan(
+        lambda limit, offset: store.runs(None, None, limit, offset), lambda r: r["last_seen"] < run["first_ts"]
+    )
     children: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         if r["parent_run_id"]:

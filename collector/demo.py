@@ -188,8 +188,11 @@ def _run_examples(examples: list[Example], url: str, out: IO[str], timeout: floa
             example = waiting.pop(0)
             process = subprocess.Popen(
                 [sys.executable, "-m", __name__, example.module],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             running.append((example, process, time.monotonic()))
         time.sleep(0.02)
         for item in list(running):
@@ -203,7 +206,7 @@ def _run_examples(examples: list[Example], url: str, out: IO[str], timeout: floa
             output = process.communicate()[0]
             lines = output.strip().splitlines()
             if process.returncode == 0 and lines and lines[-1].startswith(_DONE):
-                agent = lines[-1][len(_DONE):]
+                agent = lines[-1][len(_DONE) :]
                 ran.append(agent)
                 out.write(f"- {example.name}: ran agent {agent!r} ({time.monotonic() - began:.1f}s)\n")
                 # What the example saw while it ran (the policy examples: live

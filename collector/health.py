@@ -30,8 +30,6 @@ from urllib.request import pathname2url
 import anyio
 from anyio import to_thread
 
-from .store.common import StoreUnavailable
-
 __all__ = ["Health", "unavailable_reason"]
 
 TIMEOUT = 2.0

@@ -117,8 +117,11 @@ class IngestEndpoint:
             # not the caller's: 503, which the SDK retries; /health says so.
             reason = self.collector.health.failed(exc)
             logger.error("batch not stored: %s", reason, extra={"event": "store_error", "reason": reason})
-            status, body, kept = 503, _json.dumps({"detail": "database unavailable; retry later",
-                                                  "reason": reason}).encode(), None  # fmt: skip
+            status, body, kept = (
+                503,
+                _json.dumps({"detail": "database unavailable; retry later", "reason": reason}).encode(),
+                None,
+            )
         if status == 202:
             self.collector.health.stored()
         elif status == 401:

@@ -49,8 +49,9 @@ def _listing(item: str) -> dict[str, Any]:
     }
 
 
-def _get(summary: str, item_schema: dict[str, Any], parameters: list[dict[str, Any]], *, not_found: bool = False
-         ) -> dict[str, Any]:  # fmt: skip
+def _get(
+    summary: str, item_schema: dict[str, Any], parameters: list[dict[str, Any]], *, not_found: bool = False
+) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _json(item_schema, summary), "422": _ERROR}
     if not_found:
         responses["404"] = _ERROR
@@ -202,8 +203,18 @@ SCHEMAS: dict[str, Any] = {
     "Timeline": {
         "type": "object",
         "required": [
-            "range", "start", "end", "bucket_seconds", "buckets", "runs", "errored", "error_rate", "detectors",
-            "markers", "total_runs", "truncated",
+            "range",
+            "start",
+            "end",
+            "bucket_seconds",
+            "buckets",
+            "runs",
+            "errored",
+            "error_rate",
+            "detectors",
+            "markers",
+            "total_runs",
+            "truncated",
         ],
         "properties": {
             "agent_id": {"type": "string", "nullable": True},
@@ -269,7 +280,10 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Deploy")}}},
                     "responses": {
                         "202": _json(
-                            {"type": "object", "properties": {"accepted": {"type": "boolean"}, "id": {"type": "integer"}}},
+                            {
+                                "type": "object",
+                                "properties": {"accepted": {"type": "boolean"}, "id": {"type": "integer"}},
+                            },
                             "stored",
                         ),
                         "401": _ERROR,

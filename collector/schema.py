@@ -95,8 +95,16 @@ class Batch:
 
 
 #: An event as the store keeps it: a row of these fields, the run id aside.
-ROW_FIELDS = ("event_id", "event_type", "agent_id", "agent_version", "step_index", "timestamp", "parent_run_id",
-              "payload")  # fmt: skip
+ROW_FIELDS = (
+    "event_id",
+    "event_type",
+    "agent_id",
+    "agent_version",
+    "step_index",
+    "timestamp",
+    "parent_run_id",
+    "payload",
+)
 
 
 def read_events(events: list[Any]) -> Batch:
@@ -167,7 +175,7 @@ def group(events: list[tuple[Any, ...]]) -> Batch:
                 run[4] = ts
             if run[2] is None:
                 run[2] = row[6]
-            if step > run[8]:  # noqa: PLR1730 - a call to max() per event costs more
+            if step > run[8]:
                 run[8] = step
             run[9].append(row)
         if row[0] is not None:

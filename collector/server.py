@@ -158,25 +158,39 @@ def _log_start(collector: Collector, settings: Settings, host: str, port: int, c
     hosts = ", ".join(sorted({"localhost", "IP addresses", *settings.allowed_hosts}))
     logger.info(
         "dunetrace collector on http://%s:%d, database %s, auth: %s, allowed hosts: %s",
-        host if ":" not in host else f"[{host}]", port, database, auth, hosts,
-        extra={"event": "start", "address": f"{host}:{port}", "database": database,
-               "engine": engine, "auth": "dev" if settings.dev_mode else "api_keys",
-               "api_keys": len(settings.api_keys), "allowed_hosts": sorted(settings.allowed_hosts),
-               "max_connections": cap, "header_timeout": settings.header_timeout,
-               "body_timeout": settings.body_timeout, "max_body_bytes": settings.max_body_bytes},
-    )  # fmt: skip
+        host if ":" not in host else f"[{host}]",
+        port,
+        database,
+        auth,
+        hosts,
+        extra={
+            "event": "start",
+            "address": f"{host}:{port}",
+            "database": database,
+            "engine": engine,
+            "auth": "dev" if settings.dev_mode else "api_keys",
+            "api_keys": len(settings.api_keys),
+            "allowed_hosts": sorted(settings.allowed_hosts),
+            "max_connections": cap,
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+            "max_body_bytes": settings.max_body_bytes,
+        },
+    )
     weak = sum(len(key) < 16 for key in settings.api_keys)
     if weak:
         logger.warning(
             "%d API key(s) shorter than 16 characters: a key is a password; make one with `openssl rand -hex 24`",
-            weak, extra={"event": "weak_keys"},
-        )  # fmt: skip
+            weak,
+            extra={"event": "weak_keys"},
+        )
     if not _is_loopback(host) and not settings.allowed_hosts:
         logger.warning(
             "listening on %s with no --allowed-host: clients and browsers that reach the collector by a name "
             "(not an IP address) are refused until that name is added with --allowed-host NAME",
-            host, extra={"event": "no_allowed_hosts"},
-        )  # fmt: skip
+            host,
+            extra={"event": "no_allowed_hosts"},
+        )
 
 
 def _tune_gc() -> None:
@@ -205,9 +219,13 @@ class BackgroundServer:
     """
 
     def __init__(
-        self, settings: Settings, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+        self,
+        settings: Settings,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
         insecure: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         warning = check_exposure(settings, host, insecure)
         if warning:
             logger.warning(warning, extra={"event": "insecure"})

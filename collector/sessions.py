@@ -42,8 +42,7 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode(
 #: The sign-in page runs no script and loads nothing: its one style is
 #: allowed by its hash.
 _PAGE_CSP = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
@@ -158,8 +157,11 @@ def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
         client = request.client.host if request.client else ""
         if throttle.blocked(client):
             refused("auth", "too many failed sign-ins from this address", request.scope, 429)
-            return JSONResponse({"detail": "too many failed sign-ins; try again in a few minutes"}, 429,
-                                headers={"retry-after": str(int(throttle.window))})  # fmt: skip
+            return JSONResponse(
+                {"detail": "too many failed sign-ins; try again in a few minutes"},
+                429,
+                headers={"retry-after": str(int(throttle.window))},
+            )
         raw = b""
         async for chunk in request.stream():
             raw += chunk
@@ -191,9 +193,14 @@ def login_routes(settings: Any, refused: RefusalLog) -> list[Any]:
         else:
             response = RedirectResponse(_safe_next(next_path), 303)
         response.set_cookie(
-            COOKIE, make_session(key, settings.session_lifetime), max_age=int(settings.session_lifetime),
-            path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https",
-        )  # fmt: skip
+            COOKIE,
+            make_session(key, settings.session_lifetime),
+            max_age=int(settings.session_lifetime),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def logout(request: Request) -> Response:

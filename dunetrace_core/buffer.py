@@ -167,9 +167,7 @@ class Buffer(Reshaping):
             return True
         queue = self._queue
         size = len(queue) + self._pending_events
-        if size >= self._limit and (
-            self._closed or size >= self._hard_limit or event_type not in TERMINAL
-        ):
+        if size >= self._limit and (self._closed or size >= self._hard_limit or event_type not in TERMINAL):
             self.count_drop("shutdown" if self._closed else "queue_full")
             return False
         if self._closed:

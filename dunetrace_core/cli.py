@@ -51,7 +51,6 @@ def printable(value: Any) -> str:
     return _TERMINAL_CONTROL.sub(lambda m: " " if m.group() in "\t\n\r\x0b\x0c" else "", str(value))
 
 
-
 def _when(ts: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if isinstance(ts, (int, float)) else ""
 
@@ -148,9 +147,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     try:
         serve(
-            settings, args.host, args.port, log_level=args.log_level, log_format=args.log_format,
-            insecure=args.insecure, forwarded_allow_ips=args.forwarded_allow_ips,
-        )  # fmt: skip
+            settings,
+            args.host,
+            args.port,
+            log_level=args.log_level,
+            log_format=args.log_format,
+            insecure=args.insecure,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+        )
     except (ValueError, TypeError) as exc:
         print(f"dunetrace serve: {exc}", file=sys.stderr)
         return 2
@@ -194,8 +198,9 @@ def _read(args: argparse.Namespace, path: str, params: dict[str, Any]) -> dict[s
         )
         return None
     if response.status_code != 200:
-        print(f"dunetrace: {url} answered HTTP {response.status_code}: {printable(response.text[:300])}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"dunetrace: {url} answered HTTP {response.status_code}: {printable(response.text[:300])}", file=sys.stderr
+        )
         return None
     data: dict[str, Any] = response.json()
     return data
@@ -246,62 +251,76 @@ def _parser() -> argparse.ArgumentParser:
         "(needs dunetrace[postgres]); default: $DUNETRACE_DB or ./dunetrace.db",
     )
     p.add_argument(
-        "--sync", choices=["full", "normal"],
+        "--sync",
+        choices=["full", "normal"],
         help="full (default): each batch reaches the disk before its 202; normal: survives a collector crash, "
         "not a power cut, and is faster",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--api-key", action="append",
+        "--api-key",
+        action="append",
         help="require this key on every route (repeatable; shown by ps: prefer --api-keys-file); none: dev "
         "mode, which listens on loopback only",
-    )  # fmt: skip
+    )
     p.add_argument("--api-keys-file", help="require one of the keys in this file (one a line, # comments)")
     p.add_argument(
-        "--allowed-host", action="append", metavar="NAME",
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
         help="a name browsers and clients reach the collector by (repeatable; loopback names and IP "
         "addresses are always allowed; '*': any)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--insecure", action="store_true",
+        "--insecure",
+        action="store_true",
         help="allow listening beyond this machine without an API key (anyone who reaches it reads everything)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--forwarded-allow-ips",
         help="proxies whose X-Forwarded-For/-Proto are trusted (default 127.0.0.1; '*': any)",
-    )  # fmt: skip
+    )
     p.add_argument("--header-timeout", type=float, help="seconds a client has to send request headers (default 10)")
     p.add_argument("--body-timeout", type=float, help="seconds a client has to send a request body (default 60)")
     p.add_argument(
-        "--max-connections", type=int,
+        "--max-connections",
+        type=int,
         help="connections open at once, at most (default: 4096, or less below the file-descriptor limit)",
-    )  # fmt: skip
+    )
     p.add_argument("--run-timeout", type=float, help="judge a run silent this many seconds (default 90)")
     p.add_argument(
-        "--judge-max-delay", type=float,
+        "--judge-max-delay",
+        type=float,
         help="with --judge-in-process, judge an ended run at most this many seconds late while ingest is busy "
         "(default 1)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--judge-in-process", action="store_true",
+        "--judge-in-process",
+        action="store_true",
         help="run the detectors in the collector's own process, not in a worker process of their own",
-    )  # fmt: skip
+    )
     p.add_argument("--detectors", help="detectors.yml with thresholds")
     p.add_argument("--slack-webhook", help="Slack incoming-webhook URL for alerts")
     p.add_argument("--webhook", help="URL that receives each alert as JSON")
     p.add_argument("--webhook-secret", help="sign webhook bodies with HMAC-SHA256 (or $DUNETRACE_WEBHOOK_SECRET)")
     p.add_argument("--alert-min-severity", help="LOW, MEDIUM, HIGH (default) or CRITICAL")
-    p.add_argument("--log-level", default="info", type=str.lower,
-                   choices=["debug", "info", "warning", "error", "critical"])  # fmt: skip
     p.add_argument(
-        "--log-format", default="text", choices=["text", "json"],
+        "--log-level", default="info", type=str.lower, choices=["debug", "info", "warning", "error", "critical"]
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
         help="text (default) or json: one JSON object a line on stderr, for log shippers",
-    )  # fmt: skip
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="run the offline example agents against a local collector")
     p.add_argument("--db", help="SQLite file (default: a new temporary file)")
-    p.add_argument("--exit", action="store_true", help="stop the collector when the demo ends (for scripts); "
-                   "without it the dashboard stays up until Ctrl-C")
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop the collector when the demo ends (for scripts); without it the dashboard stays up until Ctrl-C",
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for detection")
     p.set_defaults(func=_demo)
@@ -311,9 +330,10 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"list {text} of a running collector")
         p.add_argument("--url", default=url, help=f"the collector (default: $DUNETRACE_COLLECTOR_URL or {url})")
         p.add_argument(
-            "--api-key", default=os.environ.get("DUNETRACE_API_KEY") or None,
+            "--api-key",
+            default=os.environ.get("DUNETRACE_API_KEY") or None,
             help="the collector's API key, when it has one (default: $DUNETRACE_API_KEY)",
-        )  # fmt: skip
+        )
         p.add_argument("--agent", help="only this agent")
         p.add_argument("--limit", type=int, default=20)
         p.add_argument("--json", action="store_true", help="print JSON")

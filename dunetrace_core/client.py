@@ -270,9 +270,12 @@ class Dunetrace:
             self._buffer.count_drop("dropped_by_plugin")
             return False
         payload = event.get("payload")
-        if not isinstance(payload, dict) or any(
-            not isinstance(event.get(key), str) or not event.get(key) for key in _REQUIRED
-        ) or not isinstance(event.get("step_index"), int) or event["step_index"] < 0:
+        if (
+            not isinstance(payload, dict)
+            or any(not isinstance(event.get(key), str) or not event.get(key) for key in _REQUIRED)
+            or not isinstance(event.get("step_index"), int)
+            or event["step_index"] < 0
+        ):
             warn_once(
                 "plugin-broke-event",
                 "dunetrace: a dunetrace_event plugin left an event outside the contract "
@@ -362,7 +365,7 @@ class Dunetrace:
             if run is not None and not run.finished:
                 try:
                     run.finish(exit_reason="abandoned")
-                except Exception as exc:  # noqa: PERF203 - shutdown, not a hot path
+                except Exception as exc:
                     # An exception meant for the agent (a callback's, on a
                     # signal the run's end made fire) has no agent to reach
                     # here: shutdown goes on and never raises.

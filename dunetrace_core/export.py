@@ -16,7 +16,7 @@ class ExportBatch:
     (about half the memory of the dicts); ``events`` decodes it on demand.
     """
 
-    __slots__ = ("agent_id", "body", "size", "delivered_by", "attempts", "_events")
+    __slots__ = ("_events", "agent_id", "attempts", "body", "delivered_by", "size")
 
     def __init__(self, agent_id: str, body: bytes, size: int, events: list[dict[str, Any]] | None = None) -> None:
         self.agent_id = agent_id

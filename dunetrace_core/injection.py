@@ -30,9 +30,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(instructions?|prompts?|rules|directions)\b",
         _FLAGS,
     ),
-    "new_system_prompt": re.compile(
-        r"\b(new|updated|override)\s+(system\s+)?(prompt|instructions)\s*[:=]", _FLAGS
-    ),
+    "new_system_prompt": re.compile(r"\b(new|updated|override)\s+(system\s+)?(prompt|instructions)\s*[:=]", _FLAGS),
     "role_reassignment": re.compile(
         r"\byou\s+are\s+now\b|\bact\s+as\s+(an?\s+)?(unrestricted|jailbroken|dan)\b", _FLAGS
     ),
@@ -94,13 +92,17 @@ def _parts(value: Any, field: str, split_lists: bool) -> list[tuple[str, str]]:
     if isinstance(value, Mapping):
         return [
             # A key that is not a string is named by its type: its str() may raise.
-            (f"{field}.{key if isinstance(key, str) else type(key).__name__}"[:_FIELD_LIMIT],
-             item if isinstance(item, str) else canonical_json(item))
+            (
+                f"{field}.{key if isinstance(key, str) else type(key).__name__}"[:_FIELD_LIMIT],
+                item if isinstance(item, str) else canonical_json(item),
+            )
             for key, item in value.items()
-        ]  # fmt: skip
+        ]
     if split_lists and isinstance(value, (list, tuple)):
-        return [(f"{field}[{i}]", item if isinstance(item, str) else canonical_json(item))
-                for i, item in enumerate(value[:_MAX_FIELDS * 10])]  # fmt: skip
+        return [
+            (f"{field}[{i}]", item if isinstance(item, str) else canonical_json(item))
+            for i, item in enumerate(value[: _MAX_FIELDS * 10])
+        ]
     return [(field, canonical_json(value))]
 
 

@@ -67,9 +67,7 @@ class ErrorGuard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         if exc is None or not isinstance(exc, Exception) or strict or getattr(exc, "dunetrace_passthrough", False):
             return False  # PolicyViolation (dunetrace_passthrough) is meant for the agent
         warn_once(
@@ -87,7 +85,7 @@ def internal_error(where: str, exc: BaseException) -> None:
     the happy path, unlike entering a ``with``): logs once, or re-raises
     in strict mode. Call it only from inside the ``except`` block."""
     if strict or getattr(exc, "dunetrace_passthrough", False):
-        raise  # noqa: PLE0704 - the exception being handled by the caller
+        raise
     warn_once(
         f"internal:{where}:{type(exc).__name__}",
         "dunetrace: internal error in %s (the agent is unaffected; please report): %s",

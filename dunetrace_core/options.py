@@ -89,7 +89,11 @@ class Options:
             raise TypeError("Dunetrace api_key must be a string (empty in dev mode)")
         for name in ("max_queue_size", "batch_size", "max_batch_size", "terminal_reserve"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "terminal_reserve" else 1):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < (0 if name == "terminal_reserve" else 1)
+            ):
                 raise ValueError(f"Dunetrace option {name} must be a positive integer, got {value!r}")
         if self.max_batch_size > MAX_BATCH_CONTRACT:
             raise ValueError(

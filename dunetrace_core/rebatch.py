@@ -34,7 +34,7 @@ NO_LIMIT = 1 << 62
 class PendingBatch:
     """Events of one agent gathered for one request, not yet offered."""
 
-    __slots__ = ("agent_id", "events", "batch", "whole")
+    __slots__ = ("agent_id", "batch", "events", "whole")
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id

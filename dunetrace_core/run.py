@@ -99,13 +99,15 @@ def _count(value: Any, field: str) -> int | None:
         return None
     number = _plain_number(value)
     if number is None or number < 0 or number != number or number == float("inf"):
-        warn_once(f"bad-count:{field}", "dunetrace: %s must be a non-negative number, got %s; left out", field, _shown(value))
+        warn_once(
+            f"bad-count:{field}", "dunetrace: %s must be a non-negative number, got %s; left out", field, _shown(value)
+        )
         return None
     return int(number)
 
 
 def _number(value: Any, field: str) -> float | None:
-    if type(value) is float and value == value or type(value) is int:  # the common case, first
+    if (type(value) is float and value == value) or type(value) is int:  # the common case, first
         return value
     if value is None:
         return None
@@ -124,14 +126,20 @@ def _text(value: Any) -> str:
     try:
         return str(value)
     except Exception:
-        warn_once(f"bad-str:{type(value).__name__}", "dunetrace: str() of a %s raised; its type name was sent", type(value).__name__)
+        warn_once(
+            f"bad-str:{type(value).__name__}",
+            "dunetrace: str() of a %s raised; its type name was sent",
+            type(value).__name__,
+        )
         return f"<{type(value).__name__}>"
 
 
 def _name(value: Any, field: str) -> str:
     if isinstance(value, str) and value:
         return str.__str__(value)
-    warn_once(f"bad-name:{field}", "dunetrace: %s must be a non-empty string, got %s; sent as 'unknown'", field, _shown(value))
+    warn_once(
+        f"bad-name:{field}", "dunetrace: %s must be a non-empty string, got %s; sent as 'unknown'", field, _shown(value)
+    )
     return "unknown" if value is None or isinstance(value, str) else _text(value)
 
 
@@ -141,7 +149,12 @@ def _flag(value: Any, default: bool) -> bool:
     try:
         return bool(value)
     except Exception:
-        warn_once(f"bad-flag:{type(value).__name__}", "dunetrace: bool() of a %s raised; taken as %s", type(value).__name__, default)
+        warn_once(
+            f"bad-flag:{type(value).__name__}",
+            "dunetrace: bool() of a %s raised; taken as %s",
+            type(value).__name__,
+            default,
+        )
         return default
 
 
@@ -166,12 +179,38 @@ class Run:
     logged once."""
 
     __slots__ = (
-        "_client", "_buffer", "_host", "_hash", "run_id", "agent_id", "agent_version",
-        "parent_run_id", "model", "tools", "_user_input", "_steps", "_last_step",
-        "_last_llm", "_last_tool", "_last_retrieval", "dropped_events", "exit_reason",
-        "started", "finished", "llm_in_flight", "clock", "_token", "signals", "_fired", "_system_prompt", "__weakref__",
-        "model_override", "_prompt_additions", "_violation", "_policy",
-    )  # fmt: skip
+        "__weakref__",
+        "_buffer",
+        "_client",
+        "_fired",
+        "_hash",
+        "_host",
+        "_last_llm",
+        "_last_retrieval",
+        "_last_step",
+        "_last_tool",
+        "_policy",
+        "_prompt_additions",
+        "_steps",
+        "_system_prompt",
+        "_token",
+        "_user_input",
+        "_violation",
+        "agent_id",
+        "agent_version",
+        "clock",
+        "dropped_events",
+        "exit_reason",
+        "finished",
+        "llm_in_flight",
+        "model",
+        "model_override",
+        "parent_run_id",
+        "run_id",
+        "signals",
+        "started",
+        "tools",
+    )
 
     def __init__(
         self,
@@ -189,7 +228,9 @@ class Run:
         if tools is not None and (isinstance(tools, str) or not all(isinstance(t, str) for t in tools)):
             raise TypeError(f"dt.run(tools=...) takes a list of tool names (strings); got {_shown(tools)}")
         if parent_run_id is not None and (not isinstance(parent_run_id, str) or not parent_run_id):
-            raise ValueError(f"dt.run(parent_run_id=...) must be a non-empty string or None; got {_shown(parent_run_id)}")
+            raise ValueError(
+                f"dt.run(parent_run_id=...) must be a non-empty string or None; got {_shown(parent_run_id)}"
+            )
         # str subclasses as plain strings: their own methods never run later.
         agent_id = str.__str__(agent_id)
         model = None if model is None else _text(model)
@@ -263,9 +304,7 @@ class Run:
             # on the wire.
             self._observe(watchers, event_type, step, payload)
 
-    def _emit_terminal(
-        self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]
-    ) -> None:
+    def _emit_terminal(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
         # What the run's end makes fire goes out before its end (events after
         # a run's terminal are ignored by the backends), and the terminal is
         # queued even when a callback's exception meant for the agent
@@ -403,7 +442,10 @@ class Run:
                 self.start()
             payload: dict[str, Any]
             if error is None:
-                payload = {"exit_reason": exit_reason or self.exit_reason or "completed", "total_steps": self._last_step}
+                payload = {
+                    "exit_reason": exit_reason or self.exit_reason or "completed",
+                    "total_steps": self._last_step,
+                }
                 event_type = "run.completed"
             else:
                 payload = {
@@ -564,7 +606,10 @@ class Run:
         framework answered from its tool cache."""
         try:
             tool = name if type(name) is str and name else _name(name, "tool_name")
-            payload: dict[str, Any] = {"tool_name": tool, "success": success if success is True else _flag(success, error is None)}
+            payload: dict[str, Any] = {
+                "tool_name": tool,
+                "success": success if success is True else _flag(success, error is None),
+            }
             if from_cache is not None:
                 payload["from_cache"] = _flag(from_cache, False)
             if output is not None and output_length is None:

@@ -21,9 +21,9 @@ os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TESTING", "true")
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from dunetrace import Dunetrace  # noqa: E402
+from dunetrace import Dunetrace
 
 EXTRA = "crewai"
 AGENT_ID = "research-crew"
@@ -51,9 +51,16 @@ def build_crew() -> Any:
         script: list[str]
         calls: int = 0
 
-        def call(self, messages: Any, tools: Any = None, callbacks: Any = None,
-                 available_functions: Any = None, from_task: Any = None,
-                 from_agent: Any = None, response_model: Any = None) -> str:  # fmt: skip
+        def call(
+            self,
+            messages: Any,
+            tools: Any = None,
+            callbacks: Any = None,
+            available_functions: Any = None,
+            from_task: Any = None,
+            from_agent: Any = None,
+            response_model: Any = None,
+        ) -> str:
             with llm_call_context():
                 self._emit_call_started_event(
                     messages=messages, tools=tools, from_task=from_task, from_agent=from_agent
@@ -105,10 +112,11 @@ def build_crew() -> Any:
     return Crew(
         agents=[researcher, writer],
         tasks=[
-            Task(name="research", description="What is the tallest {thing}?", expected_output="A fact",
-                 agent=researcher),
+            Task(
+                name="research", description="What is the tallest {thing}?", expected_output="A fact", agent=researcher
+            ),
             Task(name="write", description="Write it up.", expected_output="One sentence", agent=writer),
-        ],  # fmt: skip
+        ],
         process=Process.sequential,
     )
 

@@ -96,15 +96,21 @@ def build_llm(plan: Sequence[tuple[str, dict[str, Any]]], answer: str) -> Any:
         async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
             raise NotImplementedError
 
-        def _prepare_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None,
-                                     chat_history: list[ChatMessage] | None = None, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        def _prepare_chat_with_tools(
+            self,
+            tools: Sequence[Any],
+            user_msg: Any = None,
+            chat_history: list[ChatMessage] | None = None,
+            **kwargs: Any,
+        ) -> dict[str, Any]:
             messages = list(chat_history or [])
             if user_msg is not None:
                 messages.append(ChatMessage(role="user", content=str(user_msg)))
             return {"messages": messages}
 
-        def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
-                                         **kwargs: Any) -> list[ToolSelection]:  # fmt: skip
+        def get_tool_calls_from_response(
+            self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+        ) -> list[ToolSelection]:
             return list(response.message.additional_kwargs.get("tool_calls", []))
 
     return OfflineLLM()
@@ -116,7 +122,9 @@ async def ask(question: str, plan: Sequence[tuple[str, dict[str, Any]]], answer:
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.core.tools import FunctionTool, QueryEngineTool
 
-    index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS], embed_model=MockEmbedding(embed_dim=16))
+    index = VectorStoreIndex.from_documents(
+        [Document(text=t) for t in DOCUMENTS], embed_model=MockEmbedding(embed_dim=16)
+    )
     docs = QueryEngineTool.from_defaults(
         index.as_query_engine(llm=build_llm([], ""), similarity_top_k=2),
         name="hotel_docs",

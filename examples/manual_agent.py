@@ -79,8 +79,13 @@ def main(dt: Dunetrace) -> list[str]:
 
 
 def _healthy(dt: Dunetrace, tools: dict[str, Any]) -> str:
-    with dt.run(AGENT_ID, user_input="Convert 100 EUR to USD", system_prompt=SYSTEM_PROMPT,
-                model="fake-model-1", tools=sorted(tools)) as run:  # fmt: skip
+    with dt.run(
+        AGENT_ID,
+        user_input="Convert 100 EUR to USD",
+        system_prompt=SYSTEM_PROMPT,
+        model="fake-model-1",
+        tools=sorted(tools),
+    ) as run:
         step = run.llm_called("fake-model-1", prompt_tokens=90)
         run.llm_responded(completion_tokens=8, latency_ms=3.0, finish_reason="tool_calls", output_length=30, step=step)
         result: str = tools["currency"](100, "USD")

@@ -56,8 +56,18 @@ def _scripted_model(request: httpx.Request) -> httpx.Response:
         calls = [(f"call_{len(known)}_{i}", json.dumps({"city": city})) for i, city in enumerate(missing)]
         chunks = [_chunk({"role": "assistant", "content": None})]
         chunks += [
-            _chunk({"tool_calls": [{"index": i, "id": call_id, "type": "function",
-                                    "function": {"name": "get_weather", "arguments": args}}]})
+            _chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": args},
+                        }
+                    ]
+                }
+            )
             for i, (call_id, args) in enumerate(calls)
         ]
         finish = "tool_calls"
@@ -69,17 +79,33 @@ def _scripted_model(request: httpx.Request) -> httpx.Response:
         chunks += [_chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
         finish = "stop"
     chunks.append(_chunk({}, finish))
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 4 * len(chunks),
-             "total_tokens": prompt_tokens + 4 * len(chunks)}
-    chunks.append({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-                   "choices": [], "usage": usage})
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 4 * len(chunks),
+        "total_tokens": prompt_tokens + 4 * len(chunks),
+    }
+    chunks.append(
+        {
+            "id": "chatcmpl-demo",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": MODEL,
+            "choices": [],
+            "usage": usage,
+        }
+    )
     sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
     return httpx.Response(200, content=sse.encode(), headers={"content-type": "text/event-stream"})
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-demo",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def offline_client() -> Any:
@@ -118,15 +144,20 @@ def answer(dt: Dunetrace, client: Any, tools: dict[str, Any], question: str, on_
             if not message.tool_calls:
                 run.final_answer()
                 return message.content or ""
-            messages.append({
-                "role": "assistant",
-                "content": message.content,
-                "tool_calls": [
-                    {"id": c.id, "type": "function",
-                     "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                    for c in message.tool_calls
-                ],
-            })
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": message.content,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.function.name, "arguments": c.function.arguments},
+                        }
+                        for c in message.tool_calls
+                    ],
+                }
+            )
             for call in message.tool_calls:
                 result = tools[call.function.name](**json.loads(call.function.arguments))
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})

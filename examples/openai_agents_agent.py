@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 import httpx
+
 from dunetrace import Dunetrace
 
 EXTRA = "openai-agents"
@@ -41,22 +42,48 @@ class ScriptedResponses:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
         if self.calls <= self.times:
-            output: list[dict[str, Any]] = [{
-                "type": "function_call", "id": f"fc_{self.calls}", "call_id": f"call_{self.calls}",
-                "name": self.tool, "arguments": json.dumps(self.arguments), "status": "completed",
-            }]  # fmt: skip
+            output: list[dict[str, Any]] = [
+                {
+                    "type": "function_call",
+                    "id": f"fc_{self.calls}",
+                    "call_id": f"call_{self.calls}",
+                    "name": self.tool,
+                    "arguments": json.dumps(self.arguments),
+                    "status": "completed",
+                }
+            ]
         else:
-            output = [{
-                "type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-                "content": [{"type": "output_text", "text": self.answer, "annotations": []}],
-            }]  # fmt: skip
+            output = [
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": self.answer, "annotations": []}],
+                }
+            ]
         prompt_tokens = max(1, len(request.content) // 4)
-        return httpx.Response(200, json={
-            "id": f"resp_{self.calls}", "object": "response", "created_at": 0, "model": "gpt-4o-mini",
-            "status": "completed", "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "usage": {"input_tokens": prompt_tokens, "output_tokens": 12, "total_tokens": prompt_tokens + 12,
-                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
-        })  # fmt: skip
+        return httpx.Response(
+            200,
+            json={
+                "id": f"resp_{self.calls}",
+                "object": "response",
+                "created_at": 0,
+                "model": "gpt-4o-mini",
+                "status": "completed",
+                "output": output,
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": 12,
+                    "total_tokens": prompt_tokens + 12,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            },
+        )
 
 
 def check_room(room_type: str, night: str) -> str:
@@ -98,11 +125,13 @@ def main(dt: Dunetrace) -> list[str]:
             ask(
                 "Is a sea-view room free on 2026-12-24?",
                 ScriptedResponses(
-                    "check_room", {"room_type": "sea-view", "night": "2026-12-24"}, 5,
+                    "check_room",
+                    {"room_type": "sea-view", "night": "2026-12-24"},
+                    5,
                     "Sorry, no sea-view room is free that night.",
                 ),
             ),
-        ]  # fmt: skip
+        ]
     finally:
         uninstrument()
 

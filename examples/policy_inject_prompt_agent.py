@@ -45,12 +45,19 @@ def stand_in_model() -> Any:
             nudged = any(isinstance(m, HumanMessage) and "Stop polling" in str(m.content) for m in messages)
             usage = {"input_tokens": 150 + 40 * polls, "output_tokens": 15, "total_tokens": 165 + 40 * polls}
             if nudged or polls >= 20:
-                reply = AIMessage(content=f"Order A-1042 is still processing (checked {polls} times).",
-                                  usage_metadata=usage, response_metadata={"finish_reason": "stop"})  # fmt: skip
+                reply = AIMessage(
+                    content=f"Order A-1042 is still processing (checked {polls} times).",
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "stop"},
+                )
             else:
                 call = {"name": "order_status", "args": {"order_id": "A-1042"}, "id": f"call_{polls}"}
-                reply = AIMessage(content="", tool_calls=[call], usage_metadata=usage,
-                                  response_metadata={"finish_reason": "tool_calls"})  # fmt: skip
+                reply = AIMessage(
+                    content="",
+                    tool_calls=[call],
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "tool_calls"},
+                )
             return ChatResult(generations=[ChatGeneration(message=reply)])
 
     return PollingStandIn()

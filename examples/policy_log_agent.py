@@ -25,8 +25,10 @@ def main(dt: Dunetrace) -> list[str]:
 
     def on_signal(signal: Signal) -> None:
         if signal.type == "POLICY_TRIGGERED":
-            lines.append(f"policy {signal.evidence['policy']} triggered: {signal.evidence['condition']} "
-                         f"(observed {signal.evidence['observed']})")  # fmt: skip
+            lines.append(
+                f"policy {signal.evidence['policy']} triggered: {signal.evidence['condition']} "
+                f"(observed {signal.evidence['observed']})"
+            )
 
     dt.on_signal(on_signal)
     dt.add_policy("token-budget", when={"tokens": 1000}, then="log")

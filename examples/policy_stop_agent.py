@@ -48,8 +48,12 @@ def main(dt: Dunetrace) -> list[str]:
 
     searches = 0
     try:
-        with dt.run(AGENT_ID, user_input="A flight from Lisbon to Tokyo tomorrow?", model="fake-model-1",
-                    tools=["search_flights"]) as run:  # fmt: skip
+        with dt.run(
+            AGENT_ID,
+            user_input="A flight from Lisbon to Tokyo tomorrow?",
+            model="fake-model-1",
+            tools=["search_flights"],
+        ) as run:
             for _ in range(20):  # the stand-in model would go on for ever
                 step = run.llm_called("fake-model-1", prompt_tokens=120)
                 run.llm_responded(completion_tokens=12, finish_reason="tool_calls", output_length=40, step=step)

@@ -44,11 +44,18 @@ def stand_in_model(name: str, lookups: int) -> Any:
             usage = {"input_tokens": 200 + 50 * done, "output_tokens": 20, "total_tokens": 220 + 50 * done}
             if done < lookups:
                 call = {"name": "stock_level", "args": {"sku": f"SKU-{done}"}, "id": f"call_{done}"}
-                reply = AIMessage(content="", tool_calls=[call], usage_metadata=usage,
-                                  response_metadata={"finish_reason": "tool_calls", "model_name": name})  # fmt: skip
+                reply = AIMessage(
+                    content="",
+                    tool_calls=[call],
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "tool_calls", "model_name": name},
+                )
             else:
-                reply = AIMessage(content=f"All {done} items are in stock (answered by {name}).", usage_metadata=usage,
-                                  response_metadata={"finish_reason": "stop", "model_name": name})  # fmt: skip
+                reply = AIMessage(
+                    content=f"All {done} items are in stock (answered by {name}).",
+                    usage_metadata=usage,
+                    response_metadata={"finish_reason": "stop", "model_name": name},
+                )
             return ChatResult(generations=[ChatGeneration(message=reply)])
 
     return StandIn()

@@ -52,7 +52,7 @@ MethodFactory = Callable[[Callable[..., Any], "Wrapping"], Callable[..., Any]]
 
 
 class _Patch:
-    __slots__ = ("owner", "attr", "had", "previous")
+    __slots__ = ("attr", "had", "owner", "previous")
 
     def __init__(self, owner: Any, attr: str) -> None:
         self.owner = owner
@@ -84,7 +84,7 @@ class Wrapping:
     at once, including ones a caller still holds (a ``with_raw_response``
     view built while wrapped)."""
 
-    __slots__ = ("source", "active", "patches")
+    __slots__ = ("active", "patches", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source

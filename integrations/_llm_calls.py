@@ -52,7 +52,7 @@ class Outcome:
     """What a response says about its call: tokens, finish reason, and the
     content (hashed and measured by the run, never sent)."""
 
-    __slots__ = ("completion_tokens", "prompt_tokens", "finish_reason", "text", "tool_calls")
+    __slots__ = ("completion_tokens", "finish_reason", "prompt_tokens", "text", "tool_calls")
 
     def __init__(
         self,
@@ -101,7 +101,7 @@ class Endpoint:
     wrapped.
     """
 
-    __slots__ = ("name", "source", "model", "prompt", "read", "stream_reader", "errors")
+    __slots__ = ("errors", "model", "name", "prompt", "read", "source", "stream_reader")
 
     def __init__(
         self,
@@ -202,7 +202,7 @@ class LlmCall:
     """One call in flight: its run, step and start time. Reports
     ``llm.responded`` exactly once, whichever way the call ends."""
 
-    __slots__ = ("run", "endpoint", "step", "start", "done", "reading", "reader", "_once")
+    __slots__ = ("_once", "done", "endpoint", "reader", "reading", "run", "start", "step")
 
     def __init__(self, run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
         self.run = run

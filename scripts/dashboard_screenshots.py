@@ -29,8 +29,11 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 def start_demo(db: str) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "dunetrace.cli", "demo", "--db", db],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert process.stdout is not None
     out = ""
     while "until Ctrl-C" not in out:
@@ -53,12 +56,19 @@ def main() -> int:
 
     process, url, loop = start_demo(os.path.join(tempfile.mkdtemp(prefix="dunetrace-shots-"), "demo.db"))
     try:
-        body = json.dumps({"api_key": "", "agent_id": "manual-agent", "version": "v2",
-                           "meta": {"git": "4f2c1e9", "change": "search tool returns a reason"}}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "api_key": "",
+                "agent_id": "manual-agent",
+                "version": "v2",
+                "meta": {"git": "4f2c1e9", "change": "search tool returns a reason"},
+            }
+        ).encode()
         urllib.request.urlopen(urllib.request.Request(url + "/v1/deploy", body, {"content-type": "application/json"}))
         env = {**os.environ, "DUNETRACE_ENDPOINT": url}
-        subprocess.run([sys.executable, "-m", "dunetrace.examples.manual_agent"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "dunetrace.examples.manual_agent"], env=env, check=True, capture_output=True
+        )
         time.sleep(1.5)  # judged
         [crew] = [r["run_id"] for r in get(url + "/api/agents/research-crew/runs")["items"]][:1]
         shots = [

@@ -14,11 +14,10 @@ os.environ.setdefault("CREWAI_TESTING", "true")
 # with Dunetrace(detectors=True), and one test checks the default.
 os.environ.setdefault("DUNETRACE_LIVE_DETECTORS", "off")
 
-from dunetrace import Dunetrace, get_current_run  # noqa: E402
-from dunetrace.run import set_current_run  # noqa: E402
-from tests.ingest_server import IngestServer  # noqa: E402
-
-from dunetrace import log as dunetrace_log  # noqa: E402
+from dunetrace import Dunetrace, get_current_run
+from dunetrace import log as dunetrace_log
+from dunetrace.run import set_current_run
+from tests.ingest_server import IngestServer
 
 
 @pytest.fixture(autouse=True)

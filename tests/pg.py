@@ -67,9 +67,20 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         out = self._run(
-            f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-            "-v", "ON_ERROR_STOP=1", "-Atc", statement,
-        )  # fmt: skip
+            f"{self.bin}/psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atc",
+            statement,
+        )
         return out.stdout
 
     def create_database(self, name: str, user: str = "dunetrace", password: str = "dunetrace") -> str:

@@ -77,7 +77,7 @@ def judge_view(run: RunView, config: DetectorConfig | None = None) -> list[Signa
     called: set[int] = set()
     max_step = 0
     for step, _key, _position, ts, kind, payload in run.items:
-        if step > max_step:  # noqa: PLR1730 - a call to max() per event costs more
+        if step > max_step:
             max_step = step
         if kind == "external.signal" and payload.get("source") == SOURCE and payload.get("live") is True:
             signal = _live_signal(run, step, payload)

@@ -40,11 +40,23 @@ __all__ = ["DETECTORS", "by_name"]
 _EXPLAIN: dict[str, Callable[[Mapping[str, Any]], dict[str, str]]] = {
     module.NAME: module.explain
     for module in (
-        tool_loop, tool_thrashing, retry_storm, cascading_tool_failure, llm_truncation_loop, empty_llm_response,
-        context_bloat, slow_step, tool_avoidance, goal_abandonment, rag_empty_retrieval, step_count_inflation,
-        first_step_failure, reasoning_stall, prompt_injection,
+        tool_loop,
+        tool_thrashing,
+        retry_storm,
+        cascading_tool_failure,
+        llm_truncation_loop,
+        empty_llm_response,
+        context_bloat,
+        slow_step,
+        tool_avoidance,
+        goal_abandonment,
+        rag_empty_retrieval,
+        step_count_inflation,
+        first_step_failure,
+        reasoning_stall,
+        prompt_injection,
     )
-}  # fmt: skip
+}
 _EXPLAIN.update(tool_use.EXPLAIN)
 _EXPLAIN.update(run_limits.EXPLAIN)
 

@@ -66,8 +66,16 @@ def read_run(events: Iterable[dict[str, Any]], prior_step_counts: Sequence[int] 
         if isinstance(event, dict):
             step, ts = _int(event.get("step_index")), _float(event.get("timestamp"))
             payload = event.get("payload")
-            items.append((step or 0, ts or 0.0, position, ts, event.get("event_type"),
-                          payload if isinstance(payload, dict) else {}))  # fmt: skip
+            items.append(
+                (
+                    step or 0,
+                    ts or 0.0,
+                    position,
+                    ts,
+                    event.get("event_type"),
+                    payload if isinstance(payload, dict) else {},
+                )
+            )
             given[position] = event
     items.sort()
     first = given[items[0][2]] if items else {}  # the first in step order names the run

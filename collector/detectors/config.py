@@ -59,9 +59,7 @@ def load_config(path: str | None) -> DetectorConfig:
     try:
         import yaml
     except ImportError:  # pragma: no cover - pyyaml is in the collector extra
-        raise ImportError(
-            "reading detectors.yml needs PyYAML: pip install 'dunetrace[collector]'"
-        ) from None
+        raise ImportError("reading detectors.yml needs PyYAML: pip install 'dunetrace[collector]'") from None
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:

@@ -21,8 +21,20 @@ from .common import (
 from .sqlite import SQLiteStore, stored_rows
 from .sqlite import connect_reader as _connect_sqlite_reader
 
-__all__ = ["Row", "SQLiteStore", "Store", "StoreUnavailable", "connect_reader", "describe_target", "is_postgres_url",
-           "judge_lease_from_env", "missing_driver", "open_store", "stored_rows", "wire_events"]  # fmt: skip
+__all__ = [
+    "Row",
+    "SQLiteStore",
+    "Store",
+    "StoreUnavailable",
+    "connect_reader",
+    "describe_target",
+    "is_postgres_url",
+    "judge_lease_from_env",
+    "missing_driver",
+    "open_store",
+    "stored_rows",
+    "wire_events",
+]
 
 Store = SQLiteStore
 

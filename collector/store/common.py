@@ -23,8 +23,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["POSTGRES_EXTRA", "Row", "StoreUnavailable", "describe_target", "is_postgres_url", "judge_lease_from_env",
-           "missing_driver", "translate_errors", "wire_events"]  # fmt: skip
+__all__ = [
+    "POSTGRES_EXTRA",
+    "Row",
+    "StoreUnavailable",
+    "describe_target",
+    "is_postgres_url",
+    "judge_lease_from_env",
+    "missing_driver",
+    "translate_errors",
+    "wire_events",
+]
 
 #: What to install for ``--db postgresql://...``.
 POSTGRES_EXTRA = "pip install 'dunetrace[postgres]'"

@@ -133,8 +133,14 @@ class Pool:
         # A server that does not answer is a 503 within seconds, not a
         # request hanging for the operating system's TCP timeout.
         extra: dict[str, Any] = {"options": self.options} if self.options else {}
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5, row_factory=_rows,
-                               application_name="dunetrace-collector", **extra)  # fmt: skip
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=5,
+            row_factory=_rows,
+            application_name="dunetrace-collector",
+            **extra,
+        )
         conn.adapters.register_loader("numeric", _Number)
         return conn
 

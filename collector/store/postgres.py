@@ -54,8 +54,10 @@ def _nul_refused(field: str) -> Iterator[None]:
         # Refused by psycopg (text parameters) or by the server (binary ones).
         if "NUL" not in str(exc) and not isinstance(exc, pg_errors.CharacterNotInRepertoire):
             raise
-        raise BadRequest(field, "contains a string with the NUL character (U+0000), which the collector's"
-                         " PostgreSQL database cannot store") from None  # fmt: skip
+        raise BadRequest(
+            field,
+            "contains a string with the NUL character (U+0000), which the collector's PostgreSQL database cannot store",
+        ) from None
 
 
 #: Conflicts between concurrent transactions that are resolved by running
@@ -203,8 +205,21 @@ class PostgresStore(SQLiteStore):
         ended: list[str] = []
         columns: list[list[Any]] = [[] for _ in range(13)]
         for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, _) in live.items():
-            values = (run_id, agent, version, parent, "ended" if end_type else "open", float(first), float(last), now, end_type,
-                      reason, error, steps, len(by_run.get(run_id, ())))  # fmt: skip
+            values = (
+                run_id,
+                agent,
+                version,
+                parent,
+                "ended" if end_type else "open",
+                float(first),
+                float(last),
+                now,
+                end_type,
+                reason,
+                error,
+                steps,
+                len(by_run.get(run_id, ())),
+            )
             for column, value in zip(columns, values):
                 column.append(value)
             if end_type:
@@ -228,7 +243,7 @@ class PostgresStore(SQLiteStore):
                 " total_steps = greatest(runs.total_steps, excluded.total_steps),"
                 " event_count = runs.event_count + excluded.event_count",
                 columns,
-            )  # fmt: skip
+            )
         return sum(len(rows) for rows in by_run.values()), ended
 
     def release_evicted(self) -> None:
@@ -308,12 +323,20 @@ class PostgresStore(SQLiteStore):
                         "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation,"
                         " created_at, live) VALUES (?,?,?,?,?,?,?,?,?)",
                         [
-                            (run_id, s.get("agent_id") or found[1], s["detector"], s["severity"], s.get("step_index"),
-                             _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}), now,
-                             bool(s.get("live")))
+                            (
+                                run_id,
+                                s.get("agent_id") or found[1],
+                                s["detector"],
+                                s["severity"],
+                                s.get("step_index"),
+                                _dumps(s.get("evidence") or {}),
+                                _dumps(s.get("explanation") or {}),
+                                now,
+                                bool(s.get("live")),
+                            )
                             for s in signals
                         ],
-                    )  # fmt: skip
+                    )
                 conn.execute(
                     "UPDATE runs SET status = 'judged', judged_at = %s, signal_count = %s, judging_until = 0"
                     " WHERE run_id = %s",

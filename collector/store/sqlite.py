@@ -60,8 +60,19 @@ def live_signal_rows(by_run: dict[str, list[Row]], now: float) -> list[tuple[Any
             from ..detectors import live_signals_in_rows
 
             for s in live_signals_in_rows(run_id, rows):
-                out.append((run_id, s.agent_id, s.detector, s.severity, s.step_index, _dumps(s.evidence),
-                            _dumps(s.explanation), now, 1))  # fmt: skip
+                out.append(
+                    (
+                        run_id,
+                        s.agent_id,
+                        s.detector,
+                        s.severity,
+                        s.step_index,
+                        _dumps(s.evidence),
+                        _dumps(s.explanation),
+                        now,
+                        1,
+                    )
+                )
     return out
 
 
@@ -280,8 +291,23 @@ class SQLiteStore:
                 ended: list[str] = []
                 upserts = []
                 for run_id, (agent, version, parent, first, last, end_type, reason, error, steps, _) in live.items():
-                    upserts.append((run_id, agent, version, parent, "ended" if end_type else "open", first, last, now,
-                                    end_type, reason, error, steps, len(by_run.get(run_id, ()))))  # fmt: skip
+                    upserts.append(
+                        (
+                            run_id,
+                            agent,
+                            version,
+                            parent,
+                            "ended" if end_type else "open",
+                            first,
+                            last,
+                            now,
+                            end_type,
+                            reason,
+                            error,
+                            steps,
+                            len(by_run.get(run_id, ())),
+                        )
+                    )
                     if end_type:
                         ended.append(run_id)
                 db.executemany(
@@ -301,7 +327,7 @@ class SQLiteStore:
                     " total_steps = max(runs.total_steps, excluded.total_steps),"
                     " event_count = runs.event_count + excluded.event_count",
                     upserts,
-                )  # fmt: skip
+                )
             if self.keep_rows:
                 self._remember({run_id: run[9] for run_id, run in live.items()}, known, fresh is None)
         return sum(len(rows) for rows in by_run.values()), ended
@@ -451,12 +477,20 @@ class SQLiteStore:
                 db.executemany(
                     _INSERT_SIGNAL,
                     [
-                        (run_id, s.get("agent_id") or row["agent_id"], s["detector"], s["severity"],
-                         s.get("step_index"), _dumps(s.get("evidence") or {}), _dumps(s.get("explanation") or {}),
-                         now, 1 if s.get("live") else 0)
+                        (
+                            run_id,
+                            s.get("agent_id") or row["agent_id"],
+                            s["detector"],
+                            s["severity"],
+                            s.get("step_index"),
+                            _dumps(s.get("evidence") or {}),
+                            _dumps(s.get("explanation") or {}),
+                            now,
+                            1 if s.get("live") else 0,
+                        )
                         for s in signals
                     ],
-                )  # fmt: skip
+                )
                 db.execute(
                     "UPDATE runs SET status = 'judged', judged_at = ?, signal_count = ? WHERE run_id = ?",
                     (now, len(signals), run_id),
@@ -501,17 +535,20 @@ class SQLiteStore:
 
     def outbox_retry(self, row_id: int, attempts: int, due: float) -> None:
         with self._transaction(self._judge_db) as db:
-            db.execute("UPDATE alert_outbox SET attempts = ?, due = ?, claimed_until = 0 WHERE id = ?",
-                       (attempts, due, row_id))  # fmt: skip
+            db.execute(
+                "UPDATE alert_outbox SET attempts = ?, due = ?, claimed_until = 0 WHERE id = ?", (attempts, due, row_id)
+            )
 
     def outbox_pending(self, destination: str | None = None) -> int:
         clause, args = (" WHERE destination = ?", (destination,)) if destination else ("", ())
         return int(self._reader().execute(f"SELECT count(*) FROM alert_outbox{clause}", args).fetchone()[0])
 
     def outbox_next_due(self, destination: str) -> float | None:
-        row = self._reader().execute(
-            "SELECT min(max(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT min(max(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,))
+            .fetchone()
+        )
         return None if row[0] is None else float(row[0])
 
     def outbox_clear(self) -> int:
@@ -584,8 +621,12 @@ class SQLiteStore:
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         where, args = [], []
-        for column, value in (("agent_id", agent_id), ("run_id", run_id), ("severity", severity),
-                              ("detector", detector)):  # fmt: skip
+        for column, value in (
+            ("agent_id", agent_id),
+            ("run_id", run_id),
+            ("severity", severity),
+            ("detector", detector),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

@@ -6,8 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ANSWERED_EXIT_REASONS", "LIST_LIMIT", "OFF", "STOPPED", "TOOL_FINISH", "TRUNCATED", "UNUSUAL",
-           "count", "name", "no_clock", "number"]  # fmt: skip
+__all__ = [
+    "ANSWERED_EXIT_REASONS",
+    "LIST_LIMIT",
+    "OFF",
+    "STOPPED",
+    "TOOL_FINISH",
+    "TRUNCATED",
+    "UNUSUAL",
+    "count",
+    "name",
+    "no_clock",
+    "number",
+]
 
 #: ``run.completed`` exit reasons that mean the agent gave its answer
 #: (``completed`` is what the SDK sends for a run that ended normally).

@@ -94,37 +94,68 @@ def _tool_loop(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     tool = j.loop_hit or ""
     calls, first, last, steps, hashes, missing, failures, most = j.per_tool[tool]
     return {
-        "tool": tool, "calls": calls, "max_in_window": most, "window": p["window"], "threshold": p["threshold"],
-        "first_step": first, "last_step": last, "steps": list(steps), "distinct_args": len(hashes),
-        "args_identical": len(hashes) == 1 and not missing, "failures": failures,
-    }  # fmt: skip
+        "tool": tool,
+        "calls": calls,
+        "max_in_window": most,
+        "window": p["window"],
+        "threshold": p["threshold"],
+        "first_step": first,
+        "last_step": last,
+        "steps": list(steps),
+        "distinct_args": len(hashes),
+        "args_identical": len(hashes) == 1 and not missing,
+        "failures": failures,
+    }
 
 
 def _thrashing(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     length, a, b, first, last = j.thrash_best or (0, "", "", 0, 0)
-    return {"tool_a": a, "tool_b": b, "alternating_calls": length, "window": p["window"],
-            "first_step": first, "last_step": last}  # fmt: skip
+    return {
+        "tool_a": a,
+        "tool_b": b,
+        "alternating_calls": length,
+        "window": p["window"],
+        "first_step": first,
+        "last_step": last,
+    }
 
 
 def _retry_storm(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     tool, count, steps, args, errors = j.rs_best or ("", 0, [0], [], [])
     return {
-        "tool": tool, "consecutive_failures": count, "threshold": p["threshold"], "first_step": steps[0],
-        "last_step": steps[-1], "steps": list(steps), "args_identical": None not in args and len(set(args)) == 1,
+        "tool": tool,
+        "consecutive_failures": count,
+        "threshold": p["threshold"],
+        "first_step": steps[0],
+        "last_step": steps[-1],
+        "steps": list(steps),
+        "args_identical": None not in args and len(set(args)) == 1,
         "same_error": None not in errors and len(set(errors)) == 1,
-    }  # fmt: skip
+    }
 
 
 def _cascading(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     count, tools, steps = j.cf_best or (0, set(), [0])
-    return {"consecutive_failures": count, "tools": _capped(sorted(tools)), "distinct_tools": len(tools),
-            "threshold": p["threshold"], "first_step": steps[0], "last_step": steps[-1], "steps": list(steps)}  # fmt: skip
+    return {
+        "consecutive_failures": count,
+        "tools": _capped(sorted(tools)),
+        "distinct_tools": len(tools),
+        "threshold": p["threshold"],
+        "first_step": steps[0],
+        "last_step": steps[-1],
+        "steps": list(steps),
+    }
 
 
 def _truncation(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     count, steps, tokens = j.truncations
-    return {"truncations": count, "llm_calls": j.llm_calls, "threshold": p["threshold"], "steps": list(steps),
-            "prompt_tokens": list(tokens)}  # fmt: skip
+    return {
+        "truncations": count,
+        "llm_calls": j.llm_calls,
+        "threshold": p["threshold"],
+        "steps": list(steps),
+        "prompt_tokens": list(tokens),
+    }
 
 
 def _empty(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
@@ -134,18 +165,27 @@ def _empty(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
 
 def _bloat(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     evidence = {
-        "first_tokens": j.ctx_first, "last_tokens": j.ctx_last, "growth": round(j.ctx_last / j.ctx_first, 2),
-        "growth_factor": p["growth_factor"], "llm_calls_with_tokens": j.ctx_n, "first_step": j.ctx_first_step,
+        "first_tokens": j.ctx_first,
+        "last_tokens": j.ctx_last,
+        "growth": round(j.ctx_last / j.ctx_first, 2),
+        "growth_factor": p["growth_factor"],
+        "llm_calls_with_tokens": j.ctx_n,
+        "first_step": j.ctx_first_step,
         "last_step": j.ctx_last_step,
-    }  # fmt: skip
+    }
     return evidence
 
 
 def _slow(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, str]:
     count, (ratio, duration, limit, step, kind, tool) = j.slow
     finite = ratio != float("inf")
-    evidence: dict[str, Any] = {"kind": kind, "duration_ms": round(duration), "limit_ms": round(limit),
-                                "ratio": round(ratio, 1) if finite else None, "slow_steps": count}  # fmt: skip
+    evidence: dict[str, Any] = {
+        "kind": kind,
+        "duration_ms": round(duration),
+        "limit_ms": round(limit),
+        "ratio": round(ratio, 1) if finite else None,
+        "slow_steps": count,
+    }
     if tool is not None:
         evidence["tool"] = tool
     high = not finite or ratio >= p["high_factor"]
@@ -154,8 +194,12 @@ def _slow(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, str]:
 
 
 def _avoidance(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"tools_available": _capped(j.tools_available), "tools_available_count": len(j.tools_available),
-            "tool_calls": j.tool_calls, "llm_calls": j.llm_calls}  # fmt: skip
+    return {
+        "tools_available": _capped(j.tools_available),
+        "tools_available_count": len(j.tools_available),
+        "tool_calls": j.tool_calls,
+        "llm_calls": j.llm_calls,
+    }
 
 
 def _abandonment(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
@@ -165,14 +209,26 @@ def _abandonment(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
         ending = j.exit_reason or "completed"
     else:
         ending = "silent"
-    return {"llm_calls_since_last_tool": j.llm_streak, "stall_steps": p["stall_steps"], "last_tool": j.last_tool,
-            "last_tool_step": j.last_tool_step, "ending": ending}  # fmt: skip
+    return {
+        "llm_calls_since_last_tool": j.llm_streak,
+        "stall_steps": p["stall_steps"],
+        "last_tool": j.last_tool,
+        "last_tool_step": j.last_tool_step,
+        "ending": ending,
+    }
 
 
 def _rag_empty(j: RunJudge, p: dict[str, Any]) -> tuple[dict[str, Any], int, None]:
     count, (_key, step, index, results, score) = j.weak_retrievals
-    evidence = {"index_name": index, "result_count": results, "top_score": score, "min_score": p["min_score"],
-                "min_results": p["min_results"], "weak_retrievals": count, "retrievals": j.retrievals}  # fmt: skip
+    evidence = {
+        "index_name": index,
+        "result_count": results,
+        "top_score": score,
+        "min_score": p["min_score"],
+        "min_results": p["min_results"],
+        "weak_retrievals": count,
+        "retrievals": j.retrievals,
+    }
     return evidence, step, None
 
 
@@ -181,15 +237,24 @@ def _first_failure(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stall(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"llm_calls": j.llm_calls, "tool_calls": j.tool_calls,
-            "ratio": round(j.llm_calls / max(j.tool_calls, 1), 2), "ratio_threshold": p["ratio_threshold"]}  # fmt: skip
+    return {
+        "llm_calls": j.llm_calls,
+        "tool_calls": j.tool_calls,
+        "ratio": round(j.llm_calls / max(j.tool_calls, 1), 2),
+        "ratio_threshold": p["ratio_threshold"],
+    }
 
 
 def _prompt_injection(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     patterns, matches, sources, fields = _injection_summary(j.injections)
     buckets = sorted({b for f in j.injections if isinstance(b := f.get("offset_bucket"), str)})
-    evidence = {"patterns": _capped(sorted(patterns), 20), "match_count": matches, "min_matches": p["min_matches"],
-                "sources": sorted(sources), "fields": _capped(sorted(fields), 20)}  # fmt: skip
+    evidence = {
+        "patterns": _capped(sorted(patterns), 20),
+        "match_count": matches,
+        "min_matches": p["min_matches"],
+        "sources": sorted(sources),
+        "fields": _capped(sorted(fields), 20),
+    }
     if buckets:
         evidence["offset_buckets"] = buckets[:_NAME_LIMIT]
     return evidence
@@ -199,10 +264,15 @@ def _content_injection(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     found = [f for _, _, f in j.content_injections]
     patterns, matches, _sources, fields = _injection_summary(found)
     buckets = sorted({b for f in found if isinstance(b := f.get("offset_bucket"), str)})
-    return {"patterns": _capped(sorted(patterns), 20), "match_count": matches, "min_matches": p["min_matches"],
-            "sources": _capped(sorted({where for _, where, _ in j.content_injections}), 20),
-            "fields": _capped(sorted(fields), 20), "offset_buckets": buckets[:10],
-            "steps": [step for step, _, _ in j.content_injections]}  # fmt: skip
+    return {
+        "patterns": _capped(sorted(patterns), 20),
+        "match_count": matches,
+        "min_matches": p["min_matches"],
+        "sources": _capped(sorted({where for _, where, _ in j.content_injections}), 20),
+        "fields": _capped(sorted(fields), 20),
+        "offset_buckets": buckets[:10],
+        "steps": [step for step, _, _ in j.content_injections],
+    }
 
 
 def _oversized(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
@@ -212,8 +282,14 @@ def _oversized(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
 
 def _scattershot(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
     step, distinct, tools = j.scatter or (0, 0, [])
-    return {"distinct_tools": distinct, "tools": tools, "window": p["window"], "min_distinct": p["min_distinct"],
-            "step": step, "tool_calls": j.tool_calls}  # fmt: skip
+    return {
+        "distinct_tools": distinct,
+        "tools": tools,
+        "window": p["window"],
+        "min_distinct": p["min_distinct"],
+        "step": step,
+        "tool_calls": j.tool_calls,
+    }
 
 
 def _excessive_retrieval(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
@@ -221,13 +297,22 @@ def _excessive_retrieval(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _silent_truncation(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"step": j.last_llm_step, "finish_reason": j.last_llm_finish, "llm_calls": j.llm_calls,
-            "exit_reason": j.exit_reason or "completed"}  # fmt: skip
+    return {
+        "step": j.last_llm_step,
+        "finish_reason": j.last_llm_finish,
+        "llm_calls": j.llm_calls,
+        "exit_reason": j.exit_reason or "completed",
+    }
 
 
 def _premature(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"failed_tool": j.last_tool, "failed_step": j.last_tool_step, "llm_calls_after": j.llm_streak,
-            "max_llm_calls_after": p["max_llm_calls_after"], "exit_reason": j.exit_reason or "completed"}  # fmt: skip
+    return {
+        "failed_tool": j.last_tool,
+        "failed_step": j.last_tool_step,
+        "llm_calls_after": j.llm_streak,
+        "max_llm_calls_after": p["max_llm_calls_after"],
+        "exit_reason": j.exit_reason or "completed",
+    }
 
 
 def _unread(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
@@ -236,34 +321,68 @@ def _unread(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runaway(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"steps": j.max_step, "max_steps": p["max_steps"], "total_tokens": j.total_tokens,
-            "max_tokens": p["max_tokens"], "ended": j.terminal is not None}  # fmt: skip
+    return {
+        "steps": j.max_step,
+        "max_steps": p["max_steps"],
+        "total_tokens": j.total_tokens,
+        "max_tokens": p["max_tokens"],
+        "ended": j.terminal is not None,
+    }
 
 
 def _drift(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"first_model": j.models[0] if j.models else None, "models": list(j.models),
-            "changed_at_step": j.model_change_step, "llm_calls": j.llm_calls}  # fmt: skip
+    return {
+        "first_model": j.models[0] if j.models else None,
+        "models": list(j.models),
+        "changed_at_step": j.model_change_step,
+        "llm_calls": j.llm_calls,
+    }
 
 
 def _delegation(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"agent": j.agent_id, "times_among_parents": j.ancestors.count(j.agent_id), "depth": len(j.ancestors),
-            "chain": [j.agent_id, *j.ancestors][:20], "min_cycles": p["min_cycles"]}  # fmt: skip
+    return {
+        "agent": j.agent_id,
+        "times_among_parents": j.ancestors.count(j.agent_id),
+        "depth": len(j.ancestors),
+        "chain": [j.agent_id, *j.ancestors][:20],
+        "min_cycles": p["min_cycles"],
+    }
 
 
 def _degraded(j: RunJudge, p: dict[str, Any]) -> dict[str, Any]:
-    return {"dropped_events": j.dropped_events, "unanswered_tool_calls": max(j.pending_tool, 0),
-            "unanswered_llm_calls": max(j.llm_calls - j.llm_responses, 0), "unanswered_retrievals": max(j.pending_retrieval, 0),
-            "max_unanswered": p["max_unanswered"]}  # fmt: skip
+    return {
+        "dropped_events": j.dropped_events,
+        "unanswered_tool_calls": max(j.pending_tool, 0),
+        "unanswered_llm_calls": max(j.llm_calls - j.llm_responses, 0),
+        "unanswered_retrievals": max(j.pending_retrieval, 0),
+        "max_unanswered": p["max_unanswered"],
+    }
 
 
 _READERS: dict[str, Any] = {
-    "TOOL_LOOP": _tool_loop, "TOOL_THRASHING": _thrashing, "RETRY_STORM": _retry_storm,
-    "CASCADING_TOOL_FAILURE": _cascading, "LLM_TRUNCATION_LOOP": _truncation, "EMPTY_LLM_RESPONSE": _empty,
-    "CONTEXT_BLOAT": _bloat, "SLOW_STEP": _slow, "TOOL_AVOIDANCE": _avoidance, "GOAL_ABANDONMENT": _abandonment,
-    "RAG_EMPTY_RETRIEVAL": _rag_empty, "FIRST_STEP_FAILURE": _first_failure, "REASONING_STALL": _stall,
-    "PROMPT_INJECTION_SIGNAL": _prompt_injection, "RETRIEVED_CONTENT_INJECTION": _content_injection,
-    "OVERSIZED_TOOL_ARGUMENTS": _oversized, "SCATTERSHOT_TOOL_USE": _scattershot,
-    "EXCESSIVE_RETRIEVAL": _excessive_retrieval, "SILENT_TRUNCATION": _silent_truncation,
-    "PREMATURE_TERMINATION": _premature, "UNREAD_TOOL_ERROR": _unread, "RUNAWAY_ITERATION": _runaway,
-    "MODEL_FALLBACK_DRIFT": _drift, "DELEGATION_LOOP": _delegation, "INSTRUMENTATION_DEGRADED": _degraded,
-}  # fmt: skip
+    "TOOL_LOOP": _tool_loop,
+    "TOOL_THRASHING": _thrashing,
+    "RETRY_STORM": _retry_storm,
+    "CASCADING_TOOL_FAILURE": _cascading,
+    "LLM_TRUNCATION_LOOP": _truncation,
+    "EMPTY_LLM_RESPONSE": _empty,
+    "CONTEXT_BLOAT": _bloat,
+    "SLOW_STEP": _slow,
+    "TOOL_AVOIDANCE": _avoidance,
+    "GOAL_ABANDONMENT": _abandonment,
+    "RAG_EMPTY_RETRIEVAL": _rag_empty,
+    "FIRST_STEP_FAILURE": _first_failure,
+    "REASONING_STALL": _stall,
+    "PROMPT_INJECTION_SIGNAL": _prompt_injection,
+    "RETRIEVED_CONTENT_INJECTION": _content_injection,
+    "OVERSIZED_TOOL_ARGUMENTS": _oversized,
+    "SCATTERSHOT_TOOL_USE": _scattershot,
+    "EXCESSIVE_RETRIEVAL": _excessive_retrieval,
+    "SILENT_TRUNCATION": _silent_truncation,
+    "PREMATURE_TERMINATION": _premature,
+    "UNREAD_TOOL_ERROR": _unread,
+    "RUNAWAY_ITERATION": _runaway,
+    "MODEL_FALLBACK_DRIFT": _drift,
+    "DELEGATION_LOOP": _delegation,
+    "INSTRUMENTATION_DEGRADED": _degraded,
+}

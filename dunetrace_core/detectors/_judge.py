@@ -138,7 +138,7 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "truncations",
         "unread",
         "weak_retrievals",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,
@@ -160,12 +160,17 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.run_id, self.agent_id = run_id, agent_id
         self.ancestors = list(ancestors) if ancestors else []
         self.on: dict[str, Callable[[int, dict[str, Any], float | None], None]] = {
-            "tool.called": self.tool_called, "tool.responded": self.tool_responded,
-            "llm.called": self.llm_called, "llm.responded": self.llm_responded,
-            "retrieval.called": self.retrieval_called, "retrieval.responded": self.retrieval_responded,
-            "run.started": self.run_started, "run.completed": self.run_completed,
-            "run.errored": self.run_errored, "external.signal": self.external_signal,
-        }  # fmt: skip
+            "tool.called": self.tool_called,
+            "tool.responded": self.tool_responded,
+            "llm.called": self.llm_called,
+            "llm.responded": self.llm_responded,
+            "retrieval.called": self.retrieval_called,
+            "retrieval.responded": self.retrieval_responded,
+            "run.started": self.run_started,
+            "run.completed": self.run_completed,
+            "run.errored": self.run_errored,
+            "external.signal": self.external_signal,
+        }
         self.tools_available: list[str] = []
         self.tool_calls = self.llm_calls = self.retrievals = self._llm_at_action = self._total_steps = 0
         self.pending_tool = self.llm_responses = self.pending_retrieval = self.total_tokens = 0
@@ -242,13 +247,19 @@ class RunJudge(ToolCalls, EvidenceMixin):
         on = slow["enabled"]
         self._tool_limit = slow["tool_seconds"] * 1000.0 if on else float("inf")
         self._llm_limit = slow["llm_seconds"] * 1000.0 if on else float("inf")
-        self._stall_min, self._stall_ratio = get("REASONING_STALL", "min_llm_calls"), p["REASONING_STALL"]["ratio_threshold"]
+        self._stall_min, self._stall_ratio = (
+            get("REASONING_STALL", "min_llm_calls"),
+            p["REASONING_STALL"]["ratio_threshold"],
+        )
         rag = p["RAG_EMPTY_RETRIEVAL"]
         self._min_results, self._min_score = rag["min_results"], rag["min_score"]
         self._first_max = p["FIRST_STEP_FAILURE"]["max_step"] if p["FIRST_STEP_FAILURE"]["enabled"] else -1
         self._max_args = get("OVERSIZED_TOOL_ARGUMENTS", "max_chars")
         self._max_retrievals = get("EXCESSIVE_RETRIEVAL", "threshold")
-        self._max_steps, self._max_tokens = get("RUNAWAY_ITERATION", "max_steps"), get("RUNAWAY_ITERATION", "max_tokens")
+        self._max_steps, self._max_tokens = (
+            get("RUNAWAY_ITERATION", "max_steps"),
+            get("RUNAWAY_ITERATION", "max_tokens"),
+        )
 
     # -- firing ----------------------------------------------------------------
 
@@ -341,7 +352,7 @@ class RunJudge(ToolCalls, EvidenceMixin):
         if finish in UNUSUAL or length == 0:
             self._llm_unusual(step, finish, _count(length))
         latency = payload.get("latency_ms")
-        if type(latency) is not float and type(latency) is not int or latency != latency or latency < 0:
+        if (type(latency) is not float and type(latency) is not int) or latency != latency or latency < 0:
             latency = None
             if step == self._llm_step and self._llm_t is not None:
                 now = self._now(ts)
@@ -482,7 +493,11 @@ class RunJudge(ToolCalls, EvidenceMixin):
             self._total_steps = total
         self.dropped_events = _count(payload.get("dropped_events")) or 0
         if self.answered:
-            if self.tools_available and not self.tool_calls and self.llm_calls >= self.params["TOOL_AVOIDANCE"]["min_llm_calls"]:
+            if (
+                self.tools_available
+                and not self.tool_calls
+                and self.llm_calls >= self.params["TOOL_AVOIDANCE"]["min_llm_calls"]
+            ):
                 self._fire("TOOL_AVOIDANCE", step)
             if self.weak_retrievals:
                 self._fire("RAG_EMPTY_RETRIEVAL", self.weak_retrievals[1][1])
@@ -492,7 +507,9 @@ class RunJudge(ToolCalls, EvidenceMixin):
                 self._fire("PREMATURE_TERMINATION", step)
         else:
             self._abandoned()
-        unanswered = max(self.pending_tool, 0) + max(self.llm_calls - self.llm_responses, 0) + max(self.pending_retrieval, 0)
+        unanswered = (
+            max(self.pending_tool, 0) + max(self.llm_calls - self.llm_responses, 0) + max(self.pending_retrieval, 0)
+        )
         if self.dropped_events or unanswered > self.params["INSTRUMENTATION_DEGRADED"]["max_unanswered"]:
             self._fire("INSTRUMENTATION_DEGRADED", step)
 

@@ -132,7 +132,7 @@ class ToolCalls:
         self.pending_tool -= 1
         self._tool_awaiting = False
         latency = payload.get("latency_ms")
-        if type(latency) is not float and type(latency) is not int or latency != latency or latency < 0:
+        if (type(latency) is not float and type(latency) is not int) or latency != latency or latency < 0:
             latency = None
             if step == self._tool_step and self._tool_t is not None:
                 now = self._now(ts)

@@ -37,8 +37,18 @@ _monotonic = time.monotonic
 class _RunState:
     """What the conditions read, for one run: counters only."""
 
-    __slots__ = ("started", "tool_calls", "per_tool", "tokens", "cost", "prompt_tokens", "model", "signals", "fired",
-                 "checking")
+    __slots__ = (
+        "checking",
+        "cost",
+        "fired",
+        "model",
+        "per_tool",
+        "prompt_tokens",
+        "signals",
+        "started",
+        "tokens",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.started = _monotonic()

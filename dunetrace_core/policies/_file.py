@@ -33,7 +33,9 @@ def _read_toml(path: Path) -> Any:
         try:
             import tomli as tomllib
         except ImportError as exc:
-            raise PolicyError(f"{path}: reading a TOML policy file on Python 3.10 needs tomli: pip install tomli") from exc
+            raise PolicyError(
+                f"{path}: reading a TOML policy file on Python 3.10 needs tomli: pip install tomli"
+            ) from exc
     try:
         with path.open("rb") as file:
             return tomllib.load(file)

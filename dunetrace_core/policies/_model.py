@@ -158,7 +158,9 @@ class Action:
                 raise _fail(policy, f"then.{kind}", f"takes no value; got {value!r}")
             return cls(kind)
         if not isinstance(value, str) or not value.strip():
-            raise _fail(policy, f"then.{kind}", f"must be {_ACTIONS_WITH_VALUE[kind]} (a non-empty string); got {value!r}")
+            raise _fail(
+                policy, f"then.{kind}", f"must be {_ACTIONS_WITH_VALUE[kind]} (a non-empty string); got {value!r}"
+            )
         return cls(kind, value)
 
 

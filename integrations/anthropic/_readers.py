@@ -85,7 +85,7 @@ class MessageStreamReader(StreamReader):
     stop reason and (cumulative) output tokens from ``message_delta``, text
     and tool input from the content blocks, by index."""
 
-    __slots__ = ("_usage_in", "_out_tokens", "_stop", "_blocks")
+    __slots__ = ("_blocks", "_out_tokens", "_stop", "_usage_in")
 
     def __init__(self) -> None:
         self._usage_in: int | None = None

@@ -21,7 +21,7 @@ from ._sequencer import Sequencer
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
-__all__ = ["instrument", "installed", "uninstrument"]
+__all__ = ["installed", "instrument", "uninstrument"]
 
 _INSTALL_HINT = "pip install 'dunetrace[crewai]'"
 
@@ -33,9 +33,7 @@ def _crewai_events() -> Any:
     try:
         import crewai.events as events
     except ImportError as exc:
-        raise ImportError(
-            f"dunetrace.integrations.crewai needs CrewAI (crewai>=1.15): {_INSTALL_HINT}"
-        ) from exc
+        raise ImportError(f"dunetrace.integrations.crewai needs CrewAI (crewai>=1.15): {_INSTALL_HINT}") from exc
     return events
 
 

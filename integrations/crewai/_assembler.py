@@ -53,6 +53,7 @@ __all__ = ["EventAssembler", "agent_suffix"]
 #: abandoned. Bounds memory when CrewAI never sends a crew's end.
 MAX_CREWS = 1_000
 
+
 class EventAssembler:
     """Turns CrewAI events into calls on Dunetrace runs.
 
@@ -132,14 +133,13 @@ class EventAssembler:
 
     def close(self) -> None:
         """End every open run (as abandoned) and forget all state."""
-        with capture_internal_errors("crewai.close"):
-            with self._lock:
-                for crew in list(self._crews.values()):
-                    if crew.root is not None:
-                        self._finish(crew.root, None, "abandoned")
-                self._crews.clear()
-                self._owner.clear()
-                self._by_agent.clear()
+        with capture_internal_errors("crewai.close"), self._lock:
+            for crew in list(self._crews.values()):
+                if crew.root is not None:
+                    self._finish(crew.root, None, "abandoned")
+            self._crews.clear()
+            self._owner.clear()
+            self._by_agent.clear()
 
     # -- placing events in the tree ---------------------------------------------
 

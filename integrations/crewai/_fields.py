@@ -79,9 +79,7 @@ def template(agent: Any, key: str) -> str:
 
 
 def version_text(agents: Any) -> str:
-    return "\n".join(
-        "|".join(template(agent, key) for key in ("role", "goal", "backstory")) for agent in agents or ()
-    )
+    return "\n".join("|".join(template(agent, key) for key in ("role", "goal", "backstory")) for agent in agents or ())
 
 
 def tool_names(tools: Any) -> list[str]:
@@ -106,7 +104,7 @@ def token_count(usage: Any, *keys: str) -> int | None:
 class RunState:
     """One Dunetrace run driven from CrewAI events."""
 
-    __slots__ = ("run", "crew", "llm_calls", "tools", "children", "done")
+    __slots__ = ("children", "crew", "done", "llm_calls", "run", "tools")
 
     def __init__(self, run: Run, crew: CrewState) -> None:
         self.run = run
@@ -122,7 +120,7 @@ class RunState:
 class CrewState:
     """Everything of one top-level kickoff, dropped together when it ends."""
 
-    __slots__ = ("root", "event_ids", "last_sequence", "error_type")
+    __slots__ = ("error_type", "event_ids", "last_sequence", "root")
 
     def __init__(self) -> None:
         self.root: RunState | None = None

@@ -131,10 +131,9 @@ class Sequencer:
 
     def flush(self) -> None:
         """Release everything still waiting, in sequence order per stream."""
-        with capture_internal_errors("crewai.sequence.flush"):
-            with self._lock:
-                self._admit_queued()
-                self._expire(force=True)
+        with capture_internal_errors("crewai.sequence.flush"), self._lock:
+            self._admit_queued()
+            self._expire(force=True)
 
     def close(self) -> None:
         self.flush()
@@ -218,9 +217,10 @@ class Sequencer:
         # (only chain heads: an orphan waiting on another orphan follows it).
         orphan_ids = {getattr(i[0], "event_id", None) for items in self._orphans.values() for i in items}
         heads = [
-            key for key, items in self._orphans.items()
+            key
+            for key, items in self._orphans.items()
             if key not in orphan_ids and (force or min(i[2] for i in items) <= deadline)
-        ]  # fmt: skip
+        ]
         if force and self._orphans and not heads:  # links that loop: give up on all
             heads = list(self._orphans)
         for key in heads:
@@ -251,10 +251,9 @@ class Sequencer:
             self._timer.start()
 
     def _on_timer(self) -> None:
-        with capture_internal_errors("crewai.sequence.timer"):
-            with self._lock:
-                self._timer = None
-                self._admit_queued()
-                self._expire()
-                if self._orphans or self._stuck:
-                    self._arm()
+        with capture_internal_errors("crewai.sequence.timer"), self._lock:
+            self._timer = None
+            self._admit_queued()
+            self._expire()
+            if self._orphans or self._stuck:
+                self._arm()

@@ -378,9 +378,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         # Tool names and system prompt only matter to the call that starts
         # the run (the first one): read then, not on every model call.
         self.translator.llm_start(
-            run_id, parent_run_id, name, model, None, None, prompt, asynchronous,
+            run_id,
+            parent_run_id,
+            name,
+            model,
+            None,
+            None,
+            prompt,
+            asynchronous,
             describe=lambda: (_tool_names(params), _system_prompt(messages)),
-        )  # fmt: skip
+        )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_END:

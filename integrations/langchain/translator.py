@@ -60,9 +60,18 @@ class _Root:
     """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
 
     __slots__ = (
-        "run", "owned", "token", "previous", "nodes", "final", "closed", "open_llms", "interrupted", "task",
         "asynchronous",
-    )  # fmt: skip
+        "closed",
+        "final",
+        "interrupted",
+        "nodes",
+        "open_llms",
+        "owned",
+        "previous",
+        "run",
+        "task",
+        "token",
+    )
 
     def __init__(self, run: Run, owned: bool) -> None:
         self.run = run
@@ -81,7 +90,7 @@ class _Root:
 
 
 class _Node:
-    __slots__ = ("kind", "root", "run", "step", "started_at", "name")
+    __slots__ = ("kind", "name", "root", "run", "started_at", "step")
 
     def __init__(self, kind: str, root: _Root, run: Run) -> None:
         self.kind = kind
@@ -150,7 +159,7 @@ class Translator:
             return self._add_child(run_id, parent, kind)
         return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
 
-    def child(self, run_id: int, parent_id: int, kind: str) -> _Node | None | bool:
+    def child(self, run_id: int, parent_id: int, kind: str) -> _Node | bool | None:
         """The fast path of a start callback whose ids are UUIDs (as ints):
         the node of a call under a live parent, None for a call that started
         after its root ended, False when the call opens a root (the caller
@@ -400,11 +409,17 @@ class Translator:
             "or read run.model_override / run.pop_prompt_addition() in your own model node"
         )
         if run.model_override is not None and run not in applied_by_middleware:
-            warn_once("langchain-unapplied:switch_model", "dunetrace: a switch_model policy triggered but LangChain "
-                      "calls the agent's own model: %s", instead)  # fmt: skip
+            warn_once(
+                "langchain-unapplied:switch_model",
+                "dunetrace: a switch_model policy triggered but LangChain calls the agent's own model: %s",
+                instead,
+            )
         if run._prompt_additions:
-            warn_once("langchain-unapplied:inject_prompt", "dunetrace: an inject_prompt policy triggered but nothing "
-                      "adds its message to this LangChain agent: %s", instead)  # fmt: skip
+            warn_once(
+                "langchain-unapplied:inject_prompt",
+                "dunetrace: an inject_prompt policy triggered but nothing adds its message to this LangChain agent: %s",
+                instead,
+            )
 
     def llm_end(
         self,
@@ -437,9 +452,14 @@ class Translator:
             run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)
         else:
             run.llm_responded(
-                completion_tokens, latency, finish_reason, output_length,
-                prompt_tokens=prompt_tokens, output=output, step=node.step,
-            )  # fmt: skip
+                completion_tokens,
+                latency,
+                finish_reason,
+                output_length,
+                prompt_tokens=prompt_tokens,
+                output=output,
+                step=node.step,
+            )
             root.final = final
         if is_root:
             self._end_root(node, error)

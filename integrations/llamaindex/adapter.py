@@ -29,7 +29,6 @@ _QUERY_METHODS = frozenset({"query", "aquery"})
 _CHAT_METHODS = frozenset({"chat", "achat", "stream_chat", "astream_chat"})
 
 
-
 # One guard per callback, made once: they hold no per-use state.
 _NEW_SPAN = ErrorGuard("llamaindex.new_span")
 _EXIT_SPAN = ErrorGuard("llamaindex.prepare_to_exit_span")
@@ -43,8 +42,7 @@ _classes_lock = threading.Lock()
 
 def _import_error(exc: ImportError) -> ImportError:
     return ImportError(
-        "dunetrace.integrations.llamaindex needs llama-index-core: pip install 'dunetrace[llamaindex]'"
-        f" ({exc})"
+        f"dunetrace.integrations.llamaindex needs llama-index-core: pip install 'dunetrace[llamaindex]' ({exc})"
     )
 
 
@@ -144,7 +142,12 @@ def _build() -> tuple[type, type]:
                 self._translator.span_exited(id_, result)
 
         def prepare_to_drop_span(
-            self, id_: str, bound_args: Any, instance: Any | None = None, err: BaseException | None = None, **kwargs: Any
+            self,
+            id_: str,
+            bound_args: Any,
+            instance: Any | None = None,
+            err: BaseException | None = None,
+            **kwargs: Any,
         ) -> None:
             with _DROP_SPAN:
                 self._translator.span_dropped(id_, err)
@@ -160,7 +163,9 @@ def _build() -> tuple[type, type]:
 
         def __init__(self, span_handler: DunetraceSpanHandler) -> None:
             if not isinstance(span_handler, DunetraceSpanHandler):
-                raise TypeError(f"DunetraceEventHandler(span_handler) takes a DunetraceSpanHandler; got {span_handler!r}")
+                raise TypeError(
+                    f"DunetraceEventHandler(span_handler) takes a DunetraceSpanHandler; got {span_handler!r}"
+                )
             super().__init__()
             _keep(self, span_handler._translator)
 
@@ -197,7 +202,9 @@ class _Installation:
     """What ``instrument()`` added: two handlers on a dispatcher, and this
     object as a plugin on the client, which detaches at ``dt.shutdown()``."""
 
-    def __init__(self, client: Dunetrace, agent_id: str, dispatcher: Any, span_handler: Any, event_handler: Any) -> None:
+    def __init__(
+        self, client: Dunetrace, agent_id: str, dispatcher: Any, span_handler: Any, event_handler: Any
+    ) -> None:
         self.client = client
         self.agent_id = agent_id
         self.dispatcher = dispatcher

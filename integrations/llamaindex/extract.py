@@ -199,8 +199,12 @@ def token_usage(response: Any) -> tuple[int | None, int | None]:
     ``raw`` response (``usage`` for OpenAI and Anthropic, ``usage_metadata``
     for Gemini).
     """
-    for source in (_get(response, "additional_kwargs"), _get(_get(response, "raw"), "usage"),
-                   _get(_get(response, "raw"), "usage_metadata"), _get(response, "raw")):
+    for source in (
+        _get(response, "additional_kwargs"),
+        _get(_get(response, "raw"), "usage"),
+        _get(_get(response, "raw"), "usage_metadata"),
+        _get(response, "raw"),
+    ):
         if source is None:
             continue
         prompt = _int(_get(source, "prompt_tokens"))

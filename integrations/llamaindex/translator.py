@@ -143,7 +143,9 @@ class Translator:
 
     def span_entered(self, span_id: Any, parent_id: Any, instance: Any, bound_args: Any) -> None:
         if not isinstance(span_id, str):
-            warn_once("llamaindex-span-id", "dunetrace: LlamaIndex gave a span id that is not a string (%r); ignored", span_id)
+            warn_once(
+                "llamaindex-span-id", "dunetrace: LlamaIndex gave a span id that is not a string (%r); ignored", span_id
+            )
             return
         parent = self._spans.get(parent_id) if isinstance(parent_id, str) else None
         kind = OTHER if instance is None else self._classify(instance, extract.method_of(span_id)[1])
@@ -244,7 +246,10 @@ class Translator:
                     break
                 expired.append(self._runs.pop(oldest.root))
         for old in expired:
-            warn_once("llamaindex-abandoned", "dunetrace: a LlamaIndex run never ended (or too many were open); finished as 'abandoned'")
+            warn_once(
+                "llamaindex-abandoned",
+                "dunetrace: a LlamaIndex run never ended (or too many were open); finished as 'abandoned'",
+            )
             self._finish(old, None, "abandoned")
         return state
 
@@ -322,7 +327,11 @@ class Translator:
             return
         del self._spans[span_id]
         span.state.spans.discard(span_id)
-        warn_once("llamaindex-span-bound", "dunetrace: over %d LlamaIndex spans open; the oldest are forgotten", self.max_spans)
+        warn_once(
+            "llamaindex-span-bound",
+            "dunetrace: over %d LlamaIndex spans open; the oldest are forgotten",
+            self.max_spans,
+        )
 
     # -- tools ----------------------------------------------------------------
 
@@ -400,7 +409,11 @@ class Translator:
                 if calls is self._llm:
                     old.state.open_llm -= 1
                     old.state.run.llm_in_flight = max(0, old.state.run.llm_in_flight - 1)
-                warn_once("llamaindex-call-bound", "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten", self.max_calls)
+                warn_once(
+                    "llamaindex-call-bound",
+                    "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten",
+                    self.max_calls,
+                )
 
     def _take(self, calls: dict[str, _Call], span_id: str) -> _Call | None:
         with self._lock:

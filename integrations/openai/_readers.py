@@ -82,7 +82,7 @@ class ChatStreamReader(StreamReader):
     its finish reason, and the usage chunk the API sends last when asked
     (``stream_options={"include_usage": True}``)."""
 
-    __slots__ = ("_text", "_tools", "_finish", "_usage")
+    __slots__ = ("_finish", "_text", "_tools", "_usage")
 
     def __init__(self) -> None:
         self._text: list[str] = []
@@ -186,7 +186,7 @@ class ResponsesStreamReader(StreamReader):
     before it, text deltas and finished tool calls stand in for a stream
     closed early."""
 
-    __slots__ = ("_text", "_tools", "_final")
+    __slots__ = ("_final", "_text", "_tools")
 
     _TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
 

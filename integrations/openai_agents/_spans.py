@@ -116,8 +116,9 @@ def attributes_of(data: Any, ended: bool) -> dict[str, Any]:
             if outcome.finish_reason:
                 out["gen_ai.response.finish_reasons"] = (outcome.finish_reason,)
             parts = [outcome.text] + [_text(args) or "" for _, args in outcome.tool_calls]
-            out["gen_ai.output.messages"] = json.dumps([{"role": "assistant", "parts": [
-                {"type": "text", "content": p} for p in parts if p]}])  # fmt: skip
+            out["gen_ai.output.messages"] = json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": p} for p in parts if p]}]
+            )
         prompt = _text(getattr(data, "input", None))
         if prompt is not None:
             out["gen_ai.input.messages"] = prompt

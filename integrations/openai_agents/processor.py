@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agents.tracing.processor_interface import TracingProcessor
+
 from dunetrace import log
 from dunetrace.integrations.otel.translator import SpanTranslator
 from dunetrace.log import warn_once

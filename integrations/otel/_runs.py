@@ -34,9 +34,21 @@ class RunState:
     the first step starts it."""
 
     __slots__ = (
-        "run", "agent_id", "parent", "user_input", "system_prompt", "model", "tools",
-        "stamp", "lock", "owned", "spans", "injection_seen", "prompt_seen", "exit_reason",
-    )  # fmt: skip
+        "agent_id",
+        "exit_reason",
+        "injection_seen",
+        "lock",
+        "model",
+        "owned",
+        "parent",
+        "prompt_seen",
+        "run",
+        "spans",
+        "stamp",
+        "system_prompt",
+        "tools",
+        "user_input",
+    )
 
     def __init__(self, agent_id: str, parent: RunState | None, start: float, run: Run | None = None) -> None:
         self.run = run
@@ -80,7 +92,7 @@ class RunState:
 class OpenSpan:
     """One open span of a run: its kind, and its step once called."""
 
-    __slots__ = ("state", "kind", "step", "root")
+    __slots__ = ("kind", "root", "state", "step")
 
     def __init__(self, state: RunState, kind: int, root: bool = False) -> None:
         self.state = state

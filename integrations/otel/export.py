@@ -29,16 +29,18 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from dunetrace import Dunetrace
-from dunetrace.log import warn_once
-from dunetrace.plugins import hookimpl
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from dunetrace import Dunetrace
+from dunetrace.log import warn_once
+from dunetrace.plugins import hookimpl
+
 if TYPE_CHECKING:
-    from dunetrace.run import Run
     from opentelemetry.trace import Span, TracerProvider
+
+    from dunetrace.run import Run
 
 __all__ = ["SCOPE", "OtelExport", "export_to"]
 
@@ -84,7 +86,7 @@ def _set(span: Span, payload: dict[str, Any], names: dict[str, str]) -> None:
 
 
 class _RunSpans:
-    __slots__ = ("span", "context", "steps", "signals")
+    __slots__ = ("context", "signals", "span", "steps")
 
     def __init__(self, span: Span) -> None:
         self.span = span

@@ -12,20 +12,22 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import StatusCode
+
 from dunetrace import log
 from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
-from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.trace import StatusCode
 
 from .conventions import KIND_KEYS
 from .export import SCOPE
 from .translator import SpanTranslator
 
 if TYPE_CHECKING:
-    from dunetrace import Dunetrace
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
+
+    from dunetrace import Dunetrace
 
 __all__ = ["DunetraceSpanProcessor", "instrument", "uninstrument"]
 

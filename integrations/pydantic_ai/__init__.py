@@ -32,9 +32,10 @@ from dunetrace.log import warn_once
 from dunetrace.plugins import hookimpl
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
     from dunetrace import Dunetrace
     from dunetrace.integrations.otel import DunetraceSpanProcessor
-    from opentelemetry.sdk.trace import TracerProvider
 
 __all__ = ["instrument", "uninstrument"]
 
@@ -90,9 +91,10 @@ def instrument(
     replace it. Returns the span processor."""
     global _installed
     agent_class = _agent_class()
-    from dunetrace.integrations.otel import DunetraceSpanProcessor
     from opentelemetry.sdk.trace import TracerProvider
     from pydantic_ai.models.instrumented import InstrumentationSettings
+
+    from dunetrace.integrations.otel import DunetraceSpanProcessor
 
     if tracer_provider is not None and not isinstance(tracer_provider, TracerProvider):
         raise TypeError(f"tracer_provider must be an OpenTelemetry SDK TracerProvider; got {tracer_provider!r}")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.settings import Settings
@@ -38,4 +39,3 @@ def sdk(collector: BackgroundServer) -> Iterator[Dunetrace]:
     client = Dunetrace(endpoint=collector.url, flush_interval=0.05)
     yield client
     client.shutdown(timeout=5)
-

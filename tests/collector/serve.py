@@ -40,9 +40,12 @@ class Serve:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", str(db), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=limit,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait_healthy:

@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dunetrace import Dunetrace
 from dunetrace.collector.access import host_allowed
 from dunetrace.collector.server import BackgroundServer, check_exposure
 from dunetrace.collector.sessions import key_for_bearer, make_session, session_key
 from dunetrace.collector.settings import Settings
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .wire import batch, tool_loop_run
 
@@ -55,8 +56,12 @@ def test_every_route_needs_a_key(keyed: BackgroundServer) -> None:
     assert httpx.post(url + "/v1/deploy", json={"agent_id": "a", "version": "v"}).status_code == 401
     assert stored_events(keyed) == 0
     assert httpx.post(url + "/v1/ingest", json={**body, "api_key": KEY}).status_code == 202
-    assert httpx.post(url + "/v1/deploy", json={"agent_id": "a", "version": "v"},
-                      headers={"authorization": "Bearer second-key"}).status_code == 202  # fmt: skip
+    assert (
+        httpx.post(
+            url + "/v1/deploy", json={"agent_id": "a", "version": "v"}, headers={"authorization": "Bearer second-key"}
+        ).status_code
+        == 202
+    )
     # /health stays open: load balancers probe it without a key.
     assert httpx.get(url + "/health").json()["status"] == "ok"
 
@@ -88,8 +93,12 @@ def test_signing_in_gives_a_strict_http_only_cookie(keyed: BackgroundServer) -> 
         assert httpx.get(url + path, headers=jar).status_code == 200, path
     # A forged, altered or expired cookie opens nothing.
     expires, fingerprint, mac = value.split(".")
-    for bad in (f"{int(expires) + 10}.{fingerprint}.{mac}", f"{expires}.{fingerprint}.{'0' * 64}",
-                make_session(KEY, -10), make_session("not-a-key", 3600)):  # fmt: skip
+    for bad in (
+        f"{int(expires) + 10}.{fingerprint}.{mac}",
+        f"{expires}.{fingerprint}.{'0' * 64}",
+        make_session(KEY, -10),
+        make_session("not-a-key", 3600),
+    ):
         assert httpx.get(url + "/api/runs", headers={"cookie": f"dunetrace_session={bad}"}).status_code == 401
     # A session cookie is for reading: it does not write events.
     body = batch(tool_loop_run("cookie-write"))
@@ -101,8 +110,13 @@ def test_signing_in_gives_a_strict_http_only_cookie(keyed: BackgroundServer) -> 
 def test_behind_a_tls_proxy_the_cookie_is_secure(start_collector: Callable[..., BackgroundServer]) -> None:
     server = start_collector(api_keys=frozenset({KEY}), allowed_hosts=frozenset({"dunetrace.example.com"}))
     # What nginx on this machine passes on for https://dunetrace.example.com/login.
-    proxied = {"host": "dunetrace.example.com", "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9",
-               "origin": "https://dunetrace.example.com", "sec-fetch-site": "same-origin"}  # fmt: skip
+    proxied = {
+        "host": "dunetrace.example.com",
+        "x-forwarded-proto": "https",
+        "x-forwarded-for": "203.0.113.9",
+        "origin": "https://dunetrace.example.com",
+        "sec-fetch-site": "same-origin",
+    }
     signed = httpx.post(server.url + "/login", data={"key": KEY, "next": "/"}, headers=proxied)
     assert signed.status_code == 303
     assert "Secure" in signed.headers["set-cookie"] and "HttpOnly" in signed.headers["set-cookie"]
@@ -203,17 +217,22 @@ def test_a_body_over_the_limit_is_refused_from_its_length(start_collector: Calla
     server = start_collector(max_body_bytes=4096)
     with httpx.Client() as client:
         for path in ("/v1/ingest", "/v1/deploy", "/login"):
-            answer = client.post(server.url + path, content=b"{" + b" " * 5000 + b"}",
-                                 headers={"content-type": "application/json"})  # fmt: skip
+            answer = client.post(
+                server.url + path, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"}
+            )
             assert answer.status_code == 413, path
 
 
 def test_every_answer_carries_the_security_headers(keyed: BackgroundServer) -> None:
     auth = {"authorization": f"Bearer {KEY}"}
     answers = [httpx.get(keyed.url + path, headers=auth) for path in READS]
-    answers += [httpx.get(keyed.url + "/api/runs"), httpx.get(keyed.url + "/login"), httpx.get(keyed.url + "/health"),
-                httpx.post(keyed.url + "/v1/ingest", json=batch(tool_loop_run("h"), api_key=KEY)),
-                httpx.get(keyed.url + "/", headers={"host": "evil.example"})]  # fmt: skip
+    answers += [
+        httpx.get(keyed.url + "/api/runs"),
+        httpx.get(keyed.url + "/login"),
+        httpx.get(keyed.url + "/health"),
+        httpx.post(keyed.url + "/v1/ingest", json=batch(tool_loop_run("h"), api_key=KEY)),
+        httpx.get(keyed.url + "/", headers={"host": "evil.example"}),
+    ]
     for answer in answers:
         assert answer.headers["x-content-type-options"] == "nosniff", answer.url
         csp = answer.headers["content-security-policy"]
@@ -235,10 +254,23 @@ def test_no_key_means_loopback_only(tmp_path: Any) -> None:
     # The command refuses before it listens or opens the database.
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "dunetrace.cli", "serve", "--host", "0.0.0.0", "--port", "9", "--db",
-         str(tmp_path / "refused.db")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dunetrace.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "9",
+            "--db",
+            str(tmp_path / "refused.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert "refusing to listen on 0.0.0.0 without an API key" in result.stderr and "--insecure" in result.stderr
     assert not (tmp_path / "refused.db").exists()
@@ -261,11 +293,10 @@ def test_websockets_are_checked_as_writes(keyed: BackgroundServer, caplog: pytes
     """No route takes a WebSocket yet; one added later (live updates) is
     behind the same checks: another site's page, a rebound name, no key."""
     import logging
+    import socket
 
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
-
-    import socket
 
     here = f"127.0.0.1:{keyed.port}"
     attempts = [

@@ -109,8 +109,13 @@ def make_signal(severity: str = "HIGH", **changes: Any) -> Signal:
     return Signal(**fields)
 
 
-def start(receivers: list[Receiver], dispatchers: list[AlertDispatcher], *script: int | str,
-          retry_after: str | None = None, **kwargs: Any) -> tuple[Receiver, AlertDispatcher]:  # fmt: skip
+def start(
+    receivers: list[Receiver],
+    dispatchers: list[AlertDispatcher],
+    *script: int | str,
+    retry_after: str | None = None,
+    **kwargs: Any,
+) -> tuple[Receiver, AlertDispatcher]:
     receiver = Receiver(*script, retry_after=retry_after)
     receivers.append(receiver)
     kwargs.setdefault("webhook_url", receiver.url)
@@ -196,7 +201,9 @@ def test_below_minimum_severity_is_not_sent(receivers: list[Receiver], dispatche
     assert dispatcher.wait_idle(5)
     time.sleep(0.1)
     assert sorted(json.loads(r["body"])["detector"] for r in receiver.requests) == [
-        "PROMPT_INJECTION_SIGNAL", "RETRY_STORM"]  # fmt: skip
+        "PROMPT_INJECTION_SIGNAL",
+        "RETRY_STORM",
+    ]
     assert len(requests) == 2
     assert dispatcher.stats()["skipped"] == 2
 

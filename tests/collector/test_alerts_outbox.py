@@ -17,8 +17,15 @@ from .test_alerts import SECRET, Receiver, make_signal
 def test_a_failing_webhook_never_delays_slack_and_gets_bounded_attempts(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "a.db"))
     slack, failing = Receiver(), Receiver(*([500] * 1000))
-    dispatcher = AlertDispatcher(slack_webhook_url=slack.url, webhook_url=failing.url, webhook_secret=SECRET,
-                                 max_attempts=4, backoff_base=0.2, backoff_max=1.0, outbox=store)  # fmt: skip
+    dispatcher = AlertDispatcher(
+        slack_webhook_url=slack.url,
+        webhook_url=failing.url,
+        webhook_secret=SECRET,
+        max_attempts=4,
+        backoff_base=0.2,
+        backoff_max=1.0,
+        outbox=store,
+    )
     try:
         started = time.monotonic()
         for i in range(5):
@@ -51,8 +58,9 @@ def test_pending_alerts_survive_a_restart(tmp_path: Path) -> None:
     path = str(tmp_path / "a.db")
     down = Receiver(*([503] * 1000))
     store = Store(path)
-    dispatcher = AlertDispatcher(webhook_url=down.url, max_attempts=50, backoff_base=0.05, backoff_max=0.2,
-                                 outbox=store)  # fmt: skip
+    dispatcher = AlertDispatcher(
+        webhook_url=down.url, max_attempts=50, backoff_base=0.05, backoff_max=0.2, outbox=store
+    )
     for i in range(3):
         dispatcher.submit(make_signal(run_id=f"run-{i}"))
     down.wait_for(3)
@@ -82,12 +90,11 @@ def test_pending_alerts_survive_a_restart(tmp_path: Path) -> None:
 def test_a_judged_runs_alert_is_queued_with_its_judgement(tmp_path: Path) -> None:
     """The collector writes the alert in the judgement's transaction: with
     the receiver down and the collector stopped, the next collector sends it."""
+    from dunetrace import Dunetrace
     from dunetrace.collector.server import BackgroundServer
     from dunetrace.collector.settings import Settings
 
     from .test_end_to_end import looping_run
-
-    from dunetrace import Dunetrace
 
     path = str(tmp_path / "c.db")
     down = Receiver(*([503] * 1000))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from dunetrace.collector.server import BackgroundServer
 
 from .cdp import Browser
@@ -74,8 +75,9 @@ def other_site() -> Iterator[Callable[[str], str]]:
     server.server_close()
 
 
-def test_a_page_of_another_site_cannot_write(collector: BackgroundServer, other_site: Callable[[str], str],
-                                             tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_a_page_of_another_site_cannot_write(
+    collector: BackgroundServer, other_site: Callable[[str], str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import json
 
     page = other_site(ATTACK.format(target=collector.url, body=json.dumps(batch(tool_loop_run("from-evil")))))

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.cli import main
 from dunetrace.collector import demo
@@ -28,8 +29,12 @@ from .wire import batch, tool_loop_run
 def run_cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dunetrace.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+        check=False,
+    )
 
 
 def test_demo_runs_every_installed_example_and_finds_the_tool_loop(tmp_path: Any) -> None:
@@ -63,10 +68,13 @@ def test_demo_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     monkeypatch.setattr(
-        demo, "find_examples",
-        lambda: [demo.Example("dunetrace.examples.manual_agent", None),
-                 demo.Example("dunetrace.examples.crewai_agent", "crewai")],
-    )  # fmt: skip
+        demo,
+        "find_examples",
+        lambda: [
+            demo.Example("dunetrace.examples.manual_agent", None),
+            demo.Example("dunetrace.examples.crewai_agent", "crewai"),
+        ],
+    )
     out = io.StringIO()
     assert demo.run_demo(out, db_path=str(tmp_path / "d.db"), timeout=20) == 0
     text = out.getvalue()
@@ -85,8 +93,9 @@ def test_every_example_declares_what_the_demo_needs() -> None:
     assert demo.missing_requirements("collector") == []  # installed in the test environment
 
 
-def test_runs_and_signals_commands(collector: BackgroundServer, sdk: Dunetrace,
-                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_runs_and_signals_commands(
+    collector: BackgroundServer, sdk: Dunetrace, capsys: pytest.CaptureFixture[str]
+) -> None:
     loop = looping_run(sdk)
     fine = healthy_run(sdk, agent="agent-b")
     assert sdk.flush(5)
@@ -123,10 +132,24 @@ def test_serve_starts_a_collector(tmp_path: Any) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(port), "--db", str(tmp_path / "s.db"),
-         "--api-key", "k1", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dunetrace.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "s.db"),
+            "--api-key",
+            "k1",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -138,8 +161,21 @@ def test_serve_starts_a_collector(tmp_path: Any) -> None:
                 pass
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.1)
-        body = {"api_key": "wrong", "agent_id": "a", "events": [{"event_type": "run.started", "run_id": "r",
-                "agent_id": "a", "agent_version": "v", "step_index": 0, "timestamp": 1.0, "payload": {}}]}  # fmt: skip
+        body = {
+            "api_key": "wrong",
+            "agent_id": "a",
+            "events": [
+                {
+                    "event_type": "run.started",
+                    "run_id": "r",
+                    "agent_id": "a",
+                    "agent_version": "v",
+                    "step_index": 0,
+                    "timestamp": 1.0,
+                    "payload": {},
+                }
+            ],
+        }
         assert httpx.post(url + "/v1/ingest", json=body).status_code == 401
         assert httpx.post(url + "/v1/ingest", json={**body, "api_key": "k1"}).status_code == 202
         # With a key, the dashboard asks to sign in first; the key opens it.

@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from dunetrace.cli import format_runs, format_signals, main, printable
-from dunetrace.collector.server import BackgroundServer
 from hypothesis import given
 from hypothesis import strategies as st
+
+from dunetrace.cli import format_runs, format_signals, main, printable
+from dunetrace.collector.server import BackgroundServer
 
 from .wire import batch, tool_loop_run
 
@@ -42,18 +43,28 @@ def test_printable_keeps_ordinary_text(text: str) -> None:
 def test_tables_strip_controls_from_stored_values() -> None:
     runs = format_runs([{"run_id": HOSTILE, "agent_id": HOSTILE, "status": "judged", "error_type": HOSTILE}])
     signals = format_signals(
-        [{"severity": "HIGH", "detector": HOSTILE, "agent_id": HOSTILE, "run_id": "r",
-          "explanation": {"what": HOSTILE, "why": "x", "try": "y"}}], explain=True,
-    )  # fmt: skip
+        [
+            {
+                "severity": "HIGH",
+                "detector": HOSTILE,
+                "agent_id": HOSTILE,
+                "run_id": "r",
+                "explanation": {"what": HOSTILE, "why": "x", "try": "y"},
+            }
+        ],
+        explain=True,
+    )
     for text in (runs, signals):
         assert safe(text) and "\x1b" not in text and "\x9b" not in text
         assert "pwned" not in text  # a window title is dropped with its sequence
     assert runs.count("\n") == 1  # a header and one row: no forged row
 
 
-def test_runs_and_signals_of_a_collector_with_keys(start_collector: Callable[..., BackgroundServer],
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_runs_and_signals_of_a_collector_with_keys(
+    start_collector: Callable[..., BackgroundServer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     server = start_collector(api_keys=frozenset({"reader-key"}))
     body = batch(tool_loop_run("\x1b[31mred-run\x1b[0m", agent=HOSTILE), api_key="reader-key", agent=HOSTILE)
     assert httpx.post(server.url + "/v1/ingest", json=body).status_code == 202

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.alerts import verify_signature
 from dunetrace.collector.server import BackgroundServer
@@ -51,8 +52,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def test_a_tool_loop_alert_reaches_the_webhook(start_collector: Callable[..., BackgroundServer],
-                                               receiver: Receiver) -> None:  # fmt: skip
+def test_a_tool_loop_alert_reaches_the_webhook(
+    start_collector: Callable[..., BackgroundServer], receiver: Receiver
+) -> None:
     server = start_collector(webhook_url=receiver.url, webhook_secret="s3cret", alert_min_severity="HIGH")
     dt = Dunetrace(endpoint=server.url, flush_interval=0.05)
     try:

@@ -64,8 +64,10 @@ def test_slow_clients_are_cut_off_and_kept_alive_ones_are_not(tmp_path: Path) ->
         stalled = socket.create_connection(address)
         kept = socket.create_connection(address)
         with silent, trickle, stalled, kept:
-            stalled.sendall(b"POST /v1/ingest HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                            b"content-length: 1000\r\n\r\n{\"api_key\": ")  # fmt: skip
+            stalled.sendall(
+                b"POST /v1/ingest HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b'content-length: 1000\r\n\r\n{"api_key": '
+            )
             kept.sendall(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
             first, _ = read_all_response(kept)
             assert first.startswith(b"HTTP/1.1 200")
@@ -124,8 +126,10 @@ def test_a_body_over_the_limit_gets_413_before_it_is_sent(tmp_path: Path) -> Non
         for path in (b"/v1/ingest", b"/v1/deploy", b"/api/runs"):
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 # 100 MB announced, not a byte of it sent.
-                sock.sendall(b"POST " + path + b" HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                             b"content-length: 104857600\r\n\r\n")  # fmt: skip
+                sock.sendall(
+                    b"POST " + path + b" HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                    b"content-length: 104857600\r\n\r\n"
+                )
                 data, took = read_all(sock, 5)
                 assert data.startswith(b"HTTP/1.1 413") and took < 1, (path, data[:200], took)
         assert httpx.post(server.url + "/v1/ingest", json=batch(tool_loop_run("after")), timeout=5).status_code == 202
@@ -134,11 +138,12 @@ def test_a_body_over_the_limit_gets_413_before_it_is_sent(tmp_path: Path) -> Non
 def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
     """A WebSocket (a live view of the dashboard, say) is past its HTTP
     request: the header deadline no longer applies to it."""
-    from dunetrace.collector.server import BackgroundServer
-    from dunetrace.collector.settings import Settings
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
     from websockets.sync.client import connect
+
+    from dunetrace.collector.server import BackgroundServer
+    from dunetrace.collector.settings import Settings
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()

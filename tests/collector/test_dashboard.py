@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.examples import manual_agent
@@ -206,8 +207,11 @@ def test_run_waterfall_has_a_bar_per_step_with_measured_latency_and_the_loop_mar
     page = open_page(f"run={seeded.looping}")
     page.wait_for_selector(f".wf-row.step[data-run-id='{seeded.looping}']")
     calls = [e for e in detail["events"] if e["event_type"].endswith(".called")]
-    answers = {(e["event_type"].split(".")[0], e["step_index"]): e["payload"] for e in detail["events"]
-               if e["event_type"].endswith(".responded")}  # fmt: skip
+    answers = {
+        (e["event_type"].split(".")[0], e["step_index"]): e["payload"]
+        for e in detail["events"]
+        if e["event_type"].endswith(".responded")
+    }
     rows = page.eval_on_selector_all(
         ".wf-row.step",
         "rs => rs.map((r) => [r.dataset.kind, +r.dataset.step, r.dataset.latencyMs, r.title,"

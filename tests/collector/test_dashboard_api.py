@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from dunetrace.collector.server import BackgroundServer
-from dunetrace.collector.settings import Settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from dunetrace.collector.server import BackgroundServer
+from dunetrace.collector.settings import Settings
 
 from .wire import event, tool_loop_run
 
@@ -24,20 +25,28 @@ def shifted(
     events: list[dict[str, Any]], at: float, version: str = "v1", parent: str | None = None
 ) -> list[dict[str, Any]]:
     first = events[0]["timestamp"]
-    return [{**e, "timestamp": at + (e["timestamp"] - first) * 0.01, "agent_version": version, "parent_run_id": parent}
-            for e in events]  # fmt: skip
+    return [
+        {**e, "timestamp": at + (e["timestamp"] - first) * 0.01, "agent_version": version, "parent_run_id": parent}
+        for e in events
+    ]
 
 
 def errored_run(run_id: str, agent: str) -> list[dict[str, Any]]:
-    return [event("run.started", run_id, 0, agent), event("llm.called", run_id, 1, agent, model="m"),
-            event("llm.responded", run_id, 1, agent, finish_reason="stop", output_length=5, latency_ms=3.0),
-            event("run.errored", run_id, 1, agent, error_type="TimeoutError")]  # fmt: skip
+    return [
+        event("run.started", run_id, 0, agent),
+        event("llm.called", run_id, 1, agent, model="m"),
+        event("llm.responded", run_id, 1, agent, finish_reason="stop", output_length=5, latency_ms=3.0),
+        event("run.errored", run_id, 1, agent, error_type="TimeoutError"),
+    ]
 
 
 def healthy_run(run_id: str, agent: str) -> list[dict[str, Any]]:
-    return [event("run.started", run_id, 0, agent), event("llm.called", run_id, 1, agent, model="m"),
-            event("llm.responded", run_id, 1, agent, finish_reason="stop", output_length=5, latency_ms=3.0),
-            event("run.completed", run_id, 1, agent, exit_reason="final_answer")]  # fmt: skip
+    return [
+        event("run.started", run_id, 0, agent),
+        event("llm.called", run_id, 1, agent, model="m"),
+        event("llm.responded", run_id, 1, agent, finish_reason="stop", output_length=5, latency_ms=3.0),
+        event("run.completed", run_id, 1, agent, exit_reason="final_answer"),
+    ]
 
 
 def get(collector: BackgroundServer, path: str, status: int = 200) -> Any:
@@ -68,8 +77,12 @@ def test_timeline_buckets_rates_and_markers_over_each_range(collector: Backgroun
         collector.url + "/v1/deploy", json={"api_key": "", "agent_id": agent, "version": "v2", "meta": {"sha": "abc"}}
     )
     assert collector.collector.judge.wait_idle(10)
-    expected = {"1h": (60, ["minutes"]), "24h": (48, ["hours", "minutes"]), "7d": (56, ["days", "hours", "minutes"]),
-                "30d": (60, ["weeks", "days", "hours", "minutes"])}  # fmt: skip
+    expected = {
+        "1h": (60, ["minutes"]),
+        "24h": (48, ["hours", "minutes"]),
+        "7d": (56, ["days", "hours", "minutes"]),
+        "30d": (60, ["weeks", "days", "hours", "minutes"]),
+    }
     for range_name, (buckets, inside) in expected.items():
         chart = get(collector, f"/api/timeline?agent_id={agent}&range={range_name}")
         step = chart["bucket_seconds"]
@@ -153,8 +166,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.one_of(st.sampled_from(["1h", "24h", "7d", "30d", "1H", " 1h", "", "0", "1e11", "1e12", "-1", "nan"]),
-                     st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)))  # fmt: skip
+@given(
+    raw=st.one_of(
+        st.sampled_from(["1h", "24h", "7d", "30d", "1H", " 1h", "", "0", "1e11", "1e12", "-1", "nan"]),
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    )
+)
 def test_range_and_since_refuse_what_they_cannot_read(shared: BackgroundServer, raw: str) -> None:
     timeline = httpx.get(shared.url + "/api/timeline", params={"range": raw}, timeout=10)
     assert timeline.status_code == (200 if raw in ("1h", "24h", "7d", "30d") else 422), timeline.text

@@ -20,8 +20,11 @@ def test_demo_keeps_serving_the_address_it_prints_until_ctrl_c(tmp_path: Path) -
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "dunetrace.cli", "demo", "--db", str(tmp_path / "demo.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 150

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.decode import AVAILABLE, decode_batch
 from dunetrace.collector.schema import MAX_INT, BadRequest, Batch, parse_json, read_batch
@@ -18,11 +19,40 @@ from .wire import batch, event, tool_loop_run
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="msgspec is part of the collector extra")
 
-FIELDS = ("event_type", "run_id", "agent_id", "agent_version", "step_index", "timestamp", "payload",
-          "parent_run_id", "event_id")  # fmt: skip
+FIELDS = (
+    "event_type",
+    "run_id",
+    "agent_id",
+    "agent_version",
+    "step_index",
+    "timestamp",
+    "payload",
+    "parent_run_id",
+    "event_id",
+)
 #: A value of each JSON kind, and the edges the contract draws.
-VALUES: list[Any] = [None, True, False, 0, -1, 1.0, 1.5, "", "x", [], {}, [1], {"a": 1}, MAX_INT, MAX_INT + 1,
-                     2**64, 10**30, "run.completed", "nope", 1e300]  # fmt: skip
+VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.0,
+    1.5,
+    "",
+    "x",
+    [],
+    {},
+    [1],
+    {"a": 1},
+    MAX_INT,
+    MAX_INT + 1,
+    2**64,
+    10**30,
+    "run.completed",
+    "nope",
+    1e300,
+]
 
 
 def checked(body: bytes) -> Batch | None:
@@ -35,10 +65,15 @@ def checked(body: bytes) -> Batch | None:
 def same(a: Batch, b: Batch) -> bool:
     def norm(x: Batch) -> Any:
         runs = {
-            run_id: [*run[:3], float(run[3]), float(run[4]), *run[5:9],
-                     [[*row[:5], float(row[5]), *row[6:]] for row in run[9]]]
+            run_id: [
+                *run[:3],
+                float(run[3]),
+                float(run[4]),
+                *run[5:9],
+                [[*row[:5], float(row[5]), *row[6:]] for row in run[9]],
+            ]
             for run_id, run in x.runs.items()
-        }  # fmt: skip
+        }
         return x.count, x.ids, runs
 
     return bool(norm(a) == norm(b))

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.store import Store
@@ -174,8 +175,9 @@ def test_threads_sharing_one_client_keep_their_runs_apart(collector: BackgroundS
     assert store.count_events() == sdk.stats()["sent"]
 
 
-def test_runs_left_unjudged_by_a_restart_are_judged_at_start(start_collector: Callable[..., BackgroundServer],
-                                                              tmp_path: Any) -> None:  # fmt: skip
+def test_runs_left_unjudged_by_a_restart_are_judged_at_start(
+    start_collector: Callable[..., BackgroundServer], tmp_path: Any
+) -> None:
     path = str(tmp_path / "restart.db")
     store = Store(path)  # a collector that stored the batch, then died before judging it
     store.ingest(tool_loop_run("r-before-restart"), "b1")
@@ -187,7 +189,9 @@ def test_runs_left_unjudged_by_a_restart_are_judged_at_start(start_collector: Ca
 
 def test_detectors_yml_tunes_one_agent(start_collector: Callable[..., BackgroundServer], tmp_path: Any) -> None:
     config = tmp_path / "detectors.yml"
-    config.write_text("default:\n  tool_loop:\n    threshold: 3\nagents:\n  pager:\n    tool_loop:\n      threshold: 5\n")
+    config.write_text(
+        "default:\n  tool_loop:\n    threshold: 3\nagents:\n  pager:\n    tool_loop:\n      threshold: 5\n"
+    )
     server = start_collector(detectors_path=str(config))
     dt = Dunetrace(endpoint=server.url, flush_interval=0.05)
     try:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from dunetrace.collector.app import create_app
-from dunetrace.collector.settings import Settings
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+
+from dunetrace.collector.app import create_app
+from dunetrace.collector.settings import Settings
 
 from .wire import tool_loop_run
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from dunetrace.collector.server import BackgroundServer
 
 from .serve import Serve

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.settings import Settings
 
@@ -196,8 +197,9 @@ def test_dev_mode_accepts_any_key(collector: BackgroundServer) -> None:
 
 
 def test_deploy_markers(collector: BackgroundServer) -> None:
-    response = post(collector, {"api_key": "", "agent_id": "agent-a", "version": "v2", "meta": {"sha": "abc"}},
-                    "/v1/deploy")  # fmt: skip
+    response = post(
+        collector, {"api_key": "", "agent_id": "agent-a", "version": "v2", "meta": {"sha": "abc"}}, "/v1/deploy"
+    )
     assert response.status_code == 202
     assert post(collector, {"agent_id": "agent-a"}, "/v1/deploy").json()["field"] == "version"
     assert post(collector, {"agent_id": "a", "version": "1", "meta": []}, "/v1/deploy").json()["field"] == "meta"

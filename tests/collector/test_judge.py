@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dunetrace.collector.judge import IngestActivity, Judge
 from dunetrace.collector.settings import Settings
 from dunetrace.collector.store import Store

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dunetrace.collector.server import BackgroundServer
 
 from .wire import batch, tool_loop_run

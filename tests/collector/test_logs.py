@@ -129,8 +129,9 @@ def test_a_request_value_cannot_forge_a_log_line(message_value: str, path: str) 
         try:
             logging.getLogger("dunetrace.collector").warning("refused: %s", message_value, extra={"path": path})
         finally:
-            logging.getLogger().handlers = [h for h in logging.getLogger().handlers
-                                            if h.get_name() != "dunetrace-collector"]  # fmt: skip
+            logging.getLogger().handlers = [
+                h for h in logging.getLogger().handlers if h.get_name() != "dunetrace-collector"
+            ]
         lines = stream.getvalue().splitlines()
         assert len(lines) == 1, lines
         if fmt == "json":

@@ -43,11 +43,27 @@ class Serve:
         # A session of its own: kill() ends the collector and its judge
         # process together, as a host going down does.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dunetrace.cli", "serve", "--port", str(self.port), "--db", url, *alerts,
-             "--run-timeout", "3", "--log-level", "info"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+            [
+                sys.executable,
+                "-m",
+                "dunetrace.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--db",
+                url,
+                *alerts,
+                "--run-timeout",
+                "3",
+                "--log-level",
+                "info",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
             start_new_session=True,
-        )  # fmt: skip
+        )
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -128,8 +144,9 @@ def test_two_collectors_store_judge_and_alert_each_run_once(postgres: Any, recei
 
         # Every run judged, as either process sees it.
         deadline = time.monotonic() + 60
-        while any(c.get("/api/runs?limit=500")["items"][i]["status"] != "judged"
-                  for c in collectors for i in range(RUNS)):  # fmt: skip
+        while any(
+            c.get("/api/runs?limit=500")["items"][i]["status"] != "judged" for c in collectors for i in range(RUNS)
+        ):
             assert time.monotonic() < deadline, "runs left unjudged"
             time.sleep(0.2)
         # One alert per looping run: wait for them, then a while longer for

@@ -20,18 +20,24 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dunetrace.collector.schema import BadRequest
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.collector.store import SQLiteStore, StoreUnavailable, describe_target, open_store
 from dunetrace.collector.store.migrations import POSTGRES_STEPS
 from dunetrace.collector.store.postgres import PostgresStore
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .wire import batch, event, tool_loop_run
 
-TOOL_LOOP = {"detector": "TOOL_LOOP", "severity": "HIGH", "step_index": 3, "evidence": {"calls": 4},
-             "explanation": {"what": "looped"}}  # fmt: skip
+TOOL_LOOP = {
+    "detector": "TOOL_LOOP",
+    "severity": "HIGH",
+    "step_index": 3,
+    "evidence": {"calls": 4},
+    "explanation": {"what": "looped"},
+}
 
 
 def new_database(postgres: Any) -> str:
@@ -48,7 +54,7 @@ def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
         try:
             gate.wait(10)
             results[i] = work(i)
-        except BaseException as exc:  # noqa: BLE001  (reported below, in the test's thread)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
@@ -222,8 +228,14 @@ def test_without_the_driver_serve_names_the_extra() -> None:
         "from dunetrace.cli import main\n"
         "sys.exit(main(['serve', '--db', 'postgresql://dt:s3cret@127.0.0.1:9/dunetrace']))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "DUNETRACE_DB": ""})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "DUNETRACE_DB": ""},
+    )
     assert result.returncode == 1, result.stderr
     assert "pip install 'dunetrace[postgres]'" in result.stderr
     assert "s3cret" not in result.stderr  # the password is not printed
@@ -280,8 +292,11 @@ def test_the_password_is_never_shown(given: str, shown: str) -> None:
     in_query=st.booleans(),
 )
 def test_no_password_survives_describe_target(user: str, password: str, in_query: bool) -> None:
-    url = (f"postgresql://{user}@db:5432/dunetrace?password={password}" if in_query
-           else f"postgresql://{user}:{password}@db:5432/dunetrace")  # fmt: skip
+    url = (
+        f"postgresql://{user}@db:5432/dunetrace?password={password}"
+        if in_query
+        else f"postgresql://{user}:{password}@db:5432/dunetrace"
+    )
     shown = describe_target(url)
     assert password not in shown and user in shown and "db:5432/dunetrace" in shown
 
@@ -294,8 +309,13 @@ def test_serve_says_when_the_database_cannot_be_reached(postgres: Any) -> None:
         f"postgresql://dt:s3cret@127.0.0.1:{port}/dunetrace",  # no server
         f"postgresql://nobody:s3cret@127.0.0.1:{postgres.port}/postgres",  # a role that does not exist
     ):
-        result = subprocess.run([sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", url],
-                                capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 1, result.stderr
         assert "cannot open the database postgresql://" in result.stderr and ":***@" in result.stderr
         assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
@@ -303,8 +323,13 @@ def test_serve_says_when_the_database_cannot_be_reached(postgres: Any) -> None:
 
 @pytest.mark.parametrize("lease", ["soon", "0", "-5", "nan", "inf"])
 def test_a_bad_judge_lease_is_refused_at_start(lease: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", "x.db"],
-                            capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "DUNETRACE_JUDGE_LEASE": lease})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "dunetrace.cli", "serve", "--port", "0", "--db", "x.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "DUNETRACE_JUDGE_LEASE": lease},
+    )
     assert result.returncode == 2, result.stderr
     assert "DUNETRACE_JUDGE_LEASE" in result.stderr and "positive number of seconds" in result.stderr

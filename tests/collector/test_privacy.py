@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.collector.server import BackgroundServer
 from dunetrace.hashing import Hasher

@@ -65,8 +65,11 @@ def test_the_worker_ends_with_a_killed_collector_and_a_restart_judges_what_was_l
         first.process.wait(10)
         os.kill(worker, signal.SIGCONT)
         # Everything the collector started ends without it.
-        wait_for(lambda: not any(alive(pid) for pid in below), 10,
-                 f"still running after the collector was killed: {[p for p in below if alive(p)]}")  # fmt: skip
+        wait_for(
+            lambda: not any(alive(pid) for pid in below),
+            10,
+            f"still running after the collector was killed: {[p for p in below if alive(p)]}",
+        )
     finally:
         first.stop()
     second = Serve(db)

@@ -118,10 +118,20 @@ def test_the_events_view_shows_one_row_per_event(tmp_path: Path) -> None:
             " batch_id FROM events ORDER BY seq, pos"
         ).fetchall()
     expected = [
-        (e["event_id"], e["run_id"], e["agent_id"], e["agent_version"], e["event_type"], e["step_index"],
-         e["timestamp"], None, e["payload"], "b1")
+        (
+            e["event_id"],
+            e["run_id"],
+            e["agent_id"],
+            e["agent_version"],
+            e["event_type"],
+            e["step_index"],
+            e["timestamp"],
+            None,
+            e["payload"],
+            "b1",
+        )
         for e in events
-    ]  # fmt: skip
+    ]
     assert [(*r[:8], json.loads(r[8]), r[9]) for r in rows] == expected
 
 
@@ -142,9 +152,22 @@ def test_a_file_with_one_row_per_event_is_migrated(tmp_path: Path) -> None:
         db.executemany(
             "INSERT INTO events (event_id, run_id, agent_id, agent_version, event_type, step_index, ts,"
             " parent_run_id, payload, batch_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(e["event_id"], e["run_id"], e["agent_id"], e["agent_version"], e["event_type"], e["step_index"],
-              e["timestamp"], None, json.dumps(e["payload"]), "old") for e in events[:5]],
-        )  # fmt: skip
+            [
+                (
+                    e["event_id"],
+                    e["run_id"],
+                    e["agent_id"],
+                    e["agent_version"],
+                    e["event_type"],
+                    e["step_index"],
+                    e["timestamp"],
+                    None,
+                    json.dumps(e["payload"]),
+                    "old",
+                )
+                for e in events[:5]
+            ],
+        )
     db.close()
     store = Store(path)
     assert stripped(store.run_events("r1")) == stripped(events[:5])

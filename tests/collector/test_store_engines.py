@@ -9,15 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dunetrace.collector.schema import MAX_INT, BadRequest
-from dunetrace.collector.store import SQLiteStore, open_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dunetrace.collector.schema import MAX_INT, BadRequest
+from dunetrace.collector.store import SQLiteStore, open_store
+
 from .wire import event, tool_loop_run
 
-TOOL_LOOP = {"detector": "TOOL_LOOP", "severity": "HIGH", "step_index": 3, "evidence": {"calls": 4},
-             "explanation": {"what": "looped"}}  # fmt: skip
+TOOL_LOOP = {
+    "detector": "TOOL_LOOP",
+    "severity": "HIGH",
+    "step_index": 3,
+    "evidence": {"calls": 4},
+    "explanation": {"what": "looped"},
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -131,10 +137,19 @@ def test_what_either_engine_accepts_reads_back_as_sent(
     run_id, agent, version, parent = ids
     run_id = f"{uuid.uuid4().hex}{run_id}"  # one store for every example
     events = [
-        {"event_type": "tool.called", "run_id": run_id, "agent_id": agent, "agent_version": version, "step_index": s,
-         "timestamp": 1.5 + s, "payload": payload, "parent_run_id": parent, "event_id": f"{run_id}-{n}"}
+        {
+            "event_type": "tool.called",
+            "run_id": run_id,
+            "agent_id": agent,
+            "agent_version": version,
+            "step_index": s,
+            "timestamp": 1.5 + s,
+            "payload": payload,
+            "parent_run_id": parent,
+            "event_id": f"{run_id}-{n}",
+        }
         for n, s in enumerate(steps)
-    ]  # fmt: skip
+    ]
     texts = run_id + agent + version + (parent or "")
     before = store.count_events()
     try:
@@ -178,8 +193,17 @@ def test_a_new_event_sent_twice_in_one_batch_is_stored_once(store: Any) -> None:
 
 def test_a_live_signal_is_shown_at_once_and_replaced_by_the_judgement(store: Any) -> None:
     events = tool_loop_run("r1")
-    live = event("external.signal", "r1", 3, signal_name="TOOL_LOOP", source="dunetrace", severity="HIGH",
-                 confidence=0.9, evidence={"tool": "search", "calls": 3}, live=True)  # fmt: skip
+    live = event(
+        "external.signal",
+        "r1",
+        3,
+        signal_name="TOOL_LOOP",
+        source="dunetrace",
+        severity="HIGH",
+        confidence=0.9,
+        evidence={"tool": "search", "calls": 3},
+        live=True,
+    )
     store.ingest([*events[:5], live], "b1")
     shown = store.signals(run_id="r1")[0]
     assert [(s["detector"], s["live"], s["step_index"]) for s in shown] == [("TOOL_LOOP", True, 3)]

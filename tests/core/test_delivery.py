@@ -171,10 +171,9 @@ def test_full_queue_drops_newest_counts_and_the_run_end_carries_the_count(
 ) -> None:
     port = free_port()  # nothing listens: everything stays queued
     client = Dunetrace(endpoint=f"http://127.0.0.1:{port}", max_queue_size=50, terminal_reserve=5, initial_backoff=5)
-    with caplog.at_level(logging.WARNING, logger="dunetrace"):
-        with client.run("a") as run:
-            for _ in range(100):
-                run.llm_called("m")
+    with caplog.at_level(logging.WARNING, logger="dunetrace"), client.run("a") as run:
+        for _ in range(100):
+            run.llm_called("m")
     stats = client.stats()
     assert stats["dropped"] == {"queue_full": 51}  # 101 emitted (run.started + 100), 50 kept
     assert stats["queued"] == 51  # the bound, plus run.completed from the reserve

@@ -11,23 +11,64 @@ from hypothesis import strategies as st
 
 from dunetrace.detectors import DETECTORS, DetectorSettings, RunJudge
 
-KINDS = ["run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "retrieval.called",
-         "retrieval.responded", "external.signal", "run.completed", "run.errored", "unknown.kind"]  # fmt: skip
-KEYS = ["tool_name", "args_hash", "args_length", "success", "latency_ms", "error_hash", "prompt_tokens",
-        "completion_tokens", "finish_reason", "output_length", "model", "result_count", "top_score", "index_name",
-        "tools", "injection_signal", "exit_reason", "error_type", "total_steps", "dropped_events", "signal_name",
-        "matched_patterns", "match_count", "fields"]  # fmt: skip
+KINDS = [
+    "run.started",
+    "llm.called",
+    "llm.responded",
+    "tool.called",
+    "tool.responded",
+    "retrieval.called",
+    "retrieval.responded",
+    "external.signal",
+    "run.completed",
+    "run.errored",
+    "unknown.kind",
+]
+KEYS = [
+    "tool_name",
+    "args_hash",
+    "args_length",
+    "success",
+    "latency_ms",
+    "error_hash",
+    "prompt_tokens",
+    "completion_tokens",
+    "finish_reason",
+    "output_length",
+    "model",
+    "result_count",
+    "top_score",
+    "index_name",
+    "tools",
+    "injection_signal",
+    "exit_reason",
+    "error_type",
+    "total_steps",
+    "dropped_events",
+    "signal_name",
+    "matched_patterns",
+    "match_count",
+    "fields",
+]
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 10**7) | st.floats(allow_nan=True) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**7)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
     | st.sampled_from(["length", "stop", "error", "tool_calls", "final_answer", "prompt_injection", "search"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=3),
     max_leaves=6,
-)  # fmt: skip
+)
 events = st.lists(
-    st.tuples(st.sampled_from(KINDS), st.integers(0, 60), st.dictionaries(st.sampled_from(KEYS), values, max_size=6),
-              st.none() | st.floats(0, 2e9)),
+    st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 60),
+        st.dictionaries(st.sampled_from(KEYS), values, max_size=6),
+        st.none() | st.floats(0, 2e9),
+    ),
     max_size=60,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -50,9 +91,19 @@ setting_values = st.none() | st.booleans() | st.integers(-3, 100) | st.floats(al
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(names, st.none() | st.dictionaries(st.text(max_size=12) | st.sampled_from(
-    ["threshold", "window", "enabled", "min_matches", "max_steps", "growth_factor"]), setting_values, max_size=3),
-    max_size=4))  # fmt: skip
+@given(
+    st.dictionaries(
+        names,
+        st.none()
+        | st.dictionaries(
+            st.text(max_size=12)
+            | st.sampled_from(["threshold", "window", "enabled", "min_matches", "max_steps", "growth_factor"]),
+            setting_values,
+            max_size=3,
+        ),
+        max_size=4,
+    )
+)
 def test_any_settings_load_or_fail_with_a_value_error(section: dict[str, Any]) -> None:
     try:
         loaded = DetectorSettings.from_mapping({"default": section})

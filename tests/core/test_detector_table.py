@@ -37,8 +37,10 @@ def test_a_detector_turned_off_never_fires() -> None:
     judge = RunJudge(DetectorSettings.from_mapping(every).for_agent("a"), agent_id="a", ancestors=["a", "a"])
     events = [("run.started", 0, {"tools": ["t"], "injection_signal": {"match_count": 3}})]
     for step in range(1, 80):
-        events += [("tool.called", step, {"tool_name": "t", "args_length": 10**6}),
-                   ("tool.responded", step, {"tool_name": "t", "success": False, "latency_ms": 1e9})]  # fmt: skip
+        events += [
+            ("tool.called", step, {"tool_name": "t", "args_length": 10**6}),
+            ("tool.responded", step, {"tool_name": "t", "success": False, "latency_ms": 1e9}),
+        ]
     events.append(("run.completed", 79, {"exit_reason": "final_answer", "dropped_events": 5}))
     assert [name for e in events for name in judge.observe(*e)] == []
     assert judge.fired == {}

@@ -70,10 +70,18 @@ def _body(agent: str, model: str, payload: dict) -> dict:
         "api_key": "",
         "agent_id": agent,
         "events": [
-            {"event_type": "llm.called", "run_id": "r", "agent_id": agent, "agent_version": "v",
-             "step_index": 1, "timestamp": 1.5, "payload": {"model": model, **payload}, "parent_run_id": None}
+            {
+                "event_type": "llm.called",
+                "run_id": "r",
+                "agent_id": agent,
+                "agent_version": "v",
+                "step_index": 1,
+                "timestamp": 1.5,
+                "payload": {"model": model, **payload},
+                "parent_run_id": None,
+            }
         ],
-    }  # fmt: skip
+    }
 
 
 def _strict_loads(data: bytes) -> object:
@@ -116,4 +124,3 @@ def test_hostile_values_are_made_valid_with_placeholders() -> None:
         assert got["model"] == "m\ufffd" and got["s"] == "kept" and got["o"] == "<unprintable NoStr>"
         assert got["loop"] == {"me": "<recursive>"} and got["big"] is None and got["5"] == "\ufffdok"
         assert "<nested too deep>" in json.dumps(got["deep"])
-

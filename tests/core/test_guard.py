@@ -21,9 +21,8 @@ def test_guard_swallows_and_logs_once_outside_strict_mode(caplog: pytest.LogCapt
 
 
 def test_guard_reraises_in_strict_mode() -> None:
-    with pytest.raises(ZeroDivisionError):
-        with capture_internal_errors("somewhere"):
-            raise ZeroDivisionError("x")
+    with pytest.raises(ZeroDivisionError), capture_internal_errors("somewhere"):
+        raise ZeroDivisionError("x")
 
 
 def test_logger_has_a_null_handler() -> None:
@@ -52,6 +51,5 @@ def test_a_passthrough_exception_reaches_the_agent_through_every_guard(dt) -> No
     with dt.run("a") as run:
         with pytest.raises(Stop):
             run.tool_called("t")
-        with pytest.raises(Stop):
-            with capture_internal_errors("somewhere"):
-                raise Stop("x")
+        with pytest.raises(Stop), capture_internal_errors("somewhere"):
+            raise Stop("x")

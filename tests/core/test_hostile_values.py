@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.hashing import Hasher, canonical_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher, canonical_json
 from tests.ingest_server import IngestServer
 
 
@@ -104,13 +104,30 @@ def recursive() -> Any:
     return [a, d, o]
 
 
-HOSTILE = [BadRepr, BadHash, BadEq, lambda: BadStr("name"), lambda: BadStr(""), BadBool, lambda: BadInt(5),
-           BadAttr, BadError, lambda: {BadEq(): 1, BadEq(): 2}, lambda: [BadRepr(), {"a": BadAttr()}]]  # fmt: skip
+HOSTILE = [
+    BadRepr,
+    BadHash,
+    BadEq,
+    lambda: BadStr("name"),
+    lambda: BadStr(""),
+    BadBool,
+    lambda: BadInt(5),
+    BadAttr,
+    BadError,
+    lambda: {BadEq(): 1, BadEq(): 2},
+    lambda: [BadRepr(), {"a": BadAttr()}],
+]
 
 _leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=5),
-    st.integers(0, len(HOSTILE) - 1).map(lambda i: HOSTILE[i]()), st.builds(recursive), st.builds(lambda: deep(2_000)),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.integers(0, len(HOSTILE) - 1).map(lambda i: HOSTILE[i]()),
+    st.builds(recursive),
+    st.builds(lambda: deep(2_000)),
+)
 _values = st.recursive(
     _leaf,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
@@ -144,7 +161,9 @@ def every_method(client: Dunetrace, value: Any) -> None:
         assert isinstance(run.step_index, int)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(value=_values)
 def test_every_run_method_takes_any_value(server: IngestServer, value: Any) -> None:
     client = Dunetrace(endpoint=server.url, flush_interval=0.05, hash_key="k")
@@ -228,7 +247,13 @@ def test_decorators_give_the_agent_its_own_result_and_exception(dt: Dunetrace, i
     assert tool(1) is result  # outside a run: untouched
     assert dt.flush(5)
     assert [e["event_type"] for e in ingest.events] == [
-        "run.started", "tool.called", "tool.responded", "tool.called", "tool.responded", "run.completed"]  # fmt: skip
+        "run.started",
+        "tool.called",
+        "tool.responded",
+        "tool.called",
+        "tool.responded",
+        "run.completed",
+    ]
 
 
 def test_a_plugin_returning_a_hostile_value(dt: Dunetrace, ingest: IngestServer) -> None:

@@ -9,7 +9,17 @@ import sys
 
 import dunetrace
 
-FRAMEWORKS = ("langchain", "langchain_core", "langgraph", "llama_index", "crewai", "openai", "anthropic", "starlette", "uvicorn")
+FRAMEWORKS = (
+    "langchain",
+    "langchain_core",
+    "langgraph",
+    "llama_index",
+    "crewai",
+    "openai",
+    "anthropic",
+    "starlette",
+    "uvicorn",
+)
 
 
 def test_import_imports_no_framework_and_starts_no_thread() -> None:

@@ -14,11 +14,11 @@ import sys
 import textwrap
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.hashing import Hasher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dunetrace import Dunetrace
+from dunetrace.hashing import Hasher
 from tests.ingest_server import IngestServer
 
 PROMPTS = [f"You are a helpful assistant for ACME support, variant {i}." for i in range(500)]
@@ -108,6 +108,8 @@ def test_two_processes_with_the_same_key_agree(ingest: IngestServer) -> None:
 @settings(max_examples=200, deadline=None)
 @given(secret=st.text(min_size=1, max_size=80), text=st.text(max_size=3000))
 def test_the_hasher_is_exactly_the_documented_hmac(secret: str, text: str) -> None:
-    content_key = hmac.new(secret.encode("utf-8", "surrogatepass"), b"dunetrace content hash v1", hashlib.sha256).digest()
+    content_key = hmac.new(
+        secret.encode("utf-8", "surrogatepass"), b"dunetrace content hash v1", hashlib.sha256
+    ).digest()
     expected = hmac.new(content_key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     assert Hasher(secret).text(text) == expected

@@ -55,8 +55,12 @@ def test_entry_point_plugin_with_wrappers(ingest: IngestServer, tmp_path: pathli
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(SCRIPT), ingest.url],
-        capture_output=True, text=True, timeout=60, env=env, cwd=str(tmp_path),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.splitlines()[-1])
     assert "dt_audit_plugin" in out["found"]
@@ -69,7 +73,13 @@ def test_entry_point_plugin_with_wrappers(ingest: IngestServer, tmp_path: pathli
     # a raise answers None
     assert out["picks"] == ["even:2", "fallback:3", None]
     events = ingest.events
-    assert [e["event_type"] for e in events] == ["run.started", "tool.called", "tool.called", "tool.called", "run.completed"]
+    assert [e["event_type"] for e in events] == [
+        "run.started",
+        "tool.called",
+        "tool.called",
+        "tool.called",
+        "run.completed",
+    ]
     # the wrapper's change after the yield reached the wire, seeing what
     # tryfirst set; a raise the wrapper lets through skips its after-part
     unhandled = [e for e in events if e["payload"].get("tool_name") == "unhandled-raise"]

@@ -9,8 +9,7 @@ import pathlib
 
 import pytest
 
-from dunetrace import Dunetrace, ExportBatch, ExportResult, hookimpl
-from dunetrace import hookspecs
+from dunetrace import Dunetrace, ExportBatch, ExportResult, hookimpl, hookspecs
 from tests.ingest_server import IngestServer
 
 
@@ -59,16 +58,13 @@ def test_event_hook_enriches_redacts_and_drops(ingest: IngestServer) -> None:
     assert client.stats()["dropped"] == {"dropped_by_plugin": 1}
 
 
-def test_a_raising_plugin_is_logged_once_and_skipped(
-    ingest: IngestServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_raising_plugin_is_logged_once_and_skipped(ingest: IngestServer, caplog: pytest.LogCaptureFixture) -> None:
     client = Dunetrace(endpoint=ingest.url)
     client.plugins.register(Raiser(), name="raiser")
     client.plugins.register(Enricher())
-    with caplog.at_level(logging.ERROR, logger="dunetrace"):
-        with client.run("a") as run:  # the agent sees nothing of it
-            run.tool_called("t")
-            run.tool_called("t")
+    with caplog.at_level(logging.ERROR, logger="dunetrace"), client.run("a") as run:  # the agent sees nothing of it
+        run.tool_called("t")
+        run.tool_called("t")
     client.shutdown(5)
     assert Raiser.calls == 4
     assert len(ingest.events) == 4
@@ -121,9 +117,8 @@ def test_configure_is_historic_and_run_hooks_see_runs(ingest: IngestServer) -> N
     client.plugins.register(Watcher())  # after the client was configured
     with client.run("ok"):
         pass
-    with pytest.raises(ValueError):
-        with client.run("bad"):
-            raise ValueError
+    with pytest.raises(ValueError), client.run("bad"):
+        raise ValueError
     client.flush(3)
     client.shutdown(5)
     assert seen == [

@@ -11,8 +11,8 @@ import time
 from collections import Counter
 
 import pytest
-from dunetrace import Dunetrace
 
+from dunetrace import Dunetrace
 from tests.ingest_server import IngestServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,9 +22,12 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 def fan_out(ingest: IngestServer, method: str, shape: str, **env: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, os.path.join(HERE, "mp_agent.py"), method, shape],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": ROOT, "DT_ENDPOINT": ingest.url, **env},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     return result
 

@@ -67,10 +67,9 @@ def test_agent_version_changes_with_configuration(dt: Dunetrace) -> None:
 
 def test_exception_is_run_errored_and_reraised_unchanged(dt: Dunetrace, ingest) -> None:
     error = KeyError("secret message")
-    with pytest.raises(KeyError) as caught:
-        with dt.run("agent-a") as run:
-            run.tool_called("t")
-            raise error
+    with pytest.raises(KeyError) as caught, dt.run("agent-a") as run:
+        run.tool_called("t")
+        raise error
     assert caught.value is error
     dt.flush(5)
     last = ingest.events[-1]
@@ -125,9 +124,8 @@ def test_child_in_thread_started_with_copied_context(dt: Dunetrace, ingest) -> N
 
 
 def test_explicit_parent_run_id_wins(dt: Dunetrace) -> None:
-    with dt.run("parent"):
-        with dt.run("child", parent_run_id="elsewhere") as child:
-            assert child.parent_run_id == "elsewhere"
+    with dt.run("parent"), dt.run("child", parent_run_id="elsewhere") as child:
+        assert child.parent_run_id == "elsewhere"
 
 
 def test_tool_wrapper_sync_async_named_and_outside_a_run(dt: Dunetrace, ingest) -> None:

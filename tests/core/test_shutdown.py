@@ -15,7 +15,6 @@ import time
 import weakref
 
 from dunetrace import Dunetrace
-
 from tests.ingest_server import IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -69,9 +68,12 @@ def test_open_runs_are_held_weakly(ingest: IngestServer) -> None:
 def run_script(code: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
+    )
 
 
 REPORT = re.compile(
@@ -105,8 +107,12 @@ def test_exit_line_counts_exactly_with_a_slow_server(ingest: IngestServer) -> No
     ingest.delay = 0.05  # every answer 50 ms late: not all of it can leave in time
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(EMIT), ingest.url],
-        capture_output=True, text=True, timeout=90, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert result.returncode == 0, result.stderr
     counts = parse(result.stderr)
     time.sleep(0.5)  # an answer that was still on its way
@@ -125,8 +131,12 @@ def test_exit_line_counts_exactly_with_no_server() -> None:
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(EMIT), f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=90, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - start < 30
     counts = parse(result.stderr)

@@ -10,10 +10,10 @@ from collections import deque
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.http_export import HttpExporter
 from dunetrace.options import Options
-
 from tests.core.test_delivery import assert_runs_in_order
 from tests.ingest_server import IngestServer
 

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from dunetrace import hookimpl
 
 CALLS = []
@@ -30,9 +30,9 @@ def dunetrace_configure(client):
 def dunetrace_event(event):
     CALLS.append(event["event_type"])
     event["payload"]["from_plugin"] = True
-'''
+"""
 
-CHECK = '''
+CHECK = """
 import importlib, json, sys, pkgutil
 import dunetrace
 from dunetrace import Dunetrace, get_current_run
@@ -64,7 +64,7 @@ print(json.dumps({
     "from_plugin": [e["payload"].get("from_plugin") for e in events],
     "frameworks": frameworks,
 }))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +116,19 @@ def test_wheel_has_every_package(venv: pathlib.Path) -> None:
     assert "dunetrace/__init__.py" in names and "dunetrace/py.typed" in names
     assert "dunetrace/integrations/__init__.py" in names
     assert "dunetrace/collector/__init__.py" in names and "dunetrace/examples/__init__.py" in names
-    for data in [*(ROOT / "collector" / "static").iterdir(), ROOT / "collector" / "detectors" / "detectors.example.yml"]:
+    for data in [
+        *(ROOT / "collector" / "static").iterdir(),
+        ROOT / "collector" / "detectors" / "detectors.example.yml",
+    ]:
         assert f"dunetrace/collector/{data.relative_to(ROOT / 'collector')}" in names
     assert not any(n.startswith(("tests/", "dunetrace_core/", "integrations/", "benchmarks/")) for n in names)
     for source in (ROOT / "integrations").rglob("*.py"):
         assert f"dunetrace/integrations/{source.relative_to(ROOT / 'integrations')}" in names
 
 
-def test_public_imports_and_entry_point_plugin_from_the_installed_wheel(venv: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_public_imports_and_entry_point_plugin_from_the_installed_wheel(
+    venv: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-c", CHECK],

@@ -45,8 +45,17 @@ def backend_dir() -> Path:
     )
     if not backend.is_dir():
         pytest.fail(f"the upstream Dunetrace backend is missing: no folder {backend}. {where}")
-    missing = [p for p in (*REQUIREMENTS, "services/ingest/ingest_svc", "services/detector/detector_svc",
-                           "packages/sdk-py/dunetrace", "detectors.yml") if not (backend / p).exists()]  # fmt: skip
+    missing = [
+        p
+        for p in (
+            *REQUIREMENTS,
+            "services/ingest/ingest_svc",
+            "services/detector/detector_svc",
+            "packages/sdk-py/dunetrace",
+            "detectors.yml",
+        )
+        if not (backend / p).exists()
+    ]
     if missing:
         pytest.fail(f"the upstream Dunetrace backend is incomplete: {backend} lacks {', '.join(missing)}. {where}")
     return backend
@@ -68,8 +77,10 @@ def venv_python(backend: Path) -> Path:
             base = getattr(sys, "_base_executable", sys.executable)
             _run([base, "-m", "venv", str(home)], "making the upstream backend's venv")
             requirements = [arg for name in REQUIREMENTS for arg in ("-r", str(backend / name))]
-            _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
-                 "installing the upstream backend's requirements from PyPI")  # fmt: skip
+            _run(
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
+                "installing the upstream backend's requirements from PyPI",
+            )
             done.write_text("ok\n")
     return python
 
@@ -144,10 +155,14 @@ class UpstreamBackend:
             self.detector = Service(
                 "detector",
                 [str(python), "-m", "detector_svc.worker"],
-                {**env, "POLL_INTERVAL": "0.5", "STALL_TIMEOUT_SECS": "90",
-                 "DETECTOR_CONFIG": str(backend / "detectors.yml"),
-                 "PYTHONPATH": os.pathsep.join(str(backend / p) for p in ("packages/sdk-py", "services/detector"))},
-            )  # fmt: skip
+                {
+                    **env,
+                    "POLL_INTERVAL": "0.5",
+                    "STALL_TIMEOUT_SECS": "90",
+                    "DETECTOR_CONFIG": str(backend / "detectors.yml"),
+                    "PYTHONPATH": os.pathsep.join(str(backend / p) for p in ("packages/sdk-py", "services/detector")),
+                },
+            )
             self.detector.wait_for(lambda: "Detector worker started" in self.detector.log())  # type: ignore[union-attr]
         except BaseException:
             self.stop()

@@ -96,8 +96,9 @@ def check_against_upstream(upstream: UpstreamBackend, agent: Any, **options: Any
     # Every event stored as sent (upstream stores after answering 202).
     run_ids = {e["run_id"] for e in sent}
     stored_sql = f"SELECT {', '.join(FIELDS)} FROM events WHERE run_id IN ({_in(run_ids)}) ORDER BY id"
-    rows = _wait("every event stored", lambda: (r := upstream.query(stored_sql)) and len(r) >= len(sent) and r,
-                 upstream)  # fmt: skip
+    rows = _wait(
+        "every event stored", lambda: (r := upstream.query(stored_sql)) and len(r) >= len(sent) and r, upstream
+    )
 
     def canonical(events: list[dict[str, Any]]) -> list[str]:
         return sorted(json.dumps({k: e.get(k) for k in FIELDS}, sort_keys=True) for e in events)
@@ -106,8 +107,9 @@ def check_against_upstream(upstream: UpstreamBackend, agent: Any, **options: Any
 
     # Every run judged once its terminal event was stored.
     judged_sql = f"SELECT run_id, trigger, signal_count FROM processed_runs WHERE run_id IN ({_in(run_ids)})"
-    judged = _wait("every run judged", lambda: (r := upstream.query(judged_sql)) and len(r) == len(run_ids) and r,
-                   upstream)  # fmt: skip
+    judged = _wait(
+        "every run judged", lambda: (r := upstream.query(judged_sql)) and len(r) == len(run_ids) and r, upstream
+    )
     terminal = {e["run_id"]: e["event_type"] for e in sent if e["event_type"] in ("run.completed", "run.errored")}
     assert {j["run_id"]: j["trigger"] for j in judged} == terminal  # judged on completion, not as stalled
     signals = upstream.query(
@@ -121,8 +123,18 @@ def check_against_upstream(upstream: UpstreamBackend, agent: Any, **options: Any
     return by_run
 
 
-@pytest.mark.parametrize("example", ["manual_agent", "langchain_agent", "llamaindex_agent", "crewai_agent",
-                                     "openai_agent", "pydantic_ai_agent", "openai_agents_agent"])  # fmt: skip
+@pytest.mark.parametrize(
+    "example",
+    [
+        "manual_agent",
+        "langchain_agent",
+        "llamaindex_agent",
+        "crewai_agent",
+        "openai_agent",
+        "pydantic_ai_agent",
+        "openai_agents_agent",
+    ],
+)
 def test_example_agent_against_upstream(upstream: UpstreamBackend, example: str) -> None:
     module = importlib.import_module(f"dunetrace.examples.{example}")
     signals = check_against_upstream(upstream, module.main)
@@ -189,8 +201,7 @@ def test_live_signals_are_accepted_and_stored_by_upstream(upstream: UpstreamBack
     signals = check_against_upstream(upstream, module.main, detectors=True)
     run_ids = set(signals)
     stored = upstream.query(
-        "SELECT run_id, payload FROM events WHERE event_type = 'external.signal' "
-        f"AND run_id IN ({_in(run_ids)})"
+        f"SELECT run_id, payload FROM events WHERE event_type = 'external.signal' AND run_id IN ({_in(run_ids)})"
     )
     live = [r for r in stored if r["payload"].get("source") == "dunetrace" and r["payload"].get("live") is True]
     assert "TOOL_LOOP" in {r["payload"]["signal_name"] for r in live}, stored

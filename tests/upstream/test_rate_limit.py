@@ -27,8 +27,13 @@ def test_a_backlog_of_10000_behind_upstreams_real_rate_limit(postgres: PostgresS
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "DUNETRACE"))}
-    env.update(DATABASE_URL=dsn, PYTHONDONTWRITEBYTECODE="1", ENV="dev", AUTH_MODE="dev",
-               PYTHONPATH=str(backend / "services" / "ingest"))  # fmt: skip
+    env.update(
+        DATABASE_URL=dsn,
+        PYTHONDONTWRITEBYTECODE="1",
+        ENV="dev",
+        AUTH_MODE="dev",
+        PYTHONPATH=str(backend / "services" / "ingest"),
+    )
     ingest = Service(
         "ingest-limited",
         [str(python), "-m", "uvicorn", "ingest_svc.main:app", "--host", "127.0.0.1", "--port", str(port)],

@@ -1,7 +1,7 @@
 """Hand-built runs: wire events as the SDK sends them, written step by step.
 
-    run = RunBuilder(tools=["search"]).llm().tool("search").llm().answer()
-    signals = judge(run)
+run = RunBuilder(tools=["search"]).llm().tool("search").llm().answer()
+signals = judge(run)
 """
 
 from __future__ import annotations
@@ -117,8 +117,12 @@ class RunBuilder:
         SDK found in the documents."""
         self.step += 1
         self._emit("retrieval.called", self.step, {"index_name": index, "query_hash": "q-1"})
-        payload: dict[str, Any] = {"index_name": index, "result_count": result_count, "top_score": top_score,
-                                   "latency_ms": 3.0}  # fmt: skip
+        payload: dict[str, Any] = {
+            "index_name": index,
+            "result_count": result_count,
+            "top_score": top_score,
+            "latency_ms": 3.0,
+        }
         if injection is not None:
             payload["injection_signal"] = injection
         self._emit("retrieval.responded", self.step, payload)
@@ -126,8 +130,14 @@ class RunBuilder:
 
     def live_signal(self, name: str, severity: str = "HIGH", **evidence: Any) -> RunBuilder:
         """What the SDK sends when a detector fired in the agent's process."""
-        payload = {"signal_name": name, "source": "dunetrace", "severity": severity, "confidence": 0.9,
-                   "evidence": evidence, "live": True}  # fmt: skip
+        payload = {
+            "signal_name": name,
+            "source": "dunetrace",
+            "severity": severity,
+            "confidence": 0.9,
+            "evidence": evidence,
+            "live": True,
+        }
         self._emit("external.signal", self.step, payload)
         return self
 
@@ -135,15 +145,21 @@ class RunBuilder:
         """What ``Run.start()`` sends when the input matched: the evidence in
         ``run.started.payload.injection_signal``."""
         self.events[0]["payload"]["injection_signal"] = {
-            "matched_patterns": patterns, "matched_pattern_count": len(patterns), "match_count": match_count,
+            "matched_patterns": patterns,
+            "matched_pattern_count": len(patterns),
+            "match_count": match_count,
             "fields": ["user_input"] if fields is None else fields,
-        }  # fmt: skip
+        }
         return self
 
     def injection_signal_event(self, patterns: list[str], match_count: int) -> RunBuilder:
         """What older SDKs sent instead: an ``external.signal`` at step 0."""
-        payload = {"signal_name": "prompt_injection", "source": "dunetrace", "patterns": patterns,
-                   "match_count": match_count}  # fmt: skip
+        payload = {
+            "signal_name": "prompt_injection",
+            "source": "dunetrace",
+            "patterns": patterns,
+            "match_count": match_count,
+        }
         self._emit("external.signal", 0, payload)
         return self
 
@@ -157,8 +173,13 @@ class RunBuilder:
 
 
 #: What the SDK puts in a payload when content matched injection patterns.
-CONTENT_INJECTION = {"matched_patterns": ["ignore_previous_instructions"], "matched_pattern_count": 1,
-                     "match_count": 1, "fields": ["output"], "offset_bucket": "0-255"}  # fmt: skip
+CONTENT_INJECTION = {
+    "matched_patterns": ["ignore_previous_instructions"],
+    "matched_pattern_count": 1,
+    "match_count": 1,
+    "fields": ["output"],
+    "offset_bucket": "0-255",
+}
 
 
 def judge(

@@ -33,8 +33,17 @@ CONTRACT_DEFAULTS = {
     "REASONING_STALL": {"min_llm_calls": 5, "ratio_threshold": 4.0},
     "PROMPT_INJECTION_SIGNAL": {"min_matches": 1},
 }
-CONTRACT_SEVERITIES = {name: "HIGH" for name in ("TOOL_LOOP", "TOOL_THRASHING", "RETRY_STORM",
-                       "CASCADING_TOOL_FAILURE", "LLM_TRUNCATION_LOOP", "EMPTY_LLM_RESPONSE")}  # fmt: skip
+CONTRACT_SEVERITIES = {
+    name: "HIGH"
+    for name in (
+        "TOOL_LOOP",
+        "TOOL_THRASHING",
+        "RETRY_STORM",
+        "CASCADING_TOOL_FAILURE",
+        "LLM_TRUNCATION_LOOP",
+        "EMPTY_LLM_RESPONSE",
+    )
+}
 CONTRACT_SEVERITIES.update({name: "MEDIUM" for name in CONTRACT_DEFAULTS if name not in CONTRACT_SEVERITIES})
 CONTRACT_SEVERITIES["PROMPT_INJECTION_SIGNAL"] = "CRITICAL"
 
@@ -66,14 +75,19 @@ def test_example_file_loads_and_its_default_section_is_the_built_in_defaults() -
 
 
 def test_agent_section_inherits_from_default_key_by_key(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 default:
   tool_loop: {window: 7}
   slow_step: {tool_seconds: 20}
 agents:
   my-agent:
     TOOL_LOOP: {min_repeats: 4}
-"""))
+""",
+        )
+    )
     assert cfg.params("TOOL_LOOP", "my-agent") == {"enabled": True, "threshold": 4, "window": 7}
     assert cfg.params("TOOL_LOOP", "other") == {"enabled": True, "threshold": 3, "window": 7}
     assert cfg.params("SLOW_STEP", "my-agent")["tool_seconds"] == 20.0
@@ -83,33 +97,44 @@ agents:
 def test_backend_form_top_level_agent_section(tmp_path: Path) -> None:
     # The Dunetrace backend names agent sections at the top level, lowercase,
     # with keys it uses for baseline modes (inflation_factor) that we ignore.
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 default:
   tool_loop: {threshold: 3, window: 5}
   reasoning_stall: {ratio_threshold: 5.0, inflation_factor: 2.0}
   slow_step: {inflation_factor: 2.0}
 web-research:
   tool_loop: {threshold: 6}
-"""))
+""",
+        )
+    )
     assert cfg.params("tool_loop", "web-research")["threshold"] == 6
     assert cfg.params("REASONING_STALL", "x") == {"enabled": True, "min_llm_calls": 5, "ratio_threshold": 5.0}
 
 
 def test_judge_run_uses_the_runs_agent_section() -> None:
     cfg = DetectorConfig.from_mapping({"agents": {"patient": {"tool_loop": {"threshold": 4}}}})
+
     def loop(agent: str) -> RunBuilder:
         return RunBuilder(agent).tool("s").tool("s").tool("s").answer()
+
     assert fired(loop("patient"), "TOOL_LOOP", config=cfg) is None
     assert fired(loop("someone-else"), "TOOL_LOOP", config=cfg) is not None
 
 
 def test_disabled_by_default_and_enabled_for_one_agent() -> None:
-    cfg = DetectorConfig.from_mapping({
-        "default": {"TOOL_LOOP": {"enabled": False}},
-        "agents": {"watched": {"TOOL_LOOP": {"enabled": True}}},
-    })
+    cfg = DetectorConfig.from_mapping(
+        {
+            "default": {"TOOL_LOOP": {"enabled": False}},
+            "agents": {"watched": {"TOOL_LOOP": {"enabled": True}}},
+        }
+    )
+
     def loop(agent: str) -> RunBuilder:
         return RunBuilder(agent).tool("s").tool("s").tool("s").answer()
+
     assert fired(loop("quiet"), "TOOL_LOOP", config=cfg) is None
     assert fired(loop("watched"), "TOOL_LOOP", config=cfg) is not None
 

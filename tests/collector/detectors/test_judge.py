@@ -14,8 +14,8 @@ import pytest
 from dunetrace import Dunetrace
 from dunetrace import log as dunetrace_log
 from dunetrace.collector.detectors import DETECTORS, DetectorConfig, Signal, judge_run, judge_view, read_rows
-from dunetrace.detectors import _evidence as core_evidence
 from dunetrace.collector.detectors._run import read_run
+from dunetrace.detectors import _evidence as core_evidence
 from tests.ingest_server import IngestServer
 
 from .runs import CONTENT_INJECTION, RunBuilder, judge
@@ -24,14 +24,17 @@ from .runs import CONTENT_INJECTION, RunBuilder, judge
 FIRING: dict[str, Any] = {
     "TOOL_LOOP": lambda: RunBuilder().tool("search").tool("search").tool("search").answer(),
     "TOOL_THRASHING": lambda: _tools("a", "b", "a", "b", "a", "b"),
-    "RETRY_STORM": lambda: RunBuilder().tool("pay", success=False).tool("pay", success=False)
-    .tool("pay", success=False).error(),
-    "CASCADING_TOOL_FAILURE": lambda: RunBuilder().tool("db", success=False).tool("mail", success=False)
-    .tool("db", success=False).error(),
+    "RETRY_STORM": lambda: (
+        RunBuilder().tool("pay", success=False).tool("pay", success=False).tool("pay", success=False).error()
+    ),
+    "CASCADING_TOOL_FAILURE": lambda: (
+        RunBuilder().tool("db", success=False).tool("mail", success=False).tool("db", success=False).error()
+    ),
     "LLM_TRUNCATION_LOOP": lambda: RunBuilder().llm(finish_reason="length").llm(finish_reason="length").answer(),
     "EMPTY_LLM_RESPONSE": lambda: RunBuilder().llm(output_length=0).answer(),
-    "CONTEXT_BLOAT": lambda: RunBuilder().llm(prompt_tokens=1200).llm(prompt_tokens=2400).llm(prompt_tokens=4800)
-    .answer(),
+    "CONTEXT_BLOAT": lambda: (
+        RunBuilder().llm(prompt_tokens=1200).llm(prompt_tokens=2400).llm(prompt_tokens=4800).answer()
+    ),
     "SLOW_STEP": lambda: RunBuilder().tool("fetch", latency_ms=40_000).answer(),
     "TOOL_AVOIDANCE": lambda: RunBuilder(tools=["search", "calc"]).llms(3).answer(),
     "GOAL_ABANDONMENT": lambda: RunBuilder().tool("search").llms(4).error(),
@@ -45,14 +48,30 @@ FIRING: dict[str, Any] = {
     "SCATTERSHOT_TOOL_USE": lambda: _tools("a", "b", "c", "d", "e", "f"),
     "EXCESSIVE_RETRIEVAL": lambda: _retrievals(10),
     "SILENT_TRUNCATION": lambda: RunBuilder().llm().llm(finish_reason="length").answer(),
-    "PREMATURE_TERMINATION": lambda: RunBuilder().llm(finish_reason="tool_calls").llm(finish_reason="tool_calls")
-    .tool("fetch", success=False).llm().answer(),
+    "PREMATURE_TERMINATION": lambda: (
+        RunBuilder()
+        .llm(finish_reason="tool_calls")
+        .llm(finish_reason="tool_calls")
+        .tool("fetch", success=False)
+        .llm()
+        .answer()
+    ),
     "UNREAD_TOOL_ERROR": lambda: RunBuilder().llm().tool("fetch", success=False).tool("parse").llm().answer(),
     "RUNAWAY_ITERATION": lambda: RunBuilder(tools=["search"]).tool("search").llms(50).answer(),
     "MODEL_FALLBACK_DRIFT": lambda: RunBuilder().llm(model="big-model").llm(model="small-model").answer(),
-    "DELEGATION_LOOP": lambda: RunBuilder("planner").live_signal(
-        "DELEGATION_LOOP", agent="planner", times_among_parents=2, depth=4,
-        chain=["planner", "critic", "planner", "critic", "planner"], min_cycles=2).llm().answer(),
+    "DELEGATION_LOOP": lambda: (
+        RunBuilder("planner")
+        .live_signal(
+            "DELEGATION_LOOP",
+            agent="planner",
+            times_among_parents=2,
+            depth=4,
+            chain=["planner", "critic", "planner", "critic", "planner"],
+            min_cycles=2,
+        )
+        .llm()
+        .answer()
+    ),
     "INSTRUMENTATION_DEGRADED": lambda: RunBuilder().llm().tool("fetch", success=None).llm().answer(),
 }
 
@@ -111,8 +130,16 @@ def test_a_healthy_run_has_no_signals() -> None:
 
 def test_signal_dict_has_the_agreed_fields() -> None:
     signal = judge(FIRING["TOOL_LOOP"]())[0]
-    assert list(signal.to_dict()) == ["detector", "severity", "run_id", "agent_id", "step_index", "evidence",
-                                      "explanation", "live"]  # fmt: skip
+    assert list(signal.to_dict()) == [
+        "detector",
+        "severity",
+        "run_id",
+        "agent_id",
+        "step_index",
+        "evidence",
+        "explanation",
+        "live",
+    ]
 
 
 def test_arrival_order_does_not_matter() -> None:
@@ -198,12 +225,11 @@ def test_sdk_events_of_a_tool_loop_with_an_injection_attempt(dt: Dunetrace, inge
 
 
 def test_sdk_events_of_a_failing_tool(dt: Dunetrace, ingest: IngestServer) -> None:
-    with pytest.raises(ConnectionError):
-        with dt.run("payer", tools=["pay"]) as run:
-            for _ in range(3):
-                step = run.tool_called("pay", {"amount": 1})
-                run.tool_responded("pay", False, error=ConnectionError("down"), latency_ms=2.0, step=step)
-            raise ConnectionError("gave up")
+    with pytest.raises(ConnectionError), dt.run("payer", tools=["pay"]) as run:
+        for _ in range(3):
+            step = run.tool_called("pay", {"amount": 1})
+            run.tool_responded("pay", False, error=ConnectionError("down"), latency_ms=2.0, step=step)
+        raise ConnectionError("gave up")
     dt.flush(5)
     events = [e for e in ingest.events if e["run_id"] == run.run_id]
     names = {s.detector for s in judge_run(events, DetectorConfig())}
@@ -243,7 +269,18 @@ def test_stored_rows_read_as_the_wire_events_do(name: str) -> None:
     shuffled = list(events)
     random.Random(name).shuffle(shuffled)
     for given in (events, shuffled, events + shuffled):
-        rows = [(e.get("event_id"), e["event_type"], e["agent_id"], e["agent_version"], e["step_index"],
-                 e["timestamp"], e["parent_run_id"], e["payload"]) for e in given]  # fmt: skip
+        rows = [
+            (
+                e.get("event_id"),
+                e["event_type"],
+                e["agent_id"],
+                e["agent_version"],
+                e["step_index"],
+                e["timestamp"],
+                e["parent_run_id"],
+                e["payload"],
+            )
+            for e in given
+        ]
         assert read_rows("run-1", rows, [10] * 10) == read_run(given, [10] * 10)
         assert judge_view(read_rows("run-1", rows), DetectorConfig()) == judge_run(given, DetectorConfig())

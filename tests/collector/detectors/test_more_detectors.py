@@ -96,8 +96,9 @@ def test_instrumentation_degraded() -> None:
 
 def test_retrieved_content_injection() -> None:
     assert fired(RunBuilder().retrieval().tool("fetch").llm().answer(), "RETRIEVED_CONTENT_INJECTION") is None
-    signal = fired(RunBuilder().retrieval().tool("fetch", injection=CONTENT_INJECTION).answer(),
-                   "RETRIEVED_CONTENT_INJECTION")  # fmt: skip
+    signal = fired(
+        RunBuilder().retrieval().tool("fetch", injection=CONTENT_INJECTION).answer(), "RETRIEVED_CONTENT_INJECTION"
+    )
     assert signal is not None and signal.severity == "HIGH" and signal.step_index == 2
     assert signal.evidence["sources"] == ["tool:fetch"]
     assert signal.evidence["patterns"] == ["ignore_previous_instructions"]

@@ -17,7 +17,10 @@ from .runs import judge
 from .test_judge import FIRING
 
 #: Text that makes the SDK's own injection check find what a run's evidence says.
-PHRASES = {"developer_mode": "enable developer mode", "ignore_previous_instructions": "ignore all previous instructions"}
+PHRASES = {
+    "developer_mode": "enable developer mode",
+    "ignore_previous_instructions": "ignore all previous instructions",
+}
 
 #: DELEGATION_LOOP needs the runs that started this one (in-process only);
 #: STEP_COUNT_INFLATION needs earlier runs (collector only).
@@ -33,8 +36,9 @@ def replay(dt: Dunetrace, events: list[dict[str, Any]]) -> Run:
     user_input = None
     if found:
         user_input = ". ".join(PHRASES[p] for p in found["matched_patterns"] for _ in range(found["match_count"]))
-    run = dt.run(events[0]["agent_id"], tools=started.get("tools") or None, model=started.get("model"),
-                 user_input=user_input)  # fmt: skip
+    run = dt.run(
+        events[0]["agent_id"], tools=started.get("tools") or None, model=started.get("model"), user_input=user_input
+    )
     run.clock = lambda: now[0]
     run.start()
     steps: dict[int, int] = {}
@@ -46,19 +50,38 @@ def replay(dt: Dunetrace, events: list[dict[str, Any]]) -> Run:
             steps[step] = run.tool_called(p["tool_name"], args)
         elif kind == "tool.responded":
             output = PHRASES["ignore_previous_instructions"] if "injection_signal" in p else None
-            run.tool_responded(p["tool_name"], p["success"], p.get("output_length"), p.get("latency_ms"),
-                               p.get("error_hash"), output=output, step=steps[step])  # fmt: skip
+            run.tool_responded(
+                p["tool_name"],
+                p["success"],
+                p.get("output_length"),
+                p.get("latency_ms"),
+                p.get("error_hash"),
+                output=output,
+                step=steps[step],
+            )
         elif kind == "llm.called":
             steps[step] = run.llm_called(p.get("model"), p.get("prompt_tokens"))
         elif kind == "llm.responded":
-            run.llm_responded(p.get("completion_tokens"), p.get("latency_ms"), p.get("finish_reason"),
-                              p.get("output_length"), prompt_tokens=p.get("prompt_tokens"), step=steps[step])  # fmt: skip
+            run.llm_responded(
+                p.get("completion_tokens"),
+                p.get("latency_ms"),
+                p.get("finish_reason"),
+                p.get("output_length"),
+                prompt_tokens=p.get("prompt_tokens"),
+                step=steps[step],
+            )
         elif kind == "retrieval.called":
             steps[step] = run.retrieval_called(p["index_name"], "q")
         elif kind == "retrieval.responded":
             documents = [PHRASES["ignore_previous_instructions"]] if "injection_signal" in p else None
-            run.retrieval_responded(p["index_name"], p["result_count"], p.get("top_score"), p.get("latency_ms"),
-                                    step=steps[step], documents=documents)  # fmt: skip
+            run.retrieval_responded(
+                p["index_name"],
+                p["result_count"],
+                p.get("top_score"),
+                p.get("latency_ms"),
+                step=steps[step],
+                documents=documents,
+            )
         elif kind == "run.completed":
             run.finish(exit_reason=p["exit_reason"])
         elif kind == "run.errored":

@@ -132,8 +132,13 @@ def test_step_inflation_at_under_and_over_twice_p75() -> None:
     signal = fired(steps(21), "STEP_COUNT_INFLATION", prior_step_counts=prior)
     assert signal is not None
     assert signal.severity == "MEDIUM"
-    assert signal.evidence == {"steps": 21, "baseline_p75": 10.0, "ratio": 2.1, "inflation_factor": 2.0,
-                               "prior_runs": 10}  # fmt: skip
+    assert signal.evidence == {
+        "steps": 21,
+        "baseline_p75": 10.0,
+        "ratio": 2.1,
+        "inflation_factor": 2.0,
+        "prior_runs": 10,
+    }
 
 
 def test_step_inflation_needs_ten_prior_runs() -> None:
@@ -220,7 +225,10 @@ def test_prompt_injection_reads_older_and_upstream_sdk_forms() -> None:
     # The upstream SDK's form: a pattern count, no match count.
     theirs = RunBuilder().llm().answer()
     theirs.events[0]["payload"]["injection_signal"] = {
-        "matched_pattern_count": 2, "matched_patterns": ["jailbreak", "dan_mode"], "input_length": 40}
+        "matched_pattern_count": 2,
+        "matched_patterns": ["jailbreak", "dan_mode"],
+        "input_length": 40,
+    }
     signal = fired(theirs, "PROMPT_INJECTION_SIGNAL")
     assert signal is not None
     assert (signal.evidence["patterns"], signal.evidence["match_count"]) == (["dan_mode", "jailbreak"], 2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pluggy
+
 from dunetrace import hookimpl
 
 ORDER: list[str] = []

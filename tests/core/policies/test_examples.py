@@ -24,4 +24,6 @@ def test_the_log_example_only_reports(dt: Dunetrace, ingest) -> None:
     ]
     assert dt.flush(5)
     assert ingest.events[-1]["event_type"] == "run.completed"
-    assert [e["payload"]["evidence"]["action"] for e in ingest.events if e["event_type"] == "external.signal"] == ["log"]
+    assert [e["payload"]["evidence"]["action"] for e in ingest.events if e["event_type"] == "external.signal"] == [
+        "log"
+    ]

@@ -96,11 +96,13 @@ def test_yaml_without_pyyaml_says_what_to_install(tmp_path: Any) -> None:
 def test_a_cost_policy_without_the_prices_extra_names_the_extra() -> None:
     done = _without(
         "genai_prices",
-        "from dunetrace import Dunetrace\n"
-        "Dunetrace(export='none').add_policy('c', when={'cost_usd': 1}, then='stop')",
+        "from dunetrace import Dunetrace\nDunetrace(export='none').add_policy('c', when={'cost_usd': 1}, then='stop')",
     )
     assert done.returncode != 0 and "pip install 'dunetrace[prices]'" in done.stderr
-    done = _without("genai_prices", "from dunetrace import Dunetrace\nDunetrace(export='none').add_policy('c', when={'steps': 1}, then='stop')")
+    done = _without(
+        "genai_prices",
+        "from dunetrace import Dunetrace\nDunetrace(export='none').add_policy('c', when={'steps': 1}, then='stop')",
+    )
     assert done.returncode == 0, done.stderr  # only cost policies need it
 
 
@@ -110,12 +112,11 @@ def test_cost_comes_from_genai_prices_and_stops_the_run(dt: Dunetrace, ingest) -
     per_call = float(calc_price(Usage(input_tokens=100_000, output_tokens=10_000), model_ref="gpt-4o").total_price)
     dt.add_policy("budget", when={"cost_usd": per_call * 2.5}, then="stop")
     calls = 0
-    with pytest.raises(PolicyViolation, match="budget"):
-        with dt.run("spender", model="gpt-4o") as run:
-            for _ in range(10):
-                step = run.llm_called("gpt-4o", prompt_tokens=100_000)
-                run.llm_responded(completion_tokens=10_000, step=step)
-                calls += 1
+    with pytest.raises(PolicyViolation, match="budget"), dt.run("spender", model="gpt-4o") as run:
+        for _ in range(10):
+            step = run.llm_called("gpt-4o", prompt_tokens=100_000)
+            run.llm_responded(completion_tokens=10_000, step=step)
+            calls += 1
     assert calls == 3
     assert dt.flush(5)
     (signal,) = [e for e in ingest.events if e["payload"].get("signal_name") == "POLICY_TRIGGERED"]

@@ -40,7 +40,9 @@ def test_stop_lets_exactly_n_tool_calls_through(limit: int, pattern: list[str]) 
     finally:
         dt.shutdown(timeout=1)
     assert made == min(limit, pattern.count("tool"))
-    later_calls = [i for i, kind in enumerate(pattern) if kind in ("llm", "tool") and i > _index_of_nth_tool(pattern, limit)]
+    later_calls = [
+        i for i, kind in enumerate(pattern) if kind in ("llm", "tool") and i > _index_of_nth_tool(pattern, limit)
+    ]
     if pattern.count("tool") >= limit and later_calls:
         assert raised_at == later_calls[0]  # the first tool or model call after the limit
     else:

@@ -32,7 +32,8 @@ class LoopWatcher:
 
 def policy_signals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        e["payload"] for e in events
+        e["payload"]
+        for e in events
         if e["event_type"] == "external.signal" and e["payload"]["signal_name"] == "POLICY_TRIGGERED"
     ]
 
@@ -53,13 +54,12 @@ def test_stop_after_a_set_number_of_tool_calls_ends_the_run_errored(dt: Dunetrac
     seen: list[Signal] = []
     dt.on_signal(seen.append)
     done = 0
-    with pytest.raises(PolicyViolation) as err:
-        with dt.run("looper") as run:
-            for _ in range(10):
-                run.llm_called("gpt-4o")
-                run.tool_called("search", {"q": "same"})
-                run.tool_responded("search", True, step=run.step_index)
-                done += 1
+    with pytest.raises(PolicyViolation) as err, dt.run("looper") as run:
+        for _ in range(10):
+            run.llm_called("gpt-4o")
+            run.tool_called("search", {"q": "same"})
+            run.tool_responded("search", True, step=run.step_index)
+            done += 1
     assert done == 3  # the fourth model call raised
     assert err.value.policy == "cap-search" and err.value.run_id == run.run_id
     assert "tool_calls of search >= 3" in str(err.value)
@@ -72,8 +72,11 @@ def test_stop_after_a_set_number_of_tool_calls_ends_the_run_errored(dt: Dunetrac
     (payload,) = policy_signals(events)
     assert payload["source"] == "dunetrace" and payload["live"] is True and payload["severity"] == "HIGH"
     assert payload["evidence"] == {
-        "policy": "cap-search", "action": "stop", "trigger": "tool_calls",
-        "condition": "tool_calls of search >= 3", "observed": 3,
+        "policy": "cap-search",
+        "action": "stop",
+        "trigger": "tool_calls",
+        "condition": "tool_calls of search >= 3",
+        "observed": 3,
     }
 
 
@@ -110,11 +113,10 @@ def test_a_signal_policy_stops_the_run_at_the_next_call(dt: Dunetrace, ingest) -
     dt.add_watcher(LoopWatcher())
     dt.add_policy("no-loops", when={"signal": "TOOL_LOOP"}, then="stop")
     calls = 0
-    with pytest.raises(PolicyViolation, match="no-loops"):
-        with dt.run("looper") as run:
-            for _ in range(10):
-                run.tool_called("search", {"q": "same"})
-                calls += 1
+    with pytest.raises(PolicyViolation, match="no-loops"), dt.run("looper") as run:
+        for _ in range(10):
+            run.tool_called("search", {"q": "same"})
+            calls += 1
     assert calls == 3
     assert [s.type for s in run.signals] == ["TOOL_LOOP", "POLICY_TRIGGERED"]
     assert dt.flush(5)
@@ -123,12 +125,11 @@ def test_a_signal_policy_stops_the_run_at_the_next_call(dt: Dunetrace, ingest) -
 
 def test_elapsed_seconds_is_checked_at_each_event(dt: Dunetrace) -> None:
     dt.add_policy("slow", when={"elapsed_seconds": 0.2}, then="stop")
-    with pytest.raises(PolicyViolation, match="elapsed_seconds >= 0.2"):
-        with dt.run("slow") as run:
-            run.tool_called("t")
-            time.sleep(0.25)
-            run.tool_responded("t", True)  # the check at this event triggers
-            run.llm_called("m")
+    with pytest.raises(PolicyViolation, match="elapsed_seconds >= 0.2"), dt.run("slow") as run:
+        run.tool_called("t")
+        time.sleep(0.25)
+        run.tool_responded("t", True)  # the check at this event triggers
+        run.llm_called("m")
 
 
 def test_policies_apply_per_run(dt: Dunetrace) -> None:
@@ -161,9 +162,8 @@ def test_the_guard_lets_policy_violation_through_and_nothing_else() -> None:
     dunetrace_log.strict = False
     with dunetrace_log.capture_internal_errors("somewhere"):
         raise KeyError("our bug")  # swallowed
-    with pytest.raises(PolicyViolation):
-        with dunetrace_log.capture_internal_errors("somewhere"):
-            raise PolicyViolation("p", "steps >= 1")
+    with pytest.raises(PolicyViolation), dunetrace_log.capture_internal_errors("somewhere"):
+        raise PolicyViolation("p", "steps >= 1")
 
 
 def test_a_policy_file_is_loaded_from_the_environment(tmp_path: Any, monkeypatch: Any) -> None:
@@ -173,10 +173,9 @@ def test_a_policy_file_is_loaded_from_the_environment(tmp_path: Any, monkeypatch
     dt = Dunetrace(export="none")
     try:
         assert [p.name for p in dt.policies] == ["cap"]
-        with pytest.raises(PolicyViolation):
-            with dt.run("a") as run:
-                for _ in range(3):
-                    run.tool_called("x")
+        with pytest.raises(PolicyViolation), dt.run("a") as run:
+            for _ in range(3):
+                run.tool_called("x")
     finally:
         dt.shutdown()
 
@@ -190,10 +189,9 @@ def test_dt_tool_is_stopped_before_the_function_runs(dt: Dunetrace) -> None:
         return "nothing"
 
     dt.add_policy("two", when={"tool_calls": 2}, then="stop")
-    with pytest.raises(PolicyViolation):
-        with dt.run("a"):
-            for i in range(5):
-                search(f"q{i}")
+    with pytest.raises(PolicyViolation), dt.run("a"):
+        for i in range(5):
+            search(f"q{i}")
     assert ran == ["q0", "q1"]
 
 
@@ -211,5 +209,8 @@ def test_policy_violation_crosses_processes() -> None:
 
     again = pickle.loads(pickle.dumps(PolicyViolation("cap", "steps >= 3", "run-1")))
     assert (again.policy, again.reason, again.run_id, str(again)) == (
-        "cap", "steps >= 3", "run-1", "dunetrace policy 'cap' stopped the run: steps >= 3",
+        "cap",
+        "steps >= 3",
+        "run-1",
+        "dunetrace policy 'cap' stopped the run: steps >= 3",
     )

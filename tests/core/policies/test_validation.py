@@ -77,16 +77,27 @@ def test_an_unknown_action_names_the_policy_and_the_field(name: str, action: str
 
 
 wrong_counts = st.one_of(
-    st.integers(max_value=0), st.floats(allow_nan=True), st.text(max_size=5), st.booleans(), st.none(),
+    st.integers(max_value=0),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
     st.lists(st.integers(), max_size=2),
 )
 wrong_amounts = st.one_of(
-    st.floats(max_value=0), st.just(math.nan), st.just(math.inf), st.text(max_size=5), st.booleans(), st.none(),
+    st.floats(max_value=0),
+    st.just(math.nan),
+    st.just(math.inf),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
 )
 
 
 @given(name=names, trigger=count_triggers, value=wrong_counts, wrap=st.booleans())
-def test_a_count_of_the_wrong_type_names_the_policy_and_the_field(name: str, trigger: str, value: Any, wrap: bool) -> None:
+def test_a_count_of_the_wrong_type_names_the_policy_and_the_field(
+    name: str, trigger: str, value: Any, wrap: bool
+) -> None:
     with pytest.raises(PolicyError) as err:
         Policy.make(name, {trigger: {">=": value} if wrap else value}, "stop")
     assert f"policy {name!r}" in str(err.value) and f"when.{trigger}" in str(err.value)
@@ -99,15 +110,22 @@ def test_an_amount_of_the_wrong_type_names_the_policy_and_the_field(name: str, t
     assert f"policy {name!r}" in str(err.value) and f"when.{trigger}" in str(err.value)
 
 
-@given(name=names, kind=st.sampled_from(["switch_model", "inject_prompt"]),
-       value=st.one_of(st.none(), st.integers(), st.just(""), st.just("  "), st.lists(st.text(), max_size=2)))
+@given(
+    name=names,
+    kind=st.sampled_from(["switch_model", "inject_prompt"]),
+    value=st.one_of(st.none(), st.integers(), st.just(""), st.just("  "), st.lists(st.text(), max_size=2)),
+)
 def test_an_action_value_of_the_wrong_type_names_the_policy_and_the_field(name: str, kind: str, value: Any) -> None:
     with pytest.raises(PolicyError) as err:
         Policy.make(name, {"steps": 2}, {kind: value})
     assert f"policy {name!r}" in str(err.value) and f"then.{kind}" in str(err.value)
 
 
-@given(value=st.one_of(st.integers(), st.text(max_size=3), st.none()).filter(lambda v: not (isinstance(v, str) and v.strip())))
+@given(
+    value=st.one_of(st.integers(), st.text(max_size=3), st.none()).filter(
+        lambda v: not (isinstance(v, str) and v.strip())
+    )
+)
 def test_a_signal_that_is_not_a_name_is_refused(value: Any) -> None:
     with pytest.raises(PolicyError, match=r"policy 'p': when.signal"):
         Policy.make("p", {"signal": value}, "log")

@@ -37,8 +37,8 @@ def message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": usage or {"input_tokens": 25, "output_tokens": 9, "cache_creation_input_tokens": 0,
-                           "cache_read_input_tokens": 0},
+        "usage": usage
+        or {"input_tokens": 25, "output_tokens": 9, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
     }
 
 
@@ -55,27 +55,47 @@ def stream_events(
     as partial JSON), pings, message_delta with the stop reason and usage,
     message_stop: what the API sends."""
     start = message(None, stop_reason=stop_reason)
-    start.update(stop_reason=None, content=[],
-                 usage={"input_tokens": input_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0,
-                        "cache_read_input_tokens": 0})
+    start.update(
+        stop_reason=None,
+        content=[],
+        usage={
+            "input_tokens": input_tokens,
+            "output_tokens": 1,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    )
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
     index = 0
     if pieces:
         events.append({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
         events.append({"type": "ping"})
-        events += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
-                   for p in pieces]
+        events += [
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}} for p in pieces
+        ]
         events.append({"type": "content_block_stop", "index": 0})
         index = 1
     if tool is not None:
-        events.append({"type": "content_block_start", "index": index, "content_block": {
-            "type": "tool_use", "id": "toolu_01", "name": tool[0], "input": {}}})
-        events += [{"type": "content_block_delta", "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": p}} for p in tool[1]]
+        events.append(
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "tool_use", "id": "toolu_01", "name": tool[0], "input": {}},
+            }
+        )
+        events += [
+            {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": p}}
+            for p in tool[1]
+        ]
         events.append({"type": "content_block_stop", "index": index})
     if end:
-        events.append({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                       "usage": {"output_tokens": output_tokens}})
+        events.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            }
+        )
         events.append({"type": "message_stop"})
     return events
 
@@ -114,8 +134,10 @@ class FakeAnthropic:
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, int):
-            body = {"type": "error", "error": {"type": self.ERROR_TYPES.get(reply, "api_error"),
-                                               "message": self.error_message}}
+            body = {
+                "type": "error",
+                "error": {"type": self.ERROR_TYPES.get(reply, "api_error"), "message": self.error_message},
+            }
             # retry-after-ms: the SDK's wait before a retry (tests stay fast)
             return httpx2.Response(reply, json=body, headers={"request-id": "req_1", "retry-after-ms": "1"})
         if isinstance(reply, list):

@@ -47,9 +47,8 @@ def test_error_is_raised_unchanged_and_signalled(
     with pytest.raises(Exception) as plain:
         sync_client(FakeAnthropic().reply(reply)).messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(reply)))
-    with dt.run("agent"):
-        with pytest.raises(error_class) as raised:
-            client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
+    with dt.run("agent"), pytest.raises(error_class) as raised:
+        client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
     assert type(raised.value) is type(plain.value) and str(raised.value) == str(plain.value)
     _, responded, signalled = _events(ingest, dt)
     assert responded["payload"]["finish_reason"] == "error"
@@ -64,10 +63,9 @@ def test_overloaded_midstream_keeps_prompt_tokens(dt: Dunetrace, ingest: IngestS
         b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n'
     ]
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(body)))
-    with dt.run("agent"):
-        with pytest.raises(anthropic.APIStatusError):
-            with client.messages.stream(model=MODEL, max_tokens=5, messages=MESSAGES) as stream:
-                stream.until_done()
+    with dt.run("agent"), pytest.raises(anthropic.APIStatusError):
+        with client.messages.stream(model=MODEL, max_tokens=5, messages=MESSAGES) as stream:
+            stream.until_done()
     _, responded, signalled = _events(ingest, dt)
     assert responded["payload"]["finish_reason"] == "error"
     assert responded["payload"]["prompt_tokens"] == 25
@@ -111,7 +109,9 @@ def test_idempotent_reversible_and_unwrapped_at_shutdown(ingest: IngestServer) -
         client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
     assert dt.flush(5)
     assert [e["event_type"] for e in ingest.events if e["event_type"].startswith("llm.")] == [
-        "llm.called", "llm.responded"]
+        "llm.called",
+        "llm.responded",
+    ]
     dt.wrap_anthropic(client)
     dt.shutdown(5)
     assert not is_wrapped(client)
@@ -163,4 +163,8 @@ def test_retried_overload_is_signalled(dt: Dunetrace, ingest: IngestServer) -> N
     assert [e["event_type"] for e in events] == ["llm.called", "external.signal", "llm.responded"]
     signal = events[1]["payload"]
     assert (signal["signal_name"], signal["http_status"], signal["source"], signal["retrying"]) == (
-        "api_error", 529, "anthropic", True)
+        "api_error",
+        529,
+        "anthropic",
+        True,
+    )

@@ -53,8 +53,13 @@ def test_create_reports_everything(dt: Dunetrace, ingest: IngestServer) -> None:
 
 @pytest.mark.parametrize(
     ("stop_reason", "finish_reason"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
-     ("pause_turn", "pause_turn")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("pause_turn", "pause_turn"),
+    ],
 )
 def test_stop_reason_mapping(dt: Dunetrace, ingest: IngestServer, stop_reason: str, finish_reason: str) -> None:
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(message("x", stop_reason=stop_reason))))
@@ -65,12 +70,17 @@ def test_stop_reason_mapping(dt: Dunetrace, ingest: IngestServer, stop_reason: s
 
 def test_create_stream_same_events_and_usage(dt: Dunetrace, ingest: IngestServer) -> None:
     body = sse(stream_events(["Paris", " is", " the capital."]))
-    expected = [e.model_dump() for e in sync_client(FakeAnthropic().reply(list(body))).messages.create(
-        model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)]
+    expected = [
+        e.model_dump()
+        for e in sync_client(FakeAnthropic().reply(list(body))).messages.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES, stream=True
+        )
+    ]
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(list(body))))
     with dt.run("geo"):
-        got = [e.model_dump() for e in client.messages.create(
-            model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)]
+        got = [
+            e.model_dump() for e in client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)
+        ]
     assert got == expected
     (payload,) = responded(ingest, dt)
     assert payload["prompt_tokens"] == 25 and payload["completion_tokens"] == 9
@@ -100,8 +110,11 @@ def test_messages_stream_helper_and_early_close(dt: Dunetrace, ingest: IngestSer
 
 def test_tool_use_streamed_hashes_like_the_whole_message(dt: Dunetrace, ingest: IngestServer) -> None:
     whole = message("Let me check.", stop_reason="tool_use", tool=("get_weather", {"city": "Paris", "unit": "c"}))
-    streamed = sse(stream_events(["Let me check."], stop_reason="tool_use",
-                                 tool=("get_weather", ['{"city": "Pa', 'ris", "unit"', ': "c"}'])))
+    streamed = sse(
+        stream_events(
+            ["Let me check."], stop_reason="tool_use", tool=("get_weather", ['{"city": "Pa', 'ris", "unit"', ': "c"}'])
+        )
+    )
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(whole, streamed)))
     with dt.run("weather", tools=["get_weather"]):
         client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)

@@ -20,12 +20,11 @@ def test_stop_raises_before_the_request_is_sent(strict: bool, dt: Dunetrace, ing
     dt.add_policy("cap", when={"steps": 2}, then="stop")
     fake = FakeAnthropic().reply(message(), sse(stream_events(["Paris", "."])), message())
     client = dt.wrap_anthropic(sync_client(fake))
-    with pytest.raises(PolicyViolation, match="cap"):
-        with dt.run("chatty"):
-            client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
-            with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
-                stream.get_final_message()
-            client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+    with pytest.raises(PolicyViolation, match="cap"), dt.run("chatty"):
+        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
+            stream.get_final_message()
+        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert len(fake.requests) == 2
     assert dt.flush(5)
     assert ingest.events[-1]["payload"]["error_type"] == "PolicyViolation"
@@ -35,11 +34,10 @@ def test_a_stream_is_stopped_before_it_is_opened(dt: Dunetrace) -> None:
     dt.add_policy("cap", when={"steps": 1}, then="stop")
     fake = FakeAnthropic().reply(message(), sse(stream_events(["Paris", "."])))
     client = dt.wrap_anthropic(sync_client(fake))
-    with pytest.raises(PolicyViolation):
-        with dt.run("chatty"):
-            client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
-            with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
-                stream.get_final_message()
+    with pytest.raises(PolicyViolation), dt.run("chatty"):
+        client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES) as stream:
+            stream.get_final_message()
     assert len(fake.requests) == 1
 
 

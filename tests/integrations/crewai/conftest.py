@@ -19,7 +19,6 @@ import pytest
 from dunetrace import Dunetrace
 from dunetrace.integrations.crewai import instrument, uninstrument
 
-
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 
 

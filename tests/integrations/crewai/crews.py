@@ -23,8 +23,16 @@ class ScriptedLLM(BaseLLM):
     script: list[Any]
     calls: int = 0
 
-    def call(self, messages: Any, tools: Any = None, callbacks: Any = None, available_functions: Any = None,
-             from_task: Any = None, from_agent: Any = None, response_model: Any = None) -> str:  # fmt: skip
+    def call(
+        self,
+        messages: Any,
+        tools: Any = None,
+        callbacks: Any = None,
+        available_functions: Any = None,
+        from_task: Any = None,
+        from_agent: Any = None,
+        response_model: Any = None,
+    ) -> str:
         with llm_call_context():
             self._emit_call_started_event(messages=messages, tools=tools, from_task=from_task, from_agent=from_agent)
             reply = self.script[min(self.calls, len(self.script) - 1)]
@@ -150,9 +158,10 @@ def tool_call_reply(n: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
         "message": {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": f"call_{n}", "type": "function",
-                            "function": {"name": name, "arguments": json.dumps(args)}}],
-        },  # fmt: skip
+            "tool_calls": [
+                {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            ],
+        },
         "finish_reason": "tool_calls",
         "usage": {"prompt_tokens": 200 * n, "completion_tokens": 9, "total_tokens": 200 * n + 9},
     }

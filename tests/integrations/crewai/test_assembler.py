@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from dunetrace import Dunetrace
-from dunetrace.integrations.crewai import EventAssembler
-from dunetrace.integrations.crewai import _assembler
+from dunetrace.integrations.crewai import EventAssembler, _assembler
 from tests.ingest_server import IngestServer
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -26,7 +25,9 @@ class Feed:
         self.ids = itertools.count(1)
         self.now = 0.0  # seconds after T0; CrewAI's clock moves on with every event
 
-    def __call__(self, type: str, parent: Any = None, started: Any = None, at: float | None = None, **fields: Any) -> Any:
+    def __call__(
+        self, type: str, parent: Any = None, started: Any = None, at: float | None = None, **fields: Any
+    ) -> Any:
         self.now = at if at is not None else self.now + 0.001
         event = SimpleNamespace(
             type=type,
@@ -46,8 +47,14 @@ class Feed:
         agent = SimpleNamespace(id="a1", role=role, goal="g", backstory="b", llm=SimpleNamespace(model="m"), tools=[])
         task = SimpleNamespace(id="t1", name="analyse", description="Analyse {x}")
         task_event = self("task_started", crew)
-        return self("agent_execution_started", task_event, agent=agent, task=task, task_prompt="prompt",
-                    tools=[SimpleNamespace(name=n) for n in tools])  # fmt: skip
+        return self(
+            "agent_execution_started",
+            task_event,
+            agent=agent,
+            task=task,
+            task_prompt="prompt",
+            tools=[SimpleNamespace(name=n) for n in tools],
+        )
 
 
 @pytest.fixture
@@ -68,25 +75,53 @@ def test_a_crew_becomes_a_tree_of_runs(feed: Feed, dt: Dunetrace, ingest: Ingest
     crew = feed("crew_kickoff_started", inputs={"q": 1}, crew=SimpleNamespace(agents=[]))
     agent = feed.agent(crew)
     llm = feed("llm_call_started", agent, model="m", call_id="c1", at=1)
-    feed("llm_call_completed", agent, llm, at=1.5, call_id="c1", usage={"prompt_tokens": 7, "completion_tokens": 3},
-         finish_reason=None, response="ok", call_type=SimpleNamespace(value="llm_call"))  # fmt: skip
+    feed(
+        "llm_call_completed",
+        agent,
+        llm,
+        at=1.5,
+        call_id="c1",
+        usage={"prompt_tokens": 7, "completion_tokens": 3},
+        finish_reason=None,
+        response="ok",
+        call_type=SimpleNamespace(value="llm_call"),
+    )
     tool = feed("tool_usage_started", agent, tool_name="search", tool_args={"q": "x"}, at=2)
-    feed("tool_usage_finished", agent, tool, tool_name="search", tool_args={"q": "x"}, output="found",
-         started_at=T0 + timedelta(seconds=2), finished_at=T0 + timedelta(seconds=2.25), failure=None)  # fmt: skip
+    feed(
+        "tool_usage_finished",
+        agent,
+        tool,
+        tool_name="search",
+        tool_args={"q": "x"},
+        output="found",
+        started_at=T0 + timedelta(seconds=2),
+        finished_at=T0 + timedelta(seconds=2.25),
+        failure=None,
+    )
     feed("agent_execution_completed", None, agent)
     feed("crew_kickoff_completed", None, crew)
     events = _events(dt, ingest)
     assert _types(events, "fake.analyst") == [
-        ("run.started", 0), ("external.signal", 0), ("llm.called", 1), ("llm.responded", 1),
-        ("tool.called", 2), ("tool.responded", 2), ("run.completed", 2),
-    ]  # fmt: skip
+        ("run.started", 0),
+        ("external.signal", 0),
+        ("llm.called", 1),
+        ("llm.responded", 1),
+        ("tool.called", 2),
+        ("tool.responded", 2),
+        ("run.completed", 2),
+    ]
     assert _types(events, "fake") == [("run.started", 0), ("run.completed", 0)]
     by_type = {e["event_type"]: e["payload"] for e in events if e["agent_id"] == "fake.analyst"}
     assert by_type["llm.responded"]["latency_ms"] == 500.0
     assert by_type["llm.responded"]["finish_reason"] == "stop"  # inferred: a plain completed call
     assert by_type["llm.responded"]["prompt_tokens"] == 7 and by_type["llm.responded"]["completion_tokens"] == 3
-    assert by_type["tool.responded"] == {"tool_name": "search", "success": True, "output_length": 5,
-                                         "latency_ms": 250.0, "from_cache": False}  # fmt: skip
+    assert by_type["tool.responded"] == {
+        "tool_name": "search",
+        "success": True,
+        "output_length": 5,
+        "latency_ms": 250.0,
+        "from_cache": False,
+    }
     assert by_type["run.started"]["tools"] == ["search"] and by_type["run.started"]["model"] == "m"
     # Events are translated after the fact: each carries CrewAI's time of it.
     stamps = {e["event_type"]: e["timestamp"] for e in events if e["agent_id"] == "fake.analyst"}
@@ -117,15 +152,17 @@ def test_tool_retries_are_separate_failed_calls(feed: Feed, dt: Dunetrace, inges
     feed("tool_usage_error", agent, None, tool_name="flaky", tool_args={"q": 1}, error=ValueError("boom"))
     events = [e for e in _events(dt, ingest) if e["event_type"].startswith("tool.")]
     assert [(e["event_type"], e["step_index"]) for e in events] == [
-        ("tool.called", 1), ("tool.responded", 1), ("tool.called", 2), ("tool.responded", 2),
-        ("tool.called", 3), ("tool.responded", 3),
-    ]  # fmt: skip
+        ("tool.called", 1),
+        ("tool.responded", 1),
+        ("tool.called", 2),
+        ("tool.responded", 2),
+        ("tool.called", 3),
+        ("tool.responded", 3),
+    ]
     assert all(e["payload"]["success"] is False and e["payload"]["error_hash"] for e in events[1::2])
 
 
-def test_llm_in_flight_and_open_calls_closed_before_the_end(
-    feed: Feed, dt: Dunetrace, ingest: IngestServer
-) -> None:
+def test_llm_in_flight_and_open_calls_closed_before_the_end(feed: Feed, dt: Dunetrace, ingest: IngestServer) -> None:
     crew = feed("crew_kickoff_started", inputs=None)
     agent = feed.agent(crew)
     state = feed.assembler._owner[agent.event_id]
@@ -140,9 +177,14 @@ def test_llm_in_flight_and_open_calls_closed_before_the_end(
     feed("crew_kickoff_completed", None, crew)
     events = _types(_events(dt, ingest), "fake.analyst")
     assert events[2:] == [
-        ("llm.called", 1), ("llm.called", 2), ("llm.responded", 2), ("tool.called", 3),
-        ("tool.responded", 3), ("llm.responded", 1), ("run.completed", 3),
-    ]  # fmt: skip
+        ("llm.called", 1),
+        ("llm.called", 2),
+        ("llm.responded", 2),
+        ("tool.called", 3),
+        ("tool.responded", 3),
+        ("llm.responded", 1),
+        ("run.completed", 3),
+    ]
     ends = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
     assert [p["finish_reason"] for p in ends] == ["error", "error"]
 
@@ -166,9 +208,18 @@ def test_late_unplaced_and_out_of_order_events(feed: Feed, dt: Dunetrace, ingest
     assert assembler.stats["unplaced"] == 1
     crew = feed("crew_kickoff_started", inputs=None)
     agent = feed.agent(crew)
-    late_tool = SimpleNamespace(type="tool_usage_started", event_id="late", parent_event_id=agent.event_id,
-                                started_event_id=None, emission_sequence=1, tool_name="t", tool_args=None,
-                                timestamp=T0, agent_id=None, task_id=None)  # fmt: skip
+    late_tool = SimpleNamespace(
+        type="tool_usage_started",
+        event_id="late",
+        parent_event_id=agent.event_id,
+        started_event_id=None,
+        emission_sequence=1,
+        tool_name="t",
+        tool_args=None,
+        timestamp=T0,
+        agent_id=None,
+        task_id=None,
+    )
     assembler.handle(late_tool)
     assert assembler.stats["out_of_order"] == 1
     feed("agent_execution_completed", None, agent)
@@ -186,8 +237,9 @@ def test_garbage_is_ignored(feed: Feed, dt: Dunetrace, ingest: IngestServer) -> 
     assert _events(dt, ingest) == []
 
 
-def test_open_crews_are_bounded(feed: Feed, dt: Dunetrace, ingest: IngestServer,
-                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_open_crews_are_bounded(
+    feed: Feed, dt: Dunetrace, ingest: IngestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_assembler, "MAX_CREWS", 2)
     for _ in range(3):
         feed("crew_kickoff_started", inputs=None)

@@ -18,8 +18,12 @@ from .wire import by_run, delivered, shape
 
 def test_two_agent_crew_custom_llm(crew_dt: Dunetrace, ingest: IngestServer) -> None:
     crew = two_agent_crew(
-        [react("search", {"query": "a"}), react("search", {"query": "b"}), react("search", {"query": "c"}),
-         final("42")],  # fmt: skip
+        [
+            react("search", {"query": "a"}),
+            react("search", {"query": "b"}),
+            react("search", {"query": "c"}),
+            final("42"),
+        ],
     )
     result = crew.kickoff(inputs={"topic": "mountains"})
     assert result.raw == "written"
@@ -33,19 +37,29 @@ def test_two_agent_crew_custom_llm(crew_dt: Dunetrace, ingest: IngestServer) -> 
     assert shape(researcher) == [
         ("run.started", 0, None),
         ("external.signal", 0, "crewai.task"),
-        ("llm.called", 1, None), ("llm.responded", 1, "stop"),
-        ("tool.called", 2, "search"), ("tool.responded", 2, "search"),
-        ("llm.called", 3, None), ("llm.responded", 3, "stop"),
-        ("tool.called", 4, "search"), ("tool.responded", 4, "search"),
-        ("llm.called", 5, None), ("llm.responded", 5, "stop"),
-        ("tool.called", 6, "search"), ("tool.responded", 6, "search"),
-        ("llm.called", 7, None), ("llm.responded", 7, "stop"),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, "stop"),
+        ("tool.called", 2, "search"),
+        ("tool.responded", 2, "search"),
+        ("llm.called", 3, None),
+        ("llm.responded", 3, "stop"),
+        ("tool.called", 4, "search"),
+        ("tool.responded", 4, "search"),
+        ("llm.called", 5, None),
+        ("llm.responded", 5, "stop"),
+        ("tool.called", 6, "search"),
+        ("tool.responded", 6, "search"),
+        ("llm.called", 7, None),
+        ("llm.responded", 7, "stop"),
         ("run.completed", 7, "final_answer"),
-    ]  # fmt: skip
+    ]
     assert shape(writer) == [
-        ("run.started", 0, None), ("external.signal", 0, "crewai.task"),
-        ("llm.called", 1, None), ("llm.responded", 1, "stop"), ("run.completed", 1, "final_answer"),
-    ]  # fmt: skip
+        ("run.started", 0, None),
+        ("external.signal", 0, "crewai.task"),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, "stop"),
+        ("run.completed", 1, "final_answer"),
+    ]
     assert shape(crew_run) == [("run.started", 0, None), ("run.completed", 0, "final_answer")]
 
     # The tree: both agents are children of the crew run, which ends last.
@@ -92,9 +106,7 @@ def test_events_arrive_with_no_flush_stamped_with_crewais_times(crew_dt: Dunetra
 
 
 def test_tool_that_raises_is_a_failed_call(crew_dt: Dunetrace, ingest: IngestServer) -> None:
-    crew = two_agent_crew(
-        [react("broken", {"query": "x"}), final("gave up")], tools=[broken, search]
-    )
+    crew = two_agent_crew([react("broken", {"query": "x"}), final("gave up")], tools=[broken, search])
     crew.kickoff(inputs={"topic": "t"})
     events = delivered(ingest, crew_dt, runs=3)
     researcher = next(v for k, v in by_run(events).items() if k.startswith("crew.researcher#"))
@@ -133,8 +145,12 @@ def test_order_holds_when_crewais_thread_pool_is_busy(crew_dt: Dunetrace, ingest
     researcher = next(v for k, v in by_run(events).items() if k.startswith("crew.researcher#"))
     expected = [("run.started", 0, None), ("external.signal", 0, "crewai.task")]
     for i in range(6):
-        expected += [("llm.called", 2 * i + 1, None), ("llm.responded", 2 * i + 1, "stop"),
-                     ("tool.called", 2 * i + 2, "search"), ("tool.responded", 2 * i + 2, "search")]  # fmt: skip
+        expected += [
+            ("llm.called", 2 * i + 1, None),
+            ("llm.responded", 2 * i + 1, "stop"),
+            ("tool.called", 2 * i + 2, "search"),
+            ("tool.responded", 2 * i + 2, "search"),
+        ]
     expected += [("llm.called", 13, None), ("llm.responded", 13, "stop"), ("run.completed", 13, "final_answer")]
     assert shape(researcher) == expected
     assert instrument(crew_dt, agent_id="crew").sequencer.forced == 0
@@ -145,8 +161,12 @@ def test_cached_tool_result_is_flagged(crew_dt: Dunetrace, ingest: IngestServer)
     without running the tool: still a call, with from_cache=True and the
     same args hash."""
     crew = two_agent_crew(
-        [react("search", {"query": "same"}), react("search", {"query": "other"}), react("search", {"query": "same"}),
-         final("done")],  # fmt: skip
+        [
+            react("search", {"query": "same"}),
+            react("search", {"query": "other"}),
+            react("search", {"query": "same"}),
+            final("done"),
+        ],
     )
     for agent in crew.agents:
         agent.cache = True

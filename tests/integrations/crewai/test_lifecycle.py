@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import pytest
-
 from crewai.events import crewai_event_bus
 
 from dunetrace import Dunetrace
@@ -78,7 +77,9 @@ def test_installed_after_a_crew_already_ran(dt: Dunetrace, ingest: IngestServer)
     assert sorted(k.split("#")[0] for k in runs) == ["late", "late.researcher", "late.senior-writer"]
     researcher = next(v for k, v in runs.items() if k.startswith("late.researcher#"))
     assert [s for s in shape(researcher) if s[0] == "tool.called"] == [
-        ("tool.called", 2, "search"), ("tool.called", 4, "search"), ("tool.called", 6, "search")
+        ("tool.called", 2, "search"),
+        ("tool.called", 4, "search"),
+        ("tool.called", 6, "search"),
     ]
     assert researcher[-1]["event_type"] == "run.completed"
 
@@ -95,7 +96,9 @@ def test_example_is_a_tool_loop(dt: Dunetrace, ingest: IngestServer) -> None:
     events = delivered(ingest, dt, runs=3)
     runs = by_run(events)
     assert sorted(k.split("#")[0] for k in runs) == [
-        "research-crew", "research-crew.researcher", "research-crew.writer"
+        "research-crew",
+        "research-crew.researcher",
+        "research-crew.writer",
     ]
     researcher = next(v for k, v in runs.items() if k.startswith("research-crew.researcher#"))
     tools = [e["payload"]["tool_name"] for e in researcher if e["event_type"] == "tool.called"]

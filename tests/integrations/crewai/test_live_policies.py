@@ -36,7 +36,10 @@ def test_a_tool_loop_policy_stops_the_crew_on_the_live_signal(crew_dt: Dunetrace
     runs = by_run(delivered(ingest, crew_dt, runs=2))
     researcher: Any = next(v for k, v in runs.items() if k.startswith("crew.researcher#"))
     assert sum(e["event_type"] == "tool.called" for e in researcher) == 3
-    signals = [e["payload"]["signal_name"] for e in researcher
-               if e["event_type"] == "external.signal" and e["payload"].get("source") == "dunetrace"]  # fmt: skip
+    signals = [
+        e["payload"]["signal_name"]
+        for e in researcher
+        if e["event_type"] == "external.signal" and e["payload"].get("source") == "dunetrace"
+    ]
     assert signals == ["TOOL_LOOP", "POLICY_TRIGGERED"]
     assert researcher[-1]["payload"]["error_type"] == "PolicyViolation"

@@ -41,8 +41,9 @@ def test_a_looping_crew_is_stopped_after_a_set_number_of_calls(
     researcher = next(v for k, v in runs.items() if k.startswith("crew.researcher#"))
     crew_run = next(v for k, v in runs.items() if k.startswith("crew#"))
     assert sum(e["event_type"] == "tool.called" for e in researcher) == 3
-    assert [e["payload"]["evidence"]["policy"] for e in researcher
-            if e["payload"].get("signal_name") == "POLICY_TRIGGERED"] == ["cap"]  # fmt: skip
+    assert [
+        e["payload"]["evidence"]["policy"] for e in researcher if e["payload"].get("signal_name") == "POLICY_TRIGGERED"
+    ] == ["cap"]
     assert researcher[-1]["event_type"] == "run.errored"
     assert researcher[-1]["payload"]["error_type"] == "PolicyViolation"
     assert crew_run[-1]["event_type"] == "run.errored"

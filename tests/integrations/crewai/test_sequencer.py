@@ -24,8 +24,11 @@ def _stream(prefix: str, n: int, fan_out_from: int = 3) -> list[Any]:
             previous = f"{prefix}{fan_out_from}"  # a flow step: a sibling branch
         else:
             previous = f"{prefix}{seq - 1}"
-        events.append(SimpleNamespace(event_id=f"{prefix}{seq}", previous_event_id=previous,
-                                      parent_event_id=None, emission_sequence=seq))  # fmt: skip
+        events.append(
+            SimpleNamespace(
+                event_id=f"{prefix}{seq}", previous_event_id=previous, parent_event_id=None, emission_sequence=seq
+            )
+        )
     return events
 
 

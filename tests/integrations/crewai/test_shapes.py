@@ -31,8 +31,12 @@ def _runs(events: list[dict], prefix: str) -> list[list[dict]]:
 
 def test_native_tool_calls_through_openai_provider(crew_dt: Dunetrace, ingest: IngestServer) -> None:
     llm, sent = openai_llm(
-        [tool_call_reply(1, "search", {"query": "a"}), tool_call_reply(2, "search", {"query": "b"}),
-         tool_call_reply(3, "search", {"query": "c"}), answer_reply("done", 900)]  # fmt: skip
+        [
+            tool_call_reply(1, "search", {"query": "a"}),
+            tool_call_reply(2, "search", {"query": "b"}),
+            tool_call_reply(3, "search", {"query": "c"}),
+            answer_reply("done", 900),
+        ]
     )
     agent = Agent(role="Researcher", goal="Find", backstory="b", llm=llm, tools=[search], cache=False)
     crew = Crew(agents=[agent], tasks=[Task(name="find", description="Find it", expected_output="x", agent=agent)])
@@ -40,15 +44,22 @@ def test_native_tool_calls_through_openai_provider(crew_dt: Dunetrace, ingest: I
     assert len(sent) == 4
     (researcher,) = _runs(delivered(ingest, crew_dt, runs=2), "crew.researcher")
     assert shape(researcher)[2:] == [
-        ("llm.called", 1, None), ("llm.responded", 1, "tool_calls"),
-        ("tool.called", 2, "search"), ("tool.responded", 2, "search"),
-        ("llm.called", 3, None), ("llm.responded", 3, "tool_calls"),
-        ("tool.called", 4, "search"), ("tool.responded", 4, "search"),
-        ("llm.called", 5, None), ("llm.responded", 5, "tool_calls"),
-        ("tool.called", 6, "search"), ("tool.responded", 6, "search"),
-        ("llm.called", 7, None), ("llm.responded", 7, "stop"),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, "tool_calls"),
+        ("tool.called", 2, "search"),
+        ("tool.responded", 2, "search"),
+        ("llm.called", 3, None),
+        ("llm.responded", 3, "tool_calls"),
+        ("tool.called", 4, "search"),
+        ("tool.responded", 4, "search"),
+        ("llm.called", 5, None),
+        ("llm.responded", 5, "tool_calls"),
+        ("tool.called", 6, "search"),
+        ("tool.responded", 6, "search"),
+        ("llm.called", 7, None),
+        ("llm.responded", 7, "stop"),
         ("run.completed", 7, "final_answer"),
-    ]  # fmt: skip
+    ]
     responded = [e["payload"] for e in researcher if e["event_type"] == "llm.responded"]
     assert [p["prompt_tokens"] for p in responded] == [200, 400, 600, 900]
     assert [p["completion_tokens"] for p in responded] == [9, 9, 9, 5]
@@ -69,7 +80,9 @@ def test_llm_failure_errors_the_agent_and_the_crew(crew_dt: Dunetrace, ingest: I
     assert len(attempts) == 3
     for researcher in attempts:
         assert shape(researcher)[2:] == [
-            ("llm.called", 1, None), ("llm.responded", 1, "error"), ("run.errored", 1, "CrewAIError")
+            ("llm.called", 1, None),
+            ("llm.responded", 1, "error"),
+            ("run.errored", 1, "CrewAIError"),
         ]
         assert researcher[0]["parent_run_id"] == crew_run[0]["run_id"]
     # The crew's error type is the exception class CrewAI reported for the task.
@@ -81,9 +94,7 @@ def test_llm_failure_errors_the_agent_and_the_crew(crew_dt: Dunetrace, ingest: I
 def test_concurrent_crews_keep_their_runs_apart(crew_dt: Dunetrace, ingest: IngestServer) -> None:
     crews = {
         "search": two_agent_crew([react("search", {"query": str(i)}) for i in range(3)] + [final("s")]),
-        "lookup": two_agent_crew(
-            [react("lookup", {"query": str(i)}) for i in range(3)] + [final("l")], tools=[lookup]
-        ),
+        "lookup": two_agent_crew([react("lookup", {"query": str(i)}) for i in range(3)] + [final("l")], tools=[lookup]),
     }
     barrier = threading.Barrier(2)
     results: dict[str, str] = {}
@@ -114,10 +125,22 @@ def test_concurrent_crews_keep_their_runs_apart(crew_dt: Dunetrace, ingest: Inge
 
 
 async def test_kickoff_async_with_an_async_task(crew_dt: Dunetrace, ingest: IngestServer) -> None:
-    researcher = Agent(role="Researcher", goal="g", backstory="b", tools=[search], cache=False,
-                       llm=ScriptedLLM(model="m1", script=[react("search", {"query": "q"}), final("r")]))  # fmt: skip
-    checker = Agent(role="Checker", goal="g", backstory="b", tools=[lookup], cache=False,
-                    llm=ScriptedLLM(model="m2", script=[react("lookup", {"query": "q"}), final("c")]))  # fmt: skip
+    researcher = Agent(
+        role="Researcher",
+        goal="g",
+        backstory="b",
+        tools=[search],
+        cache=False,
+        llm=ScriptedLLM(model="m1", script=[react("search", {"query": "q"}), final("r")]),
+    )
+    checker = Agent(
+        role="Checker",
+        goal="g",
+        backstory="b",
+        tools=[lookup],
+        cache=False,
+        llm=ScriptedLLM(model="m2", script=[react("lookup", {"query": "q"}), final("c")]),
+    )
     writer = Agent(role="Writer", goal="g", backstory="b", llm=ScriptedLLM(model="m3", script=[final("w")]))
     research = Task(description="research", expected_output="x", agent=researcher, async_execution=True)
     check = Task(description="check", expected_output="x", agent=checker, async_execution=True)
@@ -141,8 +164,7 @@ def test_hierarchical_delegation_nests_the_coworker(crew_dt: Dunetrace, ingest: 
     manager_llm = ScriptedLLM(
         model="manager-model",
         script=[
-            react("Delegate work to coworker",
-                  {"task": "find it", "context": "none", "coworker": "Researcher"}),  # fmt: skip
+            react("Delegate work to coworker", {"task": "find it", "context": "none", "coworker": "Researcher"}),
             final("managed"),
         ],
     )

@@ -15,9 +15,7 @@ def delivered(ingest: IngestServer, dt: Dunetrace, runs: int | None = None) -> l
     assert crewai_event_bus.flush(timeout=10)
     assert dt.flush(timeout=10)
     if runs is not None:
-        ingest.wait_for(
-            lambda events: sum(e["event_type"] in ("run.completed", "run.errored") for e in events) >= runs
-        )
+        ingest.wait_for(lambda events: sum(e["event_type"] in ("run.completed", "run.errored") for e in events) >= runs)
     return ingest.events
 
 
@@ -33,7 +31,12 @@ def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     out = []
     for e in events:
         p = e["payload"]
-        key = p.get("tool_name") or p.get("finish_reason") or p.get("exit_reason") or p.get("error_type") \
+        key = (
+            p.get("tool_name")
+            or p.get("finish_reason")
+            or p.get("exit_reason")
+            or p.get("error_type")
             or p.get("signal_name")
+        )
         out.append((e["event_type"], e["step_index"], key))
     return out

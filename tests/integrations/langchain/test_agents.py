@@ -123,9 +123,11 @@ def test_a_bare_model_call_is_a_run(dt: Dunetrace, ingest: Any, handler: Dunetra
     ScriptedChatModel(script=["hello"]).invoke("hi there", config={"callbacks": [handler]})
     events = delivered(dt, ingest)
     assert shape(events) == [
-        ("run.started", 0, None), ("llm.called", 1, None), ("llm.responded", 1, None),
+        ("run.started", 0, None),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, None),
         ("run.completed", 1, "final_answer"),
-    ]  # fmt: skip
+    ]
     assert events[0]["payload"]["input_hash"] == dt.hasher.value("hi there")
 
 
@@ -142,8 +144,10 @@ def test_a_raising_tool_errors_the_run(dt: Dunetrace, ingest: Any, handler: Dune
         graph.invoke(question(), config={"callbacks": [handler]})
     events = delivered(dt, ingest)
     assert shape(events)[-3:] == [
-        ("tool.called", 2, "broken"), ("tool.responded", 2, "broken"), ("run.errored", 2, None),
-    ]  # fmt: skip
+        ("tool.called", 2, "broken"),
+        ("tool.responded", 2, "broken"),
+        ("run.errored", 2, None),
+    ]
     assert events[-2]["payload"]["success"] is False
     assert events[-2]["payload"]["error_hash"] == dt.hasher.error(KeyError("backend down"))
     assert events[-1]["payload"]["error_type"] == "KeyError"
@@ -191,8 +195,11 @@ def test_llm_error(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
         graph.invoke(question(), config={"callbacks": [handler]})
     events = delivered(dt, ingest)
     assert shape(events) == [
-        ("run.started", 0, None), ("llm.called", 1, None), ("llm.responded", 1, None), ("run.errored", 1, None),
-    ]  # fmt: skip
+        ("run.started", 0, None),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, None),
+        ("run.errored", 1, None),
+    ]
     assert events[2]["payload"]["finish_reason"] == "error"
     assert events[3]["payload"]["error_type"] == "TimeoutError"
 
@@ -223,11 +230,15 @@ def test_retriever(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
     events = delivered(dt, ingest)
     well_formed(events)
     assert [s for s in shape(events) if s[0].startswith(("retrieval", "tool"))] == [
-        ("tool.called", 2, "lookup"), ("retrieval.called", 3, "kb"), ("retrieval.responded", 3, "kb"),
+        ("tool.called", 2, "lookup"),
+        ("retrieval.called", 3, "kb"),
+        ("retrieval.responded", 3, "kb"),
         ("tool.responded", 2, "lookup"),
-        ("tool.called", 5, "lookup"), ("retrieval.called", 6, "kb"), ("retrieval.responded", 6, "kb"),
+        ("tool.called", 5, "lookup"),
+        ("retrieval.called", 6, "kb"),
+        ("retrieval.responded", 6, "kb"),
         ("tool.responded", 5, "lookup"),
-    ]  # fmt: skip
+    ]
     found = [e["payload"] for e in events if e["event_type"] == "retrieval.responded"]
     assert (found[0]["result_count"], found[0]["top_score"]) == (2, 0.9)
     assert (found[1]["result_count"], found[1]["top_score"]) == (0, None)

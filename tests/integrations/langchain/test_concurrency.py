@@ -16,15 +16,22 @@ from .fakes import agent, call, question
 SCRIPT = [[call("search", query="a")], [call("calculator", expression="2+2")], [call("search", query="b")], "done"]
 SHAPE = [
     ("run.started", 0, None),
-    ("llm.called", 1, None), ("llm.responded", 1, None),
-    ("tool.called", 2, "search"), ("tool.responded", 2, "search"),
-    ("llm.called", 3, None), ("llm.responded", 3, None),
-    ("tool.called", 4, "calculator"), ("tool.responded", 4, "calculator"),
-    ("llm.called", 5, None), ("llm.responded", 5, None),
-    ("tool.called", 6, "search"), ("tool.responded", 6, "search"),
-    ("llm.called", 7, None), ("llm.responded", 7, None),
+    ("llm.called", 1, None),
+    ("llm.responded", 1, None),
+    ("tool.called", 2, "search"),
+    ("tool.responded", 2, "search"),
+    ("llm.called", 3, None),
+    ("llm.responded", 3, None),
+    ("tool.called", 4, "calculator"),
+    ("tool.responded", 4, "calculator"),
+    ("llm.called", 5, None),
+    ("llm.responded", 5, None),
+    ("tool.called", 6, "search"),
+    ("tool.responded", 6, "search"),
+    ("llm.called", 7, None),
+    ("llm.responded", 7, None),
     ("run.completed", 7, "final_answer"),
-]  # fmt: skip
+]
 
 
 def check_runs(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler, n: int, inputs: list[str]) -> None:
@@ -53,7 +60,7 @@ def test_sixteen_threads(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackH
             result = graph.invoke(question(text), config={"callbacks": [handler]})
             assert result["messages"][-1].content == "done"
             seen[text] = dunetrace.get_current_run()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(text,)) for text in inputs]

@@ -34,8 +34,12 @@ def test_create_agent_loop_signals_mid_run_and_the_collector_shows_it_once_live(
     collector = BackgroundServer(Settings(db_path=str(tmp_path / "c.db"))).start()
     try:
         received: list[tuple[Signal, int, bool]] = []
-        dt = Dunetrace(endpoint=collector.url, flush_interval=0.05, detectors=True,
-                       on_signal=lambda s: received.append((s, len(tool_calls_seen), s.run.finished)))  # fmt: skip
+        dt = Dunetrace(
+            endpoint=collector.url,
+            flush_interval=0.05,
+            detectors=True,
+            on_signal=lambda s: received.append((s, len(tool_calls_seen), s.run.finished)),
+        )
         handler = DunetraceCallbackHandler(dt, agent_id="looping-agent")
         tool_calls_seen.clear()
         script = [[call("status", service="db")]] * 6 + ["giving up"]
@@ -83,8 +87,11 @@ def test_parallel_tool_calls_of_one_run_on_threads(tmp_path: Path) -> None:
             agent([turn] * 3 + ["done"], [status]).invoke(question(), config={"callbacks": [handler]})
         assert dt.flush(5)
         dt.shutdown(5)
-        loops = [e for e in ingest.events if e["event_type"] == "external.signal"
-                 and e["payload"]["signal_name"] == "TOOL_LOOP"]  # fmt: skip
+        loops = [
+            e
+            for e in ingest.events
+            if e["event_type"] == "external.signal" and e["payload"]["signal_name"] == "TOOL_LOOP"
+        ]
         assert len(loops) == 5  # once per run
         assert dt.detectors is not None and dt.detectors.open_runs == 0
     finally:

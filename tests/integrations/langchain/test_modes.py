@@ -21,13 +21,18 @@ from .fakes import agent, call, question, search
 SCRIPT = [[call("search", query="a")], [call("calculator", expression="1+1")], "The answer is two."]
 SHAPE = [
     ("run.started", 0, None),
-    ("llm.called", 1, None), ("llm.responded", 1, None),
-    ("tool.called", 2, "search"), ("tool.responded", 2, "search"),
-    ("llm.called", 3, None), ("llm.responded", 3, None),
-    ("tool.called", 4, "calculator"), ("tool.responded", 4, "calculator"),
-    ("llm.called", 5, None), ("llm.responded", 5, None),
+    ("llm.called", 1, None),
+    ("llm.responded", 1, None),
+    ("tool.called", 2, "search"),
+    ("tool.responded", 2, "search"),
+    ("llm.called", 3, None),
+    ("llm.responded", 3, None),
+    ("tool.called", 4, "calculator"),
+    ("tool.responded", 4, "calculator"),
+    ("llm.called", 5, None),
+    ("llm.responded", 5, None),
     ("run.completed", 5, "final_answer"),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from dunetrace.integrations.langchain import DunetraceCallbackHandler, Dunetrace
 
 from .fakes import ScriptedChatModel, agent, call, question, search, state_graph
 
+
 @pytest.fixture(autouse=True)
 def langchain_swallowed_nothing() -> Iterator[None]:
     """As conftest's: fail on any callback trouble LangChain logs, except the
@@ -193,5 +194,8 @@ def test_one_shared_handler_stops_only_the_run_that_crossed(dt: Dunetrace, inges
     assert dt.flush(5)
     ends = [e for e in ingest.events if e["event_type"] in ("run.completed", "run.errored")]
     assert sorted(e["payload"].get("error_type", "completed") for e in ends) == [
-        "PolicyViolation", "PolicyViolation", "completed", "completed",
+        "PolicyViolation",
+        "PolicyViolation",
+        "completed",
+        "completed",
     ]

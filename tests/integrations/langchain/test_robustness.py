@@ -151,10 +151,19 @@ def test_an_internal_error_never_reaches_the_agent(
 
 
 _HI = [HumanMessage("hi")]
-_REPLY = LLMResult(generations=[[ChatGeneration(message=AIMessage(
-    content="", tool_calls=[{"name": "search", "args": {"q": 1}, "id": "c"}],
-    usage_metadata={"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
-))]])  # fmt: skip
+_REPLY = LLMResult(
+    generations=[
+        [
+            ChatGeneration(
+                message=AIMessage(
+                    content="",
+                    tool_calls=[{"name": "search", "args": {"q": 1}, "id": "c"}],
+                    usage_metadata={"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
+                )
+            )
+        ]
+    ]
+)
 _RESULT = ToolMessage(content="r", tool_call_id="c")
 
 

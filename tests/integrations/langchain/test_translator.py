@@ -39,11 +39,14 @@ def test_plain_ids_and_values(dt: Dunetrace, ingest: Any) -> None:
     well_formed(events)
     assert shape(events) == [
         ("run.started", 0, None),
-        ("llm.called", 1, None), ("llm.responded", 1, None),
-        ("tool.called", 2, "calc"), ("tool.responded", 2, "calc"),
-        ("llm.called", 3, None), ("llm.responded", 3, None),
+        ("llm.called", 1, None),
+        ("llm.responded", 1, None),
+        ("tool.called", 2, "calc"),
+        ("tool.responded", 2, "calc"),
+        ("llm.called", 3, None),
+        ("llm.responded", 3, None),
         ("run.completed", 3, "final_answer"),
-    ]  # fmt: skip
+    ]
     assert events[0]["payload"] == {
         "model": "m-1",
         "tools": ["calc"],

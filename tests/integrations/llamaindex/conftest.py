@@ -4,9 +4,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.integrations.llamaindex import instrument, uninstrument
-
 from tests.ingest_server import IngestServer
 
 

@@ -75,13 +75,21 @@ class ScriptedLLM(FunctionCallingLLM):
                 role="assistant",
                 content="",
                 additional_kwargs={
-                    "tool_calls": [ToolSelection(tool_id=f"call-{self._position}", tool_name=item.tool, tool_kwargs=item.args)]
+                    "tool_calls": [
+                        ToolSelection(tool_id=f"call-{self._position}", tool_name=item.tool, tool_kwargs=item.args)
+                    ]
                 },
             )
-            raw = {"usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7}, "choices": [{"finish_reason": "tool_calls"}]}
+            raw = {
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7},
+                "choices": [{"finish_reason": "tool_calls"}],
+            }
             return ChatResponse(message=message, raw=raw)
         text = str(item)
-        raw = {"usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split())}, "choices": [{"finish_reason": "stop"}]}
+        raw = {
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split())},
+            "choices": [{"finish_reason": "stop"}],
+        }
         return ChatResponse(message=ChatMessage(role="assistant", content=text), raw=raw)
 
     @llm_chat_callback()

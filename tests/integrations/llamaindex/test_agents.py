@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import dunetrace
 import pytest
-from dunetrace import Dunetrace
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.tools import FunctionTool
+
+import dunetrace
+from dunetrace import Dunetrace
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, only, tool_loop, types, well_formed
@@ -42,7 +43,8 @@ async def test_function_agent_tool_loop_meets_the_contract(instrumented: Any, re
     events = next(iter(runs.values()))
     well_formed(events)
     assert types(events) == (
-        ["run.started"] + ["llm.called", "llm.responded", "tool.called", "tool.responded"] * 4
+        ["run.started"]
+        + ["llm.called", "llm.responded", "tool.called", "tool.responded"] * 4
         + ["llm.called", "llm.responded", "run.completed"]
     )
     started = events[0]
@@ -54,8 +56,10 @@ async def test_function_agent_tool_loop_meets_the_contract(instrumented: Any, re
     assert tool_loop(events)
     calls = only(events, "tool.called")
     assert len({c["payload"]["args_hash"] for c in calls}) == 1  # same args, same hash
-    assert all(r["payload"]["success"] is True and r["payload"]["output_length"] == len("sunny in paris")
-               for r in only(events, "tool.responded"))
+    assert all(
+        r["payload"]["success"] is True and r["payload"]["output_length"] == len("sunny in paris")
+        for r in only(events, "tool.responded")
+    )
 
     llm = only(events, "llm.responded")
     assert [r["payload"]["finish_reason"] for r in llm] == ["tool_calls"] * 4 + ["stop"]
@@ -78,8 +82,14 @@ async def test_react_agent_run(instrumented: Any, received: Any) -> None:
     (events,) = by_run(received()).values()
     well_formed(events)
     assert types(events) == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded",
-        "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
     assert only(events, "tool.called")[0]["payload"]["tool_name"] == "lookup"
     assert only(events, "tool.responded")[0]["payload"]["success"] is True
@@ -159,8 +169,14 @@ async def test_a_run_opened_by_the_caller_takes_the_events(dt: Dunetrace, instru
     well_formed(events)
     assert {e["agent_id"] for e in events} == {"my-app"}
     assert types(events) == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded",
-        "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
 
 
@@ -204,18 +220,30 @@ async def test_a_query_engine_tool_adds_its_retrieval_to_the_agent_run(instrumen
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.core.tools import QueryEngineTool
 
-    index = VectorStoreIndex.from_documents([Document(text="Bern is in Switzerland.")], embed_model=MockEmbedding(embed_dim=8))
-    docs = QueryEngineTool.from_defaults(index.as_query_engine(llm=ScriptedLLM(["In Switzerland."])), name="docs",
-                                         description="Facts.")  # fmt: skip
+    index = VectorStoreIndex.from_documents(
+        [Document(text="Bern is in Switzerland.")], embed_model=MockEmbedding(embed_dim=8)
+    )
+    docs = QueryEngineTool.from_defaults(
+        index.as_query_engine(llm=ScriptedLLM(["In Switzerland."])), name="docs", description="Facts."
+    )
     agent = FunctionAgent(tools=[docs], llm=ScriptedLLM([Call("docs", {"input": "where is Bern?"}), "Switzerland."]))
     assert str(await agent.run("where is Bern?")) == "Switzerland."
 
     (events,) = by_run(received()).values()
     well_formed(events)
     assert types(events) == [
-        "run.started", "llm.called", "llm.responded",
-        "tool.called", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "tool.responded",
-        "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
     assert only(events, "retrieval.responded")[0]["payload"]["result_count"] == 1
 

@@ -91,7 +91,12 @@ def test_runs_on_several_threads(instrumented: Any, received: Any) -> None:
     for events in rag:
         well_formed(events)
         assert types(events) == [
-            "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+            "run.started",
+            "retrieval.called",
+            "retrieval.responded",
+            "llm.called",
+            "llm.responded",
+            "run.completed",
         ]
     # similarity_top_k was the thread's number plus one: each retrieval kept its own count.
     counts = sorted(only(events, "retrieval.responded")[0]["payload"]["result_count"] for events in rag)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from llama_index.core.instrumentation import get_dispatcher
+
 from dunetrace import Dunetrace
 from dunetrace.examples import llamaindex_agent
-from llama_index.core.instrumentation import get_dispatcher
 
 from .recorded import by_run, only, tool_loop, types, well_formed
 

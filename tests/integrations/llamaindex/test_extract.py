@@ -8,6 +8,7 @@ from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
+
 from dunetrace.integrations.llamaindex import extract
 
 
@@ -15,19 +16,39 @@ from dunetrace.integrations.llamaindex import extract
     ("response", "tokens", "reason"),
     [
         # llama-index-llms-openai: usage copied into additional_kwargs; raw is the SDK object.
-        (NS(additional_kwargs={"prompt_tokens": 12, "completion_tokens": 3}, raw=NS(choices=[NS(finish_reason="length")])),
-         (12, 3), "length"),
+        (
+            NS(
+                additional_kwargs={"prompt_tokens": 12, "completion_tokens": 3},
+                raw=NS(choices=[NS(finish_reason="length")]),
+            ),
+            (12, 3),
+            "length",
+        ),
         # a response given as a dict is read the same way
-        ({"raw": {"usage": {"prompt_tokens": 5, "completion_tokens": 1}, "choices": [{"finish_reason": "stop"}]}},
-         (5, 1), "stop"),
-        (NS(raw={"usage": {"prompt_tokens": 5, "completion_tokens": 1}, "choices": [{"finish_reason": "stop"}]}),
-         (5, 1), "stop"),
+        (
+            {"raw": {"usage": {"prompt_tokens": 5, "completion_tokens": 1}, "choices": [{"finish_reason": "stop"}]}},
+            (5, 1),
+            "stop",
+        ),
+        (
+            NS(raw={"usage": {"prompt_tokens": 5, "completion_tokens": 1}, "choices": [{"finish_reason": "stop"}]}),
+            (5, 1),
+            "stop",
+        ),
         # Anthropic: input/output tokens, stop_reason words
         (NS(raw=NS(usage=NS(input_tokens=40, output_tokens=9), stop_reason="max_tokens")), (40, 9), "length"),
         (NS(raw={"usage": {"input_tokens": 4, "output_tokens": 2}, "stop_reason": "tool_use"}), (4, 2), "tool_calls"),
         # Gemini: usage_metadata, finish reason an enum on the candidate
-        (NS(raw=NS(usage_metadata=NS(prompt_token_count=7, candidates_token_count=2),
-                   candidates=[NS(finish_reason=NS(name="MAX_TOKENS"))])), (7, 2), "length"),
+        (
+            NS(
+                raw=NS(
+                    usage_metadata=NS(prompt_token_count=7, candidates_token_count=2),
+                    candidates=[NS(finish_reason=NS(name="MAX_TOKENS"))],
+                )
+            ),
+            (7, 2),
+            "length",
+        ),
         # nothing said: a message with tool calls stopped for them, else unknown
         (NS(raw=None, message=NS(additional_kwargs={"tool_calls": [1]})), (None, None), "tool_calls"),
         (NS(raw=None, message=NS(additional_kwargs={}, blocks=[])), (None, None), None),

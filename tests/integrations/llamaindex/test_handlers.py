@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace, log
 from dunetrace.integrations.llamaindex import DunetraceEventHandler, DunetraceSpanHandler
 
@@ -61,14 +62,30 @@ def handlers(dt: Dunetrace) -> tuple[Any, Any]:
     return span_handler, DunetraceEventHandler(span_handler)
 
 
-GARBAGE: list[Any] = [None, 0, -1, 3.5, "", "x", b"bytes", object(), [], {}, {"a": object()}, float("nan"), Exception("e")]
+GARBAGE: list[Any] = [
+    None,
+    0,
+    -1,
+    3.5,
+    "",
+    "x",
+    b"bytes",
+    object(),
+    [],
+    {},
+    {"a": object()},
+    float("nan"),
+    Exception("e"),
+]
 
 
 def test_garbage_never_raises_and_leaves_nothing_behind(handlers: tuple[Any, Any], received: Any) -> None:
     span_handler, event_handler = handlers
     for junk in GARBAGE:
         for other in (None, junk, "Agent.run-1"):
-            assert span_handler.new_span(id_=junk, bound_args=junk, instance=junk, parent_span_id=other, tags=junk) is None
+            assert (
+                span_handler.new_span(id_=junk, bound_args=junk, instance=junk, parent_span_id=other, tags=junk) is None
+            )
             assert span_handler.prepare_to_exit_span(id_=junk, bound_args=junk, instance=junk, result=other) is None
             assert span_handler.prepare_to_drop_span(id_=junk, bound_args=junk, instance=junk, err=other) is None
         assert event_handler.handle(junk) is None

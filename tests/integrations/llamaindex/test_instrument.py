@@ -8,8 +8,14 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import dunetrace.integrations.llamaindex as integration
 import pytest
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
+from llama_index.core.tools import FunctionTool
+
+import dunetrace.integrations.llamaindex as integration
 from dunetrace import Dunetrace
 from dunetrace.integrations.llamaindex import (
     DunetraceEventHandler,
@@ -17,11 +23,6 @@ from dunetrace.integrations.llamaindex import (
     instrument,
     uninstrument,
 )
-from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
-from llama_index.core.tools import FunctionTool
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, well_formed

@@ -34,8 +34,9 @@ def assert_stopped(received: Any, tool_calls: int) -> None:
     runs = by_run(received())
     (events,) = runs.values()
     assert sum(e["event_type"] == "tool.called" for e in events) == tool_calls
-    assert [e["payload"]["evidence"]["policy"] for e in events
-            if e["payload"].get("signal_name") == "POLICY_TRIGGERED"] == ["cap"]  # fmt: skip
+    assert [
+        e["payload"]["evidence"]["policy"] for e in events if e["payload"].get("signal_name") == "POLICY_TRIGGERED"
+    ] == ["cap"]
     assert events[-1]["event_type"] == "run.errored"
     assert events[-1]["payload"]["error_type"] == "PolicyViolation"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.tools import FunctionTool
+
+from dunetrace import Dunetrace
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, well_formed
@@ -38,12 +39,14 @@ async def test_no_content_leaves_the_process(dt: Dunetrace, instrumented: Any, r
         name="private",
         system_prompt=f"system prompt {SENTINEL}",
         tools=[FunctionTool.from_defaults(search), FunctionTool.from_defaults(ask_docs)],
-        llm=ScriptedLLM([
-            Call("search", {"query": f"tool args {SENTINEL}"}),
-            Call("search", {"query": f"fail {SENTINEL}"}),
-            Call("ask_docs", {"question": f"retrieval query {SENTINEL}"}),
-            f"completion {SENTINEL}",
-        ]),
+        llm=ScriptedLLM(
+            [
+                Call("search", {"query": f"tool args {SENTINEL}"}),
+                Call("search", {"query": f"fail {SENTINEL}"}),
+                Call("ask_docs", {"question": f"retrieval query {SENTINEL}"}),
+                f"completion {SENTINEL}",
+            ]
+        ),
     )
     assert SENTINEL in str(await agent.run(f"user message {SENTINEL}"))
     failing = FunctionAgent(llm=ScriptedLLM([RuntimeError(f"run error {SENTINEL}")]), streaming=False)

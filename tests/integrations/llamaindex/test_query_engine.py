@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace, get_current_run
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
+
+from dunetrace import Dunetrace, get_current_run
 
 from .fakes import ScriptedLLM
 from .recorded import by_run, only, types, well_formed
@@ -25,7 +26,12 @@ def index() -> VectorStoreIndex:
 def check_rag_run(events: list[dict[str, Any]], answer: str) -> None:
     well_formed(events)
     assert types(events) == [
-        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
     assert events[0]["agent_id"] == "li-agent" and "input_hash" in events[0]["payload"]
     called, responded = only(events, "retrieval.called")[0], only(events, "retrieval.responded")[0]
@@ -104,7 +110,12 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     (events,) = by_run(received()).values()
     well_formed(events)
     assert types(events) == [
-        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
     # Inside the caller's own run, the events join it.
     with dt.run("my-app"):
@@ -112,7 +123,12 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     mine = [e for e in received() if e["agent_id"] == "my-app"]
     well_formed(mine)
     assert types(mine) == [
-        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
     assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
 
@@ -126,14 +142,21 @@ async def test_async_streaming_query_engine_run_ends_with_its_stream(
     (events,) = by_run(received()).values()
     well_formed(events)
     assert types(events) == [
-        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
 
 
 def test_streaming_query_engine_stream_closed_early_ends_the_run(
     index: VectorStoreIndex, instrumented: Any, received: Any
 ) -> None:
-    engine = index.as_query_engine(llm=ScriptedLLM(["Oslo is a city."], repeat=True), similarity_top_k=2, streaming=True)
+    engine = index.as_query_engine(
+        llm=ScriptedLLM(["Oslo is a city."], repeat=True), similarity_top_k=2, streaming=True
+    )
     response = engine.query("where is Oslo?")
     next(iter(response.response_gen))
     response.response_gen.close()
@@ -147,7 +170,12 @@ def test_chat_engine_run(index: VectorStoreIndex, instrumented: Any, received: A
     (events,) = by_run(received()).values()
     well_formed(events)
     assert types(events) == [
-        "run.started", "retrieval.called", "retrieval.responded", "llm.called", "llm.responded", "run.completed",
+        "run.started",
+        "retrieval.called",
+        "retrieval.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
     ]
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import threading
 
-from dunetrace import Dunetrace
-from dunetrace.integrations.llamaindex import instrument
 from llama_index.core.query_engine import CustomQueryEngine
 
+from dunetrace import Dunetrace
+from dunetrace.integrations.llamaindex import instrument
 from tests.ingest_server import IngestServer
 
 entered = threading.Event()

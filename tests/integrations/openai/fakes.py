@@ -73,8 +73,13 @@ def chat_chunks(
     if tool is not None:
         name, arg_pieces = tool
         chunks.append(
-            _chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                    "function": {"name": name, "arguments": ""}}]})
+            _chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}
+                    ]
+                }
+            )
         )
         chunks += [_chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in arg_pieces]
     chunks.append(_chunk({}, finish_reason))
@@ -86,8 +91,11 @@ def chat_chunks(
                 "created": 1694268190,
                 "model": "gpt-4o-mini-2024-07-18",
                 "choices": [],
-                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                          "total_tokens": usage[0] + usage[1]},
+                "usage": {
+                    "prompt_tokens": usage[0],
+                    "completion_tokens": usage[1],
+                    "total_tokens": usage[0] + usage[1],
+                },
             }
         )
     return chunks
@@ -102,15 +110,26 @@ def response_object(
 ) -> dict[str, Any]:
     output: list[dict[str, Any]] = []
     if text:
-        output.append({
-            "type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
-        })
+        output.append(
+            {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        )
     if function_call is not None:
-        output.append({
-            "type": "function_call", "id": "fc_1", "call_id": "call_1", "status": "completed",
-            "name": function_call[0], "arguments": function_call[1],
-        })
+        output.append(
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "call_1",
+                "status": "completed",
+                "name": function_call[0],
+                "arguments": function_call[1],
+            }
+        )
     return {
         "id": "resp_67ccd2bed1ec8190b14f964abc054267",
         "object": "response",
@@ -229,7 +248,7 @@ class FakeOpenAI:
             return httpx.Response(
                 200,
                 content=self._apieces(reply) if self.asynchronous else self._pieces(reply),
-                headers={"content-type": "text/event-stream"}
+                headers={"content-type": "text/event-stream"},
             )
         return httpx.Response(200, json=reply, headers={"x-request-id": "req_1"})
 

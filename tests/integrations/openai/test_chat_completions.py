@@ -183,10 +183,9 @@ def test_stream_error_midway_reaches_caller_and_is_an_api_error(dt: Dunetrace, i
 
     client = dt.wrap_openai(sync_client(FakeOpenAI().reply(list(body))))
     got: list[Any] = []
-    with dt.run("geo"):
-        with pytest.raises(openai.APIError) as raised:
-            for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
-                got.append(chunk)
+    with dt.run("geo"), pytest.raises(openai.APIError) as raised:
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
+            got.append(chunk)
     assert type(raised.value) is type(expected.value) and str(raised.value) == str(expected.value)
     assert len(got) == 2
     _, responded, signal = llm_events(ingest, dt)
@@ -199,9 +198,8 @@ def test_stream_error_midway_reaches_caller_and_is_an_api_error(dt: Dunetrace, i
 
 def test_chat_completions_stream_helper_is_reported_once(dt: Dunetrace, ingest: IngestServer) -> None:
     client = dt.wrap_openai(sync_client(FakeOpenAI().reply(sse(chat_chunks(["Paris", "."])))))
-    with dt.run("geo"):
-        with client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
-            final = stream.get_final_completion()
+    with dt.run("geo"), client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
     assert final.choices[0].message.content == "Paris."
     called, responded = llm_events(ingest, dt)
     assert responded["payload"]["output_hash"] == sha("Paris.")

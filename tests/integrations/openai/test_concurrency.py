@@ -70,4 +70,3 @@ async def test_overlapping_calls_in_one_run_keep_their_steps(dt: Dunetrace, inge
     responded = [e["step_index"] for e in events if e["event_type"] == "llm.responded"]
     assert called == {1, 2, 3}
     assert sorted(responded) == [1, 2, 3]
-

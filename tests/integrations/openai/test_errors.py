@@ -45,9 +45,8 @@ def test_error_is_raised_unchanged_and_signalled(
 ) -> None:
     expected = _raise_plain(reply)
     client = dt.wrap_openai(sync_client(FakeOpenAI().reply(reply)))
-    with dt.run("agent"):
-        with pytest.raises(error_class) as raised:
-            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    with dt.run("agent"), pytest.raises(error_class) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert type(raised.value) is type(expected)
     assert str(raised.value) == str(expected)
     assert getattr(raised.value, "status_code", None) == getattr(expected, "status_code", None)
@@ -74,9 +73,8 @@ async def test_async_rate_limit(dt: Dunetrace, ingest: IngestServer) -> None:
 
 def test_bad_arguments_are_not_an_api_signal(dt: Dunetrace, ingest: IngestServer) -> None:
     client = dt.wrap_openai(sync_client(FakeOpenAI()))
-    with dt.run("agent"):
-        with pytest.raises(TypeError):
-            client.chat.completions.create(model=MODEL)  # no messages: the SDK refuses
+    with dt.run("agent"), pytest.raises(TypeError):
+        client.chat.completions.create(model=MODEL)  # no messages: the SDK refuses
     kinds = [e["event_type"] for e in _events(ingest, dt)]
     assert "external.signal" not in kinds
 

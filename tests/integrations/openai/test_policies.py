@@ -24,11 +24,10 @@ def test_stop_raises_before_the_request_is_sent(strict: bool, dt: Dunetrace, ing
     fake.default = chat_completion()  # 21 + 8 tokens a call
     client = dt.wrap_openai(sync_client(fake))
     made = 0
-    with pytest.raises(PolicyViolation, match="tokens >= 60"):
-        with dt.run("chatty"):
-            for _ in range(5):
-                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-                made += 1
+    with pytest.raises(PolicyViolation, match="tokens >= 60"), dt.run("chatty"):
+        for _ in range(5):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            made += 1
     assert made == 3 and len(fake.requests) == 3  # the fourth never left
     assert dt.flush(5)
     events = ingest.events
@@ -96,5 +95,6 @@ def test_inject_prompt_on_the_responses_api(dt: Dunetrace) -> None:
         client.responses.create(model="gpt-4o", input="Capital of France?")
     assert fake.requests[0]["input"] == "Capital of France?"
     assert fake.requests[1]["input"] == [
-        {"role": "user", "content": "Capital of France?"}, {"role": "user", "content": "answer now"},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "user", "content": "answer now"},
     ]

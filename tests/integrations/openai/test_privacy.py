@@ -57,8 +57,11 @@ def test_sentinel_never_leaves_the_process(dt: Dunetrace, ingest: IngestServer) 
 
     kinds = [e["event_type"] for e in ingest.events]
     assert kinds.count("llm.responded") == 7 and "external.signal" in kinds
-    assert all("output_hash" in e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"
-               and e["payload"].get("finish_reason") != "error")
+    assert all(
+        "output_hash" in e["payload"]
+        for e in ingest.events
+        if e["event_type"] == "llm.responded" and e["payload"].get("finish_reason") != "error"
+    )
     raw = ingest.raw()
     assert raw  # something was sent
     assert SENTINEL.encode() not in raw

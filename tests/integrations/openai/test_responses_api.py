@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dunetrace import Dunetrace
 from dunetrace.hashing import Hasher
 from tests.ingest_server import IngestServer
@@ -58,7 +57,8 @@ def test_stream_reports_from_the_completed_event(dt: Dunetrace, ingest: IngestSe
     client = dt.wrap_openai(sync_client(FakeOpenAI().reply(sse(response_events(["Par", "is."]), named=True))))
     with dt.run("geo"):
         deltas = [
-            e.delta for e in client.responses.create(model="gpt-4.1", input="Capital?", stream=True)
+            e.delta
+            for e in client.responses.create(model="gpt-4.1", input="Capital?", stream=True)
             if e.type == "response.output_text.delta"
         ]
     assert deltas == ["Par", "is."]
@@ -70,9 +70,8 @@ def test_stream_reports_from_the_completed_event(dt: Dunetrace, ingest: IngestSe
 
 async def test_async_stream_helper(dt: Dunetrace, ingest: IngestServer) -> None:
     client = dt.wrap_openai(async_client(FakeOpenAI().reply(sse(response_events(["Par", "is."]), named=True))))
-    async with dt.run("geo"):
-        async with client.responses.stream(model="gpt-4.1", input="Capital?") as stream:
-            final = await stream.get_final_response()
+    async with dt.run("geo"), client.responses.stream(model="gpt-4.1", input="Capital?") as stream:
+        final = await stream.get_final_response()
     assert final.output_text == "Paris."
     (payload,) = responded(ingest, dt)
     assert payload["prompt_tokens"] == 36

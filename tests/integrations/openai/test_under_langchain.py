@@ -15,15 +15,15 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
-from dunetrace import Dunetrace  # noqa: E402
-from dunetrace.integrations.langchain import DunetraceCallbackHandler  # noqa: E402
-from tests.ingest_server import IngestServer  # noqa: E402
+from dunetrace import Dunetrace
+from dunetrace.integrations.langchain import DunetraceCallbackHandler
+from tests.ingest_server import IngestServer
 
-from .fakes import MODEL, FakeOpenAI, chat_completion, sync_client  # noqa: E402
+from .fakes import MODEL, FakeOpenAI, chat_completion, sync_client
 
 
 class OpenAIChat(BaseChatModel):
@@ -33,8 +33,9 @@ class OpenAIChat(BaseChatModel):
     def _llm_type(self) -> str:
         return "openai-chat-test"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         reply = self.client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": str(m.content)} for m in messages]
         )

@@ -13,7 +13,7 @@ from dunetrace import Dunetrace
 from dunetrace.integrations.openai import is_wrapped, unwrap_openai, wrap_openai
 from tests.ingest_server import IngestServer
 
-from .fakes import MODEL, FakeOpenAI, chat_completion, chat_chunks, sse, sync_client
+from .fakes import MODEL, FakeOpenAI, chat_chunks, chat_completion, sse, sync_client
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -22,21 +22,47 @@ class ScriptedResponses:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
         if self.calls <= self.loops:
-            output = [{
-                "type": "function_call", "id": f"fc{self.calls}", "call_id": f"call{self.calls}", "name": "search",
-                "arguments": json.dumps({"q": f"rooms {self.secret}"}), "status": "completed",
-            }]  # fmt: skip
+            output = [
+                {
+                    "type": "function_call",
+                    "id": f"fc{self.calls}",
+                    "call_id": f"call{self.calls}",
+                    "name": "search",
+                    "arguments": json.dumps({"q": f"rooms {self.secret}"}),
+                    "status": "completed",
+                }
+            ]
         else:
-            output = [{
-                "type": "message", "id": "m1", "role": "assistant", "status": "completed",
-                "content": [{"type": "output_text", "text": f"{self.answer} {self.secret}", "annotations": []}],
-            }]  # fmt: skip
-        return httpx.Response(200, json={
-            "id": f"resp{self.calls}", "object": "response", "created_at": 0, "model": "gpt-scripted",
-            "status": "completed", "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "usage": {"input_tokens": 150 * self.calls, "output_tokens": 9, "total_tokens": 150 * self.calls + 9,
-                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
-        })  # fmt: skip
+            output = [
+                {
+                    "type": "message",
+                    "id": "m1",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": f"{self.answer} {self.secret}", "annotations": []}],
+                }
+            ]
+        return httpx.Response(
+            200,
+            json={
+                "id": f"resp{self.calls}",
+                "object": "response",
+                "created_at": 0,
+                "model": "gpt-scripted",
+                "status": "completed",
+                "output": output,
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": 150 * self.calls,
+                    "output_tokens": 9,
+                    "total_tokens": 150 * self.calls + 9,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            },
+        )
 
 
 def responses_model(script: Any) -> Any:
@@ -59,5 +85,9 @@ def rooms_agent(loops: int, secret: str = "", name: str = "rooms") -> Any:
         """Search free rooms."""
         return f"nothing matches {q} {secret}"
 
-    return Agent(name=name, instructions=f"You book rooms. {secret}", tools=[search],
-                 model=responses_model(ScriptedResponses(loops, secret)))  # fmt: skip
+    return Agent(
+        name=name,
+        instructions=f"You book rooms. {secret}",
+        tools=[search],
+        model=responses_model(ScriptedResponses(loops, secret)),
+    )

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from dunetrace import Dunetrace
 from dunetrace.integrations.openai_agents import DunetraceTracingProcessor, instrument, uninstrument
-
 from tests.ingest_server import IngestServer
 from tests.integrations.llamaindex.recorded import by_run, only, tool_loop, types, well_formed
 
@@ -47,9 +47,19 @@ def test_a_run_with_model_and_tool_calls(reporting: Any, received: Any) -> None:
     events = received()
     well_formed(events)
     assert types(events) == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "llm.called", "llm.responded",
-        "tool.called", "tool.responded", "llm.called", "llm.responded", "run.completed",
-    ]  # fmt: skip
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
+        "run.completed",
+    ]
     assert events[0]["agent_id"] == "rooms-bot" and events[0]["payload"]["tools"] == ["search"]
     calls = only(events, "llm.called")
     assert [e["payload"]["prompt_tokens"] for e in calls] == [150, 300, 450]
@@ -72,14 +82,36 @@ def test_a_handoff_is_a_child_run(reporting: Any, received: Any) -> None:
             self.calls += 1
             import httpx
 
-            return httpx.Response(200, json={
-                "id": "r", "object": "response", "created_at": 0, "model": "gpt-scripted", "status": "completed",
-                "output": [{"type": "function_call", "id": "h", "call_id": "h1", "name": "transfer_to_rooms",
-                            "arguments": "{}", "status": "completed"}],
-                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-                "usage": {"input_tokens": 20, "output_tokens": 3, "total_tokens": 23,
-                          "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
-            })  # fmt: skip
+            return httpx.Response(
+                200,
+                json={
+                    "id": "r",
+                    "object": "response",
+                    "created_at": 0,
+                    "model": "gpt-scripted",
+                    "status": "completed",
+                    "output": [
+                        {
+                            "type": "function_call",
+                            "id": "h",
+                            "call_id": "h1",
+                            "name": "transfer_to_rooms",
+                            "arguments": "{}",
+                            "status": "completed",
+                        }
+                    ],
+                    "parallel_tool_calls": True,
+                    "tool_choice": "auto",
+                    "tools": [],
+                    "usage": {
+                        "input_tokens": 20,
+                        "output_tokens": 3,
+                        "total_tokens": 23,
+                        "input_tokens_details": {"cached_tokens": 0},
+                        "output_tokens_details": {"reasoning_tokens": 0},
+                    },
+                },
+            )
 
     rooms = rooms_agent(loops=1)
     triage = Agent(name="triage", instructions="Route.", handoffs=[rooms], model=responses_model(Handoff(0)))
@@ -279,9 +311,9 @@ def test_without_task_spans_the_trace_is_the_run(reporting: Any, received: Any) 
 def test_a_looping_agent_yields_tool_loop_at_the_collector(tmp_path: Any) -> None:
     import httpx
     from agents import Runner
+
     from dunetrace.collector.server import BackgroundServer
     from dunetrace.collector.settings import Settings
-
     from tests.integrations.otel.conftest import collector_signals
 
     server = BackgroundServer(Settings(db_path=str(tmp_path / "collector.db"))).start()

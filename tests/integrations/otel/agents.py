@@ -60,12 +60,27 @@ class ChatCompletions:
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
-        return httpx.Response(200, json={
-            "id": f"c{self.calls}", "object": "chat.completion", "created": 0, "model": "gpt-scripted",
-            "choices": [{"index": 0, "finish_reason": "tool_calls",
-                         "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
-            "usage": {"prompt_tokens": 200 * self.calls, "completion_tokens": 9, "total_tokens": 200 * self.calls + 9},
-        })  # fmt: skip
+        return httpx.Response(
+            200,
+            json={
+                "id": f"c{self.calls}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-scripted",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": 200 * self.calls,
+                    "completion_tokens": 9,
+                    "total_tokens": 200 * self.calls + 9,
+                },
+            },
+        )
 
 
 def smolagents_agent(provider: TracerProvider, *, loops: int, secret: str = "") -> Any:

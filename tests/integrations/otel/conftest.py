@@ -5,12 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.integrations.otel import DunetraceSpanProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from dunetrace import Dunetrace
+from dunetrace.integrations.otel import DunetraceSpanProcessor
 from tests.ingest_server import IngestServer
 
 

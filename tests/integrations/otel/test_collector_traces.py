@@ -59,12 +59,16 @@ def test_a_looping_agent_over_otlp_protobuf_yields_tool_loop(collector: Any) -> 
 
 
 def otlp_json(spans: list[dict[str, Any]], service: str = "go-agent") -> bytes:
-    return json.dumps({
-        "resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-            "scopeSpans": [{"scope": {"name": "agent-sdk"}, "spans": spans}],
-        }]
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                    "scopeSpans": [{"scope": {"name": "agent-sdk"}, "spans": spans}],
+                }
+            ]
+        }
+    ).encode()
 
 
 def span(span_id: str, parent: str, name: str, start: int, end: int, **attributes: Any) -> dict[str, Any]:
@@ -78,12 +82,15 @@ def span(span_id: str, parent: str, name: str, start: int, end: int, **attribute
         return {"stringValue": v}
 
     out = {
-        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": name, "kind": 1,
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": name,
+        "kind": 1,
         "startTimeUnixNano": str(1_700_000_000_000_000_000 + start * 1_000_000),
         "endTimeUnixNano": str(1_700_000_000_000_000_000 + end * 1_000_000),
         "attributes": [{"key": k.replace("__", "."), "value": value(v)} for k, v in attributes.items()],
         "status": {},
-    }  # fmt: skip
+    }
     if parent:
         out["parentSpanId"] = parent
     return out
@@ -92,13 +99,30 @@ def span(span_id: str, parent: str, name: str, start: int, end: int, **attribute
 def test_otlp_json_in_two_requests_children_first_is_one_run(collector: Any, tmp_path: Path) -> None:
     agent = "a" * 16
     children = [
-        span("b" * 16, agent, "chat gpt", 1, 5, gen_ai__operation__name="chat", gen_ai__request__model="gpt",
-             gen_ai__usage__input_tokens=40, gen_ai__response__finish_reasons=["tool_calls"],
-             gen_ai__input__messages=json.dumps([{"role": "user", "parts": [{"type": "text", "content": SENTINEL}]}])),
-        span("c" * 16, agent, "execute_tool lookup", 6, 9, gen_ai__operation__name="execute_tool",
-             gen_ai__tool__name="lookup", gen_ai__tool__call__arguments=json.dumps({"q": SENTINEL}),
-             gen_ai__tool__call__result=f"result {SENTINEL}"),
-    ]  # fmt: skip
+        span(
+            "b" * 16,
+            agent,
+            "chat gpt",
+            1,
+            5,
+            gen_ai__operation__name="chat",
+            gen_ai__request__model="gpt",
+            gen_ai__usage__input_tokens=40,
+            gen_ai__response__finish_reasons=["tool_calls"],
+            gen_ai__input__messages=json.dumps([{"role": "user", "parts": [{"type": "text", "content": SENTINEL}]}]),
+        ),
+        span(
+            "c" * 16,
+            agent,
+            "execute_tool lookup",
+            6,
+            9,
+            gen_ai__operation__name="execute_tool",
+            gen_ai__tool__name="lookup",
+            gen_ai__tool__call__arguments=json.dumps({"q": SENTINEL}),
+            gen_ai__tool__call__result=f"result {SENTINEL}",
+        ),
+    ]
     answer = httpx.post(
         f"{collector.url}/v1/traces", content=otlp_json(children), headers={"content-type": "application/json"}
     )
@@ -115,8 +139,13 @@ def test_otlp_json_in_two_requests_children_first_is_one_run(collector: Any, tmp
     events = events_of(collector, run["run_id"])
     well_formed(events)
     assert [e["event_type"] for e in events] == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "run.completed"
-    ]  # fmt: skip
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "run.completed",
+    ]
     assert events[0]["timestamp"] == pytest.approx(1_700_000_000.0)
     assert events[2]["payload"]["finish_reason"] == "tool_calls" and events[1]["payload"]["prompt_tokens"] == 40
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("collector.db*"))
@@ -160,10 +189,22 @@ def test_a_trace_whose_root_never_comes_is_replayed_when_idle(tmp_path: Path) ->
     receiver = TraceReceiver(collector, trace_idle=60)
     try:
         # The agent span's parent is an HTTP span of another service.
-        records = decode_json(otlp_json([
-            span("b" * 16, "a" * 16, "invoke_agent", 0, 9, gen_ai__operation__name="invoke_agent"),
-            span("c" * 16, "b" * 16, "execute_tool t", 1, 2, gen_ai__operation__name="execute_tool", gen_ai__tool__name="t"),
-        ]))  # fmt: skip
+        records = decode_json(
+            otlp_json(
+                [
+                    span("b" * 16, "a" * 16, "invoke_agent", 0, 9, gen_ai__operation__name="invoke_agent"),
+                    span(
+                        "c" * 16,
+                        "b" * 16,
+                        "execute_tool t",
+                        1,
+                        2,
+                        gen_ai__operation__name="execute_tool",
+                        gen_ai__tool__name="t",
+                    ),
+                ]
+            )
+        )
         receiver.receive(records)
         assert collector.store.runs(None, None, 10, 0)[1] == 0
         receiver.replay_idle(now=time.monotonic() + 61)
@@ -177,13 +218,38 @@ def test_a_trace_whose_root_never_comes_is_replayed_when_idle(tmp_path: Path) ->
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value", "traceId",
-                         "spanId", "parentSpanId", "stringValue", "intValue", "arrayValue", "values", "events", "status",
-                         "code", "name", "startTimeUnixNano"]),
-        inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "resourceSpans",
+                    "scopeSpans",
+                    "spans",
+                    "resource",
+                    "attributes",
+                    "key",
+                    "value",
+                    "traceId",
+                    "spanId",
+                    "parentSpanId",
+                    "stringValue",
+                    "intValue",
+                    "arrayValue",
+                    "values",
+                    "events",
+                    "status",
+                    "code",
+                    "name",
+                    "startTimeUnixNano",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=25,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -209,8 +275,19 @@ def test_what_is_held_is_bounded_in_bytes(tmp_path: Path) -> None:
     try:
         big = "x" * 20_000
         for k in range(6):  # traces whose roots never come, each about 20 kB
-            body = otlp_json([span("b" * 16, "a" * 16, "invoke_agent", 0, 9,
-                                   gen_ai__operation__name="invoke_agent", input__value=big)])  # fmt: skip
+            body = otlp_json(
+                [
+                    span(
+                        "b" * 16,
+                        "a" * 16,
+                        "invoke_agent",
+                        0,
+                        9,
+                        gen_ai__operation__name="invoke_agent",
+                        input__value=big,
+                    )
+                ]
+            )
             records = decode_json(body.replace(b"5b8efff798038103d269b633813fc60c", f"{k:032x}".encode()))
             receiver.receive(records)
             assert receiver._bytes <= 50_000

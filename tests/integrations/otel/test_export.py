@@ -10,14 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.integrations.otel import export_to
-from dunetrace.live import Signal
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from dunetrace import Dunetrace
+from dunetrace.integrations.otel import export_to
+from dunetrace.live import Signal
 from tests.ingest_server import IngestServer
 
 from .conftest import Traced
@@ -65,9 +65,13 @@ def test_a_run_is_a_tree_of_genai_spans(dt: Dunetrace, exported: InMemorySpanExp
     run_id = agent_run(dt)
     spans = {s.name: s for s in exported.get_finished_spans()}
     assert set(spans) == {
-        "invoke_agent planner", "chat m1", "execute_tool search", "retrieval hotels", "invoke_agent booker",
+        "invoke_agent planner",
+        "chat m1",
+        "execute_tool search",
+        "retrieval hotels",
+        "invoke_agent booker",
         "execute_tool book",
-    }  # fmt: skip
+    }
     root, child = spans["invoke_agent planner"], spans["invoke_agent booker"]
     assert root.parent is None and root.attributes["gen_ai.agent.name"] == "planner"
     assert root.attributes["dunetrace.run_id"] == run_id and root.attributes["gen_ai.request.model"] == "m1"
@@ -94,9 +98,8 @@ def test_a_run_is_a_tree_of_genai_spans(dt: Dunetrace, exported: InMemorySpanExp
 
 
 def test_an_errored_run_has_error_status_and_class_never_message(dt: Dunetrace, exported: InMemorySpanExporter) -> None:
-    with pytest.raises(ValueError):
-        with dt.run("a", user_input="x"):
-            raise ValueError(f"card declined {SENTINEL}")
+    with pytest.raises(ValueError), dt.run("a", user_input="x"):
+        raise ValueError(f"card declined {SENTINEL}")
     assert dt.flush(5)
     (span,) = exported.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "ValueError"
@@ -193,10 +196,17 @@ def test_over_otlp_http_to_a_local_receiver(dt: Dunetrace) -> None:
         agent_run(dt, SENTINEL)
         assert provider.force_flush(10_000)
         spans = receiver.spans()
-        assert sorted(s.name for s in spans) == sorted([
-            "invoke_agent planner", "chat m1", "execute_tool search", "execute_tool search", "retrieval hotels",
-            "invoke_agent booker", "execute_tool book",
-        ])  # fmt: skip
+        assert sorted(s.name for s in spans) == sorted(
+            [
+                "invoke_agent planner",
+                "chat m1",
+                "execute_tool search",
+                "execute_tool search",
+                "retrieval hotels",
+                "invoke_agent booker",
+                "execute_tool book",
+            ]
+        )
         assert {ct for ct, _ in receiver.bodies} == {"application/x-protobuf"}
         assert all(SENTINEL.encode() not in body for _, body in receiver.bodies)
         by_name = {s.name: s for s in spans}
@@ -243,9 +253,8 @@ def test_spans_are_made_off_the_agents_thread_under_the_span_current_there(dt: D
     provider.add_span_processor(threads)
     exporter = export_to(dt, provider)
     try:
-        with provider.get_tracer("app").start_as_current_span("POST /chat") as request:
-            with dt.run("a") as run:
-                run.tool_responded("t", True, step=run.tool_called("t"))
+        with provider.get_tracer("app").start_as_current_span("POST /chat") as request, dt.run("a") as run:
+            run.tool_responded("t", True, step=run.tool_called("t"))
         deadline = time.monotonic() + 5
         while len(memory.get_finished_spans()) < 2:  # the drain thread wakes every 50 ms here
             assert time.monotonic() < deadline, "the drain thread made no spans"

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from dunetrace import Dunetrace
 
+from dunetrace import Dunetrace
 from tests.integrations.llamaindex.recorded import by_run, only, types, well_formed
 
 from .agents import pydantic_ai_agent, smolagents_agent
@@ -24,9 +24,15 @@ def test_pydantic_ai_run_with_tokens_finish_reasons_and_tools(traced: Traced, re
     events = received()
     well_formed(events)
     assert types(events) == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "llm.called", "llm.responded",
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
         "run.completed",
-    ]  # fmt: skip
+    ]
     assert events[0]["payload"]["tools"] == ["search"] and events[0]["payload"]["model"] == "scripted"
     first, last = only(events, "llm.responded")
     assert first["payload"]["finish_reason"] == "tool_calls" and last["payload"]["finish_reason"] == "stop"

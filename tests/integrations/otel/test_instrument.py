@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.integrations.otel import DunetraceSpanProcessor, instrument, uninstrument
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 
+from dunetrace import Dunetrace
+from dunetrace.integrations.otel import DunetraceSpanProcessor, instrument, uninstrument
 from tests.ingest_server import IngestServer
 
 

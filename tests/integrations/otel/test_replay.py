@@ -41,10 +41,14 @@ def _flatten(tree: Any, trace: str, parent: str, start: int, out: list[dict[str,
     if kind == "tool":
         attributes.append({"key": "gen_ai.tool.name", "value": {"stringValue": "t"}})
     span = {
-        "traceId": trace, "spanId": span_id, "name": operation, "attributes": attributes, "status": {},
+        "traceId": trace,
+        "spanId": span_id,
+        "name": operation,
+        "attributes": attributes,
+        "status": {},
         "startTimeUnixNano": str(1_700_000_000_000_000_000 + start * 1000),
         "endTimeUnixNano": str(1_700_000_000_000_000_000 + clock * 1000),
-    }  # fmt: skip
+    }
     if parent:
         span["parentSpanId"] = parent
     out.append(span)
@@ -85,10 +89,14 @@ def test_any_tree_in_any_batches(receiver: Any, children: list[Any], seed: int, 
     for part in range(0, len(spans), size):
         batch = spans[part : part + size]
         random.Random(seed).shuffle(batch)
-        body = {"resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-            "scopeSpans": [{"spans": batch}],
-        }]}  # fmt: skip
+        body = {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                    "scopeSpans": [{"spans": batch}],
+                }
+            ]
+        }
         receiver.receive(decode_json(json.dumps(body).encode()))
     store = receiver.collector.store
     # With or without signals (None): the looping ones get TOOL_LOOP. Child

@@ -7,24 +7,42 @@ import sys
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace import log as dunetrace_log
-from dunetrace.integrations.otel import DunetraceSpanProcessor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dunetrace import Dunetrace
+from dunetrace import log as dunetrace_log
+from dunetrace.integrations.otel import DunetraceSpanProcessor
 from tests.integrations.llamaindex.recorded import by_run, well_formed
 
 from .conftest import Traced
 
 KEYS = [
-    "gen_ai.operation.name", "openinference.span.kind", "traceloop.span.kind", "llm.request.type",
-    "gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.response.finish_reasons",
-    "gen_ai.tool.name", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "gen_ai.input.messages",
-    "gen_ai.output.messages", "gen_ai.tool.definitions", "llm.token_count.prompt", "input.value", "output.value",
-    "llm.input_messages.0.message.role", "llm.output_messages.x.message.content", "retrieval.documents.0.document.score",
-    "retrieval.documents.a.document.score", "smolagents.tools_names", "llm.tools.0.tool.json_schema", "gen_ai.agent.name",
-]  # fmt: skip
+    "gen_ai.operation.name",
+    "openinference.span.kind",
+    "traceloop.span.kind",
+    "llm.request.type",
+    "gen_ai.request.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.tool.definitions",
+    "llm.token_count.prompt",
+    "input.value",
+    "output.value",
+    "llm.input_messages.0.message.role",
+    "llm.output_messages.x.message.content",
+    "retrieval.documents.0.document.score",
+    "retrieval.documents.a.document.score",
+    "smolagents.tools_names",
+    "llm.tools.0.tool.json_schema",
+    "gen_ai.agent.name",
+]
 KINDS = [
     "invoke_agent",
     "chat",
@@ -39,9 +57,14 @@ KINDS = [
     "x",
 ]
 scalar = st.one_of(
-    st.sampled_from(KINDS), st.text(max_size=40), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=True),
-    st.booleans(), st.just('[{"role": "user", "parts": [{"type": "text"}]}, 3, null]'), st.just('{"function": 5}'),
-)  # fmt: skip
+    st.sampled_from(KINDS),
+    st.text(max_size=40),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.just('[{"role": "user", "parts": [{"type": "text"}]}, 3, null]'),
+    st.just('{"function": 5}'),
+)
 value = st.one_of(scalar, st.lists(st.text(max_size=10), max_size=3), st.lists(st.integers(), max_size=3))
 attributes = st.dictionaries(st.sampled_from(KEYS), value, max_size=8)
 shapes = st.recursive(

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dunetrace import Dunetrace
-from dunetrace.examples import pydantic_ai_agent
-from dunetrace.integrations.pydantic_ai import instrument, uninstrument
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic_ai import Agent
 
+from dunetrace import Dunetrace
+from dunetrace.examples import pydantic_ai_agent
+from dunetrace.integrations.pydantic_ai import instrument, uninstrument
 from tests.ingest_server import IngestServer
 from tests.integrations.llamaindex.recorded import by_run, only, tool_loop, types, well_formed
 
@@ -67,9 +67,15 @@ def test_instrument_is_idempotent_and_uninstrument_restores(
     assert mine._active_span_processor._span_processors == (mine._active_span_processor._span_processors[0],)
     assert len(memory.get_finished_spans()) == 4  # the user's exporter got the spans too
     assert types(received()) == [
-        "run.started", "llm.called", "llm.responded", "tool.called", "tool.responded", "llm.called", "llm.responded",
+        "run.started",
+        "llm.called",
+        "llm.responded",
+        "tool.called",
+        "tool.responded",
+        "llm.called",
+        "llm.responded",
         "run.completed",
-    ]  # fmt: skip
+    ]
     pydantic_ai_agent.ask("When is breakfast?", loops=0)
     assert len(received()) == 8  # not reported any more
 
