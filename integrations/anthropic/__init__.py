@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
-from ._message_stream import stream_method
-from ._readers import MessageStreamReader, messages_prompt, model_of, read_message
+from .readers import MessageStreamReader, messages_prompt, model_of, read_message
+from .streams import stream_method
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace

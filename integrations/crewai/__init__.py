@@ -17,7 +17,7 @@ module does not import CrewAI, :func:`instrument` does.
 
 from __future__ import annotations
 
-from ._adapter import installed, instrument, uninstrument
-from ._assembler import EventAssembler
+from .adapter import installed, instrument, uninstrument
+from .translator import Translator
 
-__all__ = ["EventAssembler", "installed", "instrument", "uninstrument"]
+__all__ = ["Translator", "installed", "instrument", "uninstrument"]

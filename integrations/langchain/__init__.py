@@ -27,33 +27,33 @@ from dunetrace.plugins import hookimpl
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
-    from .handler import DunetraceCallbackHandler
-    from .middleware import DunetraceMiddleware
+    from .adapter import DunetraceCallbackHandler
+    from .policies import DunetraceMiddleware
 
 __all__ = ["DunetraceCallbackHandler", "DunetraceMiddleware", "instrument", "uninstrument"]
 
 PLUGIN_NAME = "dunetrace.langchain"
 
 
-def _load_handler_module() -> Any:
+def _load_adapter() -> Any:
     try:
-        from . import handler
+        from . import adapter
     except ImportError as exc:
         if not (exc.name or "").startswith("langchain"):
             raise
         raise ImportError(
             "dunetrace's LangChain integration needs langchain-core: pip install 'dunetrace[langchain]'"
         ) from exc
-    return handler
+    return adapter
 
 
 def __getattr__(name: str) -> Any:
     if name == "DunetraceCallbackHandler":
-        return _load_handler_module().DunetraceCallbackHandler
+        return _load_adapter().DunetraceCallbackHandler
     if name == "DunetraceMiddleware":
-        _load_handler_module()
+        _load_adapter()
         try:
-            from .middleware import DunetraceMiddleware
+            from .policies import DunetraceMiddleware
         except ImportError as exc:
             raise ImportError(
                 "DunetraceMiddleware needs langchain 1.x (create_agent's middleware): pip install 'dunetrace[langchain]'"
@@ -91,7 +91,7 @@ def instrument(dt: Dunetrace, agent_id: str | None = None, *, max_live_runs: int
     that one. Undone by :func:`uninstrument` or ``dt.shutdown()``.
     """
     global _installed
-    module = _load_handler_module()
+    module = _load_adapter()
     from langchain_core.tracers import context as lc_context
 
     with _lock:

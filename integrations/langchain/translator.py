@@ -8,7 +8,7 @@ calls of concurrent invokes interleave. A node is removed when its call ends;
 everything under a root is removed when the root ends; roots that never end
 (an abandoned stream, a dropped task) are bounded by ``max_live_runs``.
 
-The handler (``handler.py``) pulls plain values out of LangChain's objects and
+The handler (``adapter.py``) pulls plain values out of LangChain's objects and
 calls the methods here.
 """
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.log import warn_once
 from dunetrace.run import get_current_run
 
-from . import extract
+from . import readers
 from .streams import relay_tokens
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class Translator:
             )
             return
         parent = self._spans.get(parent_id) if isinstance(parent_id, str) else None
-        kind = OTHER if instance is None else self._classify(instance, extract.method_of(span_id)[1])
+        kind = OTHER if instance is None else self._classify(instance, readers.method_of(span_id)[1])
         if parent is not None:
             state = parent.state
             if kind == WORKFLOW:  # an agent run inside a run: a child run
@@ -178,7 +178,7 @@ class Translator:
         if span is None:
             return
         if span.tool is not None:
-            success, output, error = extract.tool_result(result)
+            success, output, error = readers.tool_result(result)
             self._tool_end(span, success, output, error)
         state = span.state
         if state.root == span_id:
@@ -223,13 +223,13 @@ class Translator:
         if parent is None:
             agent_id = self.agent_id
         else:
-            agent_id = f"{parent.agent_id}/{extract.agent_name(instance)}"
+            agent_id = f"{parent.agent_id}/{readers.agent_name(instance)}"
         run = self.client.run(
             agent_id,
-            user_input=extract.user_input(bound_args),
+            user_input=readers.user_input(bound_args),
             system_prompt=system_prompt if isinstance(system_prompt, str) else None,
-            model=extract.agent_model(instance),
-            tools=extract.agent_tools(instance),
+            model=readers.agent_model(instance),
+            tools=readers.agent_tools(instance),
             parent_run_id=parent.run_id if parent is not None else None,
         )
         run.start()
@@ -339,7 +339,7 @@ class Translator:
         run = span.state.run
         if run.finished or run._violation is not None:  # stopped: the next LLM call raises
             return
-        name = extract.tool_name(instance)
+        name = readers.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
         parent = self._spans.get(span.parent) if span.parent is not None else None
         for _ in range(64):
@@ -349,7 +349,7 @@ class Translator:
                 return
             parent = self._spans.get(parent.parent) if parent.parent is not None else None
         span.tool = name
-        span.step = run.tool_called(name, extract.tool_args(bound_args))
+        span.step = run.tool_called(name, readers.tool_args(bound_args))
         span.started = _clock()
 
     def _tool_end(self, span: _Span, success: bool, output: Any, error: Any) -> None:
@@ -431,7 +431,7 @@ class Translator:
             return  # stopped: the policy callback raises for this call
         # The prompt is not hashed: no detector reads it, and joining a long
         # chat history on every call is the costliest thing this could do.
-        step = run.llm_called(extract.llm_model(getattr(event, "model_dict", None)))
+        step = run.llm_called(readers.llm_model(getattr(event, "model_dict", None)))
         with self._lock:  # one user run may be fed from several threads
             # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
             run.llm_in_flight += 1
@@ -456,13 +456,13 @@ class Translator:
         with self._lock:
             run.llm_in_flight = max(0, run.llm_in_flight - 1)
         if not run.finished:
-            prompt_tokens, completion_tokens = extract.token_usage(response)
+            prompt_tokens, completion_tokens = readers.token_usage(response)
             run.llm_responded(
                 completion_tokens,
                 (_clock() - call.started) * 1000,
-                reason or extract.finish_reason(response),
+                reason or readers.finish_reason(response),
                 prompt_tokens=prompt_tokens,
-                output=extract.completion_text(response),
+                output=readers.completion_text(response),
                 step=call.step,
             )
         if state.pending and state.open_llm <= 0:
@@ -475,8 +475,8 @@ class Translator:
         span = self._start(span_id, self._retrievals)
         if span is None:
             return
-        name = extract.index_name(span_id)
-        query = extract.text_of(getattr(event, "str_or_query_bundle", None))
+        name = readers.index_name(span_id)
+        query = readers.text_of(getattr(event, "str_or_query_bundle", None))
         step = span.state.run.retrieval_called(name, query)
         self._remember(self._retrievals, span_id, _Call(span.state, step, name))
 
@@ -489,5 +489,5 @@ class Translator:
         run = call.state.run
         if run.finished:
             return
-        count, top = extract.retrieval_scores(nodes)
+        count, top = readers.retrieval_scores(nodes)
         run.retrieval_responded(call.name, count, top, (_clock() - call.started) * 1000, step=call.step)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
-from ._readers import (
+from .readers import (
     ChatStreamReader,
     ResponsesStreamReader,
     chat_prompt,

@@ -26,16 +26,16 @@ from dunetrace.plugins import hookimpl
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
-    from .processor import DunetraceTracingProcessor
+    from .adapter import DunetraceTracingProcessor
 
 __all__ = ["DunetraceTracingProcessor", "instrument", "uninstrument"]
 
 PLUGIN_NAME = "dunetrace.openai_agents"
 
 
-def _processor_module() -> Any:
+def _load_adapter() -> Any:
     try:
-        from . import processor
+        from . import adapter
     except ImportError as exc:
         if not (exc.name or "").startswith("agents"):
             raise
@@ -43,12 +43,12 @@ def _processor_module() -> Any:
             "dunetrace.integrations.openai_agents needs the OpenAI Agents SDK: "
             f"pip install 'dunetrace[openai-agents]' ({exc})"
         ) from exc
-    return processor
+    return adapter
 
 
 def __getattr__(name: str) -> Any:
     if name == "DunetraceTracingProcessor":
-        return _processor_module().DunetraceTracingProcessor
+        return _load_adapter().DunetraceTracingProcessor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -96,7 +96,7 @@ def instrument(dt: Dunetrace, agent_id: str | None = None, *, replace: bool = Fa
     client and agent_id; another replaces the first. ``replace=True`` takes
     the SDK's own processors off (``uninstrument()`` puts them back)."""
     global _installed
-    processor_class = _processor_module().DunetraceTracingProcessor
+    processor_class = _load_adapter().DunetraceTracingProcessor
     from agents.tracing import add_trace_processor, get_trace_provider
 
     with _lock:

@@ -26,15 +26,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .adapter import DunetraceSpanProcessor, instrument, uninstrument
     from .export import OtelExport, export_to
-    from .processor import DunetraceSpanProcessor, instrument, uninstrument
 
 __all__ = ["DunetraceSpanProcessor", "OtelExport", "export_to", "instrument", "uninstrument"]
 
 _MODULES = {
-    "DunetraceSpanProcessor": "processor",
-    "instrument": "processor",
-    "uninstrument": "processor",
+    "DunetraceSpanProcessor": "adapter",
+    "instrument": "adapter",
+    "uninstrument": "adapter",
     "OtelExport": "export",
     "export_to": "export",
 }

@@ -40,7 +40,7 @@ from dunetrace.log import warn_once
 from dunetrace.run import Run, get_current_run
 
 from . import conventions as c
-from ._runs import OpenSpan, RunState, as_exception, parsed, seconds
+from .state import OpenSpan, RunState, as_exception, parsed, seconds
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace

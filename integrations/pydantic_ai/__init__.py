@@ -69,7 +69,7 @@ class _Installation:
             uninstrument()
 
     def detach(self) -> None:
-        from dunetrace.integrations.otel.processor import _take_off
+        from dunetrace.integrations.otel.adapter import _take_off
 
         _agent_class().instrument_all(self.previous)
         _take_off(self.provider, self.processor)

@@ -9,7 +9,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from dunetrace.integrations.crewai._sequencer import Sequencer
+from dunetrace.integrations.crewai.sequencer import Sequencer
 
 
 def _stream(prefix: str, n: int, fan_out_from: int = 3) -> list[Any]:

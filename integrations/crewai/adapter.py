@@ -1,6 +1,6 @@
 """The thin part that touches CrewAI: a ``BaseEventListener`` on
 ``crewai_event_bus`` whose handlers put events back in emission order
-(:class:`Sequencer`) and hand them to an :class:`EventAssembler`.
+(:class:`Sequencer`) and hand them to an :class:`Translator`.
 
 CrewAI is imported only when :func:`instrument` runs; the listener class is
 built then, once, because it subclasses CrewAI's ``BaseEventListener``.
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.log import capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
-from ._assembler import EventAssembler
-from ._policies import PolicyHooks
-from ._sequencer import Sequencer
+from .policies import PolicyHooks
+from .sequencer import Sequencer
+from .translator import Translator
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
@@ -68,10 +68,10 @@ def _get_listener_class() -> type:
 
         class DunetraceCrewAIListener(events.BaseEventListener):  # type: ignore[misc, name-defined]
             """Subscribes to CrewAI's event bus and feeds a Dunetrace
-            :class:`EventAssembler`. ``off()`` unregisters every handler it
+            :class:`Translator`. ``off()`` unregisters every handler it
             added."""
 
-            def __init__(self, assembler: EventAssembler) -> None:
+            def __init__(self, assembler: Translator) -> None:
                 self.assembler = assembler
                 self.sequencer = Sequencer(assembler.handle)
                 self.handlers: list[tuple[type, Any]] = []
@@ -118,7 +118,7 @@ class _Installation:
     def __init__(self, client: Dunetrace, agent_id: str) -> None:
         self.client = client
         self.agent_id = agent_id
-        self.assembler = EventAssembler(client, agent_id)
+        self.assembler = Translator(client, agent_id)
         self.listener = _get_listener_class()(self.assembler)
         self.policy_hooks = PolicyHooks(client, self)
 

@@ -12,7 +12,7 @@ tool of another agent (hierarchical delegation) is a child of that agent's
 run; a crew kicked off inside a tool is a child of the agent that called it.
 
 Order: events must be fed in CrewAI's emission order; the adapter puts
-them in that order with a :class:`~._sequencer.Sequencer` (CrewAI's sync
+them in that order with a :class:`~.sequencer.Sequencer` (CrewAI's sync
 handlers run on a thread pool and see events out of order). The assembler
 still checks ``emission_sequence`` per crew and counts regressions
 (``out_of_order``). Whatever the order, a run's terminal event is always its
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import capture_internal_errors, warn_once
 
-from ._fields import (
+from .readers import (
     CrewState,
     RunState,
     agent_suffix,
@@ -47,14 +47,14 @@ if TYPE_CHECKING:
     from dunetrace import Dunetrace
     from dunetrace.run import Run
 
-__all__ = ["EventAssembler", "agent_suffix"]
+__all__ = ["Translator", "agent_suffix"]
 
 #: Crews (top-level trees) tracked at once; past it the oldest is closed as
 #: abandoned. Bounds memory when CrewAI never sends a crew's end.
 MAX_CREWS = 1_000
 
 
-class EventAssembler:
+class Translator:
     """Turns CrewAI events into calls on Dunetrace runs.
 
     ``handle(event, source)`` is safe to call from several threads; one

@@ -29,7 +29,7 @@ from dunetrace import log
 from dunetrace.integrations.otel.translator import SpanTranslator
 from dunetrace.log import warn_once
 
-from ._spans import agent_attributes, attributes_of, error_of, nanos
+from .translator import agent_attributes, attributes_of, error_of, nanos
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace

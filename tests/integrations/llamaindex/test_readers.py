@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dunetrace.integrations.llamaindex import extract
+from dunetrace.integrations.llamaindex import readers as extract
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from dunetrace.policies import PolicyViolation
 if TYPE_CHECKING:
     from dunetrace import Dunetrace, Run
 
-    from ._adapter import _Installation
+    from .adapter import _Installation
 
 __all__ = ["PolicyHooks"]
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from dunetrace import Dunetrace
-from dunetrace.integrations.crewai import EventAssembler, _assembler
+from dunetrace.integrations.crewai import translator as _assembler
+from dunetrace.integrations.crewai.translator import Translator
 from tests.ingest_server import IngestServer
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -19,7 +20,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 class Feed:
     """Builds CrewAI-shaped events with ids and sequence numbers."""
 
-    def __init__(self, assembler: EventAssembler) -> None:
+    def __init__(self, assembler: Translator) -> None:
         self.assembler = assembler
         self.seq = itertools.count(1)
         self.ids = itertools.count(1)
@@ -59,7 +60,7 @@ class Feed:
 
 @pytest.fixture
 def feed(dt: Dunetrace) -> Feed:
-    return Feed(EventAssembler(dt, "fake"))
+    return Feed(Translator(dt, "fake"))
 
 
 def _events(dt: Dunetrace, ingest: IngestServer) -> list[dict[str, Any]]:
@@ -251,7 +252,7 @@ def test_open_crews_are_bounded(
 
 
 def test_assembler_needs_no_crewai() -> None:
-    from dunetrace.integrations.crewai import _fields
+    from dunetrace.integrations.crewai import readers as _fields
 
     for module in (_assembler, _fields):
         source = open(module.__file__).read()  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from dunetrace.integrations.openai._readers import read_response
+from dunetrace.integrations.openai.readers import read_response
 
 __all__ = ["attributes_of", "error_of", "nanos"]
 
