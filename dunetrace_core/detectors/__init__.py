@@ -30,12 +30,12 @@ from ._table import DETECTORS, SEVERITIES, DetectorInfo, by_name, severity_rank
 __all__ = [
     "ANSWERED_EXIT_REASONS",
     "DETECTORS",
-    "SEVERITIES",
     "DetectorInfo",
     "DetectorSettings",
     "Finding",
     "LiveDetectors",
     "RunJudge",
+    "SEVERITIES",
     "by_name",
     "severity_rank",
 ]
