@@ -173,12 +173,15 @@ class Dunetrace:
         model: str | None = None,
         tools: list[str] | None = None,
         parent_run_id: str | None = None,
+        resumed_from: str | None = None,
     ) -> Run:
         """A run of ``agent_id``, for ``with`` / ``async with``.
 
         ``user_input`` and ``system_prompt`` are hashed, never sent. A run
         opened inside another is its child. The run emits ``run.completed``
         on a clean exit, ``run.errored`` on an exception (re-raised as is).
+        ``resumed_from`` names the run this one continues after a pause
+        (a human-in-the-loop interrupt; see :mod:`dunetrace.exit_reasons`).
         """
         return Run(
             self,
@@ -188,6 +191,7 @@ class Dunetrace:
             model=model,
             tools=tools,
             parent_run_id=parent_run_id,
+            resumed_from=resumed_from,
         )
 
     @overload

@@ -206,6 +206,7 @@ class Run:
         "model",
         "model_override",
         "parent_run_id",
+        "resumed_from",
         "run_id",
         "signals",
         "started",
@@ -222,6 +223,7 @@ class Run:
         model: str | None = None,
         tools: list[str] | None = None,
         parent_run_id: str | None = None,
+        resumed_from: str | None = None,
     ) -> None:
         if not isinstance(agent_id, str) or not str.strip(agent_id):
             raise ValueError(f"dt.run() needs agent_id, a non-empty string naming the agent; got {_shown(agent_id)}")
@@ -230,6 +232,11 @@ class Run:
         if parent_run_id is not None and (not isinstance(parent_run_id, str) or not parent_run_id):
             raise ValueError(
                 f"dt.run(parent_run_id=...) must be a non-empty string or None; got {_shown(parent_run_id)}"
+            )
+        if resumed_from is not None and (not isinstance(resumed_from, str) or not resumed_from):
+            raise ValueError(
+                f"dt.run(resumed_from=...) must be the run_id of the run this one resumes, or None; "
+                f"got {_shown(resumed_from)}"
             )
         # str subclasses as plain strings: their own methods never run later.
         agent_id = str.__str__(agent_id)
@@ -247,6 +254,9 @@ class Run:
             client.hasher.value(system_prompt) if system_prompt is not None else None, model, self.tools
         )
         self.parent_run_id = parent_run_id
+        #: The run this one continues after a pause (a human-in-the-loop
+        #: interrupt): sent as ``run.started.payload.resumed_from``.
+        self.resumed_from = None if resumed_from is None else str.__str__(resumed_from)
         self._user_input = user_input
         # Kept until run.started is sent, for the injection check only.
         self._system_prompt = system_prompt if isinstance(system_prompt, str) else None
@@ -411,6 +421,8 @@ class Run:
             payload: dict[str, Any] = {"tools": self.tools}
             if self.model is not None:
                 payload["model"] = self.model
+            if self.resumed_from is not None:
+                payload["resumed_from"] = self.resumed_from
             user_input, system_prompt = self._user_input, self._system_prompt
             self._user_input = self._system_prompt = None  # the raw text is not kept past this point
             if user_input is not None:
@@ -690,6 +702,39 @@ class Run:
             self._emit("external.signal", self._last_step, payload)
         except Exception as exc:
             internal_error("run.external_signal", exc)
+
+    def embedding(
+        self,
+        model: str | None,
+        input_count: int | None,
+        latency_ms: float | None,
+        *,
+        input_tokens: int | None = None,
+        source: str | None = None,
+        success: bool = True,
+    ) -> None:
+        """An embedding call made inside the run (an embeddings API, a
+        framework's embedding model): sent as an ``external.signal`` named
+        ``EMBEDDING`` with ``model``, ``input_count`` (texts embedded),
+        ``latency_ms``, ``input_tokens`` when the API reports them, and
+        ``success``. The texts are not sent, nor hashed. Does not advance
+        the step: an embedding is not a step of the agent."""
+        try:
+            meta: dict[str, Any] = {"success": _flag(success, True)}
+            if model is not None:
+                meta["model"] = _text(model)
+            count = _count(input_count, "input_count")
+            if count is not None:
+                meta["input_count"] = count
+            latency = _number(latency_ms, "latency_ms")
+            if latency is not None:
+                meta["latency_ms"] = latency
+            tokens = _count(input_tokens, "input_tokens")
+            if tokens is not None:
+                meta["input_tokens"] = tokens
+            self.external_signal("EMBEDDING", source=source, **meta)
+        except Exception as exc:
+            internal_error("run.embedding", exc)
 
     def final_answer(self) -> None:
         """The agent produced its final answer: the run completes with

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dunetrace.exit_reasons import ANSWERED
+
 __all__ = [
     "ANSWERED_EXIT_REASONS",
     "LIST_LIMIT",
@@ -22,7 +24,8 @@ __all__ = [
 
 #: ``run.completed`` exit reasons that mean the agent gave its answer
 #: (``completed`` is what the SDK sends for a run that ended normally).
-ANSWERED_EXIT_REASONS = frozenset({"final_answer", "completed"})
+ANSWERED_EXIT_REASONS = ANSWERED
+
 #: Cut off at the output limit (OpenAI ``length``, Anthropic ``max_tokens``).
 TRUNCATED = frozenset({"length", "max_tokens"})
 #: The model stopped by itself.
