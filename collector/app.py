@@ -59,6 +59,9 @@ class Collector:
         #: Ingest requests in progress; the judge works in their pauses.
         self.activity = IngestActivity()
         self.judge = Judge(self.store, settings, self.dispatcher, self.activity)
+        #: Judgements as spans in the runs' traces (judgement_spans.py).
+        self.spans = _judgement_spans(settings)
+        self.judge.spans = self.spans
         self.started = False
 
     def start(self) -> None:
@@ -81,8 +84,18 @@ class Collector:
 
     def close(self) -> None:
         self.stop()
+        if self.spans is not None:
+            self.spans.close()
         self.health.close()
         self.store.close()
+
+
+def _judgement_spans(settings: Settings) -> Any:
+    if not settings.otlp_endpoint:
+        return None
+    from .judgement_spans import JudgementSpans
+
+    return JudgementSpans(settings.otlp_endpoint)
 
 
 def _dispatcher(settings: Settings, store: Any = None) -> Any:

@@ -91,6 +91,9 @@ class Judge:
         self._busy = 0
         self._prior: dict[str, deque[int]] = {}
         self.judged = 0
+        #: Where judged runs' signals also go as OpenTelemetry spans
+        #: (judgement_spans.JudgementSpans), or None.
+        self.spans: Any = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -182,6 +185,15 @@ class Judge:
         except Exception:
             logger.exception("dunetrace collector: judging runs %s failed", run_ids[:5])
 
+    def _send_spans(self, result: dict[str, list[Any]], steps: dict[str, tuple[str, int]]) -> None:
+        for run_id, signals in result.items():
+            if not any(not getattr(s, "live", False) for s in signals):
+                continue
+            try:
+                self.spans.send(run_id, steps[run_id][0], signals, self._store.run_events(run_id))
+            except Exception:
+                logger.exception("dunetrace collector: the judgement span of run %s was not sent", run_id)
+
     def _prior_counts(self, agent_id: str, run_id: str) -> deque[int]:
         """Total steps of the agent's latest judged runs, newest first (what
         STEP_COUNT_INFLATION compares with): read from the file once per
@@ -250,6 +262,8 @@ class Judge:
                 known.appendleft(total)
         self.judged += len(saved)
         result = {run_id: found[run_id] for run_id in saved}
+        if self.spans is not None:
+            self._send_spans(result, steps)
         if durable:
             self._dispatcher.added(queued[0])
         elif self._dispatcher is not None:

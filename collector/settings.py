@@ -76,6 +76,10 @@ class Settings:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     alert_min_severity: str = "HIGH"
+    #: OTLP/HTTP traces endpoint that receives each judged run's verdict as a
+    #: span in the run's trace (``--otlp-endpoint``,
+    #: ``DUNETRACE_OTLP_ENDPOINT``; judgement_spans.py); None: not sent.
+    otlp_endpoint: str | None = None
     #: Names a browser may use to reach the collector (the ``Host`` header),
     #: besides the loopback names and IP addresses (``--allowed-host``,
     #: ``DUNETRACE_ALLOWED_HOSTS``); "*" allows any. A name not listed is
@@ -108,6 +112,7 @@ class Settings:
             "webhook_url": env.get("DUNETRACE_WEBHOOK_URL") or None,
             "webhook_secret": env.get("DUNETRACE_WEBHOOK_SECRET") or None,
             "alert_min_severity": (env.get("DUNETRACE_ALERT_MIN_SEVERITY") or "HIGH").upper(),
+            "otlp_endpoint": env.get("DUNETRACE_OTLP_ENDPOINT") or None,
             "allowed_hosts": _names(env.get("DUNETRACE_ALLOWED_HOSTS", "")),
         }
         keys_file = given.pop("api_keys_file", None) or env.get("DUNETRACE_API_KEYS_FILE")
@@ -139,6 +144,11 @@ class Settings:
         for key in self.api_keys:
             if not key or key != key.strip() or not key.isprintable():
                 raise ValueError("an API key must be printable text without surrounding spaces")
+        if self.otlp_endpoint is not None and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(
+                f"the OTLP endpoint must be an http(s) URL such as http://127.0.0.1:4318/v1/traces; "
+                f"got {self.otlp_endpoint!r}"
+            )
         if self.alert_min_severity not in ("LOW", "MEDIUM", "HIGH", "CRITICAL"):
             raise ValueError(
                 f"alert minimum severity {self.alert_min_severity!r} is not one of LOW, MEDIUM, HIGH, CRITICAL"

@@ -136,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_url=args.webhook,
             webhook_secret=args.webhook_secret,
             alert_min_severity=args.alert_min_severity.upper() if args.alert_min_severity else None,
+            otlp_endpoint=args.otlp_endpoint,
         )
         store.judge_lease_from_env()
     except (ValueError, TypeError) as exc:
@@ -303,6 +304,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook", help="URL that receives each alert as JSON")
     p.add_argument("--webhook-secret", help="sign webhook bodies with HMAC-SHA256 (or $DUNETRACE_WEBHOOK_SECRET)")
     p.add_argument("--alert-min-severity", help="LOW, MEDIUM, HIGH (default) or CRITICAL")
+    p.add_argument(
+        "--otlp-endpoint",
+        help="send each judged run's signals as a span in the run's OpenTelemetry trace to this OTLP/HTTP "
+        "traces URL, e.g. http://127.0.0.1:4318/v1/traces (or $DUNETRACE_OTLP_ENDPOINT; needs dunetrace[otel])",
+    )
     p.add_argument(
         "--log-level", default="info", type=str.lower, choices=["debug", "info", "warning", "error", "critical"]
     )

@@ -10,7 +10,13 @@ spans at each wake, so the agent's thread never pays for building spans:
 
 * ``run.started`` opens an ``invoke_agent <agent_id>`` span (a child run's
   span is a child of its parent run's span, in the same trace; a root run's
-  span is a child of whatever span is current where it started);
+  span is a child of whatever span is current where it started). This one
+  span is made on the agent's thread, once per run, so that its ids are
+  known at once: the run sends them as an ``external.signal`` named
+  ``OTEL_SPAN`` (``trace_id``, ``span_id``, hex), and a collector that
+  judges the run later puts its verdict in the same trace (``dunetrace
+  serve --otlp-endpoint``: a ``dunetrace.judgement`` span, child of this
+  one, since an ended span cannot be changed);
 * ``llm.called`` / ``llm.responded`` are a ``chat <model>`` span,
   ``tool.*`` an ``execute_tool <tool>`` span (error status on failure),
   ``retrieval.*`` a ``retrieval <index>`` span;
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
 
     from dunetrace.run import Run
 
-__all__ = ["SCOPE", "OtelExport", "export_to"]
+__all__ = ["SCOPE", "SPAN_SIGNAL", "OtelExport", "export_to"]
 
 #: The instrumentation scope of the spans we make; the span receiver skips
 #: spans of this scope, so exporting and receiving on one provider never loops.
@@ -72,6 +78,8 @@ _RETRIEVAL_RESPONDED = {
     "latency_ms": "dunetrace.latency_ms",
 }
 _SIGNAL_KEYS = ("signal_name", "source", "severity", "confidence", "live", "http_status")
+#: The ``external.signal`` that carries a run's root span ids to the collector.
+SPAN_SIGNAL = "OTEL_SPAN"
 
 
 def _ns(seconds: float) -> int:
@@ -118,11 +126,21 @@ class OtelExport:
     # -- the watcher ----------------------------------------------------------
 
     def observe(self, run: Run, event_type: str, step: int, payload: dict[str, Any]) -> None:
-        """The watcher: on the agent's thread, queue and go."""
+        """The watcher: on the agent's thread, queue and go; a run's start
+        makes its span here (see the module's docstring)."""
         if self.closed:
             return
-        where = otel_context.get_current() if event_type == "run.started" else None
-        self._pending.append((run, event_type, step, _ns(run.clock()), payload, where))
+        if event_type == "run.started":
+            self._started(run, payload, _ns(run.clock()), otel_context.get_current())
+            spans = self._runs.get(run.run_id)
+            if spans is not None:
+                ids = spans.span.get_span_context()
+                if ids.is_valid and ids.trace_flags.sampled:
+                    run.external_signal(
+                        SPAN_SIGNAL, source="otel", trace_id=f"{ids.trace_id:032x}", span_id=f"{ids.span_id:016x}"
+                    )
+            return
+        self._pending.append((run, event_type, step, _ns(run.clock()), payload, None))
 
     def export_pending(self) -> None:
         """Make the queued events into spans (the drain thread, a flush)."""
@@ -144,9 +162,6 @@ class OtelExport:
             self.export_pending()
 
     def _span_of(self, run: Run, event_type: str, step: int, at: int, payload: dict[str, Any], where: Any) -> None:
-        if event_type == "run.started":
-            self._started(run, payload, at, where)
-            return
         spans = self._runs.get(run.run_id)
         if spans is None:
             return
@@ -156,7 +171,8 @@ class OtelExport:
         elif phase == "responded":
             self._responded(spans, kind, step, payload, at)
         elif event_type == "external.signal":
-            self._signal(spans, payload, at)
+            if payload.get("signal_name") != SPAN_SIGNAL:
+                self._signal(spans, payload, at)
         elif kind == "run":
             self._finished(run, spans, event_type, payload, at)
 

@@ -138,7 +138,11 @@ def test_exporting_and_receiving_on_one_provider_does_not_loop(dt: Dunetrace, re
         pass
     events = received()
     assert sorted({e["agent_id"] for e in events}) == ["direct", "received"]
-    assert len(events) == 6
+    # Each run: started, its span ids (OTEL_SPAN), and its end; the received
+    # one its chat call too. Nothing comes back round from our own spans.
+    signals = [e["payload"]["signal_name"] for e in events if e["event_type"] == "external.signal"]
+    assert signals == ["OTEL_SPAN", "OTEL_SPAN"]
+    assert len(events) == 8
     # The received run was exported too: the user's pipeline sees both.
     names = sorted(s.name for s in traced.exporter.get_finished_spans())
     assert names.count("invoke_agent received") == 1 and names.count("invoke_agent direct") == 1
@@ -237,7 +241,7 @@ def test_bad_arguments_name_what_to_fix(dt: Dunetrace) -> None:
         export_to(dt, object())  # type: ignore[arg-type]
 
 
-def test_spans_are_made_off_the_agents_thread_under_the_span_current_there(dt: Dunetrace) -> None:
+def test_step_spans_are_made_off_the_agents_thread_under_the_span_current_there(dt: Dunetrace) -> None:
     from opentelemetry.sdk.trace import SpanProcessor
 
     class Threads(SpanProcessor):
@@ -263,5 +267,29 @@ def test_spans_are_made_off_the_agents_thread_under_the_span_current_there(dt: D
         exporter.close()
     spans = {s.name: s for s in memory.get_finished_spans()}
     assert spans["invoke_agent a"].parent.span_id == request.get_span_context().span_id
-    assert threads.seen["invoke_agent a"] != threading.get_ident()
+    # The run's own span is made where it starts (its ids travel with the
+    # run, see test_the_run_sends_its_span_ids); every step span elsewhere.
+    assert threads.seen["invoke_agent a"] == threading.get_ident()
     assert threads.seen["execute_tool t"] != threading.get_ident()
+
+
+def test_the_run_sends_its_span_ids(ingest: IngestServer) -> None:
+    from dunetrace.integrations.otel.export import SPAN_SIGNAL
+
+    dt = Dunetrace(endpoint=ingest.url, api_key="dt_test")
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    export_to(dt, provider)
+    with dt.run("a") as run:
+        run.tool_responded("t", True, step=run.tool_called("t"))
+    dt.shutdown()
+    root = next(s for s in memory.get_finished_spans() if s.name == "invoke_agent a")
+    sent = [e for e in ingest.events if e["event_type"] == "external.signal"]
+    assert [e["payload"]["signal_name"] for e in sent] == [SPAN_SIGNAL]
+    assert sent[0]["payload"]["trace_id"] == f"{root.context.trace_id:032x}"
+    assert sent[0]["payload"]["span_id"] == f"{root.context.span_id:016x}"
+    assert sent[0]["step_index"] == 0
+    # It is how the ids travel, not a signal about the run: not on the span.
+    assert all(event.attributes.get("signal_name") != SPAN_SIGNAL for event in root.events)
+    assert "dunetrace.signals" not in (root.attributes or {})
