@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from ._version import __version__
+
 __all__ = ["format_runs", "format_signals", "main", "printable"]
 
 COLLECTOR_EXTRA = "pip install 'dunetrace[collector]'"
@@ -57,8 +59,8 @@ def _when(ts: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -232,8 +234,6 @@ def _quote(value: str) -> str:
 
 
 def _version(args: argparse.Namespace) -> int:
-    from . import __version__
-
     print(__version__)
     return 0
 
