@@ -100,7 +100,8 @@ def format_signals(signals: list[dict[str, Any]], explain: bool = False) -> str:
     text = _table(["SEVERITY", "DETECTOR", "AGENT", "RUN", "STEP", "FOUND"], rows)
     if explain:
         for s in signals:
-            x = s.get("explanation") if isinstance(s.get("explanation"), dict) else {}
+            found = s.get("explanation")
+            x: dict[str, Any] = found if isinstance(found, dict) else {}
             text += f"\n\n{printable(s.get('detector'))} in run {printable(s.get('run_id'))}"
             for key, label in (("what", "What happened"), ("why", "Why it matters"), ("try", "What to try")):
                 if x.get(key):

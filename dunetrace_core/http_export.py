@@ -84,29 +84,32 @@ class HttpExporter:
     def _http(self) -> httpx.Client:
         """This process's client, built at its first request. A client made
         before os.fork() shares sockets with the parent: a child builds its
-        own."""
-        if self._client is None or self._pid != os.getpid():
-            with self._lock:  # two sender threads may ask at once
-                if self._client is None or self._pid != os.getpid():
-                    if self._closing and self._pid == os.getpid():
-                        raise _Closed
-                    headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
-                    if self._options.api_key:
-                        headers["authorization"] = f"Bearer {self._options.api_key}"
-                    client = httpx.Client(
-                        headers=headers,
-                        timeout=self._options.request_timeout,
-                        transport=self._transport,
-                        limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                        verify=self.tls_context(),
-                    )
-                    self._unauthorized = False
-                    # The sender first, the pid last: a thread that finds the
-                    # pid its own finds the rest ready.
-                    self._send = self._ingest_sender(client)
-                    self._client = client
-                    self._pid = os.getpid()
-        return self._client  # type: ignore[return-value]
+        own. Raises _Closed once close() released it."""
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:  # two sender threads may ask at once
+            if self._client is not None and self._pid == os.getpid():
+                return self._client
+            if self._closing and self._pid == os.getpid():
+                raise _Closed
+            headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
+            if self._options.api_key:
+                headers["authorization"] = f"Bearer {self._options.api_key}"
+            client = httpx.Client(
+                headers=headers,
+                timeout=self._options.request_timeout,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+                verify=self.tls_context(),
+            )
+            self._unauthorized = False
+            # The sender first, the pid last: a thread that finds the pid its
+            # own finds the rest ready.
+            self._send = self._ingest_sender(client)
+            self._client = client
+            self._pid = os.getpid()
+            return client
 
     def tls_context(self) -> ssl.SSLContext:
         """What the client checks TLS certificates against, built once.
@@ -140,7 +143,7 @@ class HttpExporter:
                     return client.post(url, content=body)
 
             return post
-        transport = pick(url)
+        transport: httpx.BaseTransport = pick(url)
         install_deadline(transport)
         headers = client.headers
         extensions = {"timeout": client.timeout.as_dict()}
