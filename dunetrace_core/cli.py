@@ -322,7 +322,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop the collector when the demo ends (for scripts); without it the dashboard stays up until Ctrl-C",
     )
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    p.add_argument(
+        "--serve", action="store_true", help=argparse.SUPPRESS
+    )  # serving is the default; scripts may still pass it
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for detection")
     p.set_defaults(func=_demo)
 

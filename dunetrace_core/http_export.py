@@ -3,8 +3,8 @@
 Batches go straight to the client's transport for the ingest URL (the proxy
 transport when the environment names one), with the client's headers and
 timeout. ``httpx.Client.post`` adds cookies, auth, redirects and event
-hooks, none of which an ingest request uses; here it took 1.5 to 2 times the
-CPU of the transport call alone, the drain thread's largest cost per batch.
+hooks, none of which an ingest request uses, and whose cost on the drain
+thread exceeds that of the transport call itself.
 
 Each request has a total deadline, ``request_timeout`` (see ``deadline.py``):
 a server that drips its answer cannot hold a batch longer.

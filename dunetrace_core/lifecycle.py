@@ -235,7 +235,7 @@ def _before_fork() -> None:
             with contextlib.suppress(Exception):
                 import httpcore  # noqa: F401
         # The child reuses the parent's TLS context (HttpExporter.tls_context).
-        with contextlib.suppress(Exception):  # the child builds its own, as before
+        with contextlib.suppress(Exception):  # the child then builds its own
             http.tls_context()
         # Not while a sender thread builds its HTTP client: that imports
         # httpcore, and a module half imported at the fork stays locked
