@@ -6,6 +6,12 @@ plugins are found through the entry-point group ``dunetrace``. The built-in
 behaviour is made of plugins too: the client registers its exporters (HTTP,
 stdout), and each integration's ``instrument()`` registers its own.
 
+The two hooks for deferred work, ``dunetrace_flush`` and ``dunetrace_drain``,
+are here rather than inside the CrewAI integration that first needed them:
+the OpenTelemetry span exporter needs the same two moments, and so does any
+plugin that records in its framework's callbacks and translates later. Their
+section below says when each is called, in shutdown's order.
+
 Rules that hold for every hook:
 
 * Hooks are called with keyword arguments only. An implementation may accept
