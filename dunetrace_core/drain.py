@@ -6,8 +6,12 @@ queued into per-agent batches in arrival order, sealing each full one as its
 encoded request body. It hands the oldest batch to the exporters, and while
 that one is out, a :class:`~dunetrace.sender.Sender` may deliver the oldest
 full batch of another agent beside it: a run belongs to one agent, so this
-never reorders a run's events. Batches are ``batch_size`` events while the
-queue is quiet and double up to ``max_batch_size`` while a backlog builds.
+never reorders a run's events, and the receiver works on one request while
+it reads or syncs the other. Batches are ``batch_size`` events while the
+queue is quiet; while a backlog builds (events arrive faster than requests
+carry them) they double up to ``max_batch_size``, after a 429 or a failure
+with a backlog they go straight to it, and they shrink back once the backlog
+has cleared. Under a backlog the next batches are built while these are out.
 
 A batch to retry goes first once its retry is due (after a backoff with
 jitter, or when ``ratelimit.py`` says the next request may go after a 429),
