@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from ._version import __version__
+
 __all__ = ["format_runs", "format_signals", "main", "printable"]
 
 COLLECTOR_EXTRA = "pip install 'dunetrace[collector]'"
@@ -57,8 +59,8 @@ def _when(ts: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -98,7 +100,8 @@ def format_signals(signals: list[dict[str, Any]], explain: bool = False) -> str:
     text = _table(["SEVERITY", "DETECTOR", "AGENT", "RUN", "STEP", "FOUND"], rows)
     if explain:
         for s in signals:
-            x = s.get("explanation") if isinstance(s.get("explanation"), dict) else {}
+            found = s.get("explanation")
+            x: dict[str, Any] = found if isinstance(found, dict) else {}
             text += f"\n\n{printable(s.get('detector'))} in run {printable(s.get('run_id'))}"
             for key, label in (("what", "What happened"), ("why", "Why it matters"), ("try", "What to try")):
                 if x.get(key):
@@ -233,8 +236,6 @@ def _quote(value: str) -> str:
 
 
 def _version(args: argparse.Namespace) -> int:
-    from . import __version__
-
     print(__version__)
     return 0
 
@@ -327,7 +328,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop the collector when the demo ends (for scripts); without it the dashboard stays up until Ctrl-C",
     )
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    p.add_argument(
+        "--serve", action="store_true", help=argparse.SUPPRESS
+    )  # serving is the default; scripts may still pass it
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for detection")
     p.set_defaults(func=_demo)
 

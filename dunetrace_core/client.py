@@ -386,7 +386,7 @@ class Dunetrace:
         self._open_runs = {}
         self._shutdown_lock = threading.RLock()
         if self._http is not None:
-            self._http._lock = threading.Lock()
+            self._http.after_fork_in_child()
 
     def __enter__(self) -> Dunetrace:
         return self

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ExportBatch", "ExportResult"]
+from .log import warn_once
+
+__all__ = ["ExportBatch", "ExportResult", "combined"]
 
 
 class ExportBatch:
@@ -78,3 +80,32 @@ class ExportResult:
 
 
 _OK = ExportResult("ok")
+
+
+def combined(results: list[ExportResult | None], batch: ExportBatch) -> ExportResult:
+    """What the answers of every exporter mean for ``batch`` together: retry
+    when one asks for it (after the longest wait asked), a split or a drop
+    as the first exporter gave it (a drop only when none delivered the
+    batch), else delivered. No exporter at all drops it as ``no_exporter``."""
+    if not results:
+        warn_once(
+            "no-exporter",
+            "dunetrace: no exporter is registered (export='none' and no plugin implements "
+            "dunetrace_export); events are dropped",
+        )
+        return ExportResult.drop("no_exporter")
+    retry = [r for r in results if r is not None and r.outcome == "retry"]
+    if retry:
+        waits = [r.retry_after for r in retry if r.retry_after is not None]
+        throttled = any(r.throttled for r in retry)
+        return ExportResult.retry(max(waits) if waits else None, retry[0].reason, throttled)
+    unconfirmed = 0
+    for r in results:
+        if r is None:
+            continue
+        if r.outcome == "split":
+            return r
+        if r.outcome == "drop" and not batch.delivered_by:
+            return r
+        unconfirmed = max(unconfirmed, r.unconfirmed)
+    return ExportResult.ok(unconfirmed)

@@ -97,16 +97,16 @@ def placeholder(value: Any, error: BaseException) -> str:
 
 def _canonical(value: Any) -> str:
     if isinstance(value, str):
-        if type(value) is not str:
-            value = str.__str__(value)  # a subclass's own methods are never called
-        stripped = value.strip()
+        # A subclass's own methods are never called.
+        text: str = value if type(value) is str else str.__str__(value)
+        stripped = text.strip()
         if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
             try:
                 value = json.loads(stripped)
             except ValueError:
-                return value
+                return text
         else:
-            return value
+            return text
     try:
         return _encode(value)
     except (TypeError, ValueError):
@@ -164,7 +164,8 @@ class Hasher:
         inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        digest: str = outer.hexdigest()
+        return digest
 
     def value(self, value: Any) -> str | None:
         """Digest of any content value; None stays None (nothing to hash)."""

@@ -2,9 +2,15 @@
 
 A plugin is any object or module with functions marked ``@hookimpl`` (from
 ``dunetrace.plugins``) named like the specifications below. Third-party
-plugins are found through the entry-point group ``dunetrace``; the built-in
-behaviour (HTTP export, stdout export, the framework integrations) is
-registered the same way.
+plugins are found through the entry-point group ``dunetrace``. The built-in
+behaviour is made of plugins too: the client registers its exporters (HTTP,
+stdout), and each integration's ``instrument()`` registers its own.
+
+The two hooks for deferred work, ``dunetrace_flush`` and ``dunetrace_drain``,
+are here rather than inside the CrewAI integration that first needed them:
+the OpenTelemetry span exporter needs the same two moments, and so does any
+plugin that records in its framework's callbacks and translates later. Their
+section below says when each is called, in shutdown's order.
 
 Rules that hold for every hook:
 
@@ -57,29 +63,51 @@ def dunetrace_configure(client: Dunetrace) -> None:
     """
 
 
+# -- deferred work and shutdown -----------------------------------------------
+#
+# A plugin that keeps its framework's callbacks cheap, by recording there and
+# turning what it recorded into run events later (CrewAI's event handlers on
+# CrewAI's thread pool, the OpenTelemetry span exporter), needs two moments
+# only the client knows: the drain thread's wake, to do that work off the
+# agent's threads, and a flush, to have it done before the queue is waited
+# on. Both hooks are general: any such plugin uses them, and they cost
+# nothing while no plugin implements them.
+#
+# ``flush()`` calls ``dunetrace_flush``, then waits on the queue (the drain
+# thread calls ``dunetrace_drain`` at each wake meanwhile). ``shutdown()``,
+# and the end of the process, go in this order:
+#
+# 1. ``dunetrace_flush``: what plugins hold is queued;
+# 2. ``dunetrace_shutdown``: plugins end the runs they keep open and detach;
+# 3. the client ends every run still open (``abandoned``);
+# 4. the queue is delivered within the time left (``dunetrace_drain`` still
+#    runs at each wake), then no event is taken and the drain thread stops;
+# 5. the HTTP exporter closes, once a request under way has its answer.
+
+
 @hookspec
 def dunetrace_flush(client: Dunetrace, timeout: float) -> None:
-    """``flush()`` or ``shutdown()`` was called, or the interpreter is
-    exiting: queue now what the plugin still holds.
+    """Queue now what the plugin still holds: ``flush()`` or ``shutdown()``
+    was called, or the process is ending.
 
-    An integration whose framework delivers events late (CrewAI runs its
-    handlers on a thread pool) waits for them here, at most ``timeout``
-    seconds, so they are queued before the flush waits on the queue. Called
-    on the thread that flushes, before anything is sent. Return value ignored.
+    A plugin whose framework hands it events late waits for them here, at
+    most ``timeout`` seconds, and queues their run events, so that the flush
+    that follows finds them in the queue. Called on the thread that flushes,
+    before the client waits on the queue. Return value ignored.
     """
 
 
 @hookspec
 def dunetrace_drain(client: Dunetrace) -> None:
-    """The drain thread is about to take what is queued: queue now what the
+    """The drain thread is about to take what is queued: do now the work the
     plugin deferred.
 
-    For an integration that keeps its framework's callbacks cheap by only
-    recording there, and translating later, off the framework's threads.
-    Called on the drain thread at every wake (every ``flush_interval``, or
-    sooner when a batch is full); while some plugin implements this hook the
-    drain thread runs from the moment the plugin is registered. Return value
-    ignored.
+    For a plugin that only records in its framework's callbacks and turns the
+    records into run events (or spans) later, off the agent's threads. Called
+    on the drain thread at every wake (every ``flush_interval``, or sooner
+    when a batch is full or a flush waits); while some plugin implements this
+    hook the drain thread runs from the moment the plugin is registered, so
+    it wakes before any event exists. Return value ignored.
     """
 
 
@@ -90,8 +118,8 @@ def dunetrace_shutdown(client: Dunetrace) -> None:
     ``abandoned`` and detaches from its framework).
 
     Called after ``dunetrace_flush``, while events are still accepted: the
-    client then ends the runs still open itself (``abandoned``), delivers
-    what is queued, and closes. Called on the thread that called
+    client then ends the runs still open itself, delivers what is queued,
+    and closes (the order is above). Called on the thread that called
     ``shutdown()``, or at interpreter exit (or at the end of a
     ``multiprocessing`` child). Return value ignored.
     """

@@ -3,8 +3,8 @@
 Batches go straight to the client's transport for the ingest URL (the proxy
 transport when the environment names one), with the client's headers and
 timeout. ``httpx.Client.post`` adds cookies, auth, redirects and event
-hooks, none of which an ingest request uses; here it took 1.5 to 2 times the
-CPU of the transport call alone, the drain thread's largest cost per batch.
+hooks, none of which an ingest request uses, and whose cost on the drain
+thread exceeds that of the transport call itself.
 
 Each request has a total deadline, ``request_timeout`` (see ``deadline.py``):
 a server that drips its answer cannot hold a batch longer.
@@ -74,31 +74,42 @@ class HttpExporter:
         self._unauthorized = False
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
+        # Requests under way, and whether close() was called: the client is
+        # closed by whichever comes last, close() or the end of the last
+        # request (closing it under a request would cut that request off,
+        # after the receiver may have stored its batch).
+        self._in_flight = 0
+        self._closing = False
 
     def _http(self) -> httpx.Client:
         """This process's client, built at its first request. A client made
         before os.fork() shares sockets with the parent: a child builds its
-        own."""
-        if self._client is None or self._pid != os.getpid():
-            with self._lock:  # two sender threads may ask at once
-                if self._client is None or self._pid != os.getpid():
-                    headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
-                    if self._options.api_key:
-                        headers["authorization"] = f"Bearer {self._options.api_key}"
-                    client = httpx.Client(
-                        headers=headers,
-                        timeout=self._options.request_timeout,
-                        transport=self._transport,
-                        limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                        verify=self.tls_context(),
-                    )
-                    self._unauthorized = False
-                    # The sender first, the pid last: a thread that finds the
-                    # pid its own finds the rest ready.
-                    self._send = self._ingest_sender(client)
-                    self._client = client
-                    self._pid = os.getpid()
-        return self._client  # type: ignore[return-value]
+        own. Raises _Closed once close() released it."""
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:  # two sender threads may ask at once
+            if self._client is not None and self._pid == os.getpid():
+                return self._client
+            if self._closing and self._pid == os.getpid():
+                raise _Closed
+            headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
+            if self._options.api_key:
+                headers["authorization"] = f"Bearer {self._options.api_key}"
+            client = httpx.Client(
+                headers=headers,
+                timeout=self._options.request_timeout,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+                verify=self.tls_context(),
+            )
+            self._unauthorized = False
+            # The sender first, the pid last: a thread that finds the pid its
+            # own finds the rest ready.
+            self._send = self._ingest_sender(client)
+            self._client = client
+            self._pid = os.getpid()
+            return client
 
     def tls_context(self) -> ssl.SSLContext:
         """What the client checks TLS certificates against, built once.
@@ -132,7 +143,7 @@ class HttpExporter:
                     return client.post(url, content=body)
 
             return post
-        transport = pick(url)
+        transport: httpx.BaseTransport = pick(url)
         install_deadline(transport)
         headers = client.headers
         extensions = {"timeout": client.timeout.as_dict()}
@@ -155,14 +166,28 @@ class HttpExporter:
             return ExportResult.ok()
         if self._unauthorized:
             return ExportResult.drop("unauthorized")
+        with self._lock:
+            if self._closing:
+                return ExportResult.drop("shutdown")
+            self._in_flight += 1
         try:
             self._http()
-            assert self._send is not None
-            response = self._send(batch.body)
+            send = self._send
+            if send is None:  # closed between the check above and here
+                return ExportResult.drop("shutdown")
+            response = send(batch.body)
+        except _Closed:
+            return ExportResult.drop("shutdown")
         except httpx.TimeoutException as exc:
             return ExportResult.retry(reason=f"timeout: {type(exc).__name__}")
         except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
             return ExportResult.retry(reason=f"connection error: {type(exc).__name__}")
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                last = self._closing and not self._in_flight
+            if last:
+                self._release()
         result = self._judge(response, batch)
         if result.outcome == "ok":
             batch.delivered_by.add(NAME)
@@ -231,6 +256,8 @@ class HttpExporter:
 
     def send_deploy(self, payload: dict[str, Any]) -> None:
         """Fire-and-forget ``POST /v1/deploy``: one attempt, failure logged once."""
+        if self._closing:
+            return
         try:
             client = self._http()
             with request_deadline(self._options.request_timeout):
@@ -243,9 +270,37 @@ class HttpExporter:
                 )
         except httpx.HTTPError as exc:
             warn_once("deploy-error", "dunetrace: deploy marker not sent: %r", exc)
+        except _Closed:
+            pass
 
     def close(self) -> None:
-        if self._client is not None and self._pid == os.getpid():
-            self._client.close()
-        self._client = None
-        self._send = None
+        """Stop: a request under way finishes (within ``request_timeout``)
+        and its answer counts; then the connections close. A batch offered
+        after this is dropped as ``shutdown``."""
+        with self._lock:
+            self._closing = True
+            idle = not self._in_flight
+        if idle:
+            self._release()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child: the parent's requests under way, and a lock one of
+        its threads held at the fork, are the parent's."""
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    @property
+    def closed(self) -> bool:
+        """True once closed and no request is under way any more."""
+        return self._closing and self._client is None
+
+    def _release(self) -> None:
+        with self._lock:
+            client, self._client, self._send = self._client, None, None
+            mine = self._pid == os.getpid()
+        if client is not None and mine:
+            client.close()
+
+
+class _Closed(Exception):
+    """The exporter was closed before a request could start."""

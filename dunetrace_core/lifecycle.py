@@ -28,6 +28,7 @@ at the fork) are the parent's.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -130,10 +131,8 @@ def flush_all() -> None:
         return
     deadline = time.monotonic() + max(c.options.exit_timeout for c in clients)
     for client in clients:
-        try:
+        with contextlib.suppress(Exception):  # called from a signal handler: never raise there
             client.flush(max(0.0, deadline - time.monotonic()))
-        except Exception:  # called from a signal handler: never raise there
-            pass
 
 
 def _at_exit() -> None:
@@ -199,10 +198,8 @@ def _chain_sigterm() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     on_sigterm._dunetrace = True  # type: ignore[attr-defined]
-    try:
+    with contextlib.suppress(ValueError, OSError):  # not the main thread of the main interpreter
         signal.signal(signal.SIGTERM, on_sigterm)
-    except (ValueError, OSError):  # not the main thread of the main interpreter
-        pass
 
 
 def quiet_signals() -> None:
@@ -211,10 +208,8 @@ def quiet_signals() -> None:
     hands a process's signal to any thread that does not block it; one that
     lands on ours leaves a main thread blocked in a lock (a Pool worker
     waiting for its next task) never running the handler."""
-    try:
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no pthread_sigmask here
         signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
-    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
-        pass
 
 
 # -- os.fork ------------------------------------------------------------------
@@ -237,15 +232,11 @@ def _before_fork() -> None:
             # once here, not in every child's first send (a Pool's workers
             # would each pay it, on a busy machine for seconds).
             _transport_imported = True
-            try:
+            with contextlib.suppress(Exception):
                 import httpcore  # noqa: F401
-            except Exception:
-                pass
         # The child reuses the parent's TLS context (HttpExporter.tls_context).
-        try:
+        with contextlib.suppress(Exception):  # the child then builds its own
             http.tls_context()
-        except Exception:  # the child builds its own, as before
-            pass
         # Not while a sender thread builds its HTTP client: that imports
         # httpcore, and a module half imported at the fork stays locked
         # forever in the child. Bounded: a fork is never held up for long.

@@ -19,8 +19,8 @@ _seen: set[str] = set()
 # Reentrant: a signal handler may warn on a thread that was warning.
 _seen_lock = threading.RLock()
 
-#: Set by the test suite (``DUNETRACE_STRICT=1``) so that an internal error
-#: fails the test instead of being logged.
+#: Set by the test suite (tests/conftest.py) so that an internal error fails
+#: the test instead of being logged.
 strict = False
 
 

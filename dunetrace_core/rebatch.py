@@ -7,7 +7,8 @@ runs only after a 429, a 413 or a 422, never on the way of an ordinary
 batch. Every remade batch keeps its place among its agent's batches, so no
 later event of a run overtakes an earlier one.
 
-:class:`Reshaping` is the part of the buffer (``buffer.py``) that does it,
+:class:`Reshaping` is the part of the buffer (a base of ``drain.py``'s
+:class:`Draining`, under ``buffer.py``'s ``Buffer``) that does it,
 on the drain thread.
 """
 

@@ -295,18 +295,18 @@ class Run:
     def _emit(self, event_type: str, step: int, payload: dict[str, Any]) -> None:
         # The common case, inlined: this is the agent's whole cost per event.
         # The queue holds a tuple; the drain thread builds the wire dict.
-        # ``_room`` is 0 whenever this path must not be taken (no drain
+        # ``room`` is 0 whenever this path must not be taken (no drain
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
         watchers = self._client._watchers
         if watchers and event_type in _TERMINAL:
             self._emit_terminal(watchers, event_type, step, payload)
             return
         buffer = self._buffer
-        queue = buffer._queue
-        if len(queue) < buffer._room:
+        queue = buffer.queue
+        if len(queue) < buffer.room:
             queue.append((self, event_type, step, self.clock(), payload))
-            if len(queue) == buffer._batch_size:
-                buffer._wake.set()
+            if len(queue) == buffer.batch_size:
+                buffer.wake.set()
         else:
             self._put(event_type, step, payload)
         if watchers:

@@ -1,6 +1,6 @@
 """The threads that deliver batches beside the drain thread.
 
-The drain thread (``buffer.py``) decides what goes out; while it builds the
+The drain thread (``drain.py``) decides what goes out; while it builds the
 next batches, a sender offers one batch to the exporters and reports the
 result on a queue the drain thread reads.
 """

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._table import by_name
+
 if TYPE_CHECKING:
     from ._judge import RunJudge
 
@@ -80,8 +82,6 @@ class EvidenceMixin:
             evidence, step, severity = result
         else:
             evidence = result
-        from ._table import by_name
-
         info = by_name(name)
         return Finding(name, severity or (info.severity if info else "MEDIUM"), step, evidence)
 

@@ -306,10 +306,13 @@ class RunJudge(ToolCalls, EvidenceMixin):
         model = payload.get("model")
         if model is not None and model != self.model:
             self._model(step, model)
-        if calls >= self._stall_min and calls >= self._stall_ratio * (self.tool_calls or 1):
-            if self.tool_calls or self.tools_available:
-                self._fire("REASONING_STALL", step)
-                self._stall_min = OFF
+        if (
+            calls >= self._stall_min
+            and calls >= self._stall_ratio * (self.tool_calls or 1)
+            and (self.tool_calls or self.tools_available)
+        ):
+            self._fire("REASONING_STALL", step)
+            self._stall_min = OFF
 
     def _model(self, step: int, model: Any) -> None:
         if type(model) is not str or not model:

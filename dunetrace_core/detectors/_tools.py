@@ -22,7 +22,37 @@ class ToolCalls:
 
     __slots__ = ()
 
-    def tool_called(self: RunJudge, step: int, payload: dict[str, Any], ts: float | None) -> None:
+    # The state these methods share with RunJudge, which sets it up (its
+    # slots): declared here so that its types are known on both sides.
+    _max_steps: int
+    _max_args: int
+    _loop_max: int
+    _loop_window: int
+    _th_window: int
+    _sc_min: int
+    _sc_window: int
+    _rs_max: int
+    _cf_max: int
+    _first_max: int
+    _tool_limit: float
+    _failing: bool
+    _th_prev: str | None
+    _th_prev2: str | None
+    _th_prev_step: int
+    _unread_step: int
+    _unread_tool: str
+    last_tool: str | None
+    loop_hit: str | None
+    thrash_best: tuple[int, str, str, int, int] | None
+    scatter: tuple[int, int, list[str]] | None
+    rs_cur: list[Any] | None
+    rs_best: list[Any] | None
+    cf_cur: list[Any] | None
+    cf_best: list[Any] | None
+    first_failure: dict[str, Any] | None
+    unread: tuple[int, str, int] | None
+
+    def tool_called(self: RunJudge, step: int, payload: dict[str, Any], ts: float | None) -> None:  # type: ignore[misc]
         name = payload.get("tool_name")
         if type(name) is not str or not name:
             name = "unknown"
@@ -83,7 +113,7 @@ class ToolCalls:
         if self._sc_min != OFF:
             self._scatter(name, step)
 
-    def _thrash(self: RunJudge, name: str, step: int) -> None:
+    def _thrash(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
         prev = self._th_prev
         if prev is None or name == prev:
             self._th_len, self._th_a, self._th_b, self._th_start = 1, name, "", step
@@ -99,7 +129,7 @@ class ToolCalls:
                 self.thrash_best = (length, self._th_a, self._th_b, self._th_start, step)
             self._fire("TOOL_THRASHING", step)
 
-    def _scatter(self: RunJudge, name: str, step: int) -> None:
+    def _scatter(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
         window, counts = self._sc_win, self._sc_counts
         window.append(name)
         counts[name] = counts.get(name, 0) + 1
@@ -115,7 +145,7 @@ class ToolCalls:
             self._fire("SCATTERSHOT_TOOL_USE", step)
             self._sc_min = OFF
 
-    def _call_after_failure(self: RunJudge, name: str, step: int) -> None:
+    def _call_after_failure(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
         """A tool call while a failure streak or an unread failure is open."""
         if self._unread_step and name != self._unread_tool:  # the same tool again is a retry
             self.unread = (self._unread_step, self._unread_tool, step)
@@ -128,7 +158,7 @@ class ToolCalls:
             self.rs_cur = None
         self._failing = self.rs_cur is not None or self.cf_cur is not None
 
-    def tool_responded(self: RunJudge, step: int, payload: dict[str, Any], ts: float | None) -> None:
+    def tool_responded(self: RunJudge, step: int, payload: dict[str, Any], ts: float | None) -> None:  # type: ignore[misc]
         self.pending_tool -= 1
         self._tool_awaiting = False
         latency = payload.get("latency_ms")
@@ -152,7 +182,7 @@ class ToolCalls:
         if "injection_signal" in payload:
             self._content_injection(step, "tool", payload)
 
-    def _tool_failed(self: RunJudge, step: int, payload: dict[str, Any]) -> None:
+    def _tool_failed(self: RunJudge, step: int, payload: dict[str, Any]) -> None:  # type: ignore[misc]
         name = _name(payload.get("tool_name")) or self.last_tool or "unknown"
         stats = self.per_tool.get(name)
         if stats is not None:
@@ -190,7 +220,7 @@ class ToolCalls:
             self.first_failure = {"trigger": "tool_failure", "tool": name, "step": step}
             self._fire("FIRST_STEP_FAILURE", step)
 
-    def _slow(self: RunJudge, step: int, duration: float, limit: float, kind: str, tool: str | None) -> None:
+    def _slow(self: RunJudge, step: int, duration: float, limit: float, kind: str, tool: str | None) -> None:  # type: ignore[misc]
         ratio = duration / limit if limit else float("inf")
         worst = (ratio, duration, limit, step, kind, tool)
         if not self.slow:

@@ -87,7 +87,7 @@ class Condition:
         return f"{what} {self.operator} {self.threshold}"
 
     def holds(self, observed: float) -> bool:
-        return observed > self.threshold if self.operator == ">" else observed >= self.threshold
+        return bool(observed > self.threshold if self.operator == ">" else observed >= self.threshold)
 
     @classmethod
     def parse(cls, policy: str, when: Any) -> Condition:

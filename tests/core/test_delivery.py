@@ -265,7 +265,7 @@ def test_the_drain_builds_each_event_as_run_wire_event_does() -> None:
     client = Dunetrace(export="none", flush_interval=3600)
     run = client.run("a", parent_run_id="p-1", model="m")
     payload = {"tool_name": "t", "success": True}
-    client._buffer._queue.append((run, "tool.responded", 3, 12.5, payload))
+    client._buffer.queue.append((run, "tool.responded", 3, 12.5, payload))
     client._buffer._take()
     event = client._buffer._pending[-1].events[-1]
     expected = run.wire_event("tool.responded", 3, 12.5, payload)

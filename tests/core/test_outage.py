@@ -105,7 +105,7 @@ def test_events_held_through_an_outage_cost_about_310_bytes_each() -> None:
                     step = run.tool_called("search", {"i": i})
                     run.tool_responded("search", True, step=step)
         deadline = time.monotonic() + 10
-        while client._buffer._queue and time.monotonic() < deadline:  # the drain seals them
+        while client._buffer.queue and time.monotonic() < deadline:  # the drain seals them
             time.sleep(0.05)
         time.sleep(0.3)
         gc.collect()
