@@ -152,8 +152,12 @@ def main() -> None:
         print(f"{name:18}{wall:16.2f}{wall / base_wall:7.3f}x{cpu:16.2f}{cpu / base_cpu:7.3f}x")
     # Each round ran both, back to back: the median of the rounds' own ratios
     # is the figure least moved by drift in the machine's load.
-    paired = statistics.median(w[0] / wo[0] for w, wo in zip(times["with listener"], times["without listener"]))
-    paired_cpu = statistics.median(w[1] / wo[1] for w, wo in zip(times["with listener"], times["without listener"]))
+    paired = statistics.median(
+        w[0] / wo[0] for w, wo in zip(times["with listener"], times["without listener"], strict=True)
+    )
+    paired_cpu = statistics.median(
+        w[1] / wo[1] for w, wo in zip(times["with listener"], times["without listener"], strict=True)
+    )
     print(f"{'paired (median of per-round ratios)':34}{paired:7.3f}x{'':16}{paired_cpu:7.3f}x")
     expected = args.rounds * args.kickoffs * EVENTS_PER_KICKOFF
     print(f"events delivered to the sink: {delivered} of {expected}")

@@ -220,7 +220,7 @@ class PostgresStore(SQLiteStore):
                 steps,
                 len(by_run.get(run_id, ())),
             )
-            for column, value in zip(columns, values):
+            for column, value in zip(columns, values, strict=False):
                 column.append(value)
             if end_type:
                 ended.append(run_id)
