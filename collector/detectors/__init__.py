@@ -29,10 +29,10 @@ from .config import DetectorConfig, load_config
 
 __all__ = [
     "DETECTORS",
-    "SEVERITIES",
     "Detector",
     "DetectorConfig",
     "Finding",
+    "SEVERITIES",
     "Signal",
     "by_name",
     "judge_run",
