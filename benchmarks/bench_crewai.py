@@ -1,7 +1,7 @@
 """What the Dunetrace CrewAI listener costs a crew.
 
 The offline two-agent crew of ``examples/crewai_agent.py`` (three searches,
-then two answers; 24 Dunetrace events per kickoff) is kicked off with the
+then two answers; 25 Dunetrace events per kickoff) is kicked off with the
 listener installed and without it, shipping to a local sink on 127.0.0.1
 (``benchmarks/sink.py``, its own process). The two are interleaved batch by
 batch, alternating which goes first, so drift in machine load hits both
@@ -35,7 +35,9 @@ from dunetrace import Dunetrace
 from dunetrace.examples.crewai_agent import AGENT_ID, build_crew
 from dunetrace.integrations.crewai import instrument, uninstrument
 
-EVENTS_PER_KICKOFF = 24  # 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs
+# 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs, and the TOOL_LOOP
+# signal live detection (on by default) sends for the researcher's three searches.
+EVENTS_PER_KICKOFF = 25
 
 
 def thread_cpu_ms() -> collections.Counter[str]:

@@ -42,7 +42,8 @@ from dunetrace.examples.llamaindex_agent import AGENT_ID, SYSTEM_PROMPT, build_l
 from dunetrace.integrations.llamaindex import instrument, uninstrument
 
 TOOL_CALLS = 5
-EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS  # run + llm pairs + tool pairs
+# run + llm pairs + tool pairs + the TOOL_LOOP signal of live detection (on by default)
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS + 1
 
 
 class EmptySpanHandler(BaseSpanHandler[BaseSpan]):

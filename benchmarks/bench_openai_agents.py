@@ -35,7 +35,8 @@ from dunetrace.examples.openai_agents_agent import ScriptedResponses, ask
 from dunetrace.integrations.openai_agents import DunetraceTracingProcessor
 
 TOOL_CALLS = 5
-EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS
+# run + model pairs + tool pairs + the TOOL_LOOP signal of live detection (on by default)
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS + 1
 BASELINE = "empty processor"
 
 
