@@ -18,6 +18,11 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomli is a dependency below 3.11
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FOLDERS = ("dunetrace_core", "integrations", "collector", "examples")
@@ -86,3 +91,12 @@ def test_a_cycle_in_the_collector_breaks_the_acyclic_contract(tree: Path) -> Non
     result = lint_imports(tree, "acyclic")
     assert result.returncode == 1
     assert "No cycles are allowed in dunetrace.collector." in result.stdout
+
+
+def test_every_integration_is_in_the_independence_contract() -> None:
+    """A new folder under integrations/ is independent of the others only
+    once the contract lists it."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (independence,) = [c for c in contracts if c["id"] == "integrations"]
+    folders = {p.parent.name for p in (ROOT / "integrations").glob("*/__init__.py")}
+    assert {f"dunetrace.integrations.{name}" for name in folders} == set(independence["modules"])
