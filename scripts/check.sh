@@ -19,8 +19,8 @@ check() {
 check "lint" ruff check .
 check "format" ruff format --check .
 check "architecture" python scripts/lint_imports.py
-# LEAD: enable the next line once the [tool.mypy] settings (strict on
-# dunetrace_core, the folder-to-package mapping) from the house branch are
-# merged; without them mypy cannot find the dunetrace package. Then add
-# "types" to CHECKS in tests/packaging/test_ci_checks.py.
-# check "types" python -m mypy
+# LEAD: enable the next line once the house branch is merged: its
+# scripts/typecheck.py runs mypy with [tool.mypy] (strict on the core) over a
+# tree laid out as the package; without it mypy cannot find the dunetrace
+# package. Then add ("types", ...) to CHECKS in tests/packaging/test_ci_checks.py.
+# check "types" python scripts/typecheck.py

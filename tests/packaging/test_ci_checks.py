@@ -28,7 +28,9 @@ CHECKS = [
     ("lint", "ruff check ."),
     ("format", "ruff format --check ."),
     ("architecture", "lint-imports --config"),
-    # LEAD: add ("types", "mypy") here when scripts/check.sh runs mypy.
+    # LEAD: when scripts/check.sh runs `python scripts/typecheck.py`, add
+    # ("types", "mypy") here and copy a stand-in scripts/typecheck.py into
+    # the copy that runs `python -m mypy` (the stand-in below answers it).
 ]
 
 STAND_IN = """#!{python}
