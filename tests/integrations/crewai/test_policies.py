@@ -8,7 +8,6 @@ import logging
 from typing import Any
 
 import pytest
-from pydantic import Field
 
 from dunetrace import Dunetrace, PolicyViolation
 from dunetrace import log as dunetrace_log
@@ -53,7 +52,7 @@ def test_a_looping_crew_is_stopped_after_a_set_number_of_calls(
 
 
 class RecordingLLM(ScriptedLLM):
-    seen: list[Any] = Field(default_factory=list)
+    seen: list[Any] = []
 
     def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
         self.seen.append([dict(m) for m in messages] if isinstance(messages, list) else messages)

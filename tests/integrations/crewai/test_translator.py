@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -256,5 +255,5 @@ def test_assembler_needs_no_crewai() -> None:
     from dunetrace.integrations.crewai import readers as _fields
 
     for module in (_assembler, _fields):
-        source = Path(module.__file__).read_text()  # type: ignore[arg-type]
+        source = open(module.__file__).read()  # type: ignore[arg-type]
         assert "import crewai" not in source and "from crewai" not in source

@@ -136,11 +136,9 @@ def test_importing_the_integration_imports_no_sdk_and_names_the_extra() -> None:
 
 def test_streaming_response_view_is_timed_and_left_to_the_caller(dt: Dunetrace, ingest: IngestServer) -> None:
     client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion("a"))))
-    with (
-        dt.run("agent"),
-        client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response,
-    ):
-        assert response.parse().choices[0].message.content == "a"
+    with dt.run("agent"):
+        with client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response:
+            assert response.parse().choices[0].message.content == "a"
     assert dt.flush(5)
     responded = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
     assert len(responded) == 1 and "latency_ms" in responded[0] and "output_hash" not in responded[0]
