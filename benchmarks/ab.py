@@ -82,7 +82,7 @@ def main() -> None:
                 before = statistics.median(results["rev"].get(row, [float("nan")]))
                 after = statistics.median(values)
                 shape = "{:,.0f}/{:,.0f}" if part == "throughput" else "{:,.2f}/{:,.2f}"
-                rounds = " ".join(shape.format(b, a) for b, a in zip(results["rev"].get(row, []), values))
+                rounds = " ".join(shape.format(b, a) for b, a in zip(results["rev"].get(row, []), values, strict=False))
                 print(f"{row:48} {before:12,.2f} {after:12,.2f} {after / before:8.3f}x   rounds {rounds}")
 
 

@@ -173,7 +173,7 @@ def main() -> None:
     sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)
     workloads = _workloads()
-    for plain, wrapped, _ in workloads.values():
+    for _, wrapped, _ in workloads.values():
         (wrap_openai if isinstance(wrapped, openai.OpenAI) else wrap_anthropic)(wrapped, dt)
 
     quiet = Dunetrace(export="none")
@@ -196,7 +196,7 @@ def main() -> None:
             "wrapped, in run": (wrapped, in_run(dt)),
         }
 
-        def sample(client: Any, context: contextvars.Context) -> tuple[float, float]:
+        def sample(client: Any, context: contextvars.Context, call: Any = call) -> tuple[float, float]:
             start, cpu = time.perf_counter(), time.thread_time()
             context.run(call, client)
             return (time.perf_counter() - start) * 1e6, (time.thread_time() - cpu) * 1e6

@@ -1,7 +1,7 @@
 """What the Dunetrace CrewAI listener costs a crew.
 
 The offline two-agent crew of ``examples/crewai_agent.py`` (three searches,
-then two answers; 24 Dunetrace events per kickoff) is kicked off with the
+then two answers; 25 Dunetrace events per kickoff) is kicked off with the
 listener installed and without it, shipping to a local sink on 127.0.0.1
 (``benchmarks/sink.py``, its own process). The two are interleaved batch by
 batch, alternating which goes first, so drift in machine load hits both
@@ -18,50 +18,26 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 # Offline CrewAI: no telemetry, no OpenTelemetry export, no trace prompt.
 os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 os.environ.setdefault("CREWAI_TESTING", "true")
 
+from _sink_process import Sink
 from crewai.events import crewai_event_bus
 
 from dunetrace import Dunetrace
 from dunetrace.examples.crewai_agent import AGENT_ID, build_crew
 from dunetrace.integrations.crewai import instrument, uninstrument
 
-EVENTS_PER_KICKOFF = 24  # 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs
-
-
-class Sink:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        script = Path(__file__).with_name("sink.py")
-        self.process = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.process.stdout.readline()  # "ready"
-        self.url = f"http://127.0.0.1:{port}"
-
-    @property
-    def events(self) -> int:
-        with urllib.request.urlopen(self.url + "/count") as answer:
-            return int(json.load(answer)["events"])
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(5)
+# 3 runs started/ended, 2 task signals, 5 LLM and 3 tool pairs, and the TOOL_LOOP
+# signal live detection (on by default) sends for the researcher's three searches.
+EVENTS_PER_KICKOFF = 25
 
 
 def thread_cpu_ms() -> collections.Counter[str]:
@@ -89,7 +65,7 @@ def main() -> None:
     parser.add_argument("--kickoffs", type=int, default=5, help="kickoffs per timed batch")
     args = parser.parse_args()
 
-    sink = Sink()
+    sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)
     crew = build_crew()
 
@@ -113,7 +89,7 @@ def main() -> None:
     for listening in (False, True, False, True):  # warm up imports, caches, the drain thread
         batch(listening)
     dt.flush(10)
-    sent_before = sink.events
+    sent_before = sink.count()
 
     times: dict[str, list[tuple[float, float]]] = {"without listener": [], "with listener": []}
     for round_no in range(args.rounds):
@@ -122,7 +98,7 @@ def main() -> None:
             times["with listener" if listening else "without listener"].append(batch(listening))
 
     dt.flush(10)
-    delivered = sink.events - sent_before
+    delivered = sink.count() - sent_before
 
     # Where the CPU goes, per thread, over a longer batch of each.
     breakdown: dict[str, dict[str, float]] = {}
@@ -140,7 +116,7 @@ def main() -> None:
             uninstrument(dt)
         breakdown["with" if listening else "without"] = {k: (after[k] - before[k]) / n for k in after}
     dt.shutdown()
-    sink.close()
+    sink.stop()
 
     base_wall = statistics.median(t[0] for t in times["without listener"])
     base_cpu = statistics.median(t[1] for t in times["without listener"])
@@ -152,8 +128,12 @@ def main() -> None:
         print(f"{name:18}{wall:16.2f}{wall / base_wall:7.3f}x{cpu:16.2f}{cpu / base_cpu:7.3f}x")
     # Each round ran both, back to back: the median of the rounds' own ratios
     # is the figure least moved by drift in the machine's load.
-    paired = statistics.median(w[0] / wo[0] for w, wo in zip(times["with listener"], times["without listener"]))
-    paired_cpu = statistics.median(w[1] / wo[1] for w, wo in zip(times["with listener"], times["without listener"]))
+    paired = statistics.median(
+        w[0] / wo[0] for w, wo in zip(times["with listener"], times["without listener"], strict=True)
+    )
+    paired_cpu = statistics.median(
+        w[1] / wo[1] for w, wo in zip(times["with listener"], times["without listener"], strict=True)
+    )
     print(f"{'paired (median of per-round ratios)':34}{paired:7.3f}x{'':16}{paired_cpu:7.3f}x")
     expected = args.rounds * args.kickoffs * EVENTS_PER_KICKOFF
     print(f"events delivered to the sink: {delivered} of {expected}")

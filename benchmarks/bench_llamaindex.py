@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
+from _harness import interleaved, print_table, timed
 from _sink_process import Sink
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.instrumentation import get_dispatcher
@@ -43,7 +42,8 @@ from dunetrace.examples.llamaindex_agent import AGENT_ID, SYSTEM_PROMPT, build_l
 from dunetrace.integrations.llamaindex import instrument, uninstrument
 
 TOOL_CALLS = 5
-EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS  # run + llm pairs + tool pairs
+# run + llm pairs + tool pairs + the TOOL_LOOP signal of live detection (on by default)
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS + 1
 
 
 class EmptySpanHandler(BaseSpanHandler[BaseSpan]):
@@ -101,12 +101,24 @@ async def batch(agent: FunctionAgent, runs: int) -> None:
 
 
 def timed_batch(loop: asyncio.AbstractEventLoop, agent: FunctionAgent, runs: int) -> tuple[float, float]:
-    """(wall, CPU) milliseconds per run. CPU time is the whole process's,
-    the drain thread included; on a loaded machine it is the steadier one.
-    One event loop serves every batch, so its set-up is not measured."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    loop.run_until_complete(batch(agent, runs))
-    return (time.perf_counter() - wall) / runs * 1000, (time.process_time() - cpu) / runs * 1000
+    """(wall, CPU) milliseconds per run. One event loop serves every batch,
+    so its set-up is not measured."""
+    wall, cpu = timed(lambda: loop.run_until_complete(batch(agent, runs)), 1)
+    return wall / runs, cpu / runs
+
+
+def attached(loop: asyncio.AbstractEventLoop, agent: FunctionAgent, runs: int) -> Callable[..., tuple[float, float]]:
+    """A batch timed with a configuration's handlers attached, detached after."""
+
+    def measure(config: tuple[Callable[[], None], Callable[[], None]]) -> tuple[float, float]:
+        attach, detach = config
+        attach()
+        try:
+            return timed_batch(loop, agent, runs)
+        finally:
+            detach()
+
+    return measure
 
 
 def main() -> None:
@@ -121,8 +133,6 @@ def main() -> None:
     agent = build_agent()
     configs = configurations(dt, quiet)
     loop = asyncio.new_event_loop()
-    walls: dict[str, list[float]] = {name: [] for name in configs}
-    cpus: dict[str, list[float]] = {name: [] for name in configs}
     try:
         for attach, detach in configs.values():  # warm up imports, caches, the drain thread
             attach()
@@ -130,18 +140,7 @@ def main() -> None:
             detach()
         dt.flush(10)
         sent_before = sink.count()
-        for round_no in range(args.rounds):
-            order = list(configs.items())
-            if round_no % 2:
-                order.reverse()
-            for name, (attach, detach) in order:
-                attach()
-                try:
-                    wall, cpu = timed_batch(loop, agent, args.runs)
-                    walls[name].append(wall)
-                    cpus[name].append(cpu)
-                finally:
-                    detach()
+        walls, cpus = interleaved(configs, args.rounds, attached(loop, agent, args.runs))
         dt.flush(10)
         delivered = sink.count() - sent_before
     finally:
@@ -150,16 +149,8 @@ def main() -> None:
         quiet.shutdown()
         sink.stop()
 
-    wall_base, cpu_base = statistics.median(walls["no handlers"]), statistics.median(cpus["no handlers"])
     print(f"LlamaIndex FunctionAgent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
-    best_base = min(walls["no handlers"])
-    print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}{'best wall':>11}{'ratio':>8}")
-    for name in configs:
-        wall, cpu, best = statistics.median(walls[name]), statistics.median(cpus[name]), min(walls[name])
-        print(
-            f"{name:16}{wall:12.2f}{wall / wall_base:7.2f}x{cpu:12.2f}{cpu / cpu_base:7.2f}x"
-            f"{best:11.2f}{best / best_base:7.2f}x"
-        )
+    print_table(configs, walls, cpus, "no handlers")
     print(f"events delivered to the sink: {delivered} of {args.rounds * args.runs * EVENTS_PER_RUN}")
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from typing import Any
 
 os.environ.pop("OPENAI_API_KEY", None)
 
+from _harness import interleaved, print_table, timed
 from _sink_process import Sink
 from agents import set_trace_processors
 from agents.tracing.processor_interface import TracingProcessor
@@ -36,7 +35,8 @@ from dunetrace.examples.openai_agents_agent import ScriptedResponses, ask
 from dunetrace.integrations.openai_agents import DunetraceTracingProcessor
 
 TOOL_CALLS = 5
-EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS
+# run + model pairs + tool pairs + the TOOL_LOOP signal of live detection (on by default)
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS + 1
 BASELINE = "empty processor"
 
 
@@ -67,10 +67,7 @@ def one_run() -> None:
 
 def timed_batch(processor: TracingProcessor, runs: int) -> tuple[float, float]:
     set_trace_processors([processor])
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(runs):
-        one_run()
-    return (time.perf_counter() - wall) / runs * 1000, (time.process_time() - cpu) / runs * 1000
+    return timed(one_run, runs)
 
 
 def main() -> None:
@@ -87,21 +84,12 @@ def main() -> None:
         "dunetrace": DunetraceTracingProcessor(dt, agent_id="rooms"),
         "dt, no export": DunetraceTracingProcessor(quiet, agent_id="rooms"),
     }
-    walls: dict[str, list[float]] = {name: [] for name in configs}
-    cpus: dict[str, list[float]] = {name: [] for name in configs}
     try:
         for processor in configs.values():  # warm up imports, caches, the drain thread
             timed_batch(processor, 3)
         dt.flush(10)
         sent_before = sink.count()
-        for round_no in range(args.rounds):
-            order = list(configs.items())
-            if round_no % 2:
-                order.reverse()
-            for name, processor in order:
-                wall, cpu = timed_batch(processor, args.runs)
-                walls[name].append(wall)
-                cpus[name].append(cpu)
+        walls, cpus = interleaved(configs, args.rounds, lambda processor: timed_batch(processor, args.runs))
         dt.flush(10)
         delivered = sink.count() - sent_before
     finally:
@@ -110,19 +98,8 @@ def main() -> None:
         quiet.shutdown()
         sink.stop()
 
-    wall_base, cpu_base, best_base = (
-        statistics.median(walls[BASELINE]),
-        statistics.median(cpus[BASELINE]),
-        min(walls[BASELINE]),
-    )
     print(f"OpenAI Agents SDK agent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
-    print(f"{'':16}{'wall ms/run':>12}{'ratio':>8}{'CPU ms/run':>12}{'ratio':>8}{'best wall':>11}{'ratio':>8}")
-    for name in configs:
-        wall, cpu, best = statistics.median(walls[name]), statistics.median(cpus[name]), min(walls[name])
-        print(
-            f"{name:16}{wall:12.2f}{wall / wall_base:7.2f}x{cpu:12.2f}{cpu / cpu_base:7.2f}x"
-            f"{best:11.2f}{best / best_base:7.2f}x"
-        )
+    print_table(configs, walls, cpus, BASELINE)
     print(f"events delivered to the sink: {delivered} of {args.rounds * args.runs * EVENTS_PER_RUN}")
 
 

@@ -42,8 +42,8 @@ from typing import Any
 
 import httpx
 
-from dunetrace import __version__
 from dunetrace import log as dunetrace_log
+from dunetrace._version import __version__
 from dunetrace.http_export import retry_after_seconds
 from dunetrace.log import warn_once
 

@@ -26,6 +26,7 @@ have are used: ``transport``, ``cycle`` (``more_body``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -171,10 +172,8 @@ class ConnectionGuard:
             # Between requests, or before the app started its answer.
             answer = kind == "header_timeout" or not getattr(conn.cycle, "response_started", False)
         if answer:
-            try:
+            with contextlib.suppress(Exception):  # the transport is already gone
                 conn.transport.write(_TIMEOUT_408)
-            except Exception:  # the transport is already gone
-                pass
         self.open.pop(conn, None)
         conn.transport.close()
 

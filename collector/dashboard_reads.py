@@ -89,7 +89,7 @@ def timeline(store: Store, agent_id: str | None, range_name: str, now: float) ->
             flagged.setdefault(s["detector"], [set() for _ in range(count)])[i].add(s["run_id"])
 
     def rate(hits: list[int]) -> list[float | None]:
-        return [round(100.0 * h / n, 2) if n else None for h, n in zip(hits, per_bucket)]
+        return [round(100.0 * h / n, 2) if n else None for h, n in zip(hits, per_bucket, strict=False)]
 
     markers = [
         {"kind": "deploy", "agent_id": d["agent_id"], "version": d["version"], "meta": d["meta"], "at": d["at"]}

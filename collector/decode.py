@@ -1,6 +1,6 @@
 """An ingest body decoded and checked in one pass in C (msgspec), for the
-bodies that are valid: the common case, and most of the collector's cost
-per event when it was done in Python.
+bodies that are valid: the common case, where checking each event in Python
+would be most of the collector's cost per event.
 
 The types below say what the contract says, no more: a test holds them to
 ``schema.read_batch`` on valid and invalid bodies alike. A body they refuse

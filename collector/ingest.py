@@ -27,7 +27,7 @@ from .schema import BadRequest, Batch, parse_json, read_batch
 from .store import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .app import Collector
+    from .instance import Collector
     from .settings import Settings
 
 __all__ = ["IngestEndpoint", "TooLarge", "authorized", "refuse_declared_length"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dunetrace import __version__
+from dunetrace._version import __version__
 
 from .dashboard_reads import RANGES
 from .schema import EVENT_TYPES, MAX_INT

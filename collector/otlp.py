@@ -28,7 +28,7 @@ from . import _json
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
-    from .app import Collector
+    from .instance import Collector
 
 __all__ = ["BadTraces", "SpanRecord", "TraceReceiver", "decode_json", "decode_protobuf"]
 

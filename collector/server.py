@@ -199,12 +199,12 @@ def _tune_gc() -> None:
     A 500-event batch is ~1,500 containers (event and payload dicts, row
     lists) that live until the batch is stored and are then freed by
     reference counting; none are cyclic. With CPython's default threshold
-    (a young collection every 700 allocations) collections ran in the
-    middle of every batch, found those containers alive, and promoted them,
-    so the older generations and the full collections scanned them again:
-    about 1.8 ms a batch, for no garbage (measured with ``gc.callbacks``,
-    CPython 3.11). Collecting every 50,000 allocations finds most of a
-    batch already freed; cycles are still collected. What the process
+    (a young collection every 700 allocations) collections run in the
+    middle of every batch, find those containers alive, and promote them,
+    so the older generations and the full collections scan them again:
+    about 1.8 ms a batch, for no garbage (``gc.callbacks``, CPython 3.11).
+    Collecting every 50,000 allocations finds most of a batch already
+    freed; cycles are still collected. What the process
     holds after start (modules, the app) is frozen out of the scans.
     """
     gc.collect()

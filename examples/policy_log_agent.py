@@ -33,11 +33,12 @@ def main(dt: Dunetrace) -> list[str]:
     dt.on_signal(on_signal)
     dt.add_policy("token-budget", when={"tokens": 1000}, then="log")
     with dt.run(AGENT_ID, user_input="Summarise the quarterly report", model="fake-model-1") as run:
-        for chunk in range(6):  # the stand-in model reads the report in chunks
+        calls = 6
+        for _ in range(calls):  # the stand-in model reads the report in chunks
             step = run.llm_called("fake-model-1", prompt_tokens=200)
             run.llm_responded(completion_tokens=60, finish_reason="stop", output_length=240, step=step)
         run.final_answer()
-    lines.append(f"the run completed after {chunk + 1} model calls")
+    lines.append(f"the run completed after {calls} model calls")
     return lines
 
 

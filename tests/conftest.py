@@ -1,3 +1,8 @@
+"""Fixtures every test shares: the strict internal-error guard, no run left
+current between tests, a real ingest server on 127.0.0.1 and a client
+sending to it, a throw-away PostgreSQL for the session; and the environment
+that keeps frameworks off the network."""
+
 from __future__ import annotations
 
 import os

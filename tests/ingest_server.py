@@ -3,6 +3,7 @@ and answers what the test scripts (202 by default)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -111,10 +112,8 @@ class IngestServer:
                     return
                 agent = ""
                 if self.path.endswith("/v1/ingest"):
-                    try:
+                    with contextlib.suppress(ValueError):
                         agent = str(json.loads(body).get("agent_id", ""))
-                    except ValueError:
-                        pass
                 with server.lock:
                     server.connection_threads.add(threading.get_ident())
                     server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))

@@ -61,7 +61,8 @@ class PostgresServer:
         if self._as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
+        fsync = "on" if self.fsync else "off"
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync={fsync} -c max_connections=200"
         self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"), "-w", "start")
         return self
 

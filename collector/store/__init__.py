@@ -18,7 +18,8 @@ from .common import (
     missing_driver,
     wire_events,
 )
-from .sqlite import SQLiteStore, stored_rows
+from .reads import stored_rows
+from .sqlite import SQLiteStore
 from .sqlite import connect_reader as _connect_sqlite_reader
 
 __all__ = [

@@ -31,11 +31,12 @@ from typing import Any
 from .. import _json
 from ..schema import BadRequest, Batch
 from .common import Row, StoreUnavailable, describe_target, judge_lease_from_env, translate_errors
+from .judgements import live_signal_rows
 from .migrations import migrate_postgres
 
 # psycopg through pgconn, which names the extra to install when it is missing.
 from .pgconn import Pool, Reader, Session, connect_reader, psycopg
-from .sqlite import SQLiteStore, live_signal_rows
+from .sqlite import SQLiteStore
 
 __all__ = ["PostgresStore", "connect_reader"]
 
@@ -150,7 +151,7 @@ class PostgresStore(SQLiteStore):
         if not runs:
             return 0, []
         # Arrays go in PostgreSQL's binary format (``%b``): in the text format
-        # psycopg escapes them character by character, which took most of
+        # psycopg escapes them character by character, which takes most of
         # the time of a batch.
         # Rows are locked in one order (run ids, event ids sorted) by every
         # process, so two batches of the same runs wait for each other
@@ -220,7 +221,7 @@ class PostgresStore(SQLiteStore):
                 steps,
                 len(by_run.get(run_id, ())),
             )
-            for column, value in zip(columns, values):
+            for column, value in zip(columns, values, strict=False):
                 column.append(value)
             if end_type:
                 ended.append(run_id)

@@ -12,6 +12,11 @@ Re-sent events are recognised by their ``event_id``.
 Events are written a run's share of a batch per row (``event_chunks``),
 with their ids in ``event_ids``; the ``events`` view shows them one per
 row for SQL written by hand.
+
+This module holds the connections and the writes of a batch; the store's
+other parts are mixed in: the rows kept for judging (run_cache.py), the
+reads (reads.py), judgements (judgements.py) and the alert outbox
+(outbox.py).
 """
 
 from __future__ import annotations
@@ -20,66 +25,24 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from .. import _json
 from ..schema import Batch, read_events
-from .common import Row, translate_errors, wire_events
+from .common import translate_errors
+from .judgements import _INSERT_SIGNAL, Judgements, live_signal_rows
 from .migrations import migrate_sqlite
+from .outbox import AlertOutbox
+from .reads import StoreReads, stored_rows
+from .run_cache import RunCache
 
 __all__ = ["SQLiteStore", "connect_reader", "stored_rows"]
 
 logger = logging.getLogger("dunetrace.collector")
 
-#: Outbox rows for a run's signals (AlertDispatcher.rows_for).
-AlertRows = Callable[[list[dict[str, Any]]], Iterable[Any]]
-
-_RUN_COLUMNS = (
-    "run_id, agent_id, agent_version, parent_run_id, status, first_ts, last_ts, last_seen, end_type, "
-    "exit_reason, error_type, total_steps, event_count, signal_count, judged_at"
-)
-
 _dumps = _json.dumps
-_loads = _json.loads
-
-
-_INSERT_SIGNAL = (
-    "INSERT INTO signals (run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at, live)"
-    " VALUES (?,?,?,?,?,?,?,?,?)"
-)
-
-
-def live_signal_rows(by_run: dict[str, list[Row]], now: float) -> list[tuple[Any, ...]]:
-    """Signal rows for the live ``external.signal`` events among a batch's
-    new rows (one check of the event type per row)."""
-    out: list[tuple[Any, ...]] = []
-    for run_id, rows in by_run.items():
-        if any(row[1] == "external.signal" for row in rows):
-            from ..detectors import live_signals_in_rows
-
-            for s in live_signals_in_rows(run_id, rows):
-                out.append(
-                    (
-                        run_id,
-                        s.agent_id,
-                        s.detector,
-                        s.severity,
-                        s.step_index,
-                        _dumps(s.evidence),
-                        _dumps(s.explanation),
-                        now,
-                        1,
-                    )
-                )
-    return out
-
-
-def stored_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
-    """A run's events as stored rows, in arrival order, read with ``db``."""
-    chunks = db.execute("SELECT events FROM event_chunks WHERE run_id = ? ORDER BY seq", (run_id,))
-    return [row for (chunk,) in chunks for row in _loads(chunk)]
 
 
 def connect_reader(path: str) -> sqlite3.Connection:
@@ -101,7 +64,7 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 @translate_errors
-class SQLiteStore:
+class SQLiteStore(RunCache, StoreReads, Judgements, AlertOutbox):
     """The store in one SQLite file (the default).
 
     Its read queries are written in SQL that PostgreSQL also speaks, with
@@ -118,19 +81,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._cache: dict[str, list[Row]] = {}
-        self._cached = 0
-        self._cache_lock = threading.Lock()
-        #: Runs evicted from the cache, not yet freed (see release_evicted).
-        self._evicted: list[list[Row]] = []
-        #: Events kept in memory for runs not yet judged, at most (about
-        #: 600 bytes each). Under a steady stream the judge lags by up to
-        #: ``judge_max_delay``: at 50k events/s that is 50k events, which
-        #: should be judged from here, not read back from the file.
-        self.cache_limit = 100_000
-        #: False when runs are judged in another process, which reads them
-        #: from the file: then nothing is kept here.
-        self.keep_rows = True
+        self._init_cache()
         self._db = _connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is synced at every commit, so a 202 survives a power
@@ -319,7 +270,8 @@ class SQLiteStore:
                     " first_ts = min(runs.first_ts, excluded.first_ts),"
                     " last_ts = max(runs.last_ts, excluded.last_ts),"
                     " last_seen = excluded.last_seen,"
-                    " status = CASE WHEN runs.status = 'judged' THEN 'judged' WHEN excluded.status = 'ended' THEN 'ended'"
+                    " status = CASE WHEN runs.status = 'judged' THEN 'judged'"
+                    " WHEN excluded.status = 'ended' THEN 'ended'"
                     " ELSE runs.status END,"
                     " end_type = coalesce(excluded.end_type, runs.end_type),"
                     " exit_reason = coalesce(excluded.exit_reason, runs.exit_reason),"
@@ -390,48 +342,6 @@ class SQLiteStore:
             known.update(db.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({marks})", chunk).fetchall())
         return known
 
-    def _remember(self, by_run: dict[str, list[Row]], known: dict[str, str], exact: bool) -> None:
-        """Keep the rows of runs this process saw from their first event,
-        so judging them needs no reading back. Called under the write lock,
-        after the commit."""
-        with self._cache_lock:
-            # Freed here at the latest, so at most one batch's evictions wait.
-            self._evicted = []
-            cache = self._cache
-            for run_id, new in by_run.items():
-                if not exact:  # which of them were re-sent copies is not known here
-                    self._cached -= len(cache.pop(run_id, ()))
-                elif run_id not in known:
-                    cache[run_id] = new
-                    self._cached += len(new)
-                elif run_id in cache:
-                    cache[run_id].extend(new)
-                    self._cached += len(new)
-            while self._cached > self.cache_limit and cache:
-                oldest = next(iter(cache))  # the judge reads evicted runs back from the file
-                evicted = cache.pop(oldest)
-                self._cached -= len(evicted)
-                # Freeing a run's events (hundreds of rows) takes a while;
-                # the ingest API does it after its answer is sent.
-                self._evicted.append(evicted)
-
-    def release_evicted(self) -> None:
-        """Free the events evicted by the last batch (the ingest API calls
-        it once its 202 is sent, off the client's wait)."""
-        with self._cache_lock:
-            evicted, self._evicted = self._evicted, []
-        del evicted
-
-    def take_rows(self, run_id: str) -> list[Row]:
-        """A run's events as rows, in arrival order, for judging it: from
-        memory when this process saw the whole run, else from the file."""
-        with self._cache_lock:
-            cached = self._cache.pop(run_id, None)
-            if cached is not None:
-                self._cached -= len(cached)
-                return cached
-        return self.run_rows(run_id)
-
     def add_deploy(self, agent_id: str, version: str, meta: dict[str, Any]) -> int:
         with self._transaction() as db:
             cursor = db.execute(
@@ -439,228 +349,3 @@ class SQLiteStore:
                 (agent_id, version, _dumps(meta), time.time()),
             )
             return int(cursor.lastrowid or 0)
-
-    def runs_to_judge(self, silent_before: float) -> list[str]:
-        """Runs whose terminal event arrived but were not judged (a restart
-        in between), and open runs silent since ``silent_before``."""
-        rows = self._reader().execute(
-            "SELECT run_id FROM runs WHERE status = 'ended' OR (status = 'open' AND last_seen < ?)"
-            " ORDER BY last_seen LIMIT 1000",
-            (silent_before,),
-        )
-        return [row[0] for row in rows]
-
-    def claim_runs(self, run_ids: list[str]) -> list[str]:
-        """The runs of ``run_ids`` this process may judge now. One process
-        owns a SQLite file: all of them (``save_judgements`` skips a run
-        judged meanwhile)."""
-        return list(run_ids)
-
-    def save_judgement(self, run_id: str, signals: list[dict[str, Any]]) -> bool:
-        """Store a run's signals and mark it judged; False when it already was."""
-        return bool(self.save_judgements([(run_id, signals)]))
-
-    def save_judgements(
-        self, judged: list[tuple[str, list[dict[str, Any]]]], alerts: AlertRows | None = None
-    ) -> list[str]:
-        """Several runs' judgements in one transaction; returns the run ids
-        that were not judged before. ``alerts(signals)`` gives the outbox rows
-        of a newly judged run's signals, stored in the same transaction."""
-        now = time.time()
-        saved: list[str] = []
-        with self._transaction(self._judge_db) as db:
-            for run_id, signals in judged:
-                row = db.execute("SELECT status, agent_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                if row is None or row["status"] == "judged":
-                    continue
-                db.execute("DELETE FROM signals WHERE run_id = ? AND live = 1", (run_id,))
-                db.executemany(
-                    _INSERT_SIGNAL,
-                    [
-                        (
-                            run_id,
-                            s.get("agent_id") or row["agent_id"],
-                            s["detector"],
-                            s["severity"],
-                            s.get("step_index"),
-                            _dumps(s.get("evidence") or {}),
-                            _dumps(s.get("explanation") or {}),
-                            now,
-                            1 if s.get("live") else 0,
-                        )
-                        for s in signals
-                    ],
-                )
-                db.execute(
-                    "UPDATE runs SET status = 'judged', judged_at = ?, signal_count = ? WHERE run_id = ?",
-                    (now, len(signals), run_id),
-                )
-                saved.append(run_id)
-                if alerts is not None:
-                    self._outbox_insert(db, alerts(signals), now)
-        with self._cache_lock:
-            for run_id in saved:
-                self._cached -= len(self._cache.pop(run_id, ()))
-        return saved
-
-    # -- the alert outbox (alerts.py) -----------------------------------------
-
-    @staticmethod
-    def _outbox_insert(db: sqlite3.Connection, rows: Iterable[Any], now: float) -> int:
-        values = [(dest, delivery_id, body, label, now, now) for dest, delivery_id, body, label in rows]
-        db.executemany(
-            "INSERT INTO alert_outbox (destination, delivery_id, body, label, due, created_at) VALUES (?,?,?,?,?,?)",
-            values,
-        )
-        return len(values)
-
-    def outbox_add(self, rows: Iterable[Any]) -> int:
-        with self._transaction(self._judge_db) as db:
-            return self._outbox_insert(db, rows, time.time())
-
-    def outbox_claim(self, destination: str, now: float, lease: float, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` due deliveries, claimed for ``lease`` seconds."""
-        with self._transaction(self._judge_db) as db:
-            rows = db.execute(
-                "UPDATE alert_outbox SET claimed_until = ? WHERE id IN (SELECT id FROM alert_outbox"
-                " WHERE destination = ? AND due <= ? AND claimed_until <= ? ORDER BY due, id LIMIT ?)"
-                " RETURNING id, delivery_id, body, label, attempts",
-                (now + lease, destination, now, now, limit),
-            ).fetchall()
-        return [dict(row) for row in rows]
-
-    def outbox_done(self, row_id: int) -> None:
-        with self._transaction(self._judge_db) as db:
-            db.execute("DELETE FROM alert_outbox WHERE id = ?", (row_id,))
-
-    def outbox_retry(self, row_id: int, attempts: int, due: float) -> None:
-        with self._transaction(self._judge_db) as db:
-            db.execute(
-                "UPDATE alert_outbox SET attempts = ?, due = ?, claimed_until = 0 WHERE id = ?", (attempts, due, row_id)
-            )
-
-    def outbox_pending(self, destination: str | None = None) -> int:
-        clause, args = (" WHERE destination = ?", (destination,)) if destination else ("", ())
-        return int(self._reader().execute(f"SELECT count(*) FROM alert_outbox{clause}", args).fetchone()[0])
-
-    def outbox_next_due(self, destination: str) -> float | None:
-        row = (
-            self._reader()
-            .execute("SELECT min(max(due, claimed_until)) FROM alert_outbox WHERE destination = ?", (destination,))
-            .fetchone()
-        )
-        return None if row[0] is None else float(row[0])
-
-    def outbox_clear(self) -> int:
-        with self._transaction(self._judge_db) as db:
-            return db.execute("DELETE FROM alert_outbox").rowcount
-
-    # -- reading --------------------------------------------------------------
-
-    def run_rows(self, run_id: str) -> list[Row]:
-        """A run's events as stored rows, in arrival order."""
-        return stored_rows(self._reader(), run_id)
-
-    def run_events(self, run_id: str) -> list[dict[str, Any]]:
-        """A run's events as wire dicts, in arrival order."""
-        return wire_events(run_id, self.run_rows(run_id))
-
-    def prior_step_counts(self, agent_id: str, before_run: str, limit: int = 500) -> list[int]:
-        rows = self._reader().execute(
-            "SELECT total_steps FROM runs WHERE agent_id = ? AND status = 'judged' AND run_id != ?"
-            " ORDER BY judged_at DESC LIMIT ?",
-            (agent_id, before_run, limit),
-        )
-        return [row[0] for row in rows]
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        row = self._reader().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return dict(row) if row is not None else None
-
-    def agents(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        db = self._reader()
-        total = db.execute("SELECT count(DISTINCT agent_id) FROM runs").fetchone()[0]
-        rows = db.execute(
-            "SELECT agent_id, count(*) AS runs, sum(signal_count) AS signals,"
-            " sum(CASE WHEN status != 'judged' THEN 1 ELSE 0 END) AS open_runs, max(last_seen) AS last_seen,"
-            " (SELECT agent_version FROM runs r2 WHERE r2.agent_id = runs.agent_id"
-            "  ORDER BY last_seen DESC LIMIT 1) AS agent_version"
-            " FROM runs GROUP BY agent_id ORDER BY max(last_seen) DESC, agent_id LIMIT ? OFFSET ?",
-            (limit, offset),
-        )
-        return [dict(r) for r in rows], total
-
-    def runs(
-        self, agent_id: str | None, with_signals: bool | None, limit: int, offset: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        where, args = [], []
-        if agent_id is not None:
-            where.append("agent_id = ?")
-            args.append(agent_id)
-        if with_signals is True:
-            where.append("signal_count > 0")
-        elif with_signals is False:
-            where.append("signal_count = 0")
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        db = self._reader()
-        total = db.execute(f"SELECT count(*) FROM runs{clause}", args).fetchone()[0]
-        rows = db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs{clause} ORDER BY last_seen DESC, run_id LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        return [dict(r) for r in rows], total
-
-    def signals(
-        self,
-        *,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        severity: str | None = None,
-        detector: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        where, args = [], []
-        for column, value in (
-            ("agent_id", agent_id),
-            ("run_id", run_id),
-            ("severity", severity),
-            ("detector", detector),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        db = self._reader()
-        total = db.execute(f"SELECT count(*) FROM signals{clause}", args).fetchone()[0]
-        rows = db.execute(
-            "SELECT id, run_id, agent_id, detector, severity, step_index, evidence, explanation, created_at, live"
-            f" FROM signals{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        items = []
-        for r in rows:
-            item = dict(r)
-            item["evidence"] = _loads(item["evidence"])
-            item["explanation"] = _loads(item["explanation"])
-            item["live"] = bool(item["live"])
-            items.append(item)
-        return items, total
-
-    def deploys(self, agent_id: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        clause, args = (" WHERE agent_id = ?", [agent_id]) if agent_id is not None else ("", [])
-        db = self._reader()
-        total = db.execute(f"SELECT count(*) FROM deploys{clause}", args).fetchone()[0]
-        rows = db.execute(
-            f"SELECT id, agent_id, version, meta, at FROM deploys{clause} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        items = []
-        for r in rows:
-            item = dict(r)
-            item["meta"] = _loads(item["meta"])
-            items.append(item)
-        return items, total
-
-    def count_events(self) -> int:
-        return int(self._reader().execute("SELECT coalesce(sum(n), 0) FROM event_chunks").fetchone()[0])

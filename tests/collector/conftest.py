@@ -1,3 +1,6 @@
+"""Fixtures of the collector tests: real collectors (uvicorn on
+127.0.0.1) started with the settings a test gives, stopped after it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -95,7 +95,7 @@ def test_timeline_buckets_rates_and_markers_over_each_range(collector: Backgroun
             assert chart["runs"][i] >= 1
             if run_id == "minutes":
                 assert chart["errored"][i] == 1 and chart["error_rate"][i] == 100.0 * 1 / chart["runs"][i]
-        assert all(rate is None for rate, n in zip(chart["error_rate"], chart["runs"]) if n == 0)
+        assert all(rate is None for rate, n in zip(chart["error_rate"], chart["runs"], strict=True) if n == 0)
         loops = chart["detectors"].get("TOOL_LOOP")
         if "hours" in inside:
             i = int((started["hours"] - chart["start"]) // step)

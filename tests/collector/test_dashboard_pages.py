@@ -15,6 +15,8 @@ from .test_dashboard import AGENT, Seeded, api, browser, close, open_page, seede
 
 #: The fixtures these tests share with test_dashboard.py.
 SHARED_FIXTURES = (browser, open_page, seeded)
+# The pagers print their ranges with an en dash ("1\u201325 of 30").
+DASH = "\u2013"
 
 
 def cards(page: Any) -> list[list[str]]:
@@ -39,7 +41,7 @@ def test_signals_page_filters_and_links_to_the_steps(
     assert [(d, r) for d, r, *_ in shown] == [(s["detector"], s["run_id"]) for s in everything["items"]]
     # Live signals (sent by the SDK during the run) are marked in words; the
     # others say they were found after the run.
-    for (_, _, live, text), item in zip(shown, everything["items"]):
+    for (_, _, live, text), item in zip(shown, everything["items"], strict=True):
         assert live == ("true" if item.get("live") is True else "false")
         assert ("LIVE, found during the run" in text) == (item.get("live") is True)
         assert ("found after the run" in text) == (item.get("live") is not True)
@@ -87,10 +89,10 @@ def test_new_runs_appear_without_a_reload_and_long_lists_page(
     page.wait_for_function("() => document.querySelectorAll('#runs tr.run').length === 25", timeout=15000)
     page.wait_for_function("() => DT.chart.data[1].reduce((a, b) => a + b, 0) === 30", timeout=15000)
     assert page.evaluate("() => window.notReloaded") is True
-    assert "1–25 of 30" in page.inner_text("#runs-pager")
+    assert f"1{DASH}25 of 30" in page.inner_text("#runs-pager")
     page.click("#runs-pager button.next")
     page.wait_for_function("() => document.querySelectorAll('#runs tr.run').length === 5")
-    assert "26–30 of 30" in page.inner_text("#runs-pager")
+    assert f"26{DASH}30 of 30" in page.inner_text("#runs-pager")
     listed = page.eval_on_selector_all("#runs tr.run", "rs => rs.map((r) => r.dataset.runId)")
     assert listed == [r["run_id"] for r in api(collector, "/api/agents/paged-agent/runs?limit=25&offset=25")["items"]]
     assert page.evaluate("() => window.notReloaded") is True
@@ -138,7 +140,7 @@ def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
     page.wait_for_selector(".wf-row.step")
     # 251 rows (the run's own and one per call): 200 on the first page.
     assert page.locator(".wf-row:not(.axis)").count() == 200
-    assert "1–200 of 251" in page.inner_text("#waterfall-pager")
+    assert f"1{DASH}200 of 251" in page.inner_text("#waterfall-pager")
     page.click("#waterfall-pager button.next")
     page.wait_for_function("() => document.querySelectorAll('.wf-row.step').length === 51")
     assert page.eval_on_selector_all(".wf-row.step", "rs => rs.map((r) => +r.dataset.step)") == steps[199:]
@@ -147,7 +149,7 @@ def test_a_long_run_pages_its_waterfall_and_a_step_link_opens_its_page(
     page.goto(f"{collector.url}/#run={run.run_id}&step={target}")
     page.wait_for_selector(f".wf-row.focus[data-step='{target}']")
     assert page.locator(".wf-row.focus").count() == 1
-    assert "201–251 of 251" in page.inner_text("#waterfall-pager")
+    assert f"201{DASH}251 of 251" in page.inner_text("#waterfall-pager")
 
 
 def test_the_agents_list_pages(collector: BackgroundServer, open_page: Callable[..., Any]) -> None:
@@ -159,7 +161,7 @@ def test_the_agents_list_pages(collector: BackgroundServer, open_page: Callable[
     assert dt.shutdown(5)
     page = open_page("")
     page.wait_for_function("() => document.querySelectorAll('#agents li[data-agent-id]').length === 30")
-    assert "1–30 of 35" in page.inner_text("#agents-pager")
+    assert f"1{DASH}30 of 35" in page.inner_text("#agents-pager")
     first = page.eval_on_selector_all("#agents li[data-agent-id]", "ls => ls.map((l) => l.dataset.agentId)")
     assert first == [a["agent_id"] for a in api(collector, "/api/agents?limit=30")["items"]]
     page.click("#agents-pager button.next")

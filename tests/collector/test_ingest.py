@@ -86,7 +86,7 @@ def test_a_terminal_event_gets_the_run_judged_and_late_events_are_ignored(collec
 def test_500_events_pass_and_501_are_refused(collector: BackgroundServer) -> None:
     events = [event("run.started", "big", 0)] + [event("llm.called", "big", i) for i in range(1, 500)]
     assert post(collector, batch(events)).status_code == 202
-    response = post(collector, batch(events + [event("llm.called", "big", 500)]))
+    response = post(collector, batch([*events, event("llm.called", "big", 500)]))
     assert response.status_code == 422
     assert response.json()["field"] == "events"
 

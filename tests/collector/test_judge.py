@@ -118,7 +118,7 @@ def test_an_agents_prior_step_counts_are_kept_as_its_runs_are_judged(tmp_path: P
     """STEP_COUNT_INFLATION compares a run with the agent's earlier judged
     runs: the judge keeps their counts in memory after reading them once,
     and they must stay what the file says."""
-    store, judge, activity = judge_for(tmp_path, max_delay=0.0)
+    store, judge, _activity = judge_for(tmp_path, max_delay=0.0)
     try:
         for i in range(3):  # judged before this judge started (a restart)
             store.ingest(tool_loop_run(f"old-{i}", calls=2), f"old-{i}")
@@ -133,7 +133,7 @@ def test_an_agents_prior_step_counts_are_kept_as_its_runs_are_judged(tmp_path: P
         judge.submit(ended)
         assert judge.wait_idle(5)
         assert "STEP_COUNT_INFLATION" in {s["detector"] for s in store.signals(run_id="long")[0]}
-        assert list(judge._prior_counts("agent-a", "none"))[0] == 40
+        assert next(iter(judge._prior_counts("agent-a", "none"))) == 40
     finally:
         judge.stop()
         store.close()

@@ -25,7 +25,9 @@ def signals_of(server: BackgroundServer, run_id: str) -> list[dict[str, Any]]:
         rows = db.execute(
             "SELECT detector, severity, step_index, evidence, explanation FROM signals WHERE run_id = ?", (run_id,)
         ).fetchall()
-    return [dict(zip(("detector", "severity", "step_index", "evidence", "explanation"), row)) for row in rows]
+    return [
+        dict(zip(("detector", "severity", "step_index", "evidence", "explanation"), row, strict=True)) for row in rows
+    ]
 
 
 def test_a_worker_process_judges_as_the_collector_would(start_collector: Callable[..., BackgroundServer]) -> None:

@@ -118,9 +118,12 @@ def test_a_run_is_claimed_by_one_store_and_judged_once(postgres: Any) -> None:
         # A held run is not offered to another process's sweep, nor claimed again.
         assert stores[1].runs_to_judge(time.time()) == []
         assert stores[1].claim_runs(run_ids) == []
+
         # Even when two stores both try to save a judgement, one is kept,
         # with its alert rows.
-        outbox = lambda signals: [("webhook", uuid.uuid4().hex, b"{}", "TOOL_LOOP")]
+        def outbox(signals: Any) -> list[tuple[str, str, bytes, str]]:
+            return [("webhook", uuid.uuid4().hex, b"{}", "TOOL_LOOP")]
+
         saved = in_threads(3, lambda i: stores[i].save_judgements([(r, [TOOL_LOOP]) for r in run_ids], outbox))
         assert sorted(r for mine in saved for r in mine) == run_ids
         signals, total = stores[2].signals(limit=500)

@@ -89,7 +89,7 @@ def test_a_batch_with_some_events_seen_before_stores_only_the_new_ones(tmp_path:
     store = Store(str(tmp_path / "s.db"))
     events = tool_loop_run("r1")
     assert store.ingest(events[:4], "b1") == (4, [])
-    again = events[2:7] + [events[6]]  # two stored before, one twice in the batch
+    again = [*events[2:7], events[6]]  # two stored before, one twice in the batch
     assert store.ingest(again, "b2") == (3, [])
     stored, ended = store.ingest(events[7:], "b3")
     assert (stored, ended) == (len(events) - 7, ["r1"])

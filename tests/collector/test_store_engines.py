@@ -53,7 +53,7 @@ def test_events_of_a_judged_run_are_ignored(store: Any) -> None:
 def test_only_new_events_are_stored(store: Any) -> None:
     events = tool_loop_run("r1")
     assert store.ingest(events[:4], "b1") == (4, [])
-    again = events[2:7] + [events[6]]  # two stored before, one twice in the batch
+    again = [*events[2:7], events[6]]  # two stored before, one twice in the batch
     assert store.ingest(again, "b2") == (3, [])
     assert store.ingest(events[7:], "b3") == (len(events) - 7, ["r1"])
     assert stripped(store.run_events("r1")) == stripped(events)

@@ -22,7 +22,7 @@ def test_readme_table_is_the_library_table() -> None:
         assert condition == info.condition, name
         assert severity.split(" /")[0] == info.severity, name
         assert WHERE[where] == info.where, name
-        for key, value in info.defaults.items():
+        for key in info.defaults:
             assert f"`{key}`" in defaults, (name, key)
 
 

@@ -76,7 +76,7 @@ def test_off_by_option_and_on_by_default(ingest: IngestServer, monkeypatch: pyte
 
 def test_detectors_take_the_detectors_yml_form_per_agent(ingest: IngestServer) -> None:
     settings = {"default": {"tool_loop": {"threshold": 4}}, "agents": {"strict": {"TOOL_LOOP": {"threshold": 2}}}}
-    dt, seen = client(ingest, detectors=settings)
+    dt, _seen = client(ingest, detectors=settings)
     fired_at: dict[str, int] = {}
     for agent in ("relaxed", "strict"):
         with dt.run(agent) as run:
@@ -142,7 +142,7 @@ def test_retrieved_documents_are_checked_and_only_evidence_is_sent(ingest: Inges
     dt.shutdown(5)
     signal = seen[0][0]
     assert signal.evidence["fields"] == ["documents[1]"] and signal.evidence["sources"] == ["retrieval:kb"]
-    responded = [e for e in ingest.events if e["event_type"] == "tool.responded"][0]
+    responded = next(e for e in ingest.events if e["event_type"] == "tool.responded")
     assert responded["payload"]["injection_signal"]["matched_patterns"] == ["role_reassignment"]
     assert secret.encode() not in ingest.raw()
 

@@ -1,3 +1,6 @@
+"""Dunetrace(...) options: a bad one fails at construction naming the fix;
+the environment supplies the defaults."""
+
 from __future__ import annotations
 
 import pytest

@@ -94,7 +94,7 @@ def test_hash_key_from_environment_is_used(ingest: IngestServer, monkeypatch: py
     with client.run("a") as run:
         run.tool_called("t", {"x": 1})
     client.shutdown(5)
-    sent = [e for e in ingest.events if e["event_type"] == "tool.called"][0]["payload"]["args_hash"]
+    sent = next(e for e in ingest.events if e["event_type"] == "tool.called")["payload"]["args_hash"]
     assert sent == Hasher("team-secret").value({"x": 1}) != Hasher().value({"x": 1})
 
 

@@ -56,7 +56,8 @@ with dt.run("wheel-agent") as run:
     run.tool_called("t", {"a": 1})
 dt.shutdown(5)
 events = [json.loads(line) for line in stream.getvalue().splitlines()]
-frameworks = [m for m in sys.modules if m.split(".")[0] in ("langchain_core", "llama_index", "crewai", "openai", "anthropic")]
+FRAMEWORKS = ("langchain_core", "llama_index", "crewai", "openai", "anthropic")
+frameworks = [m for m in sys.modules if m.split(".")[0] in FRAMEWORKS]
 print(json.dumps({
     "location": dunetrace.__file__.startswith(sys.prefix),
     "integrations": found,

@@ -15,5 +15,5 @@ def test_a_missing_shared_folder_fails_loudly(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(pytest.fail.Exception, match="upstream Dunetrace backend is missing: no folder"):
         backend_dir()
     (tmp_path / "upstream-backend" / "services" / "ingest").mkdir(parents=True)
-    with pytest.raises(pytest.fail.Exception, match="incomplete: .* lacks services/ingest/requirements.txt"):
+    with pytest.raises(pytest.fail.Exception, match=r"incomplete: .* lacks services/ingest/requirements\.txt"):
         backend_dir()

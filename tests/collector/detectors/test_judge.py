@@ -237,7 +237,7 @@ def test_sdk_events_of_a_failing_tool(dt: Dunetrace, ingest: IngestServer) -> No
 
 
 def test_reasoning_stall_without_any_tool_call_says_so() -> None:
-    signal = [s for s in judge(RunBuilder(tools=["search"]).llms(5).error()) if s.detector == "REASONING_STALL"][0]
+    signal = next(s for s in judge(RunBuilder(tools=["search"]).llms(5).error()) if s.detector == "REASONING_STALL")
     assert signal.explanation["what"] == "The agent made 5 LLM calls and never called one of its tools."
 
 
@@ -256,7 +256,7 @@ def test_resent_events_are_not_counted_twice() -> None:
     doubled = run.events + [dict(e) for e in run.events]
     assert judge(run) == judge(doubled)
     assert "TOOL_LOOP" not in {s.detector for s in judge(doubled)}
-    rag = [s for s in judge(doubled) if s.detector == "RAG_EMPTY_RETRIEVAL"][0]
+    rag = next(s for s in judge(doubled) if s.detector == "RAG_EMPTY_RETRIEVAL")
     assert rag.evidence["retrievals"] == 1
 
 

@@ -125,7 +125,7 @@ def test_a_signal_policy_stops_the_run_at_the_next_call(dt: Dunetrace, ingest) -
 
 def test_elapsed_seconds_is_checked_at_each_event(dt: Dunetrace) -> None:
     dt.add_policy("slow", when={"elapsed_seconds": 0.2}, then="stop")
-    with pytest.raises(PolicyViolation, match="elapsed_seconds >= 0.2"), dt.run("slow") as run:
+    with pytest.raises(PolicyViolation, match=r"elapsed_seconds >= 0\.2"), dt.run("slow") as run:
         run.tool_called("t")
         time.sleep(0.25)
         run.tool_responded("t", True)  # the check at this event triggers

@@ -1,3 +1,6 @@
+"""Fixtures of the LangChain / LangGraph tests: a test fails when LangChain
+logs that it swallowed an error of our handler."""
+
 from __future__ import annotations
 
 import logging

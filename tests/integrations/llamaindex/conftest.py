@@ -1,3 +1,6 @@
+"""Fixtures of the LlamaIndex tests: a client instrumented as "li-agent",
+and the events the ingest server received."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

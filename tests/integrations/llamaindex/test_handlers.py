@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -44,7 +44,7 @@ class Agent:
     """A stand-in for a Workflow; the classifier below calls it a run."""
 
     name = "fake"
-    tools = ["not a tool", None, 3]
+    tools: ClassVar[list[Any]] = ["not a tool", None, 3]
     llm = object()
 
 
@@ -114,7 +114,7 @@ def test_garbage_inside_a_run_still_gives_a_well_formed_run(handlers: tuple[Any,
     well_formed(events)
     assert types(events).count("llm.called") == len(GARBAGE)
     assert events[0]["payload"]["tools"] == []  # the agent's tools were not tools
-    retrieval = [e for e in events if e["event_type"] == "retrieval.responded"][0]["payload"]
+    retrieval = next(e for e in events if e["event_type"] == "retrieval.responded")["payload"]
     assert retrieval["result_count"] == 3 and retrieval["top_score"] is None
 
 

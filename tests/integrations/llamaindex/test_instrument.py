@@ -63,7 +63,7 @@ def test_instrument_is_idempotent_and_uninstrument_removes_exactly_its_own(
     assert dt.plugins.get_plugin("dunetrace.llamaindex") is not None
     uninstrument()
     assert root.span_handlers == before_spans and root.event_handlers == before_events
-    assert all(a is b for a, b in zip(root.span_handlers, before_spans))
+    assert all(a is b for a, b in zip(root.span_handlers, before_spans, strict=True))
     assert foreign[0] in root.span_handlers and foreign[1] in root.event_handlers
     assert dt.plugins.get_plugin("dunetrace.llamaindex") is None
     uninstrument()  # twice is fine

@@ -1,3 +1,6 @@
+"""Fixtures of the OpenTelemetry tests: a real SDK TracerProvider with a
+DunetraceSpanProcessor beside the user's own exporter."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -3,6 +3,7 @@ and OTLP/HTTP (protobuf) to a receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -47,10 +48,8 @@ def agent_run(dt: Dunetrace, secret: str = "") -> str:
         step = run.llm_called("m1", prompt_tokens=300)
         run.llm_responded(12, 80.0, "tool_calls", output=f"call search {secret}", step=step)
         search(f"flights {secret}")
-        try:
+        with contextlib.suppress(TimeoutError):
             search(f"fail {secret}")
-        except TimeoutError:
-            pass
         step = run.retrieval_called("hotels", query=f"cheap {secret}")
         run.retrieval_responded("hotels", 3, 0.82, 4.0, step=step)
         with dt.run("booker", user_input=f"book it {secret}") as child:
@@ -131,9 +130,11 @@ def test_export_alone_with_ingest_shipping_off(ingest: IngestServer) -> None:
 def test_exporting_and_receiving_on_one_provider_does_not_loop(dt: Dunetrace, received: Any) -> None:
     traced = Traced(dt, "received")
     exporter = export_to(dt, traced.provider)
-    with traced.tracer.start_as_current_span("invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent"}):
-        with traced.tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
-            pass
+    with (
+        traced.tracer.start_as_current_span("invoke_agent", attributes={"gen_ai.operation.name": "invoke_agent"}),
+        traced.tracer.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}),
+    ):
+        pass
     with dt.run("direct"):
         pass
     events = received()

@@ -89,9 +89,11 @@ def test_a_genai_agent_span_is_a_run_with_its_steps(traced: Traced, received: An
 def test_spans_that_are_not_genai_make_nothing(traced: Traced, received: Any) -> None:
     t = traced.tracer
     for _ in range(50):
-        with t.start_as_current_span("GET /orders", attributes={"http.method": "GET"}):
-            with t.start_as_current_span("SELECT orders", attributes={"db.system": "postgresql"}):
-                pass
+        with (
+            t.start_as_current_span("GET /orders", attributes={"http.method": "GET"}),
+            t.start_as_current_span("SELECT orders", attributes={"db.system": "postgresql"}),
+        ):
+            pass
     assert received() == []
     assert traced.processor.stats() == {
         "runs": 0,
@@ -106,16 +108,14 @@ def test_spans_that_are_not_genai_make_nothing(traced: Traced, received: Any) ->
 def test_nested_agents_are_child_runs_through_spans_that_are_not_genai(traced: Traced, received: Any) -> None:
     t = traced.tracer
     agent = {"gen_ai.operation.name": "invoke_agent"}
-    with t.start_as_current_span("invoke_agent boss", attributes={**agent, "gen_ai.agent.name": "boss"}):
-        with t.start_as_current_span("running tools"):  # a framework's own span between them
-            with t.start_as_current_span("execute_tool delegate", attributes={"gen_ai.operation.name": "execute_tool"}):
-                with t.start_as_current_span(
-                    "invoke_agent worker", attributes={**agent, "gen_ai.agent.name": "worker"}
-                ):
-                    with t.start_as_current_span(
-                        "chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
-                    ):
-                        pass
+    with (
+        t.start_as_current_span("invoke_agent boss", attributes={**agent, "gen_ai.agent.name": "boss"}),
+        t.start_as_current_span("running tools"),  # a framework's own span between them
+        t.start_as_current_span("execute_tool delegate", attributes={"gen_ai.operation.name": "execute_tool"}),
+        t.start_as_current_span("invoke_agent worker", attributes={**agent, "gen_ai.agent.name": "worker"}),
+        t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}),
+    ):
+        pass
     runs = by_run(received())
     assert len(runs) == 2
     (boss,) = [r for r in runs.values() if r[0]["parent_run_id"] is None]
@@ -131,14 +131,16 @@ def test_nested_agents_are_child_runs_through_spans_that_are_not_genai(traced: T
 
 def test_failures_are_failed_tools_and_errored_runs(traced: Traced, received: Any) -> None:
     t = traced.tracer
-    with pytest.raises(KeyError):
-        with t.start_as_current_span("invoke_agent a", attributes={"gen_ai.operation.name": "invoke_agent"}):
-            with t.start_as_current_span(
-                "execute_tool fetch", attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch"}
-            ) as tool:
-                tool.set_status(Status(StatusCode.ERROR, "upstream 503"))
-            with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
-                raise KeyError("no such order")
+    with (
+        pytest.raises(KeyError),
+        t.start_as_current_span("invoke_agent a", attributes={"gen_ai.operation.name": "invoke_agent"}),
+    ):
+        with t.start_as_current_span(
+            "execute_tool fetch", attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch"}
+        ) as tool:
+            tool.set_status(Status(StatusCode.ERROR, "upstream 503"))
+        with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
+            raise KeyError("no such order")
     events = received()
     well_formed(events)
     failed = only(events, "tool.responded")[0]["payload"]
@@ -217,9 +219,11 @@ def test_a_model_span_outside_any_agent_joins_the_current_run_or_is_a_run(
     traced: Traced, dt: Dunetrace, received: Any
 ) -> None:
     t = traced.tracer
-    with dt.run("caller") as run:
-        with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}):
-            pass
+    with (
+        dt.run("caller") as run,
+        t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}),
+    ):
+        pass
     with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}):
         pass
     runs = by_run(received())
