@@ -53,7 +53,10 @@ from dunetrace import Dunetrace
 from dunetrace.integrations.otel import DunetraceSpanProcessor
 
 TOOL_CALLS = 5
-EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS
+# run.started, the model and tool call pairs, run.completed, and the live
+# TOOL_LOOP signal (one tool called five times; live detection is on, as a
+# user's client has it by default)
+EVENTS_PER_RUN = 2 + 2 * (TOOL_CALLS + 1) + 2 * TOOL_CALLS + 1
 BASELINE = "empty processor"
 
 
@@ -166,8 +169,8 @@ def main() -> None:
         return
 
     sink = Sink().start()
-    dt = Dunetrace(endpoint=sink.url)
-    quiet = Dunetrace(endpoint=sink.url, export="none")
+    dt = Dunetrace(endpoint=sink.url, detectors=True)
+    quiet = Dunetrace(endpoint=sink.url, export="none", detectors=True)
     agents: dict[str, Any] = {
         "not traced": build_agent(None),
         BASELINE: build_agent(SpanProcessor()),
