@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.log import capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
+from .cancel import kickoff_watch
+from .errors import emit_watch
 from .policies import PolicyHooks
 from .sequencer import Sequencer
 from .translator import Translator
@@ -119,8 +121,27 @@ class _Installation:
         self.client = client
         self.agent_id = agent_id
         self.assembler = Translator(client, agent_id)
+        self.assembler.forced_answer_text = _forced_answer_text()
         self.listener = _get_listener_class()(self.assembler)
         self.policy_hooks = PolicyHooks(client, self)
+
+    def attach(self) -> None:
+        """The wrappers that see what events cannot say: the exception
+        behind a failure event, a kickoff interrupted from outside."""
+        from crewai import Crew
+
+        emit_watch.add(_crewai_events().crewai_event_bus, self.assembler.failures)
+        kickoff_watch.add(Crew, self.kickoff_interrupted)
+
+    def detach(self) -> None:
+        emit_watch.remove(self.assembler.failures)
+        kickoff_watch.remove(self.kickoff_interrupted)
+
+    def kickoff_interrupted(self, crew: Any) -> None:
+        # On the interrupted kickoff's thread: what CrewAI emitted before the
+        # interruption is translated first, so the cancelled end comes last.
+        self.catch_up()
+        self.assembler.cancelled(crew)
 
     def catch_up(self, timeout: float = 5.0) -> None:
         """Translate every event CrewAI emitted so far, on this thread: wait
@@ -149,6 +170,22 @@ class _Installation:
     @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
         uninstrument(client)
+
+
+def _forced_answer_text() -> str | None:
+    """CrewAI's instruction to answer now, which it adds to the LLM call it
+    makes once an agent reached ``max_iter`` (crewai 1.15)."""
+    try:
+        from crewai.utilities.i18n import I18N_DEFAULT
+
+        text = I18N_DEFAULT.errors("force_final_answer")
+    except Exception:
+        warn_once(
+            "crewai-max-iter-text",
+            "dunetrace: CrewAI's max_iter instruction was not found; runs stopped by max_iter end as final_answer",
+        )
+        return None
+    return text if isinstance(text, str) and text else None
 
 
 _installed: dict[int, _Installation] = {}
@@ -183,6 +220,7 @@ def instrument(dt: Dunetrace, agent_id: str = "crewai") -> Any:
     with capture_internal_errors("crewai.instrument"):
         dt.plugins.register(installation, name=f"dunetrace.crewai.{id(installation)}")
         installation.policy_hooks.register()
+        installation.attach()
     return installation.listener
 
 
@@ -199,6 +237,7 @@ def uninstrument(dt: Dunetrace | None = None) -> None:
     for installation in removed:
         with capture_internal_errors("crewai.uninstrument"):
             installation.listener.off()
+            installation.detach()
             installation.policy_hooks.unregister()
             installation.listener.sequencer.close()
             installation.assembler.close()
