@@ -69,7 +69,7 @@ def test_native_tool_calls_through_openai_provider(crew_dt: Dunetrace, ingest: I
 
 def test_llm_failure_errors_the_agent_and_the_crew(crew_dt: Dunetrace, ingest: IngestServer) -> None:
     crew = two_agent_crew([RuntimeError("model unavailable")])
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         crew.kickoff(inputs={"topic": "t"})
     events = delivered(ingest, crew_dt, runs=2)
     (crew_run,) = _runs(events, "crew")
