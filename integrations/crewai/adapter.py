@@ -121,7 +121,8 @@ class _Installation:
         self.client = client
         self.agent_id = agent_id
         self.assembler = Translator(client, agent_id)
-        self.assembler.forced_answer_text = _forced_answer_text()
+        self.assembler.forced_answer_text = _crewai_text("force_final_answer")
+        self.assembler.refused_call_text = _crewai_text("task_repeated_usage")
         self.listener = _get_listener_class()(self.assembler)
         self.policy_hooks = PolicyHooks(client, self)
 
@@ -172,20 +173,26 @@ class _Installation:
         uninstrument(client)
 
 
-def _forced_answer_text() -> str | None:
-    """CrewAI's instruction to answer now, which it adds to the LLM call it
-    makes once an agent reached ``max_iter`` (crewai 1.15)."""
+def _crewai_text(key: str) -> str | None:
+    """One of CrewAI's own messages to the model (crewai 1.15:
+    ``force_final_answer``, added to the LLM call it makes once an agent
+    reached ``max_iter``; ``task_repeated_usage``, its answer to a tool call
+    that repeats the last one), stripped of its trailing blank lines."""
     try:
         from crewai.utilities.i18n import I18N_DEFAULT
 
-        text = I18N_DEFAULT.errors("force_final_answer")
+        text = I18N_DEFAULT.errors(key)
     except Exception:
+        text = None
+    if not isinstance(text, str) or not text.strip():
         warn_once(
-            "crewai-max-iter-text",
-            "dunetrace: CrewAI's max_iter instruction was not found; runs stopped by max_iter end as final_answer",
+            f"crewai-text-{key}",
+            "dunetrace: CrewAI's %r message was not found; max_iter endings and refused repeated tool calls "
+            "are not told apart in this CrewAI version",
+            key,
         )
         return None
-    return text if isinstance(text, str) and text else None
+    return text.strip()
 
 
 _installed: dict[int, _Installation] = {}

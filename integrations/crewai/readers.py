@@ -15,6 +15,7 @@ __all__ = [
     "RunState",
     "agent_suffix",
     "elapsed_ms",
+    "count_in_messages",
     "event_time",
     "has_guardrail",
     "last_message_has",
@@ -171,6 +172,18 @@ def has_guardrail(task: Any) -> bool:
     return any(getattr(task, key, None) for key in ("_guardrail", "_guardrails", "guardrail", "guardrails"))
 
 
+def count_in_messages(messages: Any, text: str) -> int:
+    """How many of an LLM call's messages contain ``text``."""
+    if isinstance(messages, str):
+        return messages.count(text)
+    count = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+        if isinstance(content, str) and text in content:
+            count += 1
+    return count
+
+
 def last_message_has(messages: Any, text: str) -> bool:
     """Whether the last message of an LLM call's ``messages`` (a string or
     a list of role/content dicts) contains ``text``."""
@@ -193,7 +206,9 @@ class RunState:
         "done",
         "failed_tools",
         "forced_answer",
+        "last_tool",
         "llm_calls",
+        "refusals_seen",
         "run",
         "tools",
     )
@@ -214,6 +229,10 @@ class RunState:
         #: tool names answered as failed since the last LLM call (CrewAI
         #: reports one invented tool name several times)
         self.failed_tools: set[str] = set()
+        #: (name, args) of the last tool call CrewAI ran
+        self.last_tool: tuple[str, Any] | None = None
+        #: CrewAI's refusals of a repeated tool call seen in the conversation
+        self.refusals_seen = 0
 
 
 class CrewState:

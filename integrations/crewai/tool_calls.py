@@ -50,6 +50,7 @@ class ToolCalls:
         # CrewAI hands args as a dict or as a JSON string; the hasher parses a
         # JSON string first, so equal args hash equal either way.
         step = state.run.tool_called(name, args)  # type: ignore[arg-type]
+        state.last_tool = (name, args)  # type: ignore[assignment]
         state.tools[str(getattr(event, "event_id", ""))] = (step, name, args, getattr(event, "timestamp", None))  # type: ignore[assignment]
         self._remember(getattr(event, "event_id", None), state)
 

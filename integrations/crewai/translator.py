@@ -32,17 +32,15 @@ from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, GUARDRAIL
 from dunetrace.log import capture_internal_errors, warn_once
 
 from .errors import FailureLog
+from .llm_calls import LLMCalls
 from .readers import (
     CrewState,
     RunState,
     agent_suffix,
-    elapsed_ms,
     event_time,
     has_guardrail,
-    last_message_has,
     reported_error,
     template,
-    token_count,
     tool_names,
     version_text,
 )
@@ -59,7 +57,7 @@ __all__ = ["Translator", "agent_suffix"]
 MAX_CREWS = 1_000
 
 
-class Translator(ToolCalls):
+class Translator(LLMCalls, ToolCalls):
     """Turns CrewAI events into calls on Dunetrace runs.
 
     ``handle(event, source)`` is safe to call from several threads; one
@@ -81,10 +79,11 @@ class Translator(ToolCalls):
         self.stats = {"out_of_order": 0, "late": 0, "unplaced": 0}
         #: the exception classes behind failure events (see errors.py)
         self.failures = FailureLog()
-        #: CrewAI's instruction to answer now, sent past ``max_iter`` (set by
-        #: the adapter from CrewAI's own texts); an LLM call carrying it
-        #: means the iteration limit was reached
+        #: CrewAI's instruction to answer now, sent past ``max_iter``, and its
+        #: refusal of a repeated tool call (set by the adapter from CrewAI's
+        #: own texts): an LLM call's messages show them
         self.forced_answer_text: str | None = None
+        self.refused_call_text: str | None = None
         #: task id -> the agent run whose answer waits for the task's guardrail
         self._awaiting: dict[str, RunState] = {}
         #: CrewAI crew id -> its kickoff's run, for a kickoff interrupted
@@ -423,79 +422,6 @@ class Translator(ToolCalls):
         state = self._agent_ended(event)
         if state is not None:
             self._finish(state, self._error(event), None)
-
-    # -- LLM calls ----------------------------------------------------------------
-
-    def _llm_started(self, event: Any, source: Any) -> None:
-        state = self._state_for(event)
-        if state is None:
-            return
-        run = state.run
-        run.llm_in_flight += 1
-        state.failed_tools.clear()
-        marker = self.forced_answer_text
-        if marker and last_message_has(getattr(event, "messages", None), marker):
-            state.forced_answer = True
-        step = run.llm_called(getattr(event, "model", None))
-        call_id = getattr(event, "call_id", None) or getattr(event, "event_id", None)
-        state.llm_calls[str(call_id)] = (step, getattr(event, "timestamp", None))
-
-    def _llm_call(self, event: Any) -> tuple[RunState, int, Any] | None:
-        state = self._state_for(event)
-        if state is None:
-            return None
-        call = state.llm_calls.pop(str(getattr(event, "call_id", None)), None)
-        if call is None:
-            call = state.llm_calls.pop(str(getattr(event, "started_event_id", None)), None)
-        if call is None:
-            warn_once("crewai-llm-unpaired", "dunetrace: a CrewAI LLM call ended that was never seen starting")
-            return None
-        state.run.llm_in_flight = max(0, state.run.llm_in_flight - 1)
-        return state, call[0], call[1]
-
-    def _llm_completed(self, event: Any, source: Any) -> None:
-        found = self._llm_call(event)
-        if found is None:
-            return
-        state, step, started = found
-        usage = getattr(event, "usage", None)
-        response = getattr(event, "response", None)
-        finish_reason = getattr(event, "finish_reason", None)
-        if not isinstance(finish_reason, str) or not finish_reason:
-            # Custom BaseLLMs rarely report one; CrewAI sets call_type
-            # TOOL_CALL (or hands back a list of tool calls) for tool use.
-            call_type = getattr(getattr(event, "call_type", None), "value", None)
-            finish_reason = "tool_calls" if call_type == "tool_call" or isinstance(response, list) else "stop"
-        state.run.llm_responded(
-            token_count(usage, "completion_tokens", "output_tokens"),
-            elapsed_ms(started, getattr(event, "timestamp", None)),
-            finish_reason,
-            prompt_tokens=token_count(usage, "prompt_tokens", "input_tokens"),
-            output=response if response is not None else "",
-            step=step,
-        )
-
-    def _llm_failed(self, event: Any, source: Any) -> None:
-        found = self._llm_call(event)
-        if found is None:
-            return
-        state, step, started = found
-        failure = self.failures.pop(getattr(event, "event_id", None))
-        error = reported_error(getattr(event, "error", None), failure.error_type if failure else None)
-        state.run.llm_responded(
-            latency_ms=elapsed_ms(started, getattr(event, "timestamp", None)),
-            finish_reason="error",
-            step=step,
-            error=error,
-        )
-        if failure is not None and failure.http_status is not None:
-            # The API's answer, as the client wrappers report it.
-            state.run.external_signal(
-                "rate_limit" if failure.http_status == 429 else "api_error",
-                source="crewai",
-                http_status=failure.http_status,
-                error_type=failure.error_type,
-            )
 
     # -- ending runs --------------------------------------------------------------
 
