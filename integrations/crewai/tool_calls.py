@@ -88,7 +88,7 @@ class ToolCalls:
             name,
             failure is None,
             latency_ms=latency,
-            error=str(getattr(failure, "reason", failure)) if failure is not None else None,
+            error=failure_error(failure) if failure is not None else None,
             output=getattr(event, "output", None),
             step=step,
             from_cache=getattr(event, "from_cache", None) is True,
@@ -112,6 +112,12 @@ class ToolCalls:
         """A call CrewAI never ran: an invented tool name, arguments it
         rejected, or a tool that reported failure. One failed call per name
         and model reply."""
+        failure = getattr(event, "failure", None)
+        reason = getattr(getattr(failure, "reason", None), "value", None)
+        if reason == "repeated_call":
+            # CrewAI stopping an agent after identical calls that all ran
+            # (and were reported): not a call of its own.
+            return
         state = self._state_for(event)
         if state is None:
             return
@@ -136,5 +142,16 @@ class ToolCalls:
         failure = self.failures.pop(getattr(event, "event_id", None))
         if failure is not None:
             return reported_error(error, failure.error_type)
-        reason = getattr(getattr(event, "failure", None), "reason", None)
-        return reported_error(error if error is not None else reason, fallback)
+        if error is None and getattr(event, "failure", None) is not None:
+            return failure_error(event.failure)
+        return reported_error(error, fallback)
+
+
+def failure_error(failure: Any) -> Exception:
+    """A CrewAI ``ToolFailure`` (crewai 1.15) as an exception: of the class
+    the tool raised when CrewAI built it from one (its ``code``), else
+    ``ToolFailure`` (the tool returned it). The message is only hashed."""
+    reason = getattr(getattr(failure, "reason", None), "value", getattr(failure, "reason", None))
+    code = getattr(failure, "code", None)
+    name = code if reason == "exception" and isinstance(code, str) else "ToolFailure"
+    return reported_error(getattr(failure, "message", failure), name)

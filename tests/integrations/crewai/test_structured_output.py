@@ -1,5 +1,6 @@
 """Issue 16 point 7 on real crews: ``output_pydantic`` / ``output_json``
-tasks are not reported as tools, and their runs end as answers."""
+tasks are not reported as tools, and their runs end as answers; a tool that
+reports failure (CrewAI's ``ToolFailure``) is one failed call."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 import pytest
 from crewai import Agent, Crew, Task
+from crewai.tools import ToolFailure, tool
 from pydantic import BaseModel
 
 from dunetrace import Dunetrace
 from tests.ingest_server import IngestServer
 
-from .crews import answer_reply, openai_llm, search, tool_call_reply
+from .crews import ScriptedLLM, answer_reply, final, openai_llm, react, search, tool_call_reply
 from .wire import by_run, delivered
 
 
@@ -70,3 +72,20 @@ def test_an_answer_that_fails_its_schema_is_a_failed_call(crew_dt: Dunetrace, in
     assert second[-1]["payload"]["exit_reason"] == "final_answer"
     (crew_run,) = _runs(events, "crew")
     assert crew_run[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+@tool("fetch")
+def fetch(url: str) -> Any:
+    """Fetch a page; says so when it could not."""
+    return ToolFailure(message=f"could not reach {url}", code="unreachable")
+
+
+def test_a_tool_that_reports_failure_is_one_failed_call(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    llm = ScriptedLLM(model="scripted", script=[react("fetch", {"url": "u"}), final("without the page")])
+    agent = Agent(role="Researcher", goal="Find", backstory="b", llm=llm, tools=[fetch], cache=False)
+    crew = Crew(agents=[agent], tasks=[Task(name="find", description="Find it", expected_output="x", agent=agent)])
+    assert crew.kickoff().raw == "without the page"
+    (researcher,) = _runs(delivered(ingest, crew_dt, runs=2), "crew.researcher")
+    responded = [e["payload"] for e in researcher if e["event_type"] == "tool.responded"]
+    assert [(p["tool_name"], p["success"], p["error_type"]) for p in responded] == [("fetch", False, "ToolFailure")]
+    assert researcher[-1]["payload"]["exit_reason"] == "final_answer"
