@@ -31,6 +31,9 @@ FAILURE_EVENTS = frozenset(
         "llm_call_failed",
         "task_failed",
         "tool_usage_error",
+        # crewai 1.15 reports a tool as finished from a ``finally`` block,
+        # also when a KeyboardInterrupt cuts it: noted only for those
+        "tool_usage_finished",
     }
 )
 
@@ -112,9 +115,10 @@ class EmitWatch:
 
                 def emit(source: Any, event: Any) -> Any:
                     # The common case costs one attribute read and a set lookup.
-                    if getattr(event, "type", None) in FAILURE_EVENTS:
+                    kind = getattr(event, "type", None)
+                    if kind in FAILURE_EVENTS:
                         exc = sys.exc_info()[1]
-                        if exc is not None:
+                        if exc is not None and (kind != "tool_usage_finished" or not isinstance(exc, Exception)):
                             with capture_internal_errors("crewai.emit_watch"):
                                 for log in tuple(logs):
                                     log.note(getattr(event, "event_id", None), exc)

@@ -82,13 +82,17 @@ class ToolCalls:
         if latency is None:
             latency = elapsed_ms(started, getattr(event, "timestamp", None))
         failure = getattr(event, "failure", None)
-        if failure is not None:
+        error = failure_error(failure) if failure is not None else None
+        cut = self.failures.pop(getattr(event, "event_id", None))
+        if cut is not None:  # a KeyboardInterrupt ended the tool, not the tool
+            error = reported_error("the tool was interrupted", cut.error_type)
+        if error is not None:
             state.failed_tools.add(name)
         state.run.tool_responded(
             name,
-            failure is None,
+            error is None,
             latency_ms=latency,
-            error=failure_error(failure) if failure is not None else None,
+            error=error,
             output=getattr(event, "output", None),
             step=step,
             from_cache=getattr(event, "from_cache", None) is True,
