@@ -238,10 +238,12 @@ class RunState:
 class CrewState:
     """Everything of one top-level kickoff, dropped together when it ends."""
 
-    __slots__ = ("cancelled", "error_type", "event_ids", "guardrail_rejected", "last_sequence", "root")
+    __slots__ = ("cancelled", "error_type", "event_ids", "guardrail_rejected", "key", "last_sequence", "root")
 
     def __init__(self) -> None:
         self.root: RunState | None = None
+        #: the kickoff event id it is kept under in the Translator's table
+        self.key: str | None = None
         #: every scope id placed in this crew's tree (evicted with the crew)
         self.event_ids: set[str] = set()
         self.last_sequence = 0

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, GUARDRAIL, MAX_ITERATIONS
 from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.open_runs import OpenRuns
 
 from .errors import FailureLog
 from .llm_calls import LLMCalls
@@ -72,7 +72,7 @@ class Translator(LLMCalls, ToolCalls):
         #: CrewAI event id -> the run state that event belongs to
         self._owner: dict[str, RunState] = {}
         #: top-level kickoff event id -> crew state, oldest first
-        self._crews: OrderedDict[str, CrewState] = OrderedDict()
+        self._crews: OpenRuns[str, CrewState] = OpenRuns(MAX_CREWS)
         #: (CrewAI agent id, task id) -> the open child run, for events whose
         #: parent scope we never saw (a type we do not subscribe to)
         self._by_agent: dict[tuple[Any, Any], RunState] = {}
@@ -154,10 +154,9 @@ class Translator(LLMCalls, ToolCalls):
     def close(self) -> None:
         """End every open run (as abandoned) and forget all state."""
         with capture_internal_errors("crewai.close"), self._lock:
-            for crew in list(self._crews.values()):
+            for crew in self._crews.drain():
                 if crew.root is not None:
                     self._finish(crew.root, None, ABANDONED)
-            self._crews.clear()
             self._owner.clear()
             self._by_agent.clear()
             self._awaiting.clear()
@@ -250,8 +249,8 @@ class Translator(LLMCalls, ToolCalls):
         crew = parent.crew if parent is not None and not parent.done else None
         if crew is None:
             crew = CrewState()
-            self._crews[str(getattr(event, "event_id", id(event)))] = crew
-            self._evict()
+            crew.key = str(getattr(event, "event_id", id(event)))
+            self._abandon(self._crews.add(crew.key, crew))
         state = RunState(run, crew)
         if crew.root is None:
             crew.root = state
@@ -319,16 +318,15 @@ class Translator(LLMCalls, ToolCalls):
             return  # a nested crew ends with its tree's root
         for event_id in crew.event_ids:
             self._owner.pop(event_id, None)
-        for key in [key for key, value in self._crews.items() if value is crew]:
-            del self._crews[key]
+        if crew.key is not None:
+            self._crews.pop(crew.key, crew)
 
-    def _evict(self) -> None:
-        while len(self._crews) > MAX_CREWS:
-            _, crew = self._crews.popitem(last=False)
+    def _abandon(self, evicted: list[CrewState]) -> None:
+        for crew in evicted:
             warn_once(
                 "crewai-evict",
                 "dunetrace: more than %d CrewAI kickoffs open at once; the oldest is closed as abandoned",
-                MAX_CREWS,
+                self._crews.max_runs,
             )
             if crew.root is not None:
                 self._finish(crew.root, None, ABANDONED)

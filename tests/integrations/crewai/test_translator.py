@@ -239,10 +239,9 @@ def test_garbage_is_ignored(feed: Feed, dt: Dunetrace, ingest: IngestServer) -> 
     assert _events(dt, ingest) == []
 
 
-def test_open_crews_are_bounded(
-    feed: Feed, dt: Dunetrace, ingest: IngestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_open_crews_are_bounded(dt: Dunetrace, ingest: IngestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_assembler, "MAX_CREWS", 2)
+    feed = Feed(Translator(dt, "fake"))
     for _ in range(3):
         feed("crew_kickoff_started", inputs=None)
     assert feed.assembler.open_runs() == 2
