@@ -122,11 +122,15 @@ def test_task_cancel_of_akickoff(crew_dt: Dunetrace, ingest: IngestServer) -> No
 
 
 def test_uninstrument_puts_crewais_methods_back(dt: Dunetrace) -> None:
+    from crewai.events import crewai_event_bus
+
     from dunetrace.integrations.crewai import instrument, uninstrument
 
     originals = (Crew.__dict__["kickoff"], Crew.__dict__["akickoff"])
     instrument(dt, agent_id="crew")
     assert Crew.__dict__["kickoff"] is not originals[0]
+    assert "emit" in vars(crewai_event_bus)  # the failure watch
     uninstrument(dt)
     assert (Crew.__dict__["kickoff"], Crew.__dict__["akickoff"]) == originals
+    assert "emit" not in vars(crewai_event_bus)
     assert not adapter.installed(dt)
