@@ -11,6 +11,13 @@ event to the nearest scope we already placed. An agent that runs inside a
 tool of another agent (hierarchical delegation) is a child of that agent's
 run; a crew kicked off inside a tool is a child of the agent that called it.
 
+Endings: a crew or agent ends ``final_answer``; ``guardrail`` when a task
+guardrail rejected the answer (an agent's answer waits for the verdict);
+``max_iterations`` when CrewAI asked for the answer past ``max_iter``;
+``cancelled`` when the adapter reports an interrupted kickoff
+(:meth:`Translator.cancelled`); errors name the exception class the adapter
+noted for the failure event (:class:`~.errors.FailureLog`).
+
 Order: events must be fed in CrewAI's emission order; the adapter puts
 them in that order with a :class:`~.sequencer.Sequencer` (CrewAI's sync
 handlers run on a thread pool and see events out of order). The assembler
