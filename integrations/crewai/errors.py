@@ -113,16 +113,16 @@ class EmitWatch:
                 original = bus.emit
                 logs = self._logs
 
-                def emit(source: Any, event: Any) -> Any:
+                def emit(source: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
                     # The common case costs one attribute read and a set lookup.
-                    kind = getattr(event, "type", None)
-                    if kind in FAILURE_EVENTS:
-                        exc = sys.exc_info()[1]
-                        if exc is not None and (kind != "tool_usage_finished" or not isinstance(exc, Exception)):
-                            with capture_internal_errors("crewai.emit_watch"):
+                    with capture_internal_errors("crewai.emit_watch"):
+                        kind = getattr(event, "type", None)
+                        if type(kind) is str and kind in FAILURE_EVENTS:
+                            exc = sys.exc_info()[1]
+                            if exc is not None and (kind != "tool_usage_finished" or not isinstance(exc, Exception)):
                                 for log in tuple(logs):
                                     log.note(getattr(event, "event_id", None), exc)
-                    return original(source, event)
+                    return original(source, event, *args, **kwargs)
 
                 emit.__wrapped__ = original  # type: ignore[attr-defined]
                 bus.emit = self._wrapper = emit
