@@ -169,3 +169,26 @@ def test_uninstrument_puts_crewais_methods_back(dt: Dunetrace) -> None:
     assert (Crew.__dict__["kickoff"], Crew.__dict__["akickoff"]) == originals
     assert "emit" not in vars(crewai_event_bus)
     assert not adapter.installed(dt)
+
+
+def test_max_execution_time_errors_the_agent_with_its_timeout(crew_dt: Dunetrace, ingest: IngestServer) -> None:
+    # CrewAI's own limit, not a cancellation from outside: the agent's run
+    # errors with the TimeoutError CrewAI raises, its model call (which runs
+    # on in CrewAI's worker thread) answered as failed before that end.
+    agent = Agent(
+        role="Researcher",
+        goal="Find",
+        backstory="b",
+        llm=SlowLLM(model="slow", script=[final("unused")]),
+        max_execution_time=1,
+    )
+    crew = Crew(agents=[agent], tasks=[Task(name="find", description="Find it", expected_output="x", agent=agent)])
+    with pytest.raises(TimeoutError):
+        crew.kickoff()
+    runs = by_run(delivered(ingest, crew_dt, runs=2))
+    (researcher,) = [v for k, v in runs.items() if k.startswith("crew.researcher#")]
+    (crew_run,) = [v for k, v in runs.items() if k.startswith("crew#")]
+    assert [kind for kind, _, _ in shape(researcher)][2:] == ["llm.called", "llm.responded", "run.errored"]
+    assert researcher[3]["payload"]["finish_reason"] == "error"
+    assert researcher[-1]["payload"]["error_type"] == "TimeoutError"
+    assert crew_run[-1]["payload"]["error_type"] == "TimeoutError"
