@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.log import capture_internal_errors, warn_once
 from dunetrace.plugins import hookimpl
 
+from .cancel import kickoff_watch
+from .errors import emit_watch
 from .policies import PolicyHooks
 from .sequencer import Sequencer
 from .translator import Translator
@@ -119,8 +121,28 @@ class _Installation:
         self.client = client
         self.agent_id = agent_id
         self.assembler = Translator(client, agent_id)
+        self.assembler.forced_answer_text = _crewai_text("force_final_answer")
+        self.assembler.refused_call_text = _crewai_text("task_repeated_usage")
         self.listener = _get_listener_class()(self.assembler)
         self.policy_hooks = PolicyHooks(client, self)
+
+    def attach(self) -> None:
+        """The wrappers that see what events cannot say: the exception
+        behind a failure event, a kickoff interrupted from outside."""
+        from crewai import Crew
+
+        emit_watch.add(_crewai_events().crewai_event_bus, self.assembler.failures)
+        kickoff_watch.add(Crew, self.kickoff_interrupted)
+
+    def detach(self) -> None:
+        emit_watch.remove(self.assembler.failures)
+        kickoff_watch.remove(self.kickoff_interrupted)
+
+    def kickoff_interrupted(self, crew: Any) -> None:
+        # On the interrupted kickoff's thread: what CrewAI emitted before the
+        # interruption is translated first, so the cancelled end comes last.
+        self.catch_up()
+        self.assembler.cancelled(crew)
 
     def catch_up(self, timeout: float = 5.0) -> None:
         """Translate every event CrewAI emitted so far, on this thread: wait
@@ -149,6 +171,28 @@ class _Installation:
     @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
         uninstrument(client)
+
+
+def _crewai_text(key: str) -> str | None:
+    """One of CrewAI's own messages to the model (crewai 1.15:
+    ``force_final_answer``, added to the LLM call it makes once an agent
+    reached ``max_iter``; ``task_repeated_usage``, its answer to a tool call
+    that repeats the last one), stripped of its trailing blank lines."""
+    try:
+        from crewai.utilities.i18n import I18N_DEFAULT
+
+        text = I18N_DEFAULT.errors(key)
+    except Exception:
+        text = None
+    if not isinstance(text, str) or not text.strip():
+        warn_once(
+            f"crewai-text-{key}",
+            "dunetrace: CrewAI's %r message was not found; max_iter endings and refused repeated tool calls "
+            "are not told apart in this CrewAI version",
+            key,
+        )
+        return None
+    return text.strip()
 
 
 _installed: dict[int, _Installation] = {}
@@ -183,6 +227,7 @@ def instrument(dt: Dunetrace, agent_id: str = "crewai") -> Any:
     with capture_internal_errors("crewai.instrument"):
         dt.plugins.register(installation, name=f"dunetrace.crewai.{id(installation)}")
         installation.policy_hooks.register()
+        installation.attach()
     return installation.listener
 
 
@@ -199,6 +244,7 @@ def uninstrument(dt: Dunetrace | None = None) -> None:
     for installation in removed:
         with capture_internal_errors("crewai.uninstrument"):
             installation.listener.off()
+            installation.detach()
             installation.policy_hooks.unregister()
             installation.listener.sequencer.close()
             installation.assembler.close()

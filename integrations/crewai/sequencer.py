@@ -15,8 +15,8 @@ class, so every number arrives. A number can still be missing for good (a
 class defined after the listener was installed, a crew resumed from a
 checkpoint, an event emitted before installation): a wait ends after
 ``grace`` seconds, and what waited is released in sequence order. The pool
-takes work in submission order, so a late event is normally milliseconds
-behind, far inside the grace.
+takes work in submission order, so an event still missing is one whose
+handler has not run yet, and the grace only has to cover a busy pool.
 
 The pool threads only queue (:meth:`Sequencer.push`); events are admitted
 and released, one thread at a time, by :meth:`Sequencer.admit`, which the

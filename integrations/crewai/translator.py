@@ -11,6 +11,13 @@ event to the nearest scope we already placed. An agent that runs inside a
 tool of another agent (hierarchical delegation) is a child of that agent's
 run; a crew kicked off inside a tool is a child of the agent that called it.
 
+Endings: a crew or agent ends ``final_answer``; ``guardrail`` when a task
+guardrail rejected the answer (an agent's answer waits for the verdict);
+``max_iterations`` when CrewAI asked for the answer past ``max_iter``;
+``cancelled`` when the adapter reports an interrupted kickoff
+(:meth:`Translator.cancelled`); errors name the exception class the adapter
+noted for the failure event (:class:`~.errors.FailureLog`).
+
 Order: events must be fed in CrewAI's emission order; the adapter puts
 them in that order with a :class:`~.sequencer.Sequencer` (CrewAI's sync
 handlers run on a thread pool and see events out of order). The assembler
@@ -25,23 +32,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, GUARDRAIL, MAX_ITERATIONS
 from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.open_runs import OpenRuns
 
+from .errors import FailureLog
+from .llm_calls import LLMCalls
 from .readers import (
     CrewState,
     RunState,
     agent_suffix,
-    elapsed_ms,
     event_time,
+    has_guardrail,
     reported_error,
     template,
-    token_count,
     tool_names,
     version_text,
 )
+from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
     from dunetrace import Dunetrace
@@ -54,7 +64,7 @@ __all__ = ["Translator", "agent_suffix"]
 MAX_CREWS = 1_000
 
 
-class Translator:
+class Translator(LLMCalls, ToolCalls):
     """Turns CrewAI events into calls on Dunetrace runs.
 
     ``handle(event, source)`` is safe to call from several threads; one
@@ -69,11 +79,23 @@ class Translator:
         #: CrewAI event id -> the run state that event belongs to
         self._owner: dict[str, RunState] = {}
         #: top-level kickoff event id -> crew state, oldest first
-        self._crews: OrderedDict[str, CrewState] = OrderedDict()
+        self._crews: OpenRuns[str, CrewState] = OpenRuns(MAX_CREWS)
         #: (CrewAI agent id, task id) -> the open child run, for events whose
         #: parent scope we never saw (a type we do not subscribe to)
         self._by_agent: dict[tuple[Any, Any], RunState] = {}
         self.stats = {"out_of_order": 0, "late": 0, "unplaced": 0}
+        #: the exception classes behind failure events (see errors.py)
+        self.failures = FailureLog()
+        #: CrewAI's instruction to answer now, sent past ``max_iter``, and its
+        #: refusal of a repeated tool call (set by the adapter from CrewAI's
+        #: own texts): an LLM call's messages show them
+        self.forced_answer_text: str | None = None
+        self.refused_call_text: str | None = None
+        #: task id -> the agent run whose answer waits for the task's guardrail
+        self._awaiting: dict[str, RunState] = {}
+        #: CrewAI crew id -> its kickoff's run, for a kickoff interrupted
+        #: without a failure event (KeyboardInterrupt, a cancelled task)
+        self._by_crew: dict[str, RunState] = {}
         #: CrewAI's time of the event being handled: the runs' clock, since
         #: events are translated after the fact, on the drain thread
         self._event_time: float | None = None
@@ -85,12 +107,17 @@ class Translator:
             "agent_execution_completed": self._agent_completed,
             "agent_execution_error": self._agent_error,
             "task_failed": self._task_failed,
+            "task_completed": self._task_ended,
+            "llm_guardrail_completed": self._guardrail_completed,
             "llm_call_started": self._llm_started,
             "llm_call_completed": self._llm_completed,
             "llm_call_failed": self._llm_failed,
             "tool_usage_started": self._tool_started,
             "tool_usage_finished": self._tool_finished,
             "tool_usage_error": self._tool_error,
+            "tool_selection_error": self._tool_refused,
+            "tool_validate_input_error": self._tool_refused,
+            "tool_failure_detected": self._tool_refused,
         }
 
     # -- entry point ------------------------------------------------------------
@@ -134,12 +161,27 @@ class Translator:
     def close(self) -> None:
         """End every open run (as abandoned) and forget all state."""
         with capture_internal_errors("crewai.close"), self._lock:
-            for crew in list(self._crews.values()):
+            for crew in self._crews.drain():
                 if crew.root is not None:
-                    self._finish(crew.root, None, "abandoned")
-            self._crews.clear()
+                    self._finish(crew.root, None, ABANDONED)
             self._owner.clear()
             self._by_agent.clear()
+            self._awaiting.clear()
+            self._by_crew.clear()
+
+    def cancelled(self, crew: Any) -> None:
+        """The kickoff of ``crew`` (a CrewAI ``Crew``) was interrupted
+        without a failure event of CrewAI's (``KeyboardInterrupt``, a
+        cancelled ``akickoff`` task): its calls still open are answered as
+        failed and its runs end ``cancelled``. Call it once every event
+        emitted so far has been handled."""
+        with capture_internal_errors("crewai.cancelled"), self._lock:
+            state = self._by_crew.get(str(getattr(crew, "id", "")))
+            if state is None or state.done:
+                return
+            state.crew.cancelled = True
+            self._finish(state, None, CANCELLED)
+            self._drop_crew(state)
 
     # -- placing events in the tree ---------------------------------------------
 
@@ -207,15 +249,15 @@ class Translator:
             self.agent_id,
             user_input=getattr(event, "inputs", None),
             # the agents' definitions, hashed: a changed crew is a new version
-            system_prompt=version_text(agents) or None,
+            system_prompt=version_text(agents, with_setup=True) or None,
             tools=sorted(set(tools)),
             parent_run_id=parent.run.run_id if parent is not None and not parent.done else None,
         )
         crew = parent.crew if parent is not None and not parent.done else None
         if crew is None:
             crew = CrewState()
-            self._crews[str(getattr(event, "event_id", id(event)))] = crew
-            self._evict()
+            crew.key = str(getattr(event, "event_id", id(event)))
+            self._abandon(self._crews.add(crew.key, crew))
         state = RunState(run, crew)
         if crew.root is None:
             crew.root = state
@@ -223,6 +265,9 @@ class Translator:
             parent.children.append(state)
         self._check_order(crew, event)
         self._remember(getattr(event, "event_id", None), state)
+        crew_id = getattr(crew_obj, "id", None)
+        if crew_id is not None:
+            self._by_crew[str(crew_id)] = state
         run.start()
 
     def _crew_completed(self, event: Any, source: Any) -> None:
@@ -231,7 +276,7 @@ class Translator:
             self.stats["unplaced" if state is None else "late"] += 1
             return
         self._check_order(state.crew, event)
-        self._finish(state, None, "final_answer")
+        self._finish(state, None, FINAL_ANSWER)
         self._drop_crew(state)
 
     def _crew_failed(self, event: Any, source: Any) -> None:
@@ -240,35 +285,58 @@ class Translator:
             self.stats["unplaced" if state is None else "late"] += 1
             return
         self._check_order(state.crew, event)
-        self._finish(state, reported_error(getattr(event, "error", None), state.crew.error_type), None)
+        if state.crew.guardrail_rejected:
+            # A task guardrail rejected the last answer and CrewAI gave up
+            # (it raises a plain Exception): a guardrail ending, not an error.
+            self._finish(state, None, GUARDRAIL)
+        else:
+            self._finish(state, self._error(event, state.crew.error_type), None)
         self._drop_crew(state)
 
     def _task_failed(self, event: Any, source: Any) -> None:
         state = self._owner.get(getattr(event, "parent_event_id", None))  # type: ignore[arg-type]
+        self._task_ended(event, source)
         error_type = getattr(event, "error_type", None)
         name = getattr(error_type, "__name__", None)
         if state is not None and isinstance(name, str):
             state.crew.error_type = name
 
+    def _task_ended(self, event: Any, source: Any) -> None:
+        # An answer still waiting for a guardrail verdict gets none.
+        task_id = getattr(getattr(event, "task", None), "id", None)
+        waiting = self._awaiting.pop(str(task_id), None) if task_id is not None else None
+        if waiting is not None:
+            self._settle(waiting)
+
+    def _error(self, event: Any, type_name: str | None = None) -> Exception:
+        """The failure of ``event`` as an exception of its real class when
+        the emit watch saw it, else of ``type_name`` (else CrewAIError);
+        the message is only ever hashed."""
+        failure = self.failures.pop(getattr(event, "event_id", None))
+        if failure is not None:
+            type_name = failure.error_type
+        return reported_error(getattr(event, "error", None), type_name)
+
     def _drop_crew(self, state: RunState) -> None:
         crew = state.crew
+        for key in [key for key, value in self._by_crew.items() if value is state]:
+            del self._by_crew[key]
         if crew.root is not state:
             return  # a nested crew ends with its tree's root
         for event_id in crew.event_ids:
             self._owner.pop(event_id, None)
-        for key in [key for key, value in self._crews.items() if value is crew]:
-            del self._crews[key]
+        if crew.key is not None:
+            self._crews.pop(crew.key, crew)
 
-    def _evict(self) -> None:
-        while len(self._crews) > MAX_CREWS:
-            _, crew = self._crews.popitem(last=False)
+    def _abandon(self, evicted: list[CrewState]) -> None:
+        for crew in evicted:
             warn_once(
                 "crewai-evict",
                 "dunetrace: more than %d CrewAI kickoffs open at once; the oldest is closed as abandoned",
-                MAX_CREWS,
+                self._crews.max_runs,
             )
             if crew.root is not None:
-                self._finish(crew.root, None, "abandoned")
+                self._finish(crew.root, None, ABANDONED)
             for event_id in crew.event_ids:
                 self._owner.pop(event_id, None)
 
@@ -319,135 +387,46 @@ class Translator:
 
     def _agent_completed(self, event: Any, source: Any) -> None:
         state = self._agent_ended(event)
+        if state is None:
+            return
+        task = getattr(event, "task", None)
+        if has_guardrail(task):
+            # CrewAI 1.15 checks the answer after this event; its verdict
+            # (llm_guardrail_completed) says how this run ended.
+            task_id = str(getattr(task, "id", ""))
+            earlier = self._awaiting.pop(task_id, None)
+            if earlier is not None:
+                self._settle(earlier)
+            state.awaiting_guardrail = task_id
+            self._awaiting[task_id] = state
+            return
+        self._settle(state)
+
+    def _settle(self, state: RunState, rejected: bool = False) -> None:
+        """End an agent's run that answered: rejected by a guardrail, past
+        its iteration limit, or a final answer."""
+        state.awaiting_guardrail = None
+        reason = GUARDRAIL if rejected else MAX_ITERATIONS if state.forced_answer else FINAL_ANSWER
+        self._finish(state, None, reason)
+
+    def _guardrail_completed(self, event: Any, source: Any) -> None:
+        task_id = getattr(event, "task_id", None)
+        if task_id is None:
+            task_id = getattr(getattr(event, "from_task", None), "id", None)
+        state = self._awaiting.pop(str(task_id), None)
+        rejected = getattr(event, "success", None) is False
         if state is not None:
-            self._finish(state, None, "final_answer")
+            state.crew.guardrail_rejected = rejected
+            self._settle(state, rejected)
+        else:
+            crew_state = self._state_for(event)
+            if crew_state is not None:
+                crew_state.crew.guardrail_rejected = rejected
 
     def _agent_error(self, event: Any, source: Any) -> None:
         state = self._agent_ended(event)
         if state is not None:
-            self._finish(state, reported_error(getattr(event, "error", None), None), None)
-
-    # -- LLM calls ----------------------------------------------------------------
-
-    def _llm_started(self, event: Any, source: Any) -> None:
-        state = self._state_for(event)
-        if state is None:
-            return
-        run = state.run
-        run.llm_in_flight += 1
-        step = run.llm_called(getattr(event, "model", None))
-        call_id = getattr(event, "call_id", None) or getattr(event, "event_id", None)
-        state.llm_calls[str(call_id)] = (step, getattr(event, "timestamp", None))
-
-    def _llm_call(self, event: Any) -> tuple[RunState, int, Any] | None:
-        state = self._state_for(event)
-        if state is None:
-            return None
-        call = state.llm_calls.pop(str(getattr(event, "call_id", None)), None)
-        if call is None:
-            call = state.llm_calls.pop(str(getattr(event, "started_event_id", None)), None)
-        if call is None:
-            warn_once("crewai-llm-unpaired", "dunetrace: a CrewAI LLM call ended that was never seen starting")
-            return None
-        state.run.llm_in_flight = max(0, state.run.llm_in_flight - 1)
-        return state, call[0], call[1]
-
-    def _llm_completed(self, event: Any, source: Any) -> None:
-        found = self._llm_call(event)
-        if found is None:
-            return
-        state, step, started = found
-        usage = getattr(event, "usage", None)
-        response = getattr(event, "response", None)
-        finish_reason = getattr(event, "finish_reason", None)
-        if not isinstance(finish_reason, str) or not finish_reason:
-            # Custom BaseLLMs rarely report one; CrewAI sets call_type
-            # TOOL_CALL (or hands back a list of tool calls) for tool use.
-            call_type = getattr(getattr(event, "call_type", None), "value", None)
-            finish_reason = "tool_calls" if call_type == "tool_call" or isinstance(response, list) else "stop"
-        state.run.llm_responded(
-            token_count(usage, "completion_tokens", "output_tokens"),
-            elapsed_ms(started, getattr(event, "timestamp", None)),
-            finish_reason,
-            prompt_tokens=token_count(usage, "prompt_tokens", "input_tokens"),
-            output=response if response is not None else "",
-            step=step,
-        )
-
-    def _llm_failed(self, event: Any, source: Any) -> None:
-        found = self._llm_call(event)
-        if found is None:
-            return
-        state, step, started = found
-        state.run.llm_responded(
-            latency_ms=elapsed_ms(started, getattr(event, "timestamp", None)), finish_reason="error", step=step
-        )
-
-    # -- tools --------------------------------------------------------------------
-
-    def _tool_started(self, event: Any, source: Any) -> None:
-        state = self._state_for(event)
-        if state is None:
-            return
-        name = getattr(event, "tool_name", None)
-        args = getattr(event, "tool_args", None)
-        # CrewAI hands args as a dict or as a JSON string; the hasher parses a
-        # JSON string first, so equal args hash equal either way.
-        step = state.run.tool_called(name, args)
-        state.tools[str(getattr(event, "event_id", ""))] = (step, name, args, getattr(event, "timestamp", None))
-        self._remember(getattr(event, "event_id", None), state)
-
-    def _tool_call(self, event: Any) -> tuple[RunState, int, str, Any] | None:
-        started_id = getattr(event, "started_event_id", None)
-        state = self._owner.get(started_id)  # type: ignore[arg-type]
-        # A tool's scope only matters while it runs (an agent it delegates to
-        # hangs under it); forget it so a long crew's map stays small.
-        self._forget(started_id)
-        if state is None:
-            state = self._state_for(event)
-        if state is None or state.done:
-            return None
-        call = state.tools.pop(str(getattr(event, "started_event_id", None)), None)
-        if call is None:
-            # CrewAI 1.15 retries a failing tool and reports each failure,
-            # some without a started event of their own: each one is a call.
-            name = getattr(event, "tool_name", None)
-            step = state.run.tool_called(name, getattr(event, "tool_args", None))
-            return state, step, name, getattr(event, "timestamp", None)
-        return state, call[0], call[1], call[3]
-
-    def _tool_finished(self, event: Any, source: Any) -> None:
-        found = self._tool_call(event)
-        if found is None:
-            return
-        state, step, name, started = found
-        latency = elapsed_ms(getattr(event, "started_at", None), getattr(event, "finished_at", None))
-        if latency is None:
-            latency = elapsed_ms(started, getattr(event, "timestamp", None))
-        failure = getattr(event, "failure", None)
-        state.run.tool_responded(
-            name,
-            failure is None,
-            latency_ms=latency,
-            error=str(getattr(failure, "reason", failure)) if failure is not None else None,
-            output=getattr(event, "output", None),
-            step=step,
-            from_cache=getattr(event, "from_cache", None) is True,
-        )
-
-    def _tool_error(self, event: Any, source: Any) -> None:
-        found = self._tool_call(event)
-        if found is None:
-            return
-        state, step, name, started = found
-        error = getattr(event, "error", None)
-        state.run.tool_responded(
-            name,
-            False,
-            latency_ms=elapsed_ms(started, getattr(event, "timestamp", None)),
-            error=error if isinstance(error, BaseException) else str(error),
-            step=step,
-        )
+            self._finish(state, self._error(event), None)
 
     # -- ending runs --------------------------------------------------------------
 
@@ -455,21 +434,32 @@ class Translator:
         """End a run last: its open children and calls first."""
         if state.done:
             return
+        cancelled = exit_reason == CANCELLED
         for child in state.children:
-            if not child.done:
-                self._finish(child, error, "abandoned" if error is None else None)
+            if child.done:
+                continue
+            if child.awaiting_guardrail is not None:
+                self._awaiting.pop(child.awaiting_guardrail, None)
+                self._settle(child)
+            else:
+                self._finish(child, error, (CANCELLED if cancelled else ABANDONED) if error is None else None)
         run = state.run
+        # Calls the run's end cut short are answered as failed; a
+        # cancellation says so in their error's class.
+        cut = reported_error("the run ended before the call returned", "CancelledError" if cancelled else None)
         for step, name, _, _ in state.tools.values():
-            run.tool_responded(name, False, error="the run ended before the tool returned", step=step)
+            run.tool_responded(
+                name, False, error=cut if cancelled else "the run ended before the tool returned", step=step
+            )
         state.tools.clear()
         for step, _ in state.llm_calls.values():
-            run.llm_responded(finish_reason="error", step=step)
+            run.llm_responded(finish_reason="error", step=step, error=cut if cancelled else None)
         state.llm_calls.clear()
         run.llm_in_flight = 0
         state.done = True
         for key in [key for key, value in self._by_agent.items() if value is state]:
             del self._by_agent[key]
-        if error is None and exit_reason == "final_answer":
+        if error is None and exit_reason == FINAL_ANSWER:
             run.final_answer()
             run.finish()
         else:

@@ -37,9 +37,14 @@ class ScriptedLLM(BaseLLM):
             self._emit_call_started_event(messages=messages, tools=tools, from_task=from_task, from_agent=from_agent)
             reply = self.script[min(self.calls, len(self.script) - 1)]
             self.calls += 1
-            if isinstance(reply, Exception):
-                self._emit_call_failed_event(error=str(reply), from_task=from_task, from_agent=from_agent)
-                raise reply
+            if isinstance(reply, BaseException):
+                # As CrewAI's own providers do: the failure is reported from
+                # the except block that caught the provider's exception.
+                try:
+                    raise reply
+                except Exception:
+                    self._emit_call_failed_event(error=str(reply), from_task=from_task, from_agent=from_agent)
+                    raise
             prompt_tokens = 100 * self.calls
             self._emit_call_completed_event(
                 response=reply,

@@ -5,7 +5,7 @@ agent's conversation, switch_model warned as not applicable."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -27,7 +27,7 @@ def test_a_looping_crew_is_stopped_after_a_set_number_of_calls(
 ) -> None:
     dunetrace_log.strict = strict
     crew_dt.add_policy("cap", when={"tool_calls": 3}, then="stop")
-    seen: list[Any] = []
+    seen: ClassVar[list[Any]] = []
     crew_dt.on_signal(lambda signal: seen.append((signal.type, signal.run.finished)))
     crew = two_agent_crew(LOOP)
     researcher_llm = crew.agents[0].llm
@@ -52,7 +52,7 @@ def test_a_looping_crew_is_stopped_after_a_set_number_of_calls(
 
 
 class RecordingLLM(ScriptedLLM):
-    seen: list[Any] = []
+    seen: ClassVar[list[Any]] = []
 
     def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
         self.seen.append([dict(m) for m in messages] if isinstance(messages, list) else messages)

@@ -69,21 +69,25 @@ def test_native_tool_calls_through_openai_provider(crew_dt: Dunetrace, ingest: I
 
 def test_llm_failure_errors_the_agent_and_the_crew(crew_dt: Dunetrace, ingest: IngestServer) -> None:
     crew = two_agent_crew([RuntimeError("model unavailable")])
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         crew.kickoff(inputs={"topic": "t"})
     events = delivered(ingest, crew_dt, runs=2)
     (crew_run,) = _runs(events, "crew")
     assert not _runs(events, "crew.senior-writer")  # the second task never ran
     # CrewAI 1.15 retries a failed agent execution twice (max_retry_limit=2):
-    # three attempts, each its own errored run under the crew.
+    # three attempts, each its own errored run under the crew, each naming
+    # the exception the model raised (CrewAI's events carry only its text).
     attempts = _runs(events, "crew.researcher")
     assert len(attempts) == 3
     for researcher in attempts:
         assert shape(researcher)[2:] == [
             ("llm.called", 1, None),
             ("llm.responded", 1, "error"),
-            ("run.errored", 1, "CrewAIError"),
+            ("run.errored", 1, "RuntimeError"),
         ]
+        # The real exception class, on the failed call and on the run.
+        (failed,) = [e["payload"] for e in researcher if e["event_type"] == "llm.responded"]
+        assert failed["error_type"] == "RuntimeError" and len(failed["error_hash"]) == 64
         assert researcher[0]["parent_run_id"] == crew_run[0]["run_id"]
     # The crew's error type is the exception class CrewAI reported for the task.
     assert shape(crew_run) == [("run.started", 0, None), ("run.errored", 0, "RuntimeError")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -238,10 +239,9 @@ def test_garbage_is_ignored(feed: Feed, dt: Dunetrace, ingest: IngestServer) -> 
     assert _events(dt, ingest) == []
 
 
-def test_open_crews_are_bounded(
-    feed: Feed, dt: Dunetrace, ingest: IngestServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_open_crews_are_bounded(dt: Dunetrace, ingest: IngestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_assembler, "MAX_CREWS", 2)
+    feed = Feed(Translator(dt, "fake"))
     for _ in range(3):
         feed("crew_kickoff_started", inputs=None)
     assert feed.assembler.open_runs() == 2
@@ -252,8 +252,8 @@ def test_open_crews_are_bounded(
 
 
 def test_assembler_needs_no_crewai() -> None:
-    from dunetrace.integrations.crewai import readers as _fields
+    from dunetrace.integrations.crewai import errors, readers, tool_calls
 
-    for module in (_assembler, _fields):
-        source = open(module.__file__).read()  # type: ignore[arg-type]
+    for module in (_assembler, readers, tool_calls, errors):
+        source = Path(module.__file__).read_text()  # type: ignore[arg-type]
         assert "import crewai" not in source and "from crewai" not in source
