@@ -34,10 +34,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
 from dunetrace.log import warn_once
 from dunetrace.run import get_current_run
 
 from . import readers
+from .pauses import PausedRuns
 from .streams import relay_tokens
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ _clock = time.perf_counter
 #: (llama-index-workflows 2.x raises WaitingForEvent from a tool waiting for
 #: a human; the tool runs again once the event arrives).
 _CONTROL_FLOW = frozenset({"WaitingForEvent"})
+#: Exceptions that stop a run from outside: ``task.cancel()``, an asyncio
+#: timeout (the task sees CancelledError), Ctrl-C.
+_CANCELLATIONS = frozenset({"CancelledError", "KeyboardInterrupt"})
 
 #: Results of a run's top span that are streams whose LLM call has not
 #: started yet (see ``_await_stream``).
@@ -65,7 +70,20 @@ _QUERY_STREAMS = frozenset({"StreamingResponse", "AsyncStreamingResponse"})
 class _RunState:
     """A Dunetrace run as seen from one top-level span."""
 
-    __slots__ = ("born", "late_stream", "open_llm", "own", "pending", "root", "run", "spans")
+    __slots__ = (
+        "born",
+        "cancelled",
+        "cut",
+        "late_stream",
+        "open_llm",
+        "own",
+        "pending",
+        "root",
+        "run",
+        "spans",
+        "waiting",
+        "workflow",
+    )
 
     def __init__(self, run: Run, own: bool, root: str) -> None:
         self.run = run
@@ -76,10 +94,16 @@ class _RunState:
         self.pending = False  # the root span exited; a stream is still open
         self.late_stream = False  # the root returned a stream not started yet
         self.born = time.monotonic()
+        self.cancelled = False  # handler.cancel_run() reached the root span
+        self.cut = False  # a step or call was cancelled while running
+        # Tool calls a human-in-the-loop wait paused: name -> (step, start);
+        # the tool runs again from the start once the answer arrives.
+        self.waiting: dict[str, tuple[int, float]] = {}
+        self.workflow = ""  # the workflow class, to link a resumed run
 
 
 class _Span:
-    __slots__ = ("parent", "started", "state", "step", "tool")
+    __slots__ = ("called_tool", "parent", "started", "state", "step", "tool")
 
     def __init__(self, parent: str | None, state: _RunState) -> None:
         self.parent = parent
@@ -87,6 +111,7 @@ class _Span:
         self.tool: str | None = None
         self.step = 0
         self.started = 0.0
+        self.called_tool = False  # a tool span started below this one
 
 
 class _Call:
@@ -123,6 +148,8 @@ class Translator:
         self._runs: dict[str, _RunState] = {}  # by root span id, oldest first
         self._llm: dict[str, _Call] = {}
         self._retrievals: dict[str, _Call] = {}
+        self._embeddings: dict[str, _Call] = {}
+        self._paused = PausedRuns()
         # One small method per event class, looked up by class name.
         self._on_event: dict[str, Callable[[Any, str], None]] = {
             "LLMChatStartEvent": self._llm_start,
@@ -132,6 +159,9 @@ class Translator:
             "ExceptionEvent": self._llm_error,
             "RetrievalStartEvent": self._retrieval_start,
             "RetrievalEndEvent": self._retrieval_end,
+            "EmbeddingStartEvent": self._embedding_start,
+            "EmbeddingEndEvent": self._embedding_end,
+            "SpanCancelledEvent": self._span_cancelled,
         }
 
     # -- spans ----------------------------------------------------------------
@@ -153,7 +183,7 @@ class Translator:
             state = parent.state
             if kind == WORKFLOW:  # an agent run inside a run: a child run
                 state = self._open_run(span_id, instance, bound_args, state.run)
-        elif kind == WORKFLOW or kind == ENGINE:
+        elif kind in (WORKFLOW, ENGINE):
             user_run = get_current_run()
             if user_run is not None and not user_run.finished:
                 state = self._track(_RunState(user_run, False, span_id))
@@ -180,9 +210,16 @@ class Translator:
         if span.tool is not None:
             success, output, error = readers.tool_result(result)
             self._tool_end(span, success, output, error)
+        elif not span.called_tool and result is not None:
+            self._unknown_tool(span, result)
         state = span.state
         if state.root == span_id:
-            if type(result).__name__ in _LATE_STREAMS:
+            if state.cancelled:
+                # handler.cancel_run() (workflows 2.x) exits the run span
+                # with no result. With no step cut short, the workflow was
+                # idle, waiting for an event from outside: a human.
+                self._close(state, None, CANCELLED if state.cut else INTERRUPTED)
+            elif type(result).__name__ in _LATE_STREAMS:
                 self._await_stream(span_id, span)
             elif not (state.own and type(result).__name__ in _QUERY_STREAMS and self._relay_stream(state, result)):
                 self._close(state, None)
@@ -193,7 +230,15 @@ class Translator:
         span = self._pop_span(span_id)
         if span is None:
             return
-        if span.tool is not None and type(error).__name__ not in _CONTROL_FLOW:
+        cause = type(error).__name__
+        if cause in _CANCELLATIONS:
+            span.state.cut = True
+        if span.tool is not None and cause in _CONTROL_FLOW:
+            # A tool waiting for a human: the call stays open and is the
+            # same call when the tool runs again with the answer.
+            with self._lock:
+                span.state.waiting[span.tool] = (span.step, span.started)
+        elif span.tool is not None:
             self._tool_end(span, False, None, error if isinstance(error, BaseException) else None)
         # A non-streamed LLM call that raises ends without an end event.
         call = self._take(self._llm, span_id)
@@ -205,7 +250,12 @@ class Translator:
         if span.state.root == span_id or (span.state.late_stream and len(span.state.spans) <= 1):
             if not isinstance(error, BaseException):
                 error = RuntimeError("LlamaIndex dropped the run's span without an exception")
-            self._close(span.state, error)
+            if cause in _CANCELLATIONS:
+                self._close(span.state, None, CANCELLED)
+            elif readers.is_iteration_limit(error):
+                self._close(span.state, None, MAX_ITERATIONS)
+            else:
+                self._close(span.state, error)
 
     def _pop_span(self, span_id: Any) -> _Span | None:
         if not isinstance(span_id, str) or span_id not in self._spans:
@@ -219,21 +269,22 @@ class Translator:
     # -- runs -----------------------------------------------------------------
 
     def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> _RunState:
-        system_prompt = getattr(instance, "system_prompt", None)
-        if parent is None:
-            agent_id = self.agent_id
-        else:
-            agent_id = f"{parent.agent_id}/{readers.agent_name(instance)}"
+        agent_id = self.agent_id if parent is None else f"{parent.agent_id}/{readers.agent_name(instance)}"
+        workflow = type(instance).__qualname__
+        resumed_from = self._paused.resume(workflow) if readers.resumes_paused_run(bound_args) else None
         run = self.client.run(
             agent_id,
             user_input=readers.user_input(bound_args),
-            system_prompt=system_prompt if isinstance(system_prompt, str) else None,
+            system_prompt=readers.agent_configuration(instance),
             model=readers.agent_model(instance),
             tools=readers.agent_tools(instance),
             parent_run_id=parent.run_id if parent is not None else None,
+            resumed_from=resumed_from,
         )
         run.start()
-        return self._track(_RunState(run, True, span_id))
+        state = _RunState(run, True, span_id)
+        state.workflow = workflow
+        return self._track(state)
 
     def _track(self, state: _RunState) -> _RunState:
         expired: list[_RunState] = []
@@ -250,7 +301,7 @@ class Translator:
                 "llamaindex-abandoned",
                 "dunetrace: a LlamaIndex run never ended (or too many were open); finished as 'abandoned'",
             )
-            self._finish(old, None, "abandoned")
+            self._finish(old, None, ABANDONED)
         return state
 
     def _await_stream(self, span_id: str, span: _Span) -> None:
@@ -272,40 +323,78 @@ class Translator:
         ``dt.run``) and ends the run with the stream. False when there is
         no generator to relay."""
         tokens = getattr(response, "response_gen", None)
-        relayed = relay_tokens(tokens, state.run, lambda error: self._close(state, error))
+        relayed = relay_tokens(tokens, state.run, lambda error: self._stream_ended(state, error))
         if relayed is None:
             return False
         response.response_gen = relayed
         return True
 
-    def _close(self, state: _RunState, error: BaseException | None) -> None:
+    def _close(self, state: _RunState, error: BaseException | None, exit_reason: str | None = None) -> None:
         """The run's top span ended."""
         with self._lock:
-            for span_id in state.spans:
-                self._spans.pop(span_id, None)
-            state.spans.clear()
-            if error is None and state.open_llm > 0:
+            if error is None and exit_reason is None and state.open_llm > 0:
+                for span_id in state.spans:
+                    self._spans.pop(span_id, None)
+                state.spans.clear()
                 state.pending = True  # a stream outlives the span; finish at its end
                 return
             self._runs.pop(state.root, None)
-        self._finish(state, error, "final_answer")
+        self._finish(state, error, exit_reason or FINAL_ANSWER)
+
+    def _stream_ended(self, state: _RunState, error: BaseException | None) -> None:
+        # A relayed stream read to its end, raised, or closed early by the
+        # caller: the run ends now, its LLM call answered as partial when the
+        # stream stopped before the LLM's end event.
+        with self._lock:
+            if self._runs.pop(state.root, None) is None:
+                return  # already finished
+        self._finish(state, error, FINAL_ANSWER)
 
     def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str) -> None:
+        if exit_reason == INTERRUPTED and state.own:
+            self._paused.paused(state.workflow, state.run.run_id)
         with self._lock:
-            for span_id in state.spans:  # left over when the run is abandoned
-                self._spans.pop(span_id, None)
+            tools = [self._spans.pop(span_id) for span_id in state.spans if span_id in self._spans]
             state.spans.clear()
-            dropped = [key for key, call in self._llm.items() if call.state is state]
-            for key in dropped:
-                del self._llm[key]
-            for key in [key for key, call in self._retrievals.items() if call.state is state]:
-                del self._retrievals[key]
+            waiting = list(state.waiting.items())
+            state.waiting.clear()
+            llm = [self._llm.pop(key) for key in [k for k, call in self._llm.items() if call.state is state]]
+            retrievals = [
+                self._retrievals.pop(key) for key in [k for k, call in self._retrievals.items() if call.state is state]
+            ]
+            for key in [k for k, call in self._embeddings.items() if call.state is state]:
+                del self._embeddings[key]
             state.open_llm = 0
-            run = state.run
-            if dropped:
-                run.llm_in_flight = max(0, run.llm_in_flight - len(dropped))
+        self._answer_left_open(state, exit_reason, tools, waiting, llm, retrievals)
         if state.own:
-            run.finish(error=error, exit_reason=exit_reason)
+            state.run.finish(error=error, exit_reason=exit_reason)
+
+    def _answer_left_open(
+        self,
+        state: _RunState,
+        exit_reason: str,
+        spans: list[_Span],
+        waiting: list[tuple[str, tuple[int, float]]],
+        llm: list[_Call],
+        retrievals: list[_Call],
+    ) -> None:
+        """Every call still open when its run ends is answered before the
+        run's terminal event: as failed when the run was cut (cancelled,
+        interrupted, errored), as ``partial`` when a stream stopped early,
+        as ``abandoned`` when the run itself was."""
+        run = state.run
+        reason = ABANDONED if exit_reason == ABANDONED else "partial" if exit_reason == FINAL_ANSWER else "error"
+        for call in llm:
+            self._llm_done(call, None, reason)
+        for span in spans:
+            if span.tool is not None:
+                self._tool_end(span, False, None, None)
+        now = _clock()
+        for name, (step, started) in waiting:
+            if not run.finished:
+                run.tool_responded(name, False, latency_ms=(now - started) * 1000, step=step)
+        for call in retrievals:
+            self._retrieval_done(call, None)
 
     def close(self) -> None:
         """Detaching: finish the runs still open as ``abandoned``."""
@@ -314,7 +403,7 @@ class Translator:
             self._runs.clear()
             self._spans.clear()
         for state in states:
-            self._finish(state, None, "abandoned")
+            self._finish(state, None, ABANDONED)
 
     def _evict_span(self) -> None:
         # Called under the lock. A span that never exited (a dropped task)
@@ -342,6 +431,8 @@ class Translator:
         name = readers.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
         parent = self._spans.get(span.parent) if span.parent is not None else None
+        if parent is not None:
+            parent.called_tool = True
         for _ in range(64):
             if parent is None or parent.state is not span.state:
                 break
@@ -349,8 +440,23 @@ class Translator:
                 return
             parent = self._spans.get(parent.parent) if parent.parent is not None else None
         span.tool = name
+        with self._lock:
+            paused = span.state.waiting.pop(name, None)
+        if paused is not None:  # the human answered: the paused call goes on
+            span.step, span.started = paused
+            return
         span.step = run.tool_called(name, readers.tool_args(bound_args))
         span.started = _clock()
+
+    def _unknown_tool(self, span: _Span, result: Any) -> None:
+        """A tool call no tool ran (a name the model made up): a failed call."""
+        found = readers.unknown_tool_call(result)
+        run = span.state.run
+        if found is None or run.finished:
+            return
+        name, args, error = found
+        step = run.tool_called(name, args)
+        run.tool_responded(name, False, latency_ms=0.0, error=error, step=step)
 
     def _tool_end(self, span: _Span, success: bool, output: Any, error: Any) -> None:
         run = span.state.run
@@ -491,3 +597,34 @@ class Translator:
             return
         count, top = readers.retrieval_scores(nodes)
         run.retrieval_responded(call.name, count, top, (_clock() - call.started) * 1000, step=call.step)  # type: ignore[arg-type]
+
+    # -- cancellation and embeddings ---------------------------------------------
+
+    def _span_cancelled(self, event: Any, span_id: str) -> None:
+        # workflows 2.x emits SpanCancelledEvent from the run span on
+        # handler.cancel_run(), and from a step span cancelled mid-way.
+        span = self._spans.get(span_id)
+        if span is None:
+            return
+        if span.state.root == span_id:
+            span.state.cancelled = True
+        else:
+            span.state.cut = True
+
+    def _embedding_start(self, event: Any, span_id: str) -> None:
+        span = self._start(span_id, self._embeddings)
+        if span is not None:
+            model = readers.llm_model(getattr(event, "model_dict", None))
+            self._remember(self._embeddings, span_id, _Call(span.state, 0, model or ""))
+
+    def _embedding_end(self, event: Any, span_id: str) -> None:
+        call = self._take(self._embeddings, span_id)
+        if call is None or call.state.run.finished:
+            return
+        chunks = getattr(event, "chunks", None)
+        call.state.run.embedding(
+            call.name or None,
+            len(chunks) if isinstance(chunks, list) else None,
+            (_clock() - call.started) * 1000,
+            source="llamaindex",
+        )

@@ -237,6 +237,7 @@ async def test_a_query_engine_tool_adds_its_retrieval_to_the_agent_run(instrumen
         "llm.responded",
         "tool.called",
         "retrieval.called",
+        "external.signal",  # the query's embedding (EMBEDDING)
         "retrieval.responded",
         "llm.called",
         "llm.responded",

@@ -93,6 +93,7 @@ def test_runs_on_several_threads(instrumented: Any, received: Any) -> None:
         assert types(events) == [
             "run.started",
             "retrieval.called",
+            "external.signal",  # EMBEDDING: the query embedded
             "retrieval.responded",
             "llm.called",
             "llm.responded",

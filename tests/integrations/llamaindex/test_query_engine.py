@@ -28,6 +28,7 @@ def check_rag_run(events: list[dict[str, Any]], answer: str) -> None:
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -112,6 +113,7 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -125,6 +127,7 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     assert types(mine) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -144,6 +147,7 @@ async def test_async_streaming_query_engine_run_ends_with_its_stream(
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -172,6 +176,7 @@ def test_chat_engine_run(index: VectorStoreIndex, instrumented: Any, received: A
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
