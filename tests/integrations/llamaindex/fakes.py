@@ -7,6 +7,7 @@ finish reason in ``raw`` the way the OpenAI integration does.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncGenerator, Generator, Sequence
 from dataclasses import dataclass, field
@@ -175,3 +176,24 @@ def _chunks(answer: ChatResponse) -> Generator[ChatResponse, None, None]:
     half = text[: len(text) // 2]
     yield ChatResponse(message=ChatMessage(role="assistant", content=half), delta=half)
     yield ChatResponse(message=answer.message, delta=text[len(half) :], raw=answer.raw)
+
+
+class StallingLLM(ScriptedLLM):
+    """Plays its script, then stalls in the next call until cancelled;
+    ``stalled`` is set once it does, so a test can cancel it mid-call."""
+
+    _stalled: Any = PrivateAttr(default=None)
+
+    @property
+    def stalled(self) -> asyncio.Event:
+        if self._stalled is None:
+            self._stalled = asyncio.Event()
+        return self._stalled  # type: ignore[no-any-return]
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._position < len(self._script):
+            return self._answer(messages)
+        self.stalled.set()
+        await asyncio.sleep(30)
+        raise AssertionError("StallingLLM was not cancelled")
