@@ -428,6 +428,11 @@ class Translator:
         run = span.state.run
         if run.finished or run._violation is not None:  # stopped: the next LLM call raises
             return
+        if self._inside(span, self._llm):
+            # A tool run inside a model call is the model's structured output
+            # (output_cls / as_structured_llm: llama-index-core 0.14 turns the
+            # class into a FunctionTool and calls it), not an agent's tool.
+            return
         name = readers.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
         parent = self._spans.get(span.parent) if span.parent is not None else None
