@@ -81,6 +81,7 @@ class _RunState:
         "root",
         "run",
         "spans",
+        "stopped",
         "waiting",
         "workflow",
     )
@@ -96,6 +97,7 @@ class _RunState:
         self.born = time.monotonic()
         self.cancelled = False  # handler.cancel_run() reached the root span
         self.cut = False  # a step or call was cancelled while running
+        self.stopped = False  # the caller closed a relayed stream early
         # Tool calls a human-in-the-loop wait paused: name -> (step, start);
         # the tool runs again from the start once the answer arrives.
         self.waiting: dict[str, tuple[int, float]] = {}
@@ -323,7 +325,7 @@ class Translator:
         ``dt.run``) and ends the run with the stream. False when there is
         no generator to relay."""
         tokens = getattr(response, "response_gen", None)
-        relayed = relay_tokens(tokens, state.run, lambda error: self._stream_ended(state, error))
+        relayed = relay_tokens(tokens, state.run, lambda error: self._stream_ended(state, error), self._stopping(state))
         if relayed is None:
             return False
         response.response_gen = relayed
@@ -341,6 +343,13 @@ class Translator:
             self._runs.pop(state.root, None)
         self._finish(state, error, exit_reason or FINAL_ANSWER)
 
+    @staticmethod
+    def _stopping(state: _RunState) -> Callable[[], None]:
+        def stop() -> None:
+            state.stopped = True
+
+        return stop
+
     def _stream_ended(self, state: _RunState, error: BaseException | None) -> None:
         # A relayed stream read to its end, raised, or closed early by the
         # caller: the run ends now, its LLM call answered as partial when the
@@ -348,26 +357,42 @@ class Translator:
         with self._lock:
             if self._runs.pop(state.root, None) is None:
                 return  # already finished
-        self._finish(state, error, FINAL_ANSWER)
+        if type(error).__name__ in _CANCELLATIONS:
+            self._finish(state, None, CANCELLED)
+        else:
+            self._finish(state, error, FINAL_ANSWER)
 
     def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str) -> None:
         if exit_reason == INTERRUPTED and state.own:
             self._paused.paused(state.workflow, state.run.run_id)
+        run = state.run
         with self._lock:
-            tools = [self._spans.pop(span_id) for span_id in state.spans if span_id in self._spans]
-            state.spans.clear()
-            waiting = list(state.waiting.items())
-            state.waiting.clear()
-            llm = [self._llm.pop(key) for key in [k for k, call in self._llm.items() if call.state is state]]
+            # A run we own also ends the work joined to it from elsewhere
+            # (a relayed stream's LLM call is tracked under its own span).
+            related = [state]
+            if state.own:
+                related += [s for s in self._runs.values() if s.run is run and s is not state]
+                for other in related[1:]:
+                    del self._runs[other.root]
+            tools: list[_Span] = []
+            waiting: list[tuple[str, tuple[int, float]]] = []
+            for each in related:
+                tools += [self._spans.pop(span_id) for span_id in each.spans if span_id in self._spans]
+                each.spans.clear()
+                waiting += each.waiting.items()
+                each.waiting.clear()
+                each.open_llm = 0
+            llm = [self._llm.pop(k) for k in [k for k, call in self._llm.items() if call.state in related]]
             retrievals = [
-                self._retrievals.pop(key) for key in [k for k, call in self._retrievals.items() if call.state is state]
+                self._retrievals.pop(k) for k in [k for k, call in self._retrievals.items() if call.state in related]
             ]
-            for key in [k for k, call in self._embeddings.items() if call.state is state]:
+            for key in [k for k, call in self._embeddings.items() if call.state in related]:
                 del self._embeddings[key]
-            state.open_llm = 0
+        if error is not None:
+            exit_reason = "error"  # for the calls left open; the run itself ends errored
         self._answer_left_open(state, exit_reason, tools, waiting, llm, retrievals)
         if state.own:
-            state.run.finish(error=error, exit_reason=exit_reason)
+            run.finish(error=error, exit_reason=None if error is not None else exit_reason)
 
     def _answer_left_open(
         self,
@@ -384,6 +409,8 @@ class Translator:
         as ``abandoned`` when the run itself was."""
         run = state.run
         reason = ABANDONED if exit_reason == ABANDONED else "partial" if exit_reason == FINAL_ANSWER else "error"
+        if state.stopped:
+            reason = "partial"  # the reader closed the stream early
         for call in llm:
             self._llm_done(call, None, reason)
         for span in spans:
@@ -399,11 +426,13 @@ class Translator:
     def close(self) -> None:
         """Detaching: finish the runs still open as ``abandoned``."""
         with self._lock:
-            states = list(self._runs.values())
+            # Work joined to another run first: a run we own ends last.
+            states = sorted(self._runs.values(), key=lambda state: state.own)
             self._runs.clear()
-            self._spans.clear()
         for state in states:
             self._finish(state, None, ABANDONED)
+        with self._lock:
+            self._spans.clear()
 
     def _evict_span(self) -> None:
         # Called under the lock. A span that never exited (a dropped task)
@@ -559,7 +588,16 @@ class Translator:
         # ExceptionEvent then, and no end event).
         call = self._take(self._llm, span_id)
         if call is not None:
-            self._llm_done(call, None, "error")
+            # Closing a stream early raises GeneratorExit inside the LLM's
+            # generator; LlamaIndex reports it as an ExceptionEvent too.
+            self._llm_done(call, None, "partial" if self._stopped(call.state) else "error")
+
+    def _stopped(self, state: _RunState) -> bool:
+        if state.stopped:
+            return True
+        # The call may be tracked under the relayed stream's own span state.
+        with self._lock:
+            return any(other.stopped for other in self._runs.values() if other.run is state.run)
 
     def _llm_done(self, call: _Call, response: Any, reason: str | None) -> None:
         state = call.state

@@ -134,7 +134,7 @@ class ScriptedLLM(FunctionCallingLLM):
         response = self.complete(prompt)
 
         def gen() -> Generator[CompletionResponse, None, None]:
-            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
+            yield from _completion_chunks(response)
 
         return gen()
 
@@ -143,7 +143,8 @@ class ScriptedLLM(FunctionCallingLLM):
         response = self.complete(prompt)
 
         async def gen() -> AsyncGenerator[CompletionResponse, None]:
-            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
+            for chunk in _completion_chunks(response):
+                yield chunk
 
         return gen()
 
@@ -167,6 +168,14 @@ class ScriptedLLM(FunctionCallingLLM):
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[ToolSelection]:
         return list(response.message.additional_kwargs.get("tool_calls", []))
+
+
+def _completion_chunks(response: CompletionResponse) -> Generator[CompletionResponse, None, None]:
+    # Two chunks, usage and finish reason with the last, as providers stream.
+    text = response.text
+    half = text[: len(text) // 2]
+    yield CompletionResponse(text=half, delta=half)
+    yield CompletionResponse(text=text, delta=text[len(half) :], raw=response.raw)
 
 
 def _chunks(answer: ChatResponse) -> Generator[ChatResponse, None, None]:
