@@ -26,6 +26,7 @@ __all__ = [
     "method_of",
     "resumes_paused_run",
     "retrieval_scores",
+    "runs_in_own_task",
     "text_of",
     "token_usage",
     "tool_args",
@@ -131,6 +132,14 @@ def start_event_input(start: Any) -> Any:
     if isinstance(data, Mapping) and data:
         return dict(data)
     return None
+
+
+def runs_in_own_task(bound_args: Any) -> bool:
+    """Is this span the body of a workflow run (llama-index-workflows 2.x
+    ``run_workflow(init_state, start_event, tags)``), which runs in a task
+    of its own that the workflow's steps are started from?"""
+    arguments = _get(bound_args, "arguments")
+    return isinstance(arguments, Mapping) and "init_state" in arguments
 
 
 def resumes_paused_run(bound_args: Any) -> bool:

@@ -29,14 +29,16 @@ State is keyed by span id, bounded, and dropped when the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
+from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
 from dunetrace.log import warn_once
-from dunetrace.run import get_current_run
+from dunetrace.run import get_current_run, reset_current_run, set_current_run
 
 from . import readers
 from .pauses import PausedRuns
@@ -82,6 +84,7 @@ class _RunState:
         "run",
         "spans",
         "stopped",
+        "token",
         "waiting",
         "workflow",
     )
@@ -98,6 +101,7 @@ class _RunState:
         self.cancelled = False  # handler.cancel_run() reached the root span
         self.cut = False  # a step or call was cancelled while running
         self.stopped = False  # the caller closed a relayed stream early
+        self.token: Token[Run | None] | None = None  # made the run current
         # Tool calls a human-in-the-loop wait paused: name -> (step, start);
         # the tool runs again from the start once the answer arrives.
         self.waiting: dict[str, tuple[int, float]] = {}
@@ -209,6 +213,8 @@ class Translator:
         span = self._pop_span(span_id)
         if span is None:
             return
+        if span.state.token is not None and span.state.root == span_id:
+            self._not_current(span.state)
         if span.tool is not None:
             success, output, error = readers.tool_result(result)
             self._tool_end(span, success, output, error)
@@ -232,6 +238,8 @@ class Translator:
         span = self._pop_span(span_id)
         if span is None:
             return
+        if span.state.token is not None and span.state.root == span_id:
+            self._not_current(span.state)
         cause = type(error).__name__
         if cause in _CANCELLATIONS:
             span.state.cut = True
@@ -258,6 +266,14 @@ class Translator:
                 self._close(span.state, None, MAX_ITERATIONS)
             else:
                 self._close(span.state, error)
+
+    @staticmethod
+    def _not_current(state: _RunState) -> None:
+        token, state.token = state.token, None
+        # ValueError: exited in another context (a future's callback), which
+        # never saw the run.
+        with contextlib.suppress(ValueError):
+            reset_current_run(token)  # type: ignore[arg-type]
 
     def _pop_span(self, span_id: Any) -> _Span | None:
         if not isinstance(span_id, str) or span_id not in self._spans:
@@ -286,6 +302,11 @@ class Translator:
         run.start()
         state = _RunState(run, True, span_id)
         state.workflow = workflow
+        if readers.runs_in_own_task(bound_args):
+            # Current inside the run: its steps, its tools, your code in them.
+            # workflows 2.x enters the run span in the task it made for the
+            # run, so the caller never sees it; the span's end resets it.
+            state.token = set_current_run(run)
         return self._track(state)
 
     def _track(self, state: _RunState) -> _RunState:
