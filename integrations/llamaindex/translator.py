@@ -33,7 +33,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
@@ -41,7 +40,9 @@ from dunetrace.log import warn_once
 from dunetrace.run import get_current_run, reset_current_run, set_current_run
 
 from . import readers
+from .events import EventTranslator
 from .pauses import PausedRuns
+from .state import CallState, RunState, SpanState, clock
 from .streams import relay_tokens
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ __all__ = ["ENGINE", "OTHER", "TOOL", "WORKFLOW", "Translator"]
 #: What a span is, as ``classify`` says.
 OTHER, TOOL, WORKFLOW, ENGINE = 0, 1, 2, 3
 
-_clock = time.perf_counter
+_clock = clock
 
 #: Exceptions that pause or steer a workflow rather than fail a tool
 #: (llama-index-workflows 2.x raises WaitingForEvent from a tool waiting for
@@ -69,70 +70,7 @@ _LATE_STREAMS = frozenset({"StreamingAgentChatResponse"})
 _QUERY_STREAMS = frozenset({"StreamingResponse", "AsyncStreamingResponse"})
 
 
-class _RunState:
-    """A Dunetrace run as seen from one top-level span."""
-
-    __slots__ = (
-        "born",
-        "cancelled",
-        "cut",
-        "late_stream",
-        "open_llm",
-        "own",
-        "pending",
-        "root",
-        "run",
-        "spans",
-        "stopped",
-        "token",
-        "waiting",
-        "workflow",
-    )
-
-    def __init__(self, run: Run, own: bool, root: str) -> None:
-        self.run = run
-        self.own = own  # we started it, so we finish it
-        self.root = root
-        self.spans: set[str] = set()
-        self.open_llm = 0
-        self.pending = False  # the root span exited; a stream is still open
-        self.late_stream = False  # the root returned a stream not started yet
-        self.born = time.monotonic()
-        self.cancelled = False  # handler.cancel_run() reached the root span
-        self.cut = False  # a step or call was cancelled while running
-        self.stopped = False  # the caller closed a relayed stream early
-        self.token: Token[Run | None] | None = None  # made the run current
-        # Tool calls a human-in-the-loop wait paused: name -> (step, start);
-        # the tool runs again from the start once the answer arrives.
-        self.waiting: dict[str, tuple[int, float]] = {}
-        self.workflow = ""  # the workflow class, to link a resumed run
-
-
-class _Span:
-    __slots__ = ("called_tool", "parent", "started", "state", "step", "tool")
-
-    def __init__(self, parent: str | None, state: _RunState) -> None:
-        self.parent = parent
-        self.state = state
-        self.tool: str | None = None
-        self.step = 0
-        self.started = 0.0
-        self.called_tool = False  # a tool span started below this one
-
-
-class _Call:
-    """An LLM call or a retrieval in flight."""
-
-    __slots__ = ("name", "started", "state", "step")
-
-    def __init__(self, state: _RunState, step: int, name: str = "") -> None:
-        self.state = state
-        self.step = step
-        self.started = _clock()
-        self.name = name
-
-
-class Translator:
+class Translator(EventTranslator):
     """Shared by every thread and task LlamaIndex runs in; keeps runs apart
     by span id. Methods do not raise on odd input; the adapter still guards
     them."""
@@ -150,11 +88,11 @@ class Translator:
         self.agent_id = agent_id
         self._classify = classify
         self._lock = threading.Lock()
-        self._spans: dict[str, _Span] = {}
-        self._runs: dict[str, _RunState] = {}  # by root span id, oldest first
-        self._llm: dict[str, _Call] = {}
-        self._retrievals: dict[str, _Call] = {}
-        self._embeddings: dict[str, _Call] = {}
+        self._spans: dict[str, SpanState] = {}
+        self._runs: dict[str, RunState] = {}  # by root span id, oldest first
+        self._llm: dict[str, CallState] = {}
+        self._retrievals: dict[str, CallState] = {}
+        self._embeddings: dict[str, CallState] = {}
         self._paused = PausedRuns()
         # One small method per event class, looked up by class name.
         self._on_event: dict[str, Callable[[Any, str], None]] = {
@@ -192,15 +130,15 @@ class Translator:
         elif kind in (WORKFLOW, ENGINE):
             user_run = get_current_run()
             if user_run is not None and not user_run.finished:
-                state = self._track(_RunState(user_run, False, span_id))
+                state = self._track(RunState(user_run, False, span_id))
             else:
                 state = self._open_run(span_id, instance, bound_args, None)
         else:
             user_run = get_current_run()
             if user_run is None or user_run.finished:
                 return  # work outside any run (index building, a bare call)
-            state = self._track(_RunState(user_run, False, span_id))
-        span = _Span(parent_id if parent is not None else None, state)
+            state = self._track(RunState(user_run, False, span_id))
+        span = SpanState(parent_id if parent is not None else None, state)
         if kind == TOOL:
             self._tool_start(span, instance, bound_args)
         with self._lock:
@@ -268,14 +206,14 @@ class Translator:
                 self._close(span.state, error)
 
     @staticmethod
-    def _not_current(state: _RunState) -> None:
+    def _not_current(state: RunState) -> None:
         token, state.token = state.token, None
         # ValueError: exited in another context (a future's callback), which
         # never saw the run.
         with contextlib.suppress(ValueError):
             reset_current_run(token)  # type: ignore[arg-type]
 
-    def _pop_span(self, span_id: Any) -> _Span | None:
+    def _pop_span(self, span_id: Any) -> SpanState | None:
         if not isinstance(span_id, str) or span_id not in self._spans:
             return None  # most spans are outside any run: no lock for them
         with self._lock:
@@ -286,7 +224,7 @@ class Translator:
 
     # -- runs -----------------------------------------------------------------
 
-    def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> _RunState:
+    def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> RunState:
         agent_id = self.agent_id if parent is None else f"{parent.agent_id}/{readers.agent_name(instance)}"
         workflow = type(instance).__qualname__
         resumed_from = self._paused.resume(workflow) if readers.resumes_paused_run(bound_args) else None
@@ -300,7 +238,7 @@ class Translator:
             resumed_from=resumed_from,
         )
         run.start()
-        state = _RunState(run, True, span_id)
+        state = RunState(run, True, span_id)
         state.workflow = workflow
         if readers.runs_in_own_task(bound_args):
             # Current inside the run: its steps, its tools, your code in them.
@@ -309,8 +247,8 @@ class Translator:
             state.token = set_current_run(run)
         return self._track(state)
 
-    def _track(self, state: _RunState) -> _RunState:
-        expired: list[_RunState] = []
+    def _track(self, state: RunState) -> RunState:
+        expired: list[RunState] = []
         with self._lock:
             self._runs[state.root] = state
             deadline = time.monotonic() - self.run_ttl
@@ -327,7 +265,7 @@ class Translator:
             self._finish(old, None, ABANDONED)
         return state
 
-    def _await_stream(self, span_id: str, span: _Span) -> None:
+    def _await_stream(self, span_id: str, span: SpanState) -> None:
         # A chat engine's stream_chat returns before the LLM is called; the
         # span that writes the stream out (StreamingAgentChatResponse.
         # write_response_to_history, llama-index-core 0.14) starts when the
@@ -338,7 +276,7 @@ class Translator:
             span.state.spans.add(span_id)
             span.state.late_stream = True
 
-    def _relay_stream(self, state: _RunState, response: Any) -> bool:
+    def _relay_stream(self, state: RunState, response: Any) -> bool:
         """A streaming query engine's answer: llama-index-core 0.14 calls the
         LLM only when the caller reads ``response_gen``, in spans linked to
         nothing. Read it through a relay that makes the run current around
@@ -352,7 +290,7 @@ class Translator:
         response.response_gen = relayed
         return True
 
-    def _close(self, state: _RunState, error: BaseException | None, exit_reason: str | None = None) -> None:
+    def _close(self, state: RunState, error: BaseException | None, exit_reason: str | None = None) -> None:
         """The run's top span ended."""
         with self._lock:
             if error is None and exit_reason is None and state.open_llm > 0:
@@ -365,13 +303,13 @@ class Translator:
         self._finish(state, error, exit_reason or FINAL_ANSWER)
 
     @staticmethod
-    def _stopping(state: _RunState) -> Callable[[], None]:
+    def _stopping(state: RunState) -> Callable[[], None]:
         def stop() -> None:
             state.stopped = True
 
         return stop
 
-    def _stream_ended(self, state: _RunState, error: BaseException | None) -> None:
+    def _stream_ended(self, state: RunState, error: BaseException | None) -> None:
         # A relayed stream read to its end, raised, or closed early by the
         # caller: the run ends now, its LLM call answered as partial when the
         # stream stopped before the LLM's end event.
@@ -383,7 +321,7 @@ class Translator:
         else:
             self._finish(state, error, FINAL_ANSWER)
 
-    def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str) -> None:
+    def _finish(self, state: RunState, error: BaseException | None, exit_reason: str) -> None:
         if exit_reason == INTERRUPTED and state.own:
             self._paused.paused(state.workflow, state.run.run_id)
         run = state.run
@@ -395,7 +333,7 @@ class Translator:
                 related += [s for s in self._runs.values() if s.run is run and s is not state]
                 for other in related[1:]:
                     del self._runs[other.root]
-            tools: list[_Span] = []
+            tools: list[SpanState] = []
             waiting: list[tuple[str, tuple[int, float]]] = []
             for each in related:
                 tools += [self._spans.pop(span_id) for span_id in each.spans if span_id in self._spans]
@@ -417,12 +355,12 @@ class Translator:
 
     def _answer_left_open(
         self,
-        state: _RunState,
+        state: RunState,
         exit_reason: str,
-        spans: list[_Span],
+        spans: list[SpanState],
         waiting: list[tuple[str, tuple[int, float]]],
-        llm: list[_Call],
-        retrievals: list[_Call],
+        llm: list[CallState],
+        retrievals: list[CallState],
     ) -> None:
         """Every call still open when its run ends is answered before the
         run's terminal event: as failed when the run was cut (cancelled,
@@ -474,7 +412,7 @@ class Translator:
 
     # -- tools ----------------------------------------------------------------
 
-    def _tool_start(self, span: _Span, instance: Any, bound_args: Any) -> None:
+    def _tool_start(self, span: SpanState, instance: Any, bound_args: Any) -> None:
         run = span.state.run
         if run.finished or run._violation is not None:  # stopped: the next LLM call raises
             return
@@ -503,7 +441,7 @@ class Translator:
         span.step = run.tool_called(name, readers.tool_args(bound_args))
         span.started = _clock()
 
-    def _unknown_tool(self, span: _Span, result: Any) -> None:
+    def _unknown_tool(self, span: SpanState, result: Any) -> None:
         """A tool call no tool ran (a name the model made up): a failed call."""
         found = readers.unknown_tool_call(result)
         run = span.state.run
@@ -513,7 +451,7 @@ class Translator:
         step = run.tool_called(name, args)
         run.tool_responded(name, False, latency_ms=0.0, error=error, step=step)
 
-    def _tool_end(self, span: _Span, success: bool, output: Any, error: Any) -> None:
+    def _tool_end(self, span: SpanState, success: bool, output: Any, error: Any) -> None:
         run = span.state.run
         if run.finished or span.tool is None:
             return
@@ -524,171 +462,4 @@ class Translator:
             error=error,
             output=output,
             step=span.step,
-        )
-
-    # -- events ---------------------------------------------------------------
-
-    def wants(self, event: Any) -> bool:
-        """Cheap: is this an event class the translator reads at all?"""
-        return type(event).__name__ in self._on_event
-
-    def handle(self, event: Any) -> None:
-        method = self._on_event.get(type(event).__name__)
-        if method is None:
-            return
-        span_id = getattr(event, "span_id", None)
-        if isinstance(span_id, str):
-            method(event, span_id)
-
-    def _inside(self, span: _Span, calls: dict[str, _Call]) -> bool:
-        """Is an ancestor span of the same run in the middle of such a call?"""
-        state = span.state
-        parent_id = span.parent
-        for _ in range(64):
-            if parent_id is None:
-                return False
-            call = calls.get(parent_id)
-            if call is not None and call.state is state:
-                return True
-            parent = self._spans.get(parent_id)
-            if parent is None or parent.state is not state:
-                return False
-            parent_id = parent.parent
-        return False
-
-    def _start(self, span_id: str, calls: dict[str, _Call]) -> _Span | None:
-        span = self._spans.get(span_id)
-        if span is None or span.state.run.finished or self._inside(span, calls):
-            return None
-        return span
-
-    def _remember(self, calls: dict[str, _Call], span_id: str, call: _Call) -> None:
-        with self._lock:
-            calls[span_id] = call
-            if len(calls) > self.max_calls:
-                old = calls.pop(next(iter(calls)))
-                if calls is self._llm:
-                    old.state.open_llm -= 1
-                    old.state.run.llm_in_flight = max(0, old.state.run.llm_in_flight - 1)
-                warn_once(
-                    "llamaindex-call-bound",
-                    "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten",
-                    self.max_calls,
-                )
-
-    def _take(self, calls: dict[str, _Call], span_id: str) -> _Call | None:
-        with self._lock:
-            call = calls.pop(span_id, None)
-            if call is not None and calls is self._llm:
-                call.state.open_llm -= 1
-        return call
-
-    def _llm_start(self, event: Any, span_id: str) -> None:
-        span = self._start(span_id, self._llm)
-        if span is None:
-            return
-        run = span.state.run
-        if run._violation is not None:
-            return  # stopped: the policy callback raises for this call
-        # The prompt is not hashed: no detector reads it, and joining a long
-        # chat history on every call is the costliest thing this could do.
-        step = run.llm_called(readers.llm_model(getattr(event, "model_dict", None)))
-        with self._lock:  # one user run may be fed from several threads
-            # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
-            run.llm_in_flight += 1
-            span.state.open_llm += 1
-        self._remember(self._llm, span_id, _Call(span.state, step))
-
-    def _llm_end(self, event: Any, span_id: str) -> None:
-        call = self._take(self._llm, span_id)
-        if call is not None:
-            self._llm_done(call, getattr(event, "response", None), None)
-
-    def _llm_error(self, event: Any, span_id: str) -> None:
-        # Raised while a stream was being read (llama-index-core 0.14 emits
-        # ExceptionEvent then, and no end event).
-        call = self._take(self._llm, span_id)
-        if call is not None:
-            # Closing a stream early raises GeneratorExit inside the LLM's
-            # generator; LlamaIndex reports it as an ExceptionEvent too.
-            self._llm_done(call, None, "partial" if self._stopped(call.state) else "error")
-
-    def _stopped(self, state: _RunState) -> bool:
-        if state.stopped:
-            return True
-        # The call may be tracked under the relayed stream's own span state.
-        with self._lock:
-            return any(other.stopped for other in self._runs.values() if other.run is state.run)
-
-    def _llm_done(self, call: _Call, response: Any, reason: str | None) -> None:
-        state = call.state
-        run = state.run
-        with self._lock:
-            run.llm_in_flight = max(0, run.llm_in_flight - 1)
-        if not run.finished:
-            prompt_tokens, completion_tokens = readers.token_usage(response)
-            run.llm_responded(
-                completion_tokens,
-                (_clock() - call.started) * 1000,
-                reason or readers.finish_reason(response),
-                prompt_tokens=prompt_tokens,
-                output=readers.completion_text(response),
-                step=call.step,
-            )
-        if state.pending and state.open_llm <= 0:
-            with self._lock:
-                if self._runs.pop(state.root, None) is None:
-                    return  # finished meanwhile by another thread
-            self._finish(state, None, "final_answer")
-
-    def _retrieval_start(self, event: Any, span_id: str) -> None:
-        span = self._start(span_id, self._retrievals)
-        if span is None:
-            return
-        name = readers.index_name(span_id)
-        query = readers.text_of(getattr(event, "str_or_query_bundle", None))
-        step = span.state.run.retrieval_called(name, query)
-        self._remember(self._retrievals, span_id, _Call(span.state, step, name))
-
-    def _retrieval_end(self, event: Any, span_id: str) -> None:
-        call = self._take(self._retrievals, span_id)
-        if call is not None:
-            self._retrieval_done(call, getattr(event, "nodes", None))
-
-    def _retrieval_done(self, call: _Call, nodes: Any) -> None:
-        run = call.state.run
-        if run.finished:
-            return
-        count, top = readers.retrieval_scores(nodes)
-        run.retrieval_responded(call.name, count, top, (_clock() - call.started) * 1000, step=call.step)  # type: ignore[arg-type]
-
-    # -- cancellation and embeddings ---------------------------------------------
-
-    def _span_cancelled(self, event: Any, span_id: str) -> None:
-        # workflows 2.x emits SpanCancelledEvent from the run span on
-        # handler.cancel_run(), and from a step span cancelled mid-way.
-        span = self._spans.get(span_id)
-        if span is None:
-            return
-        if span.state.root == span_id:
-            span.state.cancelled = True
-        else:
-            span.state.cut = True
-
-    def _embedding_start(self, event: Any, span_id: str) -> None:
-        span = self._start(span_id, self._embeddings)
-        if span is not None:
-            model = readers.llm_model(getattr(event, "model_dict", None))
-            self._remember(self._embeddings, span_id, _Call(span.state, 0, model or ""))
-
-    def _embedding_end(self, event: Any, span_id: str) -> None:
-        call = self._take(self._embeddings, span_id)
-        if call is None or call.state.run.finished:
-            return
-        chunks = getattr(event, "chunks", None)
-        call.state.run.embedding(
-            call.name or None,
-            len(chunks) if isinstance(chunks, list) else None,
-            (_clock() - call.started) * 1000,
-            source="llamaindex",
         )
