@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.exit_reasons import FINAL_ANSWER
 from dunetrace.log import warn_once
 
 from . import readers
@@ -147,9 +148,9 @@ class EventTranslator:
             )
         if state.pending and state.open_llm <= 0:
             with self._lock:
-                if self._runs.pop(state.root, None) is None:
+                if self._runs.pop(state.root, state) is None:
                     return  # finished meanwhile by another thread
-            self._finish(state, None, "final_answer")
+            self._finish(state, None, FINAL_ANSWER)
 
     def _retrieval_start(self, event: Any, span_id: str) -> None:
         span = self._start(span_id, self._retrievals)

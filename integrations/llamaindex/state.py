@@ -19,7 +19,6 @@ class RunState:
     """A Dunetrace run as seen from one top-level span."""
 
     __slots__ = (
-        "born",
         "cancelled",
         "cut",
         "late_stream",
@@ -43,7 +42,6 @@ class RunState:
         self.open_llm = 0
         self.pending = False  # the root span exited; a stream is still open
         self.late_stream = False  # the root returned a stream not started yet
-        self.born = time.monotonic()
         self.cancelled = False  # handler.cancel_run() reached the root span
         self.cut = False  # a step or call was cancelled while running
         self.stopped = False  # the caller closed a relayed stream early

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
 from dunetrace.log import warn_once
+from dunetrace.open_runs import OpenRuns
 from dunetrace.run import get_current_run, reset_current_run, set_current_run
 
 from . import readers
@@ -77,11 +77,13 @@ class Translator(EventTranslator):
 
     #: Bounds on what is held at once; the oldest is dropped beyond them.
     max_spans = 50_000
-    max_runs = 5_000
     max_calls = 10_000
-    #: A run whose top span never ended (an unawaited handler, a workflow
-    #: stuck waiting) is finished as ``abandoned`` after this many seconds.
-    run_ttl = 6 * 3600.0
+    #: Default bounds of the open-runs table: how many runs at once, and how
+    #: long a run whose top span never ended (an unawaited handler, a
+    #: workflow stuck waiting) stays open before it is finished as
+    #: ``abandoned``. ``translator.max_runs`` / ``run_ttl`` change them.
+    MAX_RUNS = 5_000
+    RUN_TTL = 6 * 3600.0
 
     def __init__(self, client: Dunetrace, agent_id: str, classify: Callable[[Any, str], int]) -> None:
         self.client = client
@@ -89,7 +91,8 @@ class Translator(EventTranslator):
         self._classify = classify
         self._lock = threading.Lock()
         self._spans: dict[str, SpanState] = {}
-        self._runs: dict[str, RunState] = {}  # by root span id, oldest first
+        # By root span id, oldest first: the one bounded table of open runs.
+        self._runs: OpenRuns[str, RunState] = OpenRuns(self.MAX_RUNS, max_age=self.RUN_TTL)
         self._llm: dict[str, CallState] = {}
         self._retrievals: dict[str, CallState] = {}
         self._embeddings: dict[str, CallState] = {}
@@ -107,6 +110,22 @@ class Translator(EventTranslator):
             "EmbeddingEndEvent": self._embedding_end,
             "SpanCancelledEvent": self._span_cancelled,
         }
+
+    @property
+    def max_runs(self) -> int:
+        return self._runs.max_runs
+
+    @max_runs.setter
+    def max_runs(self, value: int) -> None:
+        self._runs.max_runs = value
+
+    @property
+    def run_ttl(self) -> float | None:
+        return self._runs.max_age
+
+    @run_ttl.setter
+    def run_ttl(self, value: float | None) -> None:
+        self._runs.max_age = value
 
     # -- spans ----------------------------------------------------------------
 
@@ -248,15 +267,7 @@ class Translator(EventTranslator):
         return self._track(state)
 
     def _track(self, state: RunState) -> RunState:
-        expired: list[RunState] = []
-        with self._lock:
-            self._runs[state.root] = state
-            deadline = time.monotonic() - self.run_ttl
-            while self._runs:
-                oldest = next(iter(self._runs.values()))
-                if oldest is state or (len(self._runs) <= self.max_runs and oldest.born > deadline):
-                    break
-                expired.append(self._runs.pop(oldest.root))
+        expired = self._runs.add(state.root, state)
         for old in expired:
             warn_once(
                 "llamaindex-abandoned",
@@ -299,7 +310,7 @@ class Translator(EventTranslator):
                 state.spans.clear()
                 state.pending = True  # a stream outlives the span; finish at its end
                 return
-            self._runs.pop(state.root, None)
+            self._runs.pop(state.root, state)
         self._finish(state, error, exit_reason or FINAL_ANSWER)
 
     @staticmethod
@@ -314,7 +325,7 @@ class Translator(EventTranslator):
         # caller: the run ends now, its LLM call answered as partial when the
         # stream stopped before the LLM's end event.
         with self._lock:
-            if self._runs.pop(state.root, None) is None:
+            if self._runs.pop(state.root, state) is None:
                 return  # already finished
         if type(error).__name__ in _CANCELLATIONS:
             self._finish(state, None, CANCELLED)
@@ -332,7 +343,7 @@ class Translator(EventTranslator):
             if state.own:
                 related += [s for s in self._runs.values() if s.run is run and s is not state]
                 for other in related[1:]:
-                    del self._runs[other.root]
+                    self._runs.pop(other.root, other)
             tools: list[SpanState] = []
             waiting: list[tuple[str, tuple[int, float]]] = []
             for each in related:
@@ -386,8 +397,7 @@ class Translator(EventTranslator):
         """Detaching: finish the runs still open as ``abandoned``."""
         with self._lock:
             # Work joined to another run first: a run we own ends last.
-            states = sorted(self._runs.values(), key=lambda state: state.own)
-            self._runs.clear()
+            states = sorted(self._runs.drain(), key=lambda state: state.own)
         for state in states:
             self._finish(state, None, ABANDONED)
         with self._lock:

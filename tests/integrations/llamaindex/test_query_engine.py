@@ -82,7 +82,7 @@ def test_streaming_chat_completes_when_the_stream_is_read(
     assert text == "Oslo is in Norway."
     (events,) = by_run(received()).values()
     check_rag_run(events, text)
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 async def test_async_streaming_chat_completes_when_the_stream_is_read(
@@ -94,7 +94,7 @@ async def test_async_streaming_chat_completes_when_the_stream_is_read(
     assert text == "Oslo is in Norway."
     (events,) = by_run(received()).values()
     check_rag_run(events, text)
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 def test_streaming_query_engine_run_ends_with_its_stream(
@@ -133,7 +133,7 @@ def test_streaming_query_engine_run_ends_with_its_stream(
         "llm.responded",
         "run.completed",
     ]
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 async def test_async_streaming_query_engine_run_ends_with_its_stream(

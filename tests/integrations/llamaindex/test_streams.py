@@ -41,7 +41,7 @@ def test_a_query_stream_closed_early_answers_its_call_as_partial(
     (events,) = by_run(received()).values()
     assert answered_then_ended(events)["finish_reason"] == "partial"
     assert events[-1]["payload"]["exit_reason"] == FINAL_ANSWER
-    assert instrumented.translator._runs == {} and instrumented.translator._llm == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._llm == {}
 
 
 async def test_an_async_query_stream_closed_early_answers_its_call_as_partial(
@@ -62,7 +62,7 @@ async def test_an_async_query_stream_closed_early_answers_its_call_as_partial(
         await asyncio.sleep(0.01)
     (events,) = by_run(received()).values()
     assert answered_then_ended(events)["finish_reason"] == "partial"
-    assert instrumented.translator._runs == {} and instrumented.translator._llm == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._llm == {}
 
 
 def test_a_query_stream_read_to_the_end_is_a_whole_answer(
