@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool
 from workflows import Context, Workflow, step
 from workflows.events import HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent
@@ -108,10 +108,16 @@ async def test_a_tool_waiting_for_a_human_in_place_is_one_call(
     assert events[-1]["payload"]["exit_reason"] == FINAL_ANSWER
 
 
-async def test_a_tool_paused_for_a_human_interrupts_the_run_and_the_resumed_run_names_it(
-    instrumented: Any, received: Any
-) -> None:
+def as_workflow(kind: str) -> Any:
     agent = approving_agent()
+    return agent if kind == "FunctionAgent" else AgentWorkflow(agents=[agent], root_agent="deployer")
+
+
+@pytest.mark.parametrize("kind", ["FunctionAgent", "AgentWorkflow"])
+async def test_a_tool_paused_for_a_human_interrupts_the_run_and_the_resumed_run_names_it(
+    instrumented: Any, received: Any, kind: str
+) -> None:
+    agent = as_workflow(kind)
     saved = await pause(agent.run("deploy it"))
     resumed = agent.run(ctx=Context.from_dict(agent, saved))
     resumed.ctx.send_event(HumanResponseEvent(response="yes"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
@@ -69,9 +70,12 @@ async def test_a_raised_error_the_react_agent_handles_is_a_failed_call(instrumen
     assert events[-1]["payload"]["exit_reason"] == FINAL_ANSWER
 
 
-async def test_a_tool_the_model_made_up_is_a_failed_call(instrumented: Any, received: Any) -> None:
+@pytest.mark.parametrize("kind", ["FunctionAgent", "AgentWorkflow"])
+async def test_a_tool_the_model_made_up_is_a_failed_call(instrumented: Any, received: Any, kind: str) -> None:
     llm = ScriptedLLM([Call("teleport", {"to": "mars"}), Call("lookup", {"city": "rome"}), "Rome is sunny."])
-    agent = FunctionAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm, streaming=False)
+    agent: Any = FunctionAgent(name="weather", tools=[FunctionTool.from_defaults(lookup)], llm=llm, streaming=False)
+    if kind == "AgentWorkflow":
+        agent = AgentWorkflow(agents=[agent], root_agent="weather")
     assert str(await agent.run("weather?")) == "Rome is sunny."
     (events,) = by_run(received()).values()
     well_formed(events)
