@@ -123,6 +123,17 @@ class EventTranslator:
             # Closing a stream early raises GeneratorExit inside the LLM's
             # generator; LlamaIndex reports it as an ExceptionEvent too.
             self._llm_done(call, None, "partial" if self._stopped(call.state) else "error")
+            self._api_error(call, getattr(event, "exception", None))
+
+    @staticmethod
+    def _api_error(call: CallState, error: Any) -> None:
+        """A model call the provider's API refused (an HTTP status error):
+        an ``external.signal`` ``rate_limit`` or ``api_error`` with the
+        status and the exception's class, as the wrapped clients send."""
+        found = readers.api_error_signal(error)
+        run = call.state.run
+        if found is not None and not run.finished:
+            run.external_signal(found[0], source="llamaindex", **found[1])
 
     def _stopped(self, state: RunState) -> bool:
         if state.stopped:

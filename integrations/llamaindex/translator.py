@@ -211,6 +211,7 @@ class Translator(EventTranslator):
         call = self._take(self._llm, span_id)
         if call is not None:
             self._llm_done(call, None, "error")
+            self._api_error(call, error)
         call = self._take(self._retrievals, span_id)
         if call is not None:
             self._retrieval_done(call, None)

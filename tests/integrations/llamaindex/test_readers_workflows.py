@@ -65,6 +65,7 @@ def test_the_workflow_readers_never_raise(value: Any) -> None:
     extract.agent_model(value)
     extract.user_input(value)
     extract.tool_args(value)
+    assert extract.api_error_signal(value) is None  # not an exception
 
 
 class Flow(Workflow):

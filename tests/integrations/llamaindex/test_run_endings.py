@@ -64,3 +64,36 @@ async def test_a_model_error_carries_its_own_class(instrumented: Any, received: 
     well_formed(events)
     assert only(events, "llm.responded")[0]["payload"]["finish_reason"] == "error"
     assert events[-1]["payload"]["error_type"] == "TimeoutError"
+
+
+def openai_error(status: int) -> Exception:
+    import httpx
+    import openai
+
+    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
+    response = httpx.Response(status, request=request)
+    kind = openai.RateLimitError if status == 429 else openai.InternalServerError
+    return kind("the provider said no", response=response, body=None)
+
+
+@pytest.mark.parametrize(
+    ("status", "signal", "error_type"),
+    [(429, "rate_limit", "RateLimitError"), (503, "api_error", "InternalServerError")],
+)
+async def test_an_api_error_carries_its_http_status(
+    instrumented: Any, received: Any, status: int, signal: str, error_type: str
+) -> None:
+    llm = ScriptedLLM([openai_error(status)])
+    with pytest.raises(Exception, match="the provider said no"):
+        await FunctionAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm, streaming=False).run("weather?")
+    (events,) = by_run(received()).values()
+    well_formed(events)
+    (sent,) = only(events, "external.signal")
+    assert sent["payload"] == {
+        "signal_name": signal,
+        "source": "llamaindex",
+        "http_status": status,
+        "error_type": error_type,
+    }
+    assert events[-1]["payload"]["error_type"] == error_type
+    assert "said no" not in str(events)
