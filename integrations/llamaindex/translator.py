@@ -425,6 +425,9 @@ class Translator(EventTranslator):
 
     def _tool_start(self, span: SpanState, instance: Any, bound_args: Any) -> None:
         run = span.state.run
+        parent = self._spans.get(span.parent) if span.parent is not None else None
+        if parent is not None:
+            parent.called_tool = True  # a tool ran: the step's result is not a made-up tool
         if run.finished or run._violation is not None:  # stopped: the next LLM call raises
             return
         if self._inside(span, self._llm):
@@ -434,9 +437,6 @@ class Translator(EventTranslator):
             return
         name = readers.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
-        parent = self._spans.get(span.parent) if span.parent is not None else None
-        if parent is not None:
-            parent.called_tool = True
         for _ in range(64):
             if parent is None or parent.state is not span.state:
                 break
@@ -456,7 +456,7 @@ class Translator(EventTranslator):
         """A tool call no tool ran (a name the model made up): a failed call."""
         found = readers.unknown_tool_call(result)
         run = span.state.run
-        if found is None or run.finished:
+        if found is None or run.finished or run._violation is not None:
             return
         name, args, error = found
         step = run.tool_called(name, args)
