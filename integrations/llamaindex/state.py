@@ -48,7 +48,7 @@ class RunState:
         self.token: Token[Run | None] | None = None  # made the run current
         # Tool calls a human-in-the-loop wait paused: name -> (step, start);
         # the tool runs again from the start once the answer arrives.
-        self.waiting: dict[str, tuple[int, float]] = {}
+        self.waiting: dict[str, list[tuple[int, float]]] = {}
         self.workflow = ""  # the workflow class, to link a resumed run
 
 

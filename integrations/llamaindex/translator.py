@@ -204,7 +204,7 @@ class Translator(EventTranslator):
             # A tool waiting for a human: the call stays open and is the
             # same call when the tool runs again with the answer.
             with self._lock:
-                span.state.waiting[span.tool] = (span.step, span.started)
+                span.state.waiting.setdefault(span.tool, []).append((span.step, span.started))
         elif span.tool is not None:
             self._tool_end(span, False, None, error if isinstance(error, BaseException) else None)
         # A non-streamed LLM call that raises ends without an end event.
@@ -350,7 +350,7 @@ class Translator(EventTranslator):
             for each in related:
                 tools += [self._spans.pop(span_id) for span_id in each.spans if span_id in self._spans]
                 each.spans.clear()
-                waiting += each.waiting.items()
+                waiting += [(name, call) for name, calls in each.waiting.items() for call in calls]
                 each.waiting.clear()
                 each.open_llm = 0
             llm = [self._llm.pop(k) for k in [k for k, call in self._llm.items() if call.state in related]]
@@ -445,7 +445,8 @@ class Translator(EventTranslator):
             parent = self._spans.get(parent.parent) if parent.parent is not None else None
         span.tool = name
         with self._lock:
-            paused = span.state.waiting.pop(name, None)
+            calls = span.state.waiting.get(name)
+            paused = calls.pop(0) if calls else None
         if paused is not None:  # the human answered: the paused call goes on
             span.step, span.started = paused
             return

@@ -1,7 +1,8 @@
 """Offline stand-ins for a model provider: a scripted function-calling LLM.
 
 Each script item is one LLM answer: ``Call("tool", {"arg": 1})`` asks for a
-tool, a string answers, an exception is raised. Answers carry usage and a
+tool (a list of them, for several at once), a string answers, an exception
+is raised. Answers carry usage and a
 finish reason in ``raw`` the way the OpenAI integration does.
 """
 
@@ -72,12 +73,15 @@ class ScriptedLLM(FunctionCallingLLM):
             raise item
         prompt_tokens = 20 * len(messages)
         if isinstance(item, Call):
+            item = [item]
+        if isinstance(item, list):  # one or more tool calls in one answer
             message = ChatMessage(
                 role="assistant",
                 content="",
                 additional_kwargs={
                     "tool_calls": [
-                        ToolSelection(tool_id=f"call-{self._position}", tool_name=item.tool, tool_kwargs=item.args)
+                        ToolSelection(tool_id=f"call-{self._position}-{i}", tool_name=call.tool, tool_kwargs=call.args)
+                        for i, call in enumerate(item)
                     ]
                 },
             )
