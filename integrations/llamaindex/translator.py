@@ -181,9 +181,10 @@ class Translator(EventTranslator):
         if state.root == span_id:
             if state.cancelled:
                 # handler.cancel_run() (workflows 2.x) exits the run span
-                # with no result. With no step cut short, the workflow was
-                # idle, waiting for an event from outside: a human.
-                self._close(state, None, CANCELLED if state.cut else INTERRUPTED)
+                # with no result. With no step cut short and none still
+                # running (a sync step's thread), the workflow was idle,
+                # waiting for an event from outside: a human.
+                self._close(state, None, CANCELLED if state.cut or state.spans else INTERRUPTED)
             elif type(result).__name__ in _LATE_STREAMS:
                 self._await_stream(span_id, span)
             elif not (state.own and type(result).__name__ in _QUERY_STREAMS and self._relay_stream(state, result)):

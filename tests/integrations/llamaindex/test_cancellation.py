@@ -7,13 +7,16 @@ stays open."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.tools import FunctionTool
+from workflows import Workflow, step
 from workflows.errors import WorkflowCancelledByUser
+from workflows.events import StartEvent, StopEvent
 
 from dunetrace.exit_reasons import CANCELLED
 
@@ -138,3 +141,37 @@ def test_ctrl_c_in_a_query_ends_the_run_cancelled(instrumented: Any, received: A
     well_formed(events)
     assert only(events, "llm.responded")[0]["payload"]["finish_reason"] == "error"
     assert events[-1]["event_type"] == "run.completed" and events[-1]["payload"]["exit_reason"] == CANCELLED
+
+
+class SyncSteps(Workflow):
+    """A sync step, which workflows 2.x runs in a worker thread."""
+
+    def __init__(self, started: threading.Event, release: threading.Event) -> None:
+        super().__init__()
+        self.started = started
+        self.release = release
+
+    @step
+    def crunch(self, ev: StartEvent) -> StopEvent:
+        self.started.set()
+        self.release.wait(10)
+        return StopEvent(result="done")
+
+
+async def test_cancel_run_during_a_sync_step_is_cancelled_not_interrupted(instrumented: Any, received: Any) -> None:
+    started, release = threading.Event(), threading.Event()
+    handler = SyncSteps(started, release).run(n=1)
+    for _ in range(500):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert started.is_set()
+    try:
+        await handler.cancel_run()
+        with pytest.raises(WorkflowCancelledByUser):
+            await handler
+    finally:
+        release.set()
+    events = await settled(received, 1)
+    (run,) = by_run(events).values()
+    assert run[-1]["payload"]["exit_reason"] == CANCELLED
