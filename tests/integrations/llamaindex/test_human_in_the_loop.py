@@ -66,8 +66,25 @@ async def test_a_workflow_answered_in_place_is_one_run(instrumented: Any, receiv
     assert events[-1]["payload"]["exit_reason"] == FINAL_ANSWER
 
 
-async def test_a_paused_workflow_is_interrupted_and_its_resumption_names_it(instrumented: Any, received: Any) -> None:
-    workflow = Approval()
+class ApprovalBySteps(Workflow):
+    """The other pattern: one step asks by returning InputRequiredEvent,
+    another takes the HumanResponseEvent the caller sends."""
+
+    @step
+    async def ask(self, ctx: Context, ev: StartEvent) -> InputRequiredEvent:
+        await ctx.store.set("topic", ev.get("topic"))
+        return InputRequiredEvent(prefix="ship it?")
+
+    @step
+    async def answer(self, ctx: Context, ev: HumanResponseEvent) -> StopEvent:
+        return StopEvent(result=f"{await ctx.store.get('topic')}: {ev.response}")
+
+
+@pytest.mark.parametrize("flow", [Approval, ApprovalBySteps])
+async def test_a_paused_workflow_is_interrupted_and_its_resumption_names_it(
+    instrumented: Any, received: Any, flow: type[Workflow]
+) -> None:
+    workflow = flow()
     saved = await pause(workflow.run(topic="release"))
     resumed = workflow.run(ctx=Context.from_dict(workflow, saved))
     resumed.ctx.send_event(HumanResponseEvent(response="later"))
