@@ -178,3 +178,15 @@ async def test_two_paused_runs_are_resumed_latest_first(instrumented: Any, recei
         runs[0][0]["run_id"],
     ]
     assert len(instrumented.translator._paused) == 0
+
+
+async def test_a_second_turn_on_the_same_context_is_not_a_resumption(instrumented: Any, received: Any) -> None:
+    agent = FunctionAgent(llm=ScriptedLLM(["Hello.", "Again."]), streaming=False)
+    ctx = Context(agent)
+    await pause(approving_agent().run("deploy it"))  # a paused FunctionAgent run is waiting
+    assert str(await agent.run("hi", ctx=ctx)) == "Hello."
+    assert str(await agent.run("once more", ctx=ctx)) == "Again."
+    runs = list(by_run(received()).values())
+    assert len(runs) == 3
+    assert all("resumed_from" not in run[0]["payload"] for run in runs)
+    assert len(instrumented.translator._paused) == 1
