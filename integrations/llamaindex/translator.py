@@ -307,10 +307,9 @@ class Translator(EventTranslator):
         """The run's top span ended."""
         with self._lock:
             if error is None and exit_reason is None and state.open_llm > 0:
-                for span_id in state.spans:
-                    self._spans.pop(span_id, None)
-                state.spans.clear()
-                state.pending = True  # a stream outlives the span; finish at its end
+                # A stream outlives the span: finish at its end. Spans still
+                # open stay known, so a call in one is answered then.
+                state.pending = True
                 return
             self._runs.pop(state.root, state)
         self._finish(state, error, exit_reason or FINAL_ANSWER)
