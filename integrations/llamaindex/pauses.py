@@ -5,7 +5,8 @@ llama-index-workflows 2.x resumes a paused workflow as a new run
 (``workflow.run(ctx=Context.from_dict(workflow, saved))``) whose saved
 context carries no id of the run it was saved from: the only link is the
 workflow it belongs to. So a resumed run is linked to the latest paused run
-of the same workflow class that no run has resumed yet.
+of the same workflow (the translator's key: agent id, workflow class and
+agent_version) that no run has resumed yet.
 """
 
 from __future__ import annotations

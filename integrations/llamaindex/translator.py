@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
 from dunetrace.log import warn_once
 from dunetrace.open_runs import OpenRuns
-from dunetrace.run import get_current_run, reset_current_run, set_current_run
+from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 from . import readers
 from .events import EventTranslator
@@ -247,14 +247,19 @@ class Translator(EventTranslator):
 
     def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> RunState:
         agent_id = self.agent_id if parent is None else f"{parent.agent_id}/{readers.agent_name(instance)}"
-        workflow = type(instance).__qualname__
+        configuration = readers.agent_configuration(instance)
+        model = readers.agent_model(instance)
+        tools = readers.agent_tools(instance)
+        # A paused run is resumed by a run of the same workflow class, agent
+        # and configuration (the saved context names no run; see pauses.py).
+        workflow = f"{agent_id}|{type(instance).__qualname__}|{agent_version(configuration, model, tools)}"
         resumed_from = self._paused.resume(workflow) if readers.resumes_paused_run(bound_args) else None
         run = self.client.run(
             agent_id,
             user_input=readers.user_input(bound_args),
-            system_prompt=readers.agent_configuration(instance),
-            model=readers.agent_model(instance),
-            tools=readers.agent_tools(instance),
+            system_prompt=configuration,
+            model=model,
+            tools=tools,
             parent_run_id=parent.run_id if parent is not None else None,
             resumed_from=resumed_from,
         )

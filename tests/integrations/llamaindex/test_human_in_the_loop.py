@@ -190,3 +190,23 @@ async def test_a_second_turn_on_the_same_context_is_not_a_resumption(instrumente
     assert len(runs) == 3
     assert all("resumed_from" not in run[0]["payload"] for run in runs)
     assert len(instrumented.translator._paused) == 1
+
+
+async def test_a_resumed_run_is_linked_only_to_a_paused_run_of_the_same_configuration(
+    instrumented: Any, received: Any
+) -> None:
+    deployer = approving_agent()
+    saved = await pause(deployer.run("deploy it"))
+    other = FunctionAgent(
+        name="auditor",
+        tools=[FunctionTool.from_defaults(approve)],
+        llm=ScriptedLLM([Call("approve", {"action": "audit"}), "Audited."]),
+        system_prompt="You audit with approval.",
+        streaming=False,
+    )
+    await pause(other.run("audit it"))
+    resumed = deployer.run(ctx=Context.from_dict(deployer, saved))
+    resumed.ctx.send_event(HumanResponseEvent(response="yes"))
+    assert str(await resumed) == "Deployed."
+    first, _, third = by_run(received()).values()
+    assert third[0]["payload"]["resumed_from"] == first[0]["run_id"]  # not the auditor's, paused later
