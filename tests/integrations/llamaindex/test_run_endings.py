@@ -66,24 +66,34 @@ async def test_a_model_error_carries_its_own_class(instrumented: Any, received: 
     assert events[-1]["payload"]["error_type"] == "TimeoutError"
 
 
-def openai_error(status: int) -> Exception:
+def api_error(kind: str, status: int) -> Exception:
+    """A real status error: the ``openai`` SDK's (what LlamaIndex's OpenAI
+    LLM lets through) or ``httpx``'s (a provider called over plain httpx)."""
     import httpx
+
+    request = httpx.Request("POST", "https://api.example.com/v1/chat/completions")
+    response = httpx.Response(status, request=request)
+    if kind == "httpx":
+        return httpx.HTTPStatusError("the provider said no", request=request, response=response)
     import openai
 
-    request = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
-    response = httpx.Response(status, request=request)
-    kind = openai.RateLimitError if status == 429 else openai.InternalServerError
-    return kind("the provider said no", response=response, body=None)
+    error = openai.RateLimitError if status == 429 else openai.InternalServerError
+    return error("the provider said no", response=response, body=None)
 
 
 @pytest.mark.parametrize(
-    ("status", "signal", "error_type"),
-    [(429, "rate_limit", "RateLimitError"), (503, "api_error", "InternalServerError")],
+    ("kind", "status", "signal", "error_type"),
+    [
+        ("openai", 429, "rate_limit", "RateLimitError"),
+        ("openai", 503, "api_error", "InternalServerError"),
+        ("httpx", 429, "rate_limit", "HTTPStatusError"),
+        ("httpx", 500, "api_error", "HTTPStatusError"),
+    ],
 )
 async def test_an_api_error_carries_its_http_status(
-    instrumented: Any, received: Any, status: int, signal: str, error_type: str
+    instrumented: Any, received: Any, kind: str, status: int, signal: str, error_type: str
 ) -> None:
-    llm = ScriptedLLM([openai_error(status)])
+    llm = ScriptedLLM([api_error(kind, status)])
     with pytest.raises(Exception, match="the provider said no"):
         await FunctionAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm, streaming=False).run("weather?")
     (events,) = by_run(received()).values()
