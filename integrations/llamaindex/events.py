@@ -122,8 +122,8 @@ class EventTranslator:
         if call is not None:
             # Closing a stream early raises GeneratorExit inside the LLM's
             # generator; LlamaIndex reports it as an ExceptionEvent too.
+            self._api_error(call, getattr(event, "exception", None))  # before the call may end its run
             self._llm_done(call, None, "partial" if self._stopped(call.state) else "error")
-            self._api_error(call, getattr(event, "exception", None))
 
     @staticmethod
     def _api_error(call: CallState, error: Any) -> None:

@@ -211,8 +211,8 @@ class Translator(EventTranslator):
         # A non-streamed LLM call that raises ends without an end event.
         call = self._take(self._llm, span_id)
         if call is not None:
+            self._api_error(call, error)  # before the call may end its run
             self._llm_done(call, None, "error")
-            self._api_error(call, error)
         call = self._take(self._retrievals, span_id)
         if call is not None:
             self._retrieval_done(call, None)
