@@ -18,7 +18,7 @@ from workflows import Workflow, step
 from workflows.errors import WorkflowCancelledByUser
 from workflows.events import StartEvent, StopEvent
 
-from dunetrace.exit_reasons import CANCELLED
+from dunetrace.exit_reasons import CANCELLED, FINAL_ANSWER
 
 from .fakes import Call, ScriptedLLM, StallingLLM
 from .recorded import by_run, only, types, well_formed
@@ -175,3 +175,32 @@ async def test_cancel_run_during_a_sync_step_is_cancelled_not_interrupted(instru
     events = await settled(received, 1)
     (run,) = by_run(events).values()
     assert run[-1]["payload"]["exit_reason"] == CANCELLED
+
+
+async def test_concurrent_runs_keep_their_own_endings(instrumented: Any, received: Any) -> None:
+    # Six agents at once on one loop: three are cancelled mid-call, three
+    # answer; each run ends its own way and nothing is left behind.
+    stalled = [stalled_in_tool() for _ in range(3)]
+    answering = [
+        FunctionAgent(
+            tools=[FunctionTool.from_defaults(async_fn=StallingTool().wait_for_the_sea)],
+            llm=ScriptedLLM([f"Calm in port {i}."]),
+            streaming=False,
+        )
+        for i in range(3)
+    ]
+    handlers = [agent.run("go") for agent, _ in stalled]
+    answers = await asyncio.gather(*(agent.run("go") for agent in answering))
+    await asyncio.gather(*(asyncio.wait_for(event.wait(), 5) for _, event in stalled))
+    for handler in handlers:
+        await handler.cancel_run()
+    for handler in handlers:
+        with pytest.raises(WorkflowCancelledByUser):
+            await handler
+    assert sorted(map(str, answers)) == [f"Calm in port {i}." for i in range(3)]
+    runs = by_run(await settled(received, 6)).values()
+    endings = sorted(events[-1]["payload"]["exit_reason"] for events in runs)
+    assert endings == [CANCELLED] * 3 + [FINAL_ANSWER] * 3
+    for events in runs:
+        well_formed(events)
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
