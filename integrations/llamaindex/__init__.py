@@ -22,11 +22,13 @@ go to that run instead.
 Importing this module does not import LlamaIndex; the handler classes are
 built (and LlamaIndex imported) the first time they are used.
 
-Known limit (llama-index-core 0.14): a query engine built with
-``streaming=True`` calls its LLM only when the caller reads the stream, with
-nothing linking that call to the query. The query's run holds its retrieval;
-the LLM call is reported only inside a ``with dt.run(...)`` of the caller.
-Streamed chat engines and streamed agent steps are reported whole.
+A streamed answer (``streaming=True`` query engines, ``stream_chat``) keeps
+its run open until it is read, since LlamaIndex calls the LLM only then. A
+human-in-the-loop pause that is saved and cancelled ends its run
+``interrupted``; the run resuming it names it in ``resumed_from``.
+Cancellations end runs ``cancelled``, ``max_iterations`` ends them
+``max_iterations``, and every call still open is answered before a run's
+terminal event. The README's LlamaIndex section lists each case.
 """
 
 from __future__ import annotations

@@ -14,20 +14,26 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "agent_configuration",
     "agent_model",
     "agent_name",
     "agent_tools",
+    "api_error_signal",
     "completion_text",
     "finish_reason",
     "index_name",
+    "is_iteration_limit",
     "llm_model",
     "method_of",
+    "resumes_paused_run",
     "retrieval_scores",
+    "runs_in_own_task",
     "text_of",
     "token_usage",
     "tool_args",
     "tool_name",
     "tool_result",
+    "unknown_tool_call",
     "user_input",
 ]
 
@@ -80,7 +86,7 @@ def text_of(value: Any) -> str | None:
     return None
 
 
-def user_input(bound_args: Any) -> str | None:
+def user_input(bound_args: Any) -> Any:
     """The user's message for a run span: ``agent.run("...")``,
     ``engine.query("...")``, ``engine.chat("...")``, or a start event."""
     arguments = _get(bound_args, "arguments")
@@ -102,7 +108,7 @@ def user_input(bound_args: Any) -> str | None:
     return None
 
 
-def _input_from(mapping: Mapping[str, Any]) -> str | None:
+def _input_from(mapping: Mapping[str, Any]) -> Any:
     for key in _INPUT_KEYS:
         value = mapping.get(key)
         if value is not None:
@@ -111,8 +117,40 @@ def _input_from(mapping: Mapping[str, Any]) -> str | None:
                 return found
     start = mapping.get("start_event")
     if start is not None:
-        return text_of(_get(start, "user_msg"))
+        return start_event_input(start)
     return None
+
+
+def start_event_input(start: Any) -> Any:
+    """What a workflow was started with: an agent's ``user_msg``, or for a
+    custom ``StartEvent(topic=...)`` its fields as a dict (hashed as the
+    run's input and scanned key by key for injected instructions)."""
+    message = text_of(_get(start, "user_msg"))
+    if message is not None:
+        return message
+    # workflows 2.x StartEvent is a DictLikeModel: its fields live in _data.
+    data = _get(start, "_data")
+    if isinstance(data, Mapping) and data:
+        return dict(data)
+    return None
+
+
+def runs_in_own_task(bound_args: Any) -> bool:
+    """Is this span the body of a workflow run (llama-index-workflows 2.x
+    ``run_workflow(init_state, start_event, tags)``), which runs in a task
+    of its own that the workflow's steps are started from?"""
+    arguments = _get(bound_args, "arguments")
+    return isinstance(arguments, Mapping) and "init_state" in arguments
+
+
+def resumes_paused_run(bound_args: Any) -> bool:
+    """Is this ``Workflow.run`` span a run resumed from a saved context
+    (``workflow.run(ctx=Context.from_dict(...))``)? Then workflows 2.x
+    sends no start event and its broker state says it was running."""
+    arguments = _get(bound_args, "arguments")
+    if not isinstance(arguments, Mapping) or arguments.get("start_event") is not None:
+        return False
+    return _get(arguments.get("init_state"), "is_running") is True
 
 
 def _tool_label(tool: Any) -> str | None:
@@ -144,12 +182,37 @@ def agent_tools(instance: Any) -> list[str]:
     return names
 
 
+def agent_configuration(instance: Any) -> str | None:
+    """For an ``AgentWorkflow``: every agent's name, system prompt, model
+    and tools as one text, hashed into ``agent_version`` in place of a
+    system prompt (so a change to any agent is a new version); else the
+    instance's own system prompt."""
+    agents = _get(instance, "agents")
+    if not isinstance(agents, Mapping):
+        prompt = _get(instance, "system_prompt")
+        return prompt if isinstance(prompt, str) else None
+    parts = []
+    for name in sorted(agents, key=str):
+        agent = agents[name]
+        prompt = _get(agent, "system_prompt")
+        parts.append(
+            [str(name), prompt if isinstance(prompt, str) else "", agent_model(agent) or "", agent_tools(agent)]
+        )
+    root = _get(instance, "root_agent")
+    return repr([root if isinstance(root, str) else "", parts])
+
+
 def agent_name(instance: Any) -> str:
     name = _get(instance, "name")
     return name if isinstance(name, str) and name else type(instance).__name__
 
 
 def agent_model(instance: Any) -> str | None:
+    """The model of an agent; of an ``AgentWorkflow``, its root agent's."""
+    agents = _get(instance, "agents")
+    if isinstance(agents, Mapping) and _get(instance, "llm") is None:
+        root = agents.get(_get(instance, "root_agent"))
+        return agent_model(root) if root is not None and root is not instance else None
     llm = _get(instance, "llm")
     if llm is None:
         return None
@@ -266,8 +329,20 @@ def tool_args(bound_args: Any) -> Any:
     positional = arguments.get("args", ())
     keywords = arguments.get("kwargs")
     if set(arguments) <= {"args", "kwargs"} and not positional and isinstance(keywords, Mapping):
-        return dict(keywords)
-    return dict(arguments)
+        return _without_context(keywords)
+    return _without_context(arguments)
+
+
+def _is_context(value: Any) -> bool:
+    # The workflow Context an agent injects into a tool that asks for one
+    # (llama-index-core 0.14 FunctionTool.ctx_param_name): its state changes
+    # between calls, so hashing it would make identical calls differ.
+    kind = type(value)
+    return kind.__name__ == "Context" and kind.__module__.startswith(("workflows.", "llama_index."))
+
+
+def _without_context(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in arguments.items() if not _is_context(value)}
 
 
 def tool_result(result: Any) -> tuple[bool, Any, Any]:
@@ -300,3 +375,46 @@ def retrieval_scores(nodes: Any) -> tuple[int | None, float | None]:
         if isinstance(score, (int, float)) and not isinstance(score, bool) and not math.isnan(score):
             top = score if top is None or score > top else top
     return len(nodes), top
+
+
+def unknown_tool_call(result: Any) -> tuple[str, Any, str | None] | None:
+    """(tool name, arguments, error text) when a ``call_tool`` step's
+    ``ToolCallResult`` is an error no tool span reported: the model asked
+    for a tool the agent does not have (llama-index-core 0.14 answers
+    "Tool X not found" without calling anything)."""
+    if type(result).__name__ != "ToolCallResult":
+        return None
+    output = _get(result, "tool_output")
+    if _get(output, "is_error") is not True:
+        return None
+    name = _get(result, "tool_name")
+    if not isinstance(name, str) or not name:
+        return None
+    return name, _get(result, "tool_kwargs"), text_of(output)
+
+
+def is_iteration_limit(error: Any) -> bool:
+    """The agent stopped at ``max_iterations`` (llama-index-core 0.14 raises
+    ``WorkflowRuntimeError("Max iterations of N reached! ...")``)."""
+    if type(error).__name__ != "WorkflowRuntimeError":
+        return False
+    try:
+        return str(error).startswith("Max iterations of ")
+    except Exception:
+        return False
+
+
+def api_error_signal(error: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(signal_name, metadata)`` for a model call that failed with an HTTP
+    error (the ``openai`` / ``anthropic`` SDK's ``APIStatusError`` that the
+    LlamaIndex LLM integrations let through, an ``httpx.HTTPStatusError``):
+    ``rate_limit`` for a 429, else ``api_error``, with ``http_status`` and
+    ``error_type``. None for any other error."""
+    if not isinstance(error, BaseException):
+        return None
+    status = _get(error, "status_code")
+    if not isinstance(status, int):
+        status = _get(_get(error, "response"), "status_code")
+    if not isinstance(status, int) or isinstance(status, bool) or status < 400:
+        return None
+    return ("rate_limit" if status == 429 else "api_error"), {"http_status": status, "error_type": type(error).__name__}

@@ -29,15 +29,20 @@ State is keyed by span id, bounded, and dropped when the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.exit_reasons import ABANDONED, CANCELLED, FINAL_ANSWER, INTERRUPTED, MAX_ITERATIONS
 from dunetrace.log import warn_once
-from dunetrace.run import get_current_run
+from dunetrace.open_runs import OpenRuns
+from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 from . import readers
+from .events import EventTranslator
+from .pauses import PausedRuns
+from .state import CallState, RunState, SpanState, clock
 from .streams import relay_tokens
 
 if TYPE_CHECKING:
@@ -48,12 +53,15 @@ __all__ = ["ENGINE", "OTHER", "TOOL", "WORKFLOW", "Translator"]
 #: What a span is, as ``classify`` says.
 OTHER, TOOL, WORKFLOW, ENGINE = 0, 1, 2, 3
 
-_clock = time.perf_counter
+_clock = clock
 
 #: Exceptions that pause or steer a workflow rather than fail a tool
 #: (llama-index-workflows 2.x raises WaitingForEvent from a tool waiting for
 #: a human; the tool runs again once the event arrives).
 _CONTROL_FLOW = frozenset({"WaitingForEvent"})
+#: Exceptions that stop a run from outside: ``task.cancel()``, an asyncio
+#: timeout (the task sees CancelledError), Ctrl-C.
+_CANCELLATIONS = frozenset({"CancelledError", "KeyboardInterrupt"})
 
 #: Results of a run's top span that are streams whose LLM call has not
 #: started yet (see ``_await_stream``).
@@ -62,67 +70,33 @@ _LATE_STREAMS = frozenset({"StreamingAgentChatResponse"})
 _QUERY_STREAMS = frozenset({"StreamingResponse", "AsyncStreamingResponse"})
 
 
-class _RunState:
-    """A Dunetrace run as seen from one top-level span."""
-
-    __slots__ = ("born", "late_stream", "open_llm", "own", "pending", "root", "run", "spans")
-
-    def __init__(self, run: Run, own: bool, root: str) -> None:
-        self.run = run
-        self.own = own  # we started it, so we finish it
-        self.root = root
-        self.spans: set[str] = set()
-        self.open_llm = 0
-        self.pending = False  # the root span exited; a stream is still open
-        self.late_stream = False  # the root returned a stream not started yet
-        self.born = time.monotonic()
-
-
-class _Span:
-    __slots__ = ("parent", "started", "state", "step", "tool")
-
-    def __init__(self, parent: str | None, state: _RunState) -> None:
-        self.parent = parent
-        self.state = state
-        self.tool: str | None = None
-        self.step = 0
-        self.started = 0.0
-
-
-class _Call:
-    """An LLM call or a retrieval in flight."""
-
-    __slots__ = ("name", "started", "state", "step")
-
-    def __init__(self, state: _RunState, step: int, name: str = "") -> None:
-        self.state = state
-        self.step = step
-        self.started = _clock()
-        self.name = name
-
-
-class Translator:
+class Translator(EventTranslator):
     """Shared by every thread and task LlamaIndex runs in; keeps runs apart
     by span id. Methods do not raise on odd input; the adapter still guards
     them."""
 
     #: Bounds on what is held at once; the oldest is dropped beyond them.
     max_spans = 50_000
-    max_runs = 5_000
     max_calls = 10_000
-    #: A run whose top span never ended (an unawaited handler, a workflow
-    #: stuck waiting) is finished as ``abandoned`` after this many seconds.
-    run_ttl = 6 * 3600.0
+    #: Default bounds of the open-runs table: how many runs at once, and how
+    #: long a run whose top span never ended (an unawaited handler, a
+    #: workflow stuck waiting) stays open before it is finished as
+    #: ``abandoned``. ``translator.max_runs`` / ``run_ttl`` change them.
+    MAX_RUNS = 5_000
+    RUN_TTL = 6 * 3600.0
 
     def __init__(self, client: Dunetrace, agent_id: str, classify: Callable[[Any, str], int]) -> None:
         self.client = client
         self.agent_id = agent_id
         self._classify = classify
         self._lock = threading.Lock()
-        self._spans: dict[str, _Span] = {}
-        self._runs: dict[str, _RunState] = {}  # by root span id, oldest first
-        self._llm: dict[str, _Call] = {}
-        self._retrievals: dict[str, _Call] = {}
+        self._spans: dict[str, SpanState] = {}
+        # By root span id, oldest first: the one bounded table of open runs.
+        self._runs: OpenRuns[str, RunState] = OpenRuns(self.MAX_RUNS, max_age=self.RUN_TTL)
+        self._llm: dict[str, CallState] = {}
+        self._retrievals: dict[str, CallState] = {}
+        self._embeddings: dict[str, CallState] = {}
+        self._paused = PausedRuns()
         # One small method per event class, looked up by class name.
         self._on_event: dict[str, Callable[[Any, str], None]] = {
             "LLMChatStartEvent": self._llm_start,
@@ -132,7 +106,26 @@ class Translator:
             "ExceptionEvent": self._llm_error,
             "RetrievalStartEvent": self._retrieval_start,
             "RetrievalEndEvent": self._retrieval_end,
+            "EmbeddingStartEvent": self._embedding_start,
+            "EmbeddingEndEvent": self._embedding_end,
+            "SpanCancelledEvent": self._span_cancelled,
         }
+
+    @property
+    def max_runs(self) -> int:
+        return self._runs.max_runs
+
+    @max_runs.setter
+    def max_runs(self, value: int) -> None:
+        self._runs.max_runs = value
+
+    @property
+    def run_ttl(self) -> float | None:
+        return self._runs.max_age
+
+    @run_ttl.setter
+    def run_ttl(self, value: float | None) -> None:
+        self._runs.max_age = value
 
     # -- spans ----------------------------------------------------------------
 
@@ -153,18 +146,18 @@ class Translator:
             state = parent.state
             if kind == WORKFLOW:  # an agent run inside a run: a child run
                 state = self._open_run(span_id, instance, bound_args, state.run)
-        elif kind == WORKFLOW or kind == ENGINE:
+        elif kind in (WORKFLOW, ENGINE):
             user_run = get_current_run()
             if user_run is not None and not user_run.finished:
-                state = self._track(_RunState(user_run, False, span_id))
+                state = self._track(RunState(user_run, False, span_id))
             else:
                 state = self._open_run(span_id, instance, bound_args, None)
         else:
             user_run = get_current_run()
             if user_run is None or user_run.finished:
                 return  # work outside any run (index building, a bare call)
-            state = self._track(_RunState(user_run, False, span_id))
-        span = _Span(parent_id if parent is not None else None, state)
+            state = self._track(RunState(user_run, False, span_id))
+        span = SpanState(parent_id if parent is not None else None, state)
         if kind == TOOL:
             self._tool_start(span, instance, bound_args)
         with self._lock:
@@ -177,12 +170,22 @@ class Translator:
         span = self._pop_span(span_id)
         if span is None:
             return
+        if span.state.token is not None and span.state.root == span_id:
+            self._not_current(span.state)
         if span.tool is not None:
             success, output, error = readers.tool_result(result)
             self._tool_end(span, success, output, error)
+        elif not span.called_tool and result is not None:
+            self._unknown_tool(span, result)
         state = span.state
         if state.root == span_id:
-            if type(result).__name__ in _LATE_STREAMS:
+            if state.cancelled:
+                # handler.cancel_run() (workflows 2.x) exits the run span
+                # with no result. With no step cut short and none still
+                # running (a sync step's thread), the workflow was idle,
+                # waiting for an event from outside: a human.
+                self._close(state, None, CANCELLED if state.cut or state.spans else INTERRUPTED)
+            elif type(result).__name__ in _LATE_STREAMS:
                 self._await_stream(span_id, span)
             elif not (state.own and type(result).__name__ in _QUERY_STREAMS and self._relay_stream(state, result)):
                 self._close(state, None)
@@ -193,11 +196,22 @@ class Translator:
         span = self._pop_span(span_id)
         if span is None:
             return
-        if span.tool is not None and type(error).__name__ not in _CONTROL_FLOW:
+        if span.state.token is not None and span.state.root == span_id:
+            self._not_current(span.state)
+        cause = type(error).__name__
+        if cause in _CANCELLATIONS:
+            span.state.cut = True
+        if span.tool is not None and cause in _CONTROL_FLOW:
+            # A tool waiting for a human: the call stays open and is the
+            # same call when the tool runs again with the answer.
+            with self._lock:
+                span.state.waiting.setdefault(span.tool, []).append((span.step, span.started))
+        elif span.tool is not None:
             self._tool_end(span, False, None, error if isinstance(error, BaseException) else None)
         # A non-streamed LLM call that raises ends without an end event.
         call = self._take(self._llm, span_id)
         if call is not None:
+            self._api_error(call, error)  # before the call may end its run
             self._llm_done(call, None, "error")
         call = self._take(self._retrievals, span_id)
         if call is not None:
@@ -205,9 +219,22 @@ class Translator:
         if span.state.root == span_id or (span.state.late_stream and len(span.state.spans) <= 1):
             if not isinstance(error, BaseException):
                 error = RuntimeError("LlamaIndex dropped the run's span without an exception")
-            self._close(span.state, error)
+            if cause in _CANCELLATIONS:
+                self._close(span.state, None, CANCELLED)
+            elif readers.is_iteration_limit(error):
+                self._close(span.state, None, MAX_ITERATIONS)
+            else:
+                self._close(span.state, error)
 
-    def _pop_span(self, span_id: Any) -> _Span | None:
+    @staticmethod
+    def _not_current(state: RunState) -> None:
+        token, state.token = state.token, None
+        # ValueError: exited in another context (a future's callback), which
+        # never saw the run.
+        with contextlib.suppress(ValueError):
+            reset_current_run(token)  # type: ignore[arg-type]
+
+    def _pop_span(self, span_id: Any) -> SpanState | None:
         if not isinstance(span_id, str) or span_id not in self._spans:
             return None  # most spans are outside any run: no lock for them
         with self._lock:
@@ -218,42 +245,45 @@ class Translator:
 
     # -- runs -----------------------------------------------------------------
 
-    def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> _RunState:
-        system_prompt = getattr(instance, "system_prompt", None)
-        if parent is None:
-            agent_id = self.agent_id
-        else:
-            agent_id = f"{parent.agent_id}/{readers.agent_name(instance)}"
+    def _open_run(self, span_id: str, instance: Any, bound_args: Any, parent: Run | None) -> RunState:
+        agent_id = self.agent_id if parent is None else f"{parent.agent_id}/{readers.agent_name(instance)}"
+        configuration = readers.agent_configuration(instance)
+        model = readers.agent_model(instance)
+        tools = readers.agent_tools(instance)
+        # A paused run is resumed by a run of the same workflow class, agent
+        # and configuration (the saved context names no run; see pauses.py).
+        workflow = f"{agent_id}|{type(instance).__qualname__}|{agent_version(configuration, model, tools)}"
+        resumed_from = self._paused.resume(workflow) if readers.resumes_paused_run(bound_args) else None
         run = self.client.run(
             agent_id,
             user_input=readers.user_input(bound_args),
-            system_prompt=system_prompt if isinstance(system_prompt, str) else None,
-            model=readers.agent_model(instance),
-            tools=readers.agent_tools(instance),
+            system_prompt=configuration,
+            model=model,
+            tools=tools,
             parent_run_id=parent.run_id if parent is not None else None,
+            resumed_from=resumed_from,
         )
         run.start()
-        return self._track(_RunState(run, True, span_id))
+        state = RunState(run, True, span_id)
+        state.workflow = workflow
+        if readers.runs_in_own_task(bound_args):
+            # Current inside the run: its steps, its tools, your code in them.
+            # workflows 2.x enters the run span in the task it made for the
+            # run, so the caller never sees it; the span's end resets it.
+            state.token = set_current_run(run)
+        return self._track(state)
 
-    def _track(self, state: _RunState) -> _RunState:
-        expired: list[_RunState] = []
-        with self._lock:
-            self._runs[state.root] = state
-            deadline = time.monotonic() - self.run_ttl
-            while self._runs:
-                oldest = next(iter(self._runs.values()))
-                if oldest is state or (len(self._runs) <= self.max_runs and oldest.born > deadline):
-                    break
-                expired.append(self._runs.pop(oldest.root))
+    def _track(self, state: RunState) -> RunState:
+        expired = self._runs.add(state.root, state)
         for old in expired:
             warn_once(
                 "llamaindex-abandoned",
                 "dunetrace: a LlamaIndex run never ended (or too many were open); finished as 'abandoned'",
             )
-            self._finish(old, None, "abandoned")
+            self._finish(old, None, ABANDONED)
         return state
 
-    def _await_stream(self, span_id: str, span: _Span) -> None:
+    def _await_stream(self, span_id: str, span: SpanState) -> None:
         # A chat engine's stream_chat returns before the LLM is called; the
         # span that writes the stream out (StreamingAgentChatResponse.
         # write_response_to_history, llama-index-core 0.14) starts when the
@@ -264,7 +294,7 @@ class Translator:
             span.state.spans.add(span_id)
             span.state.late_stream = True
 
-    def _relay_stream(self, state: _RunState, response: Any) -> bool:
+    def _relay_stream(self, state: RunState, response: Any) -> bool:
         """A streaming query engine's answer: llama-index-core 0.14 calls the
         LLM only when the caller reads ``response_gen``, in spans linked to
         nothing. Read it through a relay that makes the run current around
@@ -272,49 +302,112 @@ class Translator:
         ``dt.run``) and ends the run with the stream. False when there is
         no generator to relay."""
         tokens = getattr(response, "response_gen", None)
-        relayed = relay_tokens(tokens, state.run, lambda error: self._close(state, error))
+        relayed = relay_tokens(tokens, state.run, lambda error: self._stream_ended(state, error), self._stopping(state))
         if relayed is None:
             return False
         response.response_gen = relayed
         return True
 
-    def _close(self, state: _RunState, error: BaseException | None) -> None:
+    def _close(self, state: RunState, error: BaseException | None, exit_reason: str | None = None) -> None:
         """The run's top span ended."""
         with self._lock:
-            for span_id in state.spans:
-                self._spans.pop(span_id, None)
-            state.spans.clear()
-            if error is None and state.open_llm > 0:
-                state.pending = True  # a stream outlives the span; finish at its end
+            if error is None and exit_reason is None and state.open_llm > 0:
+                # A stream outlives the span: finish at its end. Spans still
+                # open stay known, so a call in one is answered then.
+                state.pending = True
                 return
-            self._runs.pop(state.root, None)
-        self._finish(state, error, "final_answer")
+            self._runs.pop(state.root, state)
+        self._finish(state, error, exit_reason or FINAL_ANSWER)
 
-    def _finish(self, state: _RunState, error: BaseException | None, exit_reason: str) -> None:
+    @staticmethod
+    def _stopping(state: RunState) -> Callable[[], None]:
+        def stop() -> None:
+            state.stopped = True
+
+        return stop
+
+    def _stream_ended(self, state: RunState, error: BaseException | None) -> None:
+        # A relayed stream read to its end, raised, or closed early by the
+        # caller: the run ends now, its LLM call answered as partial when the
+        # stream stopped before the LLM's end event.
         with self._lock:
-            for span_id in state.spans:  # left over when the run is abandoned
-                self._spans.pop(span_id, None)
-            state.spans.clear()
-            dropped = [key for key, call in self._llm.items() if call.state is state]
-            for key in dropped:
-                del self._llm[key]
-            for key in [key for key, call in self._retrievals.items() if call.state is state]:
-                del self._retrievals[key]
-            state.open_llm = 0
-            run = state.run
-            if dropped:
-                run.llm_in_flight = max(0, run.llm_in_flight - len(dropped))
+            if self._runs.pop(state.root, state) is None:
+                return  # already finished
+        if type(error).__name__ in _CANCELLATIONS:
+            self._finish(state, None, CANCELLED)
+        else:
+            self._finish(state, error, FINAL_ANSWER)
+
+    def _finish(self, state: RunState, error: BaseException | None, exit_reason: str) -> None:
+        if exit_reason == INTERRUPTED and state.own:
+            self._paused.paused(state.workflow, state.run.run_id)
+        run = state.run
+        with self._lock:
+            # A run we own also ends the work joined to it from elsewhere
+            # (a relayed stream's LLM call is tracked under its own span).
+            related = [state]
+            if state.own:
+                related += [s for s in self._runs.values() if s.run is run and s is not state]
+                for other in related[1:]:
+                    self._runs.pop(other.root, other)
+            tools: list[SpanState] = []
+            waiting: list[tuple[str, tuple[int, float]]] = []
+            for each in related:
+                tools += [self._spans.pop(span_id) for span_id in each.spans if span_id in self._spans]
+                each.spans.clear()
+                waiting += [(name, call) for name, calls in each.waiting.items() for call in calls]
+                each.waiting.clear()
+                each.open_llm = 0
+            llm = [self._llm.pop(k) for k in [k for k, call in self._llm.items() if call.state in related]]
+            retrievals = [
+                self._retrievals.pop(k) for k in [k for k, call in self._retrievals.items() if call.state in related]
+            ]
+            for key in [k for k, call in self._embeddings.items() if call.state in related]:
+                del self._embeddings[key]
+        if error is not None:
+            exit_reason = "error"  # for the calls left open; the run itself ends errored
+        self._answer_left_open(state, exit_reason, tools, waiting, llm, retrievals)
         if state.own:
-            run.finish(error=error, exit_reason=exit_reason)
+            run.finish(error=error, exit_reason=None if error is not None else exit_reason)
+
+    def _answer_left_open(
+        self,
+        state: RunState,
+        exit_reason: str,
+        spans: list[SpanState],
+        waiting: list[tuple[str, tuple[int, float]]],
+        llm: list[CallState],
+        retrievals: list[CallState],
+    ) -> None:
+        """Every call still open when its run ends is answered before the
+        run's terminal event: as failed when the run was cut (cancelled,
+        interrupted, errored), as ``partial`` when a stream stopped early,
+        as ``abandoned`` when the run itself was."""
+        run = state.run
+        reason = ABANDONED if exit_reason == ABANDONED else "partial" if exit_reason == FINAL_ANSWER else "error"
+        if state.stopped:
+            reason = "partial"  # the reader closed the stream early
+        for call in llm:
+            self._llm_done(call, None, reason)
+        for span in spans:
+            if span.tool is not None:
+                self._tool_end(span, False, None, None)
+        now = _clock()
+        for name, (step, started) in waiting:
+            if not run.finished:
+                run.tool_responded(name, False, latency_ms=(now - started) * 1000, step=step)
+        for call in retrievals:
+            self._retrieval_done(call, None)
 
     def close(self) -> None:
         """Detaching: finish the runs still open as ``abandoned``."""
         with self._lock:
-            states = list(self._runs.values())
-            self._runs.clear()
-            self._spans.clear()
+            # Work joined to another run first: a run we own ends last.
+            states = sorted(self._runs.drain(), key=lambda state: state.own)
         for state in states:
-            self._finish(state, None, "abandoned")
+            self._finish(state, None, ABANDONED)
+        with self._lock:
+            self._spans.clear()
 
     def _evict_span(self) -> None:
         # Called under the lock. A span that never exited (a dropped task)
@@ -335,13 +428,20 @@ class Translator:
 
     # -- tools ----------------------------------------------------------------
 
-    def _tool_start(self, span: _Span, instance: Any, bound_args: Any) -> None:
+    def _tool_start(self, span: SpanState, instance: Any, bound_args: Any) -> None:
         run = span.state.run
+        parent = self._spans.get(span.parent) if span.parent is not None else None
+        if parent is not None:
+            parent.called_tool = True  # a tool ran: the step's result is not a made-up tool
         if run.finished or run._violation is not None:  # stopped: the next LLM call raises
+            return
+        if self._inside(span, self._llm):
+            # A tool run inside a model call is the model's structured output
+            # (output_cls / as_structured_llm: llama-index-core 0.14 turns the
+            # class into a FunctionTool and calls it), not an agent's tool.
             return
         name = readers.tool_name(instance)
         # __call__ -> call, or an async adapter around a sync tool: one call.
-        parent = self._spans.get(span.parent) if span.parent is not None else None
         for _ in range(64):
             if parent is None or parent.state is not span.state:
                 break
@@ -349,10 +449,26 @@ class Translator:
                 return
             parent = self._spans.get(parent.parent) if parent.parent is not None else None
         span.tool = name
+        with self._lock:
+            calls = span.state.waiting.get(name)
+            paused = calls.pop(0) if calls else None
+        if paused is not None:  # the human answered: the paused call goes on
+            span.step, span.started = paused
+            return
         span.step = run.tool_called(name, readers.tool_args(bound_args))
         span.started = _clock()
 
-    def _tool_end(self, span: _Span, success: bool, output: Any, error: Any) -> None:
+    def _unknown_tool(self, span: SpanState, result: Any) -> None:
+        """A tool call no tool ran (a name the model made up): a failed call."""
+        found = readers.unknown_tool_call(result)
+        run = span.state.run
+        if found is None or run.finished or run._violation is not None:
+            return
+        name, args, error = found
+        step = run.tool_called(name, args)
+        run.tool_responded(name, False, latency_ms=0.0, error=error, step=step)
+
+    def _tool_end(self, span: SpanState, success: bool, output: Any, error: Any) -> None:
         run = span.state.run
         if run.finished or span.tool is None:
             return
@@ -364,130 +480,3 @@ class Translator:
             output=output,
             step=span.step,
         )
-
-    # -- events ---------------------------------------------------------------
-
-    def wants(self, event: Any) -> bool:
-        """Cheap: is this an event class the translator reads at all?"""
-        return type(event).__name__ in self._on_event
-
-    def handle(self, event: Any) -> None:
-        method = self._on_event.get(type(event).__name__)
-        if method is None:
-            return
-        span_id = getattr(event, "span_id", None)
-        if isinstance(span_id, str):
-            method(event, span_id)
-
-    def _inside(self, span: _Span, calls: dict[str, _Call]) -> bool:
-        """Is an ancestor span of the same run in the middle of such a call?"""
-        state = span.state
-        parent_id = span.parent
-        for _ in range(64):
-            if parent_id is None:
-                return False
-            call = calls.get(parent_id)
-            if call is not None and call.state is state:
-                return True
-            parent = self._spans.get(parent_id)
-            if parent is None or parent.state is not state:
-                return False
-            parent_id = parent.parent
-        return False
-
-    def _start(self, span_id: str, calls: dict[str, _Call]) -> _Span | None:
-        span = self._spans.get(span_id)
-        if span is None or span.state.run.finished or self._inside(span, calls):
-            return None
-        return span
-
-    def _remember(self, calls: dict[str, _Call], span_id: str, call: _Call) -> None:
-        with self._lock:
-            calls[span_id] = call
-            if len(calls) > self.max_calls:
-                old = calls.pop(next(iter(calls)))
-                if calls is self._llm:
-                    old.state.open_llm -= 1
-                    old.state.run.llm_in_flight = max(0, old.state.run.llm_in_flight - 1)
-                warn_once(
-                    "llamaindex-call-bound",
-                    "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten",
-                    self.max_calls,
-                )
-
-    def _take(self, calls: dict[str, _Call], span_id: str) -> _Call | None:
-        with self._lock:
-            call = calls.pop(span_id, None)
-            if call is not None and calls is self._llm:
-                call.state.open_llm -= 1
-        return call
-
-    def _llm_start(self, event: Any, span_id: str) -> None:
-        span = self._start(span_id, self._llm)
-        if span is None:
-            return
-        run = span.state.run
-        if run._violation is not None:
-            return  # stopped: the policy callback raises for this call
-        # The prompt is not hashed: no detector reads it, and joining a long
-        # chat history on every call is the costliest thing this could do.
-        step = run.llm_called(readers.llm_model(getattr(event, "model_dict", None)))
-        with self._lock:  # one user run may be fed from several threads
-            # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
-            run.llm_in_flight += 1
-            span.state.open_llm += 1
-        self._remember(self._llm, span_id, _Call(span.state, step))
-
-    def _llm_end(self, event: Any, span_id: str) -> None:
-        call = self._take(self._llm, span_id)
-        if call is not None:
-            self._llm_done(call, getattr(event, "response", None), None)
-
-    def _llm_error(self, event: Any, span_id: str) -> None:
-        # Raised while a stream was being read (llama-index-core 0.14 emits
-        # ExceptionEvent then, and no end event).
-        call = self._take(self._llm, span_id)
-        if call is not None:
-            self._llm_done(call, None, "error")
-
-    def _llm_done(self, call: _Call, response: Any, reason: str | None) -> None:
-        state = call.state
-        run = state.run
-        with self._lock:
-            run.llm_in_flight = max(0, run.llm_in_flight - 1)
-        if not run.finished:
-            prompt_tokens, completion_tokens = readers.token_usage(response)
-            run.llm_responded(
-                completion_tokens,
-                (_clock() - call.started) * 1000,
-                reason or readers.finish_reason(response),
-                prompt_tokens=prompt_tokens,
-                output=readers.completion_text(response),
-                step=call.step,
-            )
-        if state.pending and state.open_llm <= 0:
-            with self._lock:
-                if self._runs.pop(state.root, None) is None:
-                    return  # finished meanwhile by another thread
-            self._finish(state, None, "final_answer")
-
-    def _retrieval_start(self, event: Any, span_id: str) -> None:
-        span = self._start(span_id, self._retrievals)
-        if span is None:
-            return
-        name = readers.index_name(span_id)
-        query = readers.text_of(getattr(event, "str_or_query_bundle", None))
-        step = span.state.run.retrieval_called(name, query)
-        self._remember(self._retrievals, span_id, _Call(span.state, step, name))
-
-    def _retrieval_end(self, event: Any, span_id: str) -> None:
-        call = self._take(self._retrievals, span_id)
-        if call is not None:
-            self._retrieval_done(call, getattr(event, "nodes", None))
-
-    def _retrieval_done(self, call: _Call, nodes: Any) -> None:
-        run = call.state.run
-        if run.finished:
-            return
-        count, top = readers.retrieval_scores(nodes)
-        run.retrieval_responded(call.name, count, top, (_clock() - call.started) * 1000, step=call.step)  # type: ignore[arg-type]

@@ -1,12 +1,14 @@
 """Offline stand-ins for a model provider: a scripted function-calling LLM.
 
 Each script item is one LLM answer: ``Call("tool", {"arg": 1})`` asks for a
-tool, a string answers, an exception is raised. Answers carry usage and a
+tool (a list of them, for several at once), a string answers, an exception
+is raised. Answers carry usage and a
 finish reason in ``raw`` the way the OpenAI integration does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncGenerator, Generator, Sequence
 from dataclasses import dataclass, field
@@ -71,12 +73,15 @@ class ScriptedLLM(FunctionCallingLLM):
             raise item
         prompt_tokens = 20 * len(messages)
         if isinstance(item, Call):
+            item = [item]
+        if isinstance(item, list):  # one or more tool calls in one answer
             message = ChatMessage(
                 role="assistant",
                 content="",
                 additional_kwargs={
                     "tool_calls": [
-                        ToolSelection(tool_id=f"call-{self._position}", tool_name=item.tool, tool_kwargs=item.args)
+                        ToolSelection(tool_id=f"call-{self._position}-{i}", tool_name=call.tool, tool_kwargs=call.args)
+                        for i, call in enumerate(item)
                     ]
                 },
             )
@@ -133,7 +138,7 @@ class ScriptedLLM(FunctionCallingLLM):
         response = self.complete(prompt)
 
         def gen() -> Generator[CompletionResponse, None, None]:
-            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
+            yield from _completion_chunks(response)
 
         return gen()
 
@@ -142,7 +147,8 @@ class ScriptedLLM(FunctionCallingLLM):
         response = self.complete(prompt)
 
         async def gen() -> AsyncGenerator[CompletionResponse, None]:
-            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
+            for chunk in _completion_chunks(response):
+                yield chunk
 
         return gen()
 
@@ -168,6 +174,14 @@ class ScriptedLLM(FunctionCallingLLM):
         return list(response.message.additional_kwargs.get("tool_calls", []))
 
 
+def _completion_chunks(response: CompletionResponse) -> Generator[CompletionResponse, None, None]:
+    # Two chunks, usage and finish reason with the last, as providers stream.
+    text = response.text
+    half = text[: len(text) // 2]
+    yield CompletionResponse(text=half, delta=half)
+    yield CompletionResponse(text=text, delta=text[len(half) :], raw=response.raw)
+
+
 def _chunks(answer: ChatResponse) -> Generator[ChatResponse, None, None]:
     # Streamed the way providers do: partial content first, usage and the
     # finish reason with the last chunk.
@@ -175,3 +189,24 @@ def _chunks(answer: ChatResponse) -> Generator[ChatResponse, None, None]:
     half = text[: len(text) // 2]
     yield ChatResponse(message=ChatMessage(role="assistant", content=half), delta=half)
     yield ChatResponse(message=answer.message, delta=text[len(half) :], raw=answer.raw)
+
+
+class StallingLLM(ScriptedLLM):
+    """Plays its script, then stalls in the next call until cancelled;
+    ``stalled`` is set once it does, so a test can cancel it mid-call."""
+
+    _stalled: Any = PrivateAttr(default=None)
+
+    @property
+    def stalled(self) -> asyncio.Event:
+        if self._stalled is None:
+            self._stalled = asyncio.Event()
+        return self._stalled  # type: ignore[no-any-return]
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._position < len(self._script):
+            return self._answer(messages)
+        self.stalled.set()
+        await asyncio.sleep(30)
+        raise AssertionError("StallingLLM was not cancelled")

@@ -28,6 +28,7 @@ def check_rag_run(events: list[dict[str, Any]], answer: str) -> None:
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -81,7 +82,7 @@ def test_streaming_chat_completes_when_the_stream_is_read(
     assert text == "Oslo is in Norway."
     (events,) = by_run(received()).values()
     check_rag_run(events, text)
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 async def test_async_streaming_chat_completes_when_the_stream_is_read(
@@ -93,7 +94,7 @@ async def test_async_streaming_chat_completes_when_the_stream_is_read(
     assert text == "Oslo is in Norway."
     (events,) = by_run(received()).values()
     check_rag_run(events, text)
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 def test_streaming_query_engine_run_ends_with_its_stream(
@@ -112,6 +113,7 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -125,12 +127,13 @@ def test_streaming_query_engine_run_ends_with_its_stream(
     assert types(mine) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
         "run.completed",
     ]
-    assert instrumented.translator._runs == {} and instrumented.translator._spans == {}
+    assert len(instrumented.translator._runs) == 0 and instrumented.translator._spans == {}
 
 
 async def test_async_streaming_query_engine_run_ends_with_its_stream(
@@ -144,6 +147,7 @@ async def test_async_streaming_query_engine_run_ends_with_its_stream(
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
@@ -172,6 +176,7 @@ def test_chat_engine_run(index: VectorStoreIndex, instrumented: Any, received: A
     assert types(events) == [
         "run.started",
         "retrieval.called",
+        "external.signal",  # EMBEDDING: the query embedded
         "retrieval.responded",
         "llm.called",
         "llm.responded",
