@@ -202,7 +202,6 @@ class Run:
         "dropped_events",
         "exit_reason",
         "finished",
-        "llm_in_flight",
         "model",
         "model_override",
         "parent_run_id",
@@ -267,10 +266,6 @@ class Run:
         self.exit_reason: str | None = None
         self.started = False
         self.finished = False
-        #: LLM calls a framework integration is reporting right now. A client
-        #: wrapper (OpenAI, Anthropic) seeing it above 0 stays silent, so a
-        #: call seen by both is counted once.
-        self.llm_in_flight = 0
         #: What stamps this run's events (``time.time``). An integration that
         #: reports a framework's events after the fact sets a function giving
         #: the framework's own time of the event being reported.

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import warn_once
+from dunetrace.model_calls import FrameworkModelCall, framework_model_call_ended, framework_model_call_started
 from dunetrace.run import get_current_run
 
 from . import readers
@@ -92,10 +93,13 @@ class _Span:
 class _Call:
     """An LLM call or a retrieval in flight."""
 
-    __slots__ = ("name", "started", "state", "step")
+    __slots__ = ("model_call", "name", "started", "state", "step")
 
     def __init__(self, state: _RunState, step: int, name: str = "") -> None:
         self.state = state
+        #: An LLM call's mark: wrapped OpenAI/Anthropic clients stay silent
+        #: in its context (dunetrace.model_calls).
+        self.model_call: FrameworkModelCall | None = None
         self.step = step
         self.started = _clock()
         self.name = name
@@ -302,8 +306,6 @@ class Translator:
                 del self._retrievals[key]
             state.open_llm = 0
             run = state.run
-            if dropped:
-                run.llm_in_flight = max(0, run.llm_in_flight - len(dropped))
         if state.own:
             run.finish(error=error, exit_reason=exit_reason)
 
@@ -408,7 +410,7 @@ class Translator:
                 old = calls.pop(next(iter(calls)))
                 if calls is self._llm:
                     old.state.open_llm -= 1
-                    old.state.run.llm_in_flight = max(0, old.state.run.llm_in_flight - 1)
+                    framework_model_call_ended(old.model_call)
                 warn_once(
                     "llamaindex-call-bound",
                     "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten",
@@ -433,10 +435,11 @@ class Translator:
         # chat history on every call is the costliest thing this could do.
         step = run.llm_called(readers.llm_model(getattr(event, "model_dict", None)))
         with self._lock:  # one user run may be fed from several threads
-            # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
-            run.llm_in_flight += 1
             span.state.open_llm += 1
-        self._remember(self._llm, span_id, _Call(span.state, step))
+        call = _Call(span.state, step)
+        # Client wrappers (OpenAI, Anthropic) stay silent in this context.
+        call.model_call = framework_model_call_started(run)
+        self._remember(self._llm, span_id, call)
 
     def _llm_end(self, event: Any, span_id: str) -> None:
         call = self._take(self._llm, span_id)
@@ -453,8 +456,7 @@ class Translator:
     def _llm_done(self, call: _Call, response: Any, reason: str | None) -> None:
         state = call.state
         run = state.run
-        with self._lock:
-            run.llm_in_flight = max(0, run.llm_in_flight - 1)
+        framework_model_call_ended(call.model_call)
         if not run.finished:
             prompt_tokens, completion_tokens = readers.token_usage(response)
             run.llm_responded(
