@@ -8,6 +8,8 @@ holds counters only, never events, so memory does not grow with its length.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import itertools
 import json
@@ -17,6 +19,7 @@ import uuid
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
+from .exit_reasons import CANCELLED
 from .hashing import canonical_json
 from .injection import content_evidence
 from .injection import evidence as injection_evidence
@@ -38,6 +41,9 @@ _now = time.time
 #: may end a run while its own thread ends it too. Reentrant: a SIGTERM
 #: handler may end runs on a thread that was inside it.
 _finishing = threading.RLock()
+#: What ends a ``with dt.run()`` block from outside rather than by the
+#: agent's failure: the run completes with exit_reason ``cancelled``.
+_CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError, KeyboardInterrupt)
 
 
 def get_current_run() -> Run | None:
@@ -180,6 +186,7 @@ class Run:
 
     __slots__ = (
         "__weakref__",
+        "_before_end",
         "_buffer",
         "_client",
         "_fired",
@@ -281,6 +288,7 @@ class Run:
         #: Set by a ``stop`` policy: raised by the next tool or model call.
         self._violation: PolicyViolation | None = None
         self._policy: Any = None  # the policy engine's counters for this run
+        self._before_end: set[Callable[[], None]] | None = None
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -447,6 +455,7 @@ class Run:
             self._client._run_finished(self)
             if not self.started:
                 self.start()
+            self._answer_open_calls()
             payload: dict[str, Any]
             if error is None:
                 payload = {
@@ -467,6 +476,34 @@ class Run:
             if self._host.wants_runs:
                 self._host.hook.dunetrace_run_finished(run=self, error=error)
 
+    def before_end(self, callback: Callable[[], None]) -> bool:
+        """Have ``callback`` called once when this run ends, before its
+        terminal event: how an integration answers a call still open then
+        (a stream nobody finished reading). False when the run has ended
+        already. :meth:`forget_before_end` takes it back."""
+        with _finishing:
+            if self.finished:
+                return False
+            if self._before_end is None:
+                self._before_end = set()
+            self._before_end.add(callback)
+            return True
+
+    def forget_before_end(self, callback: Callable[[], None]) -> None:
+        """The call ``callback`` would answer ended by itself."""
+        with _finishing:
+            if self._before_end is not None:
+                self._before_end.discard(callback)
+
+    def _answer_open_calls(self) -> None:
+        with _finishing:
+            callbacks, self._before_end = self._before_end, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception as exc:
+                internal_error("run.before_end", exc)
+
     def __enter__(self) -> Run:
         self.start()
         self._token = _current.set(self)
@@ -481,7 +518,12 @@ class Run:
                 _current.reset(token)
             except ValueError:  # exited in another context than entered
                 _current.set(None)
-        self.finish(exc)
+        if isinstance(exc, _CANCELLATIONS):
+            # task.cancel(), an asyncio timeout around the run, Ctrl-C: the
+            # agent was stopped, it did not fail.
+            self.finish(exit_reason=CANCELLED)
+        else:
+            self.finish(exc)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()
@@ -548,11 +590,15 @@ class Run:
         prompt_tokens: int | None = None,
         output: Any = None,
         step: int | None = None,
+        error: BaseException | None = None,
     ) -> None:
         """An LLM call ended. ``output`` (the completion) is hashed and
-        measured in-process; only its hash and length are sent."""
+        measured in-process; only its hash and length are sent. ``error``,
+        for a call that failed: its class name is sent as ``error_type``."""
         try:
             payload: dict[str, Any] = {}
+            if error is not None:
+                payload["error_type"] = _text(type(error).__name__)
             for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
                 value = _count(value, key)
                 if value is not None:

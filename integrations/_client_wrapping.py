@@ -133,7 +133,7 @@ async def _awaited(call: LlmCall, awaitable: Any, kwargs: dict[str, Any]) -> Any
     except BaseException as exc:
         call.failed(exc)
         raise
-    return call.returned(result, kwargs, True)
+    return await call.areturned(result, kwargs)
 
 
 def reporting_method(endpoint: Endpoint) -> MethodFactory:
@@ -160,7 +160,7 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
                 except BaseException as exc:
                     call.failed(exc)
                     raise
-                return call.returned(result, kwargs, True)
+                return await call.areturned(result, kwargs)
 
             return async_method
 

@@ -135,14 +135,18 @@ def test_importing_the_integration_imports_no_sdk_and_names_the_extra() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_streaming_response_view_is_timed_and_left_to_the_caller(dt: Dunetrace, ingest: IngestServer) -> None:
-    client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion("a"))))
+def test_streaming_response_view_is_read_when_the_caller_parses_it(dt: Dunetrace, ingest: IngestServer) -> None:
+    client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion("a"), chat_completion("b"))))
     with dt.run("agent"):
         with client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response:
             assert response.parse().choices[0].message.content == "a"
+            assert response.parse().choices[0].message.content == "a"  # the SDK's cache: read once
+        with client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response:
+            assert b"".join(response.iter_bytes())  # read by the caller, not parsed: timed only
     assert dt.flush(5)
-    responded = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
-    assert len(responded) == 1 and "latency_ms" in responded[0] and "output_hash" not in responded[0]
+    parsed, unparsed = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
+    assert parsed["completion_tokens"] == 8 and parsed["finish_reason"] == "stop" and "output_hash" in parsed
+    assert "latency_ms" in unparsed and "output_hash" not in unparsed and "finish_reason" not in unparsed
 
 
 async def test_async_raw_response(dt: Dunetrace, ingest: IngestServer) -> None:
