@@ -105,10 +105,12 @@ def test_a_stream_stopped_after_its_finish_reason_keeps_it(dt: Dunetrace, ingest
 
 async def test_async_with_exit_is_partial(dt: Dunetrace, ingest: IngestServer) -> None:
     client = dt.wrap_openai(async_client(FakeOpenAI().reply(sse(chat_chunks(PIECES)))))
-    async with dt.run("geo"):
-        async with await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True) as stream:
-            async for _ in stream:
-                break
+    async with (
+        dt.run("geo"),
+        await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True) as stream,
+    ):
+        async for _ in stream:
+            break
     (answer,) = answers(run_events(ingest, dt))
     assert answer["finish_reason"] == "partial"
 
