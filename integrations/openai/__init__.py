@@ -13,9 +13,11 @@ emit ``llm.called`` / ``llm.responded`` with the model, token counts, latency,
 finish reason, output length and output hash. Streams are reported when they
 end, are closed, or fail; ask for usage with
 ``stream_options={"include_usage": True}``. Outside a run the client behaves
-exactly as before. API errors become ``finish_reason="error"`` plus an
-``external.signal`` (``rate_limit``, ``timeout``, ``api_error``) and are
-raised to the caller unchanged.
+exactly as before. API errors become ``finish_reason="error"`` (with the
+exception's class as ``error_type``) plus an ``external.signal``
+(``rate_limit``, ``timeout``, ``api_error``, with ``http_status``) and are
+raised to the caller unchanged. ``embeddings.create`` is reported as an
+``EMBEDDING`` external.signal (model, input count, latency, tokens).
 
 The client returned is the same object, still an ``OpenAI``; wrapping twice
 is a no-op and :func:`unwrap_openai` restores it.
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
+from .embeddings import embedding_method
 from .readers import (
     ChatStreamReader,
     ResponsesStreamReader,
@@ -83,6 +86,8 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("chat", "completions"), "parse", reporting_method(chat)),
         (("responses",), "create", reporting_method(responses)),
         (("responses",), "parse", reporting_method(responses)),
+        # Not an LLM call: an EMBEDDING external.signal, never the texts.
+        (("embeddings",), "create", embedding_method(chat)),
         ((), "_sleep_for_retry", retry_method(chat)),
     ]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()

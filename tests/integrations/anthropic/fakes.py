@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import anthropic
 import httpx2
@@ -110,7 +110,12 @@ class FakeAnthropic:
     of bytes an SSE stream, an int an error status (with an Anthropic error
     body), an exception is raised by the transport."""
 
-    ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error", 400: "invalid_request_error"}
+    ERROR_TYPES: ClassVar[dict[int, str]] = {
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+        400: "invalid_request_error",
+    }
 
     def __init__(self) -> None:
         self.replies: list[Any] = []
