@@ -10,12 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anthropic
+import httpx2
 import pytest
 
 from dunetrace import Dunetrace
 from tests.ingest_server import IngestServer
 
-from .fakes import MODEL, FakeAnthropic, async_client, sync_client
+from .fakes import MODEL, FakeAnthropic, async_client, sse, stream_events, sync_client
 
 ARGS = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -91,3 +92,24 @@ async def test_async_paths(dt: Dunetrace, ingest: IngestServer, path: str, statu
         async with dt.run("agent"):
             await _async_paths(client)[path]()
     _check(ingest, dt, raised.value, status)
+
+
+async def test_retried_attempts_of_an_async_helper_stream_are_one_call(dt: Dunetrace, ingest: IngestServer) -> None:
+    """The client's own retries (``max_retries``): each attempt an
+    external.signal of the one call, in the one run."""
+    fake = FakeAnthropic().reply(529, 429, sse(stream_events(["ok"])))
+    fake.asynchronous = True
+    client = dt.wrap_anthropic(
+        anthropic.AsyncAnthropic(
+            api_key="sk-ant-test", max_retries=2, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(fake))
+        )
+    )
+    async with dt.run("agent"), client.messages.stream(**ARGS) as stream:
+        await stream.get_final_message()
+    assert dt.flush(5)
+    assert len({e["run_id"] for e in ingest.events}) == 1
+    events = ingest.events[1:-1]
+    assert [e["event_type"] for e in events] == ["llm.called", "external.signal", "external.signal", "llm.responded"]
+    attempts = [(e["payload"]["http_status"], e["payload"]["attempt"], e["payload"]["retrying"]) for e in events[1:3]]
+    assert attempts == [(529, 1, True), (429, 2, True)]
+    assert events[-1]["payload"]["finish_reason"] == "stop" and events[-1]["payload"]["completion_tokens"] == 9
