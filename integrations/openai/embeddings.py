@@ -52,7 +52,7 @@ def _usage_tokens(response: Any, kwargs: dict[str, Any]) -> int | None:
         return None  # .with_streaming_response: not read here
     if mode is not None and callable(getattr(response, "parse", None)):
         response = response.parse()  # cached: the caller's parse() gets the same object
-        if inspect.isawaitable(response):  # an async view whose parse() awaits: not read here
+        if inspect.iscoroutine(response):  # an async view whose parse() awaits: not read here
             response.close()
             return None
     tokens = getattr(getattr(response, "usage", None), "prompt_tokens", None)
