@@ -8,8 +8,6 @@ holds counters only, never events, so memory does not grow with its length.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hashlib
 import itertools
 import json
@@ -41,9 +39,18 @@ _now = time.time
 #: may end a run while its own thread ends it too. Reentrant: a SIGTERM
 #: handler may end runs on a thread that was inside it.
 _finishing = threading.RLock()
-#: What ends a ``with dt.run()`` block from outside rather than by the
-#: agent's failure: the run completes with exit_reason ``cancelled``.
-_CANCELLATIONS = (asyncio.CancelledError, concurrent.futures.CancelledError, KeyboardInterrupt)
+
+
+def _cancelled(exc: BaseException | None) -> bool:
+    """What ends a ``with dt.run()`` block from outside rather than by the
+    agent's failure: ``KeyboardInterrupt``, asyncio's and
+    concurrent.futures' ``CancelledError`` (by class name: importing asyncio
+    here would cost every ``import dunetrace``)."""
+    if exc is None:
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return any(cls.__name__ == "CancelledError" for cls in type(exc).__mro__)
 
 
 def get_current_run() -> Run | None:
@@ -518,7 +525,7 @@ class Run:
                 _current.reset(token)
             except ValueError:  # exited in another context than entered
                 _current.set(None)
-        if isinstance(exc, _CANCELLATIONS):
+        if _cancelled(exc):
             # task.cancel(), an asyncio timeout around the run, Ctrl-C: the
             # agent was stopped, it did not fail.
             self.finish(exit_reason=CANCELLED)

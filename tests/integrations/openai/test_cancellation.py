@@ -127,3 +127,17 @@ async def test_a_failed_run_still_errors(dt: Dunetrace, ingest: IngestServer, ap
             raise LookupError("no such city")
     events = _events(ingest, dt)
     assert events[-1]["event_type"] == "run.errored" and events[-1]["payload"]["error_type"] == "LookupError"
+
+
+async def test_wait_for_around_one_call_inside_the_run(dt: Dunetrace, ingest: IngestServer, api: LocalOpenAI) -> None:
+    """The call is cancelled (answered failed, CancelledError); the
+    TimeoutError is the agent's own code raising in its run: run.errored."""
+    client = dt.wrap_openai(_client(api))
+    with pytest.raises(asyncio.TimeoutError):
+        async with dt.run("agent"):
+            await asyncio.wait_for(client.chat.completions.create(model=MODEL, messages=HELD_MESSAGES), 0.3)
+    api.release()
+    events = _events(ingest, dt)
+    assert [e["event_type"] for e in events] == ["run.started", "llm.called", "llm.responded", "run.errored"]
+    assert events[2]["payload"]["error_type"] == "CancelledError"
+    assert events[-1]["payload"]["error_type"] == "TimeoutError"
