@@ -8,7 +8,8 @@
 
 ``chat.completions.create`` / ``.parse`` and ``responses.create`` / ``.parse``
 (and the helpers built on them: ``chat.completions.stream``,
-``responses.stream``, ``with_raw_response``)
+``beta.chat.completions.stream``, ``responses.stream``, ``with_raw_response``,
+``with_streaming_response``)
 emit ``llm.called`` / ``llm.responded`` with the model, token counts, latency,
 finish reason, output length and output hash. Streams are reported when they
 end, are closed, or fail; ask for usage with
@@ -72,6 +73,19 @@ def _endpoints(openai: Any) -> tuple[Endpoint, Endpoint]:
     return chat, responses
 
 
+_BETA_CHAT = ("beta", "chat", "completions")
+
+
+def _has(client: Any, path: tuple[str, ...]) -> bool:
+    owner = client
+    try:
+        for name in path:
+            owner = getattr(owner, name)
+    except AttributeError:
+        return False
+    return True
+
+
 def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
     """Make ``client`` (``OpenAI`` or ``AsyncOpenAI``) report its LLM calls
     into the current run, and return it. ``dunetrace``, when given, unwraps
@@ -90,6 +104,10 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("embeddings",), "create", embedding_method(chat)),
         ((), "_sleep_for_retry", retry_method(chat)),
     ]
+    if _has(client, _BETA_CHAT):
+        # client.beta.chat.completions is a resource of its own (openai 2.x):
+        # its stream() calls its own create().
+        methods += [(_BETA_CHAT, "create", reporting_method(chat)), (_BETA_CHAT, "parse", reporting_method(chat))]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
     return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))
 

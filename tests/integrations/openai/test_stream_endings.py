@@ -115,7 +115,7 @@ async def test_async_with_exit_is_partial(dt: Dunetrace, ingest: IngestServer) -
     assert answer["finish_reason"] == "partial"
 
 
-@pytest.mark.parametrize("variant", ["create", "raw", "streaming_response", "helper"])
+@pytest.mark.parametrize("variant", ["create", "raw", "streaming_response", "helper", "beta_helper"])
 def test_every_streaming_variant_reports_the_tokens_the_api_sent(
     dt: Dunetrace, ingest: IngestServer, variant: str
 ) -> None:
@@ -132,7 +132,8 @@ def test_every_streaming_variant_reports_the_tokens_the_api_sent(
             with chat.with_streaming_response.create(stream=True, **options) as response:
                 text = [c.choices[0].delta.content for c in response.parse() if c.choices]
         else:
-            with chat.stream(**options) as helper:
+            helpers = chat if variant == "helper" else client.beta.chat.completions
+            with helpers.stream(**options) as helper:
                 text = [helper.get_final_completion().choices[0].message.content]
     assert "".join(t or "" for t in text) == "The capital is Paris."
     (answer,) = answers(run_events(ingest, dt))
