@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -141,3 +142,25 @@ async def test_wait_for_around_one_call_inside_the_run(dt: Dunetrace, ingest: In
     assert [e["event_type"] for e in events] == ["run.started", "llm.called", "llm.responded", "run.errored"]
     assert events[2]["payload"]["error_type"] == "CancelledError"
     assert events[-1]["payload"]["error_type"] == "TimeoutError"
+
+
+def test_keyboard_interrupt_while_reading_a_stream(dt: Dunetrace, ingest: IngestServer) -> None:
+    pieces = sse(chat_chunks(["The capital", " is"]))
+
+    def body() -> Iterator[bytes]:
+        yield from pieces[:2]
+        raise KeyboardInterrupt  # Ctrl-C while the next piece is awaited
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+    client = dt.wrap_openai(
+        openai.OpenAI(
+            api_key="sk-test", max_retries=0, http_client=httpx.Client(transport=httpx.MockTransport(handler))
+        )
+    )
+    read: list[Any] = []
+    with pytest.raises(KeyboardInterrupt), dt.run("agent"):
+        read.extend(client.chat.completions.create(model=MODEL, messages=HELD_MESSAGES, stream=True))
+    answer = _assert_cancelled(_events(ingest, dt), "KeyboardInterrupt")
+    assert "output_hash" not in answer
