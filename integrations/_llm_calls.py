@@ -4,9 +4,10 @@ reported into the current run.
 The provider modules say how to read their responses (an :class:`Endpoint`);
 this module does the rest, the same way for both SDKs: ``llm.called`` before
 the request, ``llm.responded`` once when the call is over, streams watched
-chunk by chunk without changing what the caller's iterator yields or when,
-and API errors turned into ``external.signal`` events while the exception
-itself goes on to the caller untouched.
+chunk by chunk without changing what the caller's iterator yields or when
+(_llm_streams.py: how each way a stream ends is answered), and API errors
+turned into ``external.signal`` events while the exception itself goes on
+to the caller untouched.
 
 Imports no SDK: everything here works on the objects the SDK hands back.
 """
