@@ -25,15 +25,13 @@ from typing import TYPE_CHECKING, Any
 from dunetrace.hashing import canonical_json
 from dunetrace.log import capture_internal_errors
 
-from ._llm_streams import ABANDONED, PARTIAL, watch_stream, watch_streaming_response
+from ._llm_streams import ABANDONED, watch_stream, watch_streaming_response
 
 if TYPE_CHECKING:
     from dunetrace.run import Run
 
 __all__ = [
-    "ABANDONED",
     "ERROR",
-    "PARTIAL",
     "Endpoint",
     "LlmCall",
     "Outcome",
