@@ -218,18 +218,22 @@ class LlmCall:
     """One call in flight: its run, step and start time. Reports
     ``llm.responded`` exactly once, whichever way the call ends."""
 
-    __slots__ = ("_once", "done", "endpoint", "reader", "reading", "run", "start", "step")
+    __slots__ = ("_once", "done", "endpoint", "fed", "reader", "reading", "run", "start", "step", "watched")
 
     def __init__(self, run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
         self.run = run
         self.endpoint = endpoint
         self.done = False
         self.reading = False
+        #: A stream or a body the caller reads later is being watched.
+        self.watched = False
+        self.fed = False  # a chunk of the stream was read
         self.reader: StreamReader | None = None
         self._once: threading.Lock | None = None
         model = endpoint.model(kwargs)
         self.step = run.llm_called(model if isinstance(model, str) else None, prompt=endpoint.prompt(kwargs))
         self.start = _clock()
+        self.keep_open()
 
     # -- ends -----------------------------------------------------------------
 
@@ -247,13 +251,15 @@ class LlmCall:
         self.done = True
         return True
 
-    def succeeded(self, outcome: Outcome | None) -> None:
+    def succeeded(self, outcome: Outcome | None, finish_reason: str | None = None) -> None:
+        """The call is over. Without an ``outcome`` (nothing was read), its
+        latency and ``finish_reason`` only."""
         if not self._claim():
             return
         self._forget_run_end()
         latency = (_clock() - self.start) * 1000
         if outcome is None:
-            self.run.llm_responded(latency_ms=latency, step=self.step)
+            self.run.llm_responded(latency_ms=latency, finish_reason=finish_reason, step=self.step)
             return
         output, length = outcome.output()
         self.run.llm_responded(
@@ -316,7 +322,7 @@ class LlmCall:
 
     def _unread(self, exc: Exception) -> None:
         internal_error(f"{self.endpoint.name}.response", exc)
-        if not self.done and self._once is None:  # the call still gets its llm.responded
+        if not self.done and not self.watched:  # the call still gets its llm.responded
             self.succeeded(None)
 
     def _returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool, parsed: Any) -> None:
@@ -351,8 +357,9 @@ class LlmCall:
     # -- streams --------------------------------------------------------------
 
     def keep_open(self) -> None:
-        """The call outlives the method that made it (a stream): from now on
-        it may end on any thread, and its run's end answers it."""
+        """The call may end on any thread, and if it is still open when its
+        run ends (a stream, a request in a task the run did not wait for),
+        the run's end answers it."""
         if self._once is None:
             self._once = threading.Lock()
             if not self.run.before_end(self.run_ended):
@@ -375,23 +382,21 @@ class LlmCall:
             return
         reader, self.reader = self.reader, None  # the collected text goes now
         outcome = None
-        if reader is not None:
+        if reader is not None and self.fed:  # nothing read: no output to hash
             try:
                 outcome = reader.outcome()
             except Exception as err:  # still report the call, without its outcome
                 internal_error(f"{self.endpoint.name}.stream", err)
-        if exc is None and cut is not None:
-            if outcome is None:
-                outcome = Outcome(finish_reason=cut)
-            elif outcome.finish_reason is None:
-                outcome.finish_reason = cut
+        if exc is None and cut is not None and outcome is not None and outcome.finish_reason is None:
+            outcome.finish_reason = cut
         with capture_internal_errors(f"{self.endpoint.name}.stream_end"):
             if exc is None:
-                self.succeeded(outcome)
+                self.succeeded(outcome, cut)
             else:
                 self.failed(exc, outcome)
 
     def feed(self, item: Any) -> None:
+        self.fed = True
         reader = self.reader
         if reader is not None:
             try:

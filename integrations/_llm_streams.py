@@ -43,6 +43,7 @@ ABANDONED = "abandoned"
 
 def watch_stream(call: LlmCall, stream: Any, asynchronous: bool) -> None:
     """Put an observer between the SDK stream and its consumer."""
+    call.watched = True
     inner = getattr(stream, "_iterator", None)
     response = getattr(stream, "response", None)
     if inner is None or response is None:
@@ -70,6 +71,7 @@ def watch_streaming_response(call: LlmCall, response: Any, streamed: bool, async
     be (a stream, when they asked for one, is watched from there); a body
     they read otherwise (``iter_lines()``) is timed only, answered when
     they close the response."""
+    call.watched = True
     parse = getattr(response, "parse", None)
     http = getattr(response, "http_response", None)
     if not callable(parse) or http is None:

@@ -164,3 +164,19 @@ def test_keyboard_interrupt_while_reading_a_stream(dt: Dunetrace, ingest: Ingest
         read.extend(client.chat.completions.create(model=MODEL, messages=HELD_MESSAGES, stream=True))
     answer = _assert_cancelled(_events(ingest, dt), "KeyboardInterrupt")
     assert "output_hash" not in answer
+
+
+async def test_a_request_the_run_did_not_wait_for_is_answered_by_its_end(
+    dt: Dunetrace, ingest: IngestServer, api: LocalOpenAI
+) -> None:
+    """A call in a task the run left running: answered ``abandoned`` before
+    the run's terminal; its response, arriving later, sends nothing more."""
+    client = dt.wrap_openai(_client(api))
+    async with dt.run("agent"):
+        task = asyncio.create_task(client.chat.completions.create(model=MODEL, messages=HELD_MESSAGES))
+        await _held_arrived(api)
+    api.release()
+    assert (await task).choices[0].message.content == "Paris."
+    events = _events(ingest, dt)
+    assert [e["event_type"] for e in events] == ["run.started", "llm.called", "llm.responded", "run.completed"]
+    assert events[2]["payload"]["finish_reason"] == "abandoned" and "output_hash" not in events[2]["payload"]

@@ -47,7 +47,7 @@ def test_a_stream_never_read_is_answered_abandoned_by_its_runs_end(dt: Dunetrace
         stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     (answer,) = answers(run_events(ingest, dt))
     assert answer["finish_reason"] == "abandoned"
-    assert "completion_tokens" not in answer
+    assert "completion_tokens" not in answer and "output_hash" not in answer  # nothing was read
     stream.close()  # closing it later sends nothing more
     assert dt.flush(5)
     assert ingest.events[-1]["event_type"] == "run.completed"
