@@ -508,6 +508,8 @@ class Run:
         for callback in callbacks or ():
             try:
                 callback()
+            except PolicyViolation:
+                pass  # a stop policy the answer made trigger: the run is ending anyway
             except Exception as exc:
                 internal_error("run.before_end", exc)
 
