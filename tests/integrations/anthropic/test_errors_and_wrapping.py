@@ -60,13 +60,17 @@ def test_error_is_raised_unchanged_and_signalled(
 
 
 def test_overloaded_midstream_keeps_prompt_tokens(dt: Dunetrace, ingest: IngestServer) -> None:
-    body = sse(stream_events(["Par"], end=False)) + [
-        b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n'
+    body = [
+        *sse(stream_events(["Par"], end=False)),
+        b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n',
     ]
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(body)))
-    with dt.run("agent"), pytest.raises(anthropic.APIStatusError):
-        with client.messages.stream(model=MODEL, max_tokens=5, messages=MESSAGES) as stream:
-            stream.until_done()
+    with (
+        dt.run("agent"),
+        pytest.raises(anthropic.APIStatusError),
+        client.messages.stream(model=MODEL, max_tokens=5, messages=MESSAGES) as stream,
+    ):
+        stream.until_done()
     _, responded, signalled = _events(ingest, dt)
     assert responded["payload"]["finish_reason"] == "error"
     assert responded["payload"]["prompt_tokens"] == 25

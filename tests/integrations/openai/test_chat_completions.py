@@ -176,7 +176,7 @@ def test_stream_dropped_without_close_is_reported_once(dt: Dunetrace, ingest: In
 
 def test_stream_error_midway_reaches_caller_and_is_an_api_error(dt: Dunetrace, ingest: IngestServer) -> None:
     chunks = chat_chunks(["The capital"], usage=None)[:2]
-    body = sse(chunks, done=False) + [b'data: {"error": {"message": "server overloaded", "type": "server_error"}}\n\n']
+    body = [*sse(chunks, done=False), b'data: {"error": {"message": "server overloaded", "type": "server_error"}}\n\n']
     plain = sync_client(FakeOpenAI().reply(list(body)))
     with pytest.raises(openai.APIError) as expected:
         list(plain.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
@@ -201,7 +201,7 @@ def test_chat_completions_stream_helper_is_reported_once(dt: Dunetrace, ingest: 
     with dt.run("geo"), client.chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
         final = stream.get_final_completion()
     assert final.choices[0].message.content == "Paris."
-    called, responded = llm_events(ingest, dt)
+    _called, responded = llm_events(ingest, dt)
     assert responded["payload"]["output_hash"] == sha("Paris.")
     assert responded["payload"]["finish_reason"] == "stop"
 

@@ -27,7 +27,7 @@ def test_create_reports_usage_and_status(dt: Dunetrace, ingest: IngestServer) ->
         result = client.responses.create(model="gpt-4.1", instructions="Be brief.", input="Capital of France?")
     assert result.output_text == "Paris is the capital."
     assert dt.flush(5)
-    called = [e for e in ingest.events if e["event_type"] == "llm.called"][0]
+    called = next(e for e in ingest.events if e["event_type"] == "llm.called")
     assert called["payload"]["model"] == "gpt-4.1"
     (payload,) = responded(ingest, dt)
     assert payload["prompt_tokens"] == 36 and payload["completion_tokens"] == 87

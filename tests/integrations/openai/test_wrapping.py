@@ -111,7 +111,7 @@ def test_silent_while_a_framework_integration_reports_the_call(dt: Dunetrace, in
 def test_not_a_client_is_a_clear_type_error(dt: Dunetrace) -> None:
     import pytest
 
-    with pytest.raises(TypeError, match="openai.OpenAI"):
+    with pytest.raises(TypeError, match=r"openai\.OpenAI"):
         dt.wrap_openai(object())
 
 
