@@ -362,8 +362,10 @@ class LlmCall:
         the run's end answers it."""
         if self._once is None:
             self._once = threading.Lock()
-            if not self.run.before_end(self.run_ended):
+            if self.run.finished:
                 self.run_ended()  # ended meanwhile (a shutdown on another thread)
+            else:
+                self.run.before_end(self, self.run_ended)
 
     def run_ended(self) -> None:
         """The run ends with this call still open: answered now, before the
@@ -372,7 +374,7 @@ class LlmCall:
 
     def _forget_run_end(self) -> None:
         if self._once is not None:
-            self.run.forget_before_end(self.run_ended)
+            self.run.before_end(self, None)
 
     def stream_ended(self, exc: BaseException | None, cut: str | None) -> None:
         """The stream ended: ``exc`` when it failed; ``cut`` (:data:`PARTIAL`,

@@ -81,11 +81,11 @@ def test_before_end_answers_open_calls_before_the_terminal(dt: Dunetrace, ingest
         def never() -> None:
             raise AssertionError("forgotten, so never called")
 
-        assert run.before_end(answer_open)
-        assert run.before_end(never)
+        run.before_end("open", answer_open)
+        run.before_end("closed", never)
         run.llm_responded(latency_ms=1.0, finish_reason="stop", step=closed_step)
-        run.forget_before_end(never)
-    assert not run.before_end(answer_open)  # the run has ended: nothing to register
+        run.before_end("closed", None)
+    run.before_end("late", never)  # the run has ended: not kept, never called
     assert dt.flush(5)
     kinds = [(e["event_type"], e["payload"].get("finish_reason")) for e in ingest.events]
     assert kinds[-2:] == [("llm.responded", "abandoned"), ("run.completed", None)]
