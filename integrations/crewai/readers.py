@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dunetrace import Run
-    from dunetrace.model_calls import FrameworkModelCall
 
 __all__ = [
     "CrewState",
@@ -105,16 +104,13 @@ def token_count(usage: Any, *keys: str) -> int | None:
 class RunState:
     """One Dunetrace run driven from CrewAI events."""
 
-    __slots__ = ("children", "crew", "done", "llm_calls", "model_calls", "run", "tools")
+    __slots__ = ("children", "crew", "done", "llm_calls", "run", "tools")
 
     def __init__(self, run: Run, crew: CrewState) -> None:
         self.run = run
         self.crew = crew
         #: call_id -> (step, start timestamp)
         self.llm_calls: dict[str, tuple[int, Any]] = {}
-        #: call_id -> the mark that keeps wrapped OpenAI/Anthropic clients
-        #: silent in that call's context (dunetrace.model_calls)
-        self.model_calls: dict[str, FrameworkModelCall] = {}
         #: tool started event_id -> (step, tool name, args, start timestamp)
         self.tools: dict[str, tuple[int, str, Any, Any]] = {}
         self.children: list[RunState] = []

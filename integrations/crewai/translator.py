@@ -29,7 +29,6 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import capture_internal_errors, warn_once
-from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 
 from .readers import (
     CrewState,
@@ -338,8 +337,6 @@ class Translator:
         step = run.llm_called(getattr(event, "model", None))
         call_id = getattr(event, "call_id", None) or getattr(event, "event_id", None)
         state.llm_calls[str(call_id)] = (step, getattr(event, "timestamp", None))
-        # Client wrappers (OpenAI, Anthropic) stay silent in this context.
-        state.model_calls[str(call_id)] = framework_model_call_started(run)
 
     def _llm_call(self, event: Any) -> tuple[RunState, int, Any] | None:
         state = self._state_for(event)
@@ -351,8 +348,6 @@ class Translator:
         if call is None:
             warn_once("crewai-llm-unpaired", "dunetrace: a CrewAI LLM call ended that was never seen starting")
             return None
-        for key in (getattr(event, "call_id", None), getattr(event, "started_event_id", None)):
-            framework_model_call_ended(state.model_calls.pop(str(key), None))
         return state, call[0], call[1]
 
     def _llm_completed(self, event: Any, source: Any) -> None:
@@ -468,9 +463,6 @@ class Translator:
         for step, _ in state.llm_calls.values():
             run.llm_responded(finish_reason="error", step=step)
         state.llm_calls.clear()
-        for model_call in state.model_calls.values():
-            framework_model_call_ended(model_call)
-        state.model_calls.clear()
         state.done = True
         for key in [key for key, value in self._by_agent.items() if value is state]:
             del self._by_agent[key]
