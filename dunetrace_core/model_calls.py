@@ -1,7 +1,7 @@
 """Which context a framework integration is reporting a model call in.
 
-A LangChain chat model, a LlamaIndex LLM or a CrewAI agent often calls the
-model through an OpenAI or Anthropic client the user also wrapped with
+A LangChain chat model or a LlamaIndex LLM often calls the model through an
+OpenAI or Anthropic client the user also wrapped with
 ``dt.wrap_openai()`` / ``dt.wrap_anthropic()``. The framework integration
 reports that call already; the client wrapper must then stay silent, or the
 call is counted twice. But only for *that* call: a wrapped call made at the
@@ -12,8 +12,10 @@ So the mark is per context, a contextvar: the framework integration marks
 the context its model call runs in (:func:`framework_model_call_started`,
 from its start callback, which the framework calls in the model call's own
 context) and the client wrapper asks :func:`in_framework_model_call`. Tasks
-and threads started inside the model call inherit the mark (they are part
-of it); tasks started beside it do not.
+started inside the model call (and threads given its context) inherit the
+mark: they are part of it. Tasks and threads started beside it do not. (CrewAI 1.x calls its event
+handlers on a thread pool, away from the model call's context: its
+integration cannot mark it.)
 
 The mark is an object that is closed when the call ends, wherever its end is
 seen, and that stops counting when its run has ended: a call whose end never

@@ -326,7 +326,7 @@ def test_a_model_call_an_integration_already_reports_is_counted_once(
 ) -> None:
     t = traced.tracer
     with dt.run("caller") as run:
-        # What the LangChain, LlamaIndex and CrewAI integrations do around a call:
+        # What the LangChain and LlamaIndex integrations do around a call:
         mark = framework_model_call_started(run)
         with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
             pass
