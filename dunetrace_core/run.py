@@ -17,6 +17,7 @@ import uuid
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
+from .exit_reasons import CANCELLED
 from .hashing import canonical_json
 from .injection import content_evidence
 from .injection import evidence as injection_evidence
@@ -25,7 +26,7 @@ from .log import capture_internal_errors, internal_error, logger, warn_once
 from .policies._model import PolicyViolation
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
     from types import TracebackType
 
     from .client import Dunetrace
@@ -38,6 +39,18 @@ _now = time.time
 #: may end a run while its own thread ends it too. Reentrant: a SIGTERM
 #: handler may end runs on a thread that was inside it.
 _finishing = threading.RLock()
+
+
+def _cancelled(exc: BaseException | None) -> bool:
+    """What ends a ``with dt.run()`` block from outside rather than by the
+    agent's failure: ``KeyboardInterrupt``, asyncio's and
+    concurrent.futures' ``CancelledError`` (by class name: importing asyncio
+    here would cost every ``import dunetrace``)."""
+    if exc is None:
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return any(cls.__name__ == "CancelledError" for cls in type(exc).__mro__)
 
 
 def get_current_run() -> Run | None:
@@ -180,6 +193,7 @@ class Run:
 
     __slots__ = (
         "__weakref__",
+        "_before_end",
         "_buffer",
         "_client",
         "_fired",
@@ -202,7 +216,6 @@ class Run:
         "dropped_events",
         "exit_reason",
         "finished",
-        "llm_in_flight",
         "model",
         "model_override",
         "parent_run_id",
@@ -267,10 +280,6 @@ class Run:
         self.exit_reason: str | None = None
         self.started = False
         self.finished = False
-        #: LLM calls a framework integration is reporting right now. A client
-        #: wrapper (OpenAI, Anthropic) seeing it above 0 stays silent, so a
-        #: call seen by both is counted once.
-        self.llm_in_flight = 0
         #: What stamps this run's events (``time.time``). An integration that
         #: reports a framework's events after the fact sets a function giving
         #: the framework's own time of the event being reported.
@@ -286,6 +295,7 @@ class Run:
         #: Set by a ``stop`` policy: raised by the next tool or model call.
         self._violation: PolicyViolation | None = None
         self._policy: Any = None  # the policy engine's counters for this run
+        self._before_end: dict[Hashable, Callable[[], None]] | None = None
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -452,6 +462,11 @@ class Run:
             self._client._run_finished(self)
             if not self.started:
                 self.start()
+            callbacks, self._before_end = self._before_end, None
+            if callbacks:
+                for callback in list(callbacks.values()):
+                    with capture_internal_errors("run.before_end"):
+                        callback()
             payload: dict[str, Any]
             if error is None:
                 payload = {
@@ -472,6 +487,23 @@ class Run:
             if self._host.wants_runs:
                 self._host.hook.dunetrace_run_finished(run=self, error=error)
 
+    def before_end(self, key: Hashable, callback: Callable[[], None] | None) -> None:
+        """Have ``callback()`` called once, just before this run's terminal
+        event is queued, whoever ends the run (its ``with`` block, an
+        integration, ``dt.shutdown()``); ``None`` forgets the callback given
+        under ``key``. An integration answers there the calls it still holds
+        open for the run (a stream not read to its end), so that no call of
+        a run is answered after its end, nor left unanswered."""
+        if callback is None:
+            if self._before_end is not None:
+                self._before_end.pop(key, None)
+            return
+        if self.finished:
+            return
+        if self._before_end is None:
+            self._before_end = {}
+        self._before_end[key] = callback
+
     def __enter__(self) -> Run:
         self.start()
         self._token = _current.set(self)
@@ -486,7 +518,12 @@ class Run:
                 _current.reset(token)
             except ValueError:  # exited in another context than entered
                 _current.set(None)
-        self.finish(exc)
+        if _cancelled(exc):
+            # task.cancel(), an asyncio timeout around the run, Ctrl-C: the
+            # agent was stopped, it did not fail.
+            self.finish(exit_reason=CANCELLED)
+        else:
+            self.finish(exc)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()

@@ -11,6 +11,7 @@ Wrapping twice is wrapping once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.model_calls import in_framework_model_call
 from dunetrace.plugins import hookimpl
 from dunetrace.run import get_current_run
 
@@ -131,13 +133,14 @@ async def _awaited(call: LlmCall, awaitable: Any, kwargs: dict[str, Any]) -> Any
     except BaseException as exc:
         call.failed(exc)
         raise
-    return call.returned(result, kwargs, True)
+    return await call.areturned(result, kwargs)
 
 
 def reporting_method(endpoint: Endpoint) -> MethodFactory:
     """A factory for a wrapper of a request method (``create``): silent
-    outside a run and while a framework integration reports the same call
-    (``run.llm_in_flight``); otherwise one :class:`LlmCall`."""
+    outside a run and inside a model call a framework integration reports
+    (this context only: ``dunetrace.model_calls``); otherwise one
+    :class:`LlmCall`."""
 
     def make(original: Callable[..., Any], wrapping: Wrapping) -> Callable[..., Any]:
         # openai 2.x decorates the async ``create`` with ``required_args``, a
@@ -147,7 +150,7 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
             @functools.wraps(original)
             async def async_method(*args: Any, **kwargs: Any) -> Any:
                 run = get_current_run()
-                if run is None or run.llm_in_flight > 0 or not wrapping.active:
+                if run is None or not wrapping.active or in_framework_model_call():
                     return await original(*args, **kwargs)
                 call = begin_call(run, endpoint, kwargs)
                 if call is None:
@@ -157,14 +160,14 @@ def reporting_method(endpoint: Endpoint) -> MethodFactory:
                 except BaseException as exc:
                     call.failed(exc)
                     raise
-                return call.returned(result, kwargs, True)
+                return await call.areturned(result, kwargs)
 
             return async_method
 
         @functools.wraps(original)
         def method(*args: Any, **kwargs: Any) -> Any:
             run = get_current_run()
-            if run is None or run.llm_in_flight > 0 or not wrapping.active:
+            if run is None or not wrapping.active or in_framework_model_call():
                 return original(*args, **kwargs)
             call = begin_call(run, endpoint, kwargs)
             if call is None:
@@ -257,10 +260,8 @@ class WrappedClients:
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def add(self, client: Any) -> None:
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable: it simply stays wrapped
             self._clients.add(client)
-        except TypeError:  # not weak-referenceable: it simply stays wrapped
-            pass
 
     @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:

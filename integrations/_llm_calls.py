@@ -4,36 +4,52 @@ reported into the current run.
 The provider modules say how to read their responses (an :class:`Endpoint`);
 this module does the rest, the same way for both SDKs: ``llm.called`` before
 the request, ``llm.responded`` once when the call is over, streams watched
-chunk by chunk without changing what the caller's iterator yields or when,
-and API errors turned into ``external.signal`` events while the exception
-itself goes on to the caller untouched.
+chunk by chunk without changing what the caller's iterator yields or when
+(_llm_streams.py: how each way a stream ends is answered), and API errors
+turned into ``external.signal`` events while the exception itself goes on
+to the caller untouched.
 
 Imports no SDK: everything here works on the objects the SDK hands back.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dunetrace.hashing import canonical_json
-from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.log import capture_internal_errors
+
+from ._llm_streams import ABANDONED, watch_stream, watch_streaming_response
 
 if TYPE_CHECKING:
     from dunetrace.run import Run
 
-__all__ = ["Endpoint", "LlmCall", "Outcome", "StreamReader", "http_errors", "internal_error", "tool_arguments"]
+__all__ = [
+    "ERROR",
+    "Endpoint",
+    "LlmCall",
+    "Outcome",
+    "StreamReader",
+    "http_errors",
+    "internal_error",
+    "tool_arguments",
+]
 
 _clock = time.perf_counter
 
 #: The header the Stainless-generated SDKs (openai, anthropic) add for
 #: ``.with_raw_response`` ("true") and ``.with_streaming_response`` ("stream").
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+#: ``finish_reason`` of a call that raised (a cancellation too); its
+#: ``error_type`` says which exception.
+ERROR = "error"
 
 
 def tool_arguments(value: Any) -> Any:
@@ -202,18 +218,22 @@ class LlmCall:
     """One call in flight: its run, step and start time. Reports
     ``llm.responded`` exactly once, whichever way the call ends."""
 
-    __slots__ = ("_once", "done", "endpoint", "reader", "reading", "run", "start", "step")
+    __slots__ = ("_once", "done", "endpoint", "fed", "reader", "reading", "run", "start", "step", "watched")
 
     def __init__(self, run: Run, endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
         self.run = run
         self.endpoint = endpoint
         self.done = False
         self.reading = False
+        #: A stream or a body the caller reads later is being watched.
+        self.watched = False
+        self.fed = False  # a chunk of the stream was read
         self.reader: StreamReader | None = None
         self._once: threading.Lock | None = None
         model = endpoint.model(kwargs)
         self.step = run.llm_called(model if isinstance(model, str) else None, prompt=endpoint.prompt(kwargs))
         self.start = _clock()
+        self.keep_open()
 
     # -- ends -----------------------------------------------------------------
 
@@ -231,12 +251,15 @@ class LlmCall:
         self.done = True
         return True
 
-    def succeeded(self, outcome: Outcome | None) -> None:
+    def succeeded(self, outcome: Outcome | None, finish_reason: str | None = None) -> None:
+        """The call is over. Without an ``outcome`` (nothing was read), its
+        latency and ``finish_reason`` only."""
         if not self._claim():
             return
+        self._forget_run_end()
         latency = (_clock() - self.start) * 1000
         if outcome is None:
-            self.run.llm_responded(latency_ms=latency, step=self.step)
+            self.run.llm_responded(latency_ms=latency, finish_reason=finish_reason, step=self.step)
             return
         output, length = outcome.output()
         self.run.llm_responded(
@@ -250,19 +273,24 @@ class LlmCall:
         )
 
     def failed(self, exc: BaseException, partial: Outcome | None = None) -> None:
+        """The call raised: ``finish_reason="error"`` with the exception's
+        class as ``error_type`` (a cancellation too: ``CancelledError``,
+        ``KeyboardInterrupt``), and for an API error the ``external.signal``
+        with its HTTP status."""
         if not self._claim():
             return
+        self._forget_run_end()
         with capture_internal_errors(f"{self.endpoint.name}.error"):
             latency = (_clock() - self.start) * 1000
-            cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
             self.run.llm_responded(
                 partial.completion_tokens if partial is not None else None,
                 latency,
-                "cancelled" if cancelled else "error",
+                ERROR,
                 prompt_tokens=partial.prompt_tokens if partial is not None else None,
                 step=self.step,
+                error=exc,
             )
-            found = None if cancelled else self.endpoint.signal(exc)
+            found = self.endpoint.signal(exc)
             if found is not None:
                 name, meta = found
                 self.run.external_signal(name, source=self.endpoint.source, **meta)
@@ -271,27 +299,53 @@ class LlmCall:
         """The SDK method returned: read the response, or start watching the
         stream. Returns ``result`` itself, always."""
         try:
-            self._returned(result, kwargs, asynchronous)
+            self._returned(result, kwargs, asynchronous, None)
         except Exception as exc:
-            internal_error(f"{self.endpoint.name}.response", exc)
-            if not self.done and self._once is None:  # the call still gets its llm.responded
-                self.succeeded(None)
+            self._unread(exc)
         return result
 
-    def _returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool) -> None:
+    async def areturned(self, result: Any, kwargs: dict[str, Any]) -> Any:
+        """:meth:`returned` of an async method: an async raw response is
+        parsed with ``await`` (``AsyncAPIResponse.parse()``)."""
+        try:
+            parsed = None
+            if _raw_mode(kwargs) == "true" and callable(getattr(result, "parse", None)):
+                # parse() caches per type: the caller's own parse() gets
+                # this same object back, without a second read.
+                parsed = result.parse()  # LegacyAPIResponse: sync even on an async client
+                if inspect.isawaitable(parsed):
+                    parsed = await parsed
+            self._returned(result, kwargs, True, parsed)
+        except Exception as exc:
+            self._unread(exc)
+        return result
+
+    def _unread(self, exc: Exception) -> None:
+        internal_error(f"{self.endpoint.name}.response", exc)
+        if not self.done and not self.watched:  # the call still gets its llm.responded
+            self.succeeded(None)
+
+    def _returned(self, result: Any, kwargs: dict[str, Any], asynchronous: bool, parsed: Any) -> None:
         mode = _raw_mode(kwargs)
         if mode == "stream":
             # .with_streaming_response: the body is the caller's to read;
-            # reading it here would change what they get. Timing only.
-            self.succeeded(None)
+            # reading it here would change what they get. Their parse() is
+            # watched instead.
+            watch_streaming_response(self, result, kwargs.get("stream") is True, asynchronous)
             return
         target = result
-        if mode is not None and callable(getattr(result, "parse", None)):
+        if parsed is not None:
+            target = parsed
+        elif mode is not None and callable(getattr(result, "parse", None)):
             # .with_raw_response: parse() caches per type, so the caller's
             # own parse() gets this same object back.
             target = result.parse()
-        if kwargs.get("stream") is True:
-            self.watch(target, asynchronous)
+        self.read(target, kwargs.get("stream") is True, asynchronous)
+
+    def read(self, target: Any, streamed: bool, asynchronous: bool) -> None:
+        """Report a parsed response, or watch a parsed stream."""
+        if streamed:
+            watch_stream(self, target, asynchronous)
             return
         outcome = None
         try:
@@ -302,52 +356,49 @@ class LlmCall:
 
     # -- streams --------------------------------------------------------------
 
-    def watch(self, stream: Any, asynchronous: bool) -> None:
-        """Put an observer between the SDK stream and its consumer.
+    def keep_open(self) -> None:
+        """The call may end on any thread, and if it is still open when its
+        run ends (a stream, a request in a task the run did not wait for),
+        the run's end answers it."""
+        if self._once is None:
+            self._once = threading.Lock()
+            if self.run.finished:
+                self.run_ended()  # ended meanwhile (a shutdown on another thread)
+            else:
+                self.run.before_end(self, self.run_ended)
 
-        openai 2.x and anthropic 2.x streams (and the helper streams built on
-        them: ``ChatCompletionStream``, ``MessageStream``) all iterate
-        ``stream._iterator`` and close through ``stream.response.close()`` /
-        ``aclose()``. Replacing the one and hooking the other on this
-        instance keeps the caller's object, its type and its timing.
-        """
-        inner = getattr(stream, "_iterator", None)
-        response = getattr(stream, "response", None)
-        if inner is None or response is None:
-            warn_once(
-                f"llm-stream-shape:{self.endpoint.name}",
-                "dunetrace: %s returned a stream of an unknown shape (%s); its call is reported without tokens",
-                self.endpoint.name,
-                type(stream).__name__,
-            )
-            self.succeeded(None)
-            return
-        self._once = threading.Lock()
-        self.reader = self.endpoint.stream_reader()
-        if asynchronous:
-            stream._iterator = self._async_chunks(inner)
-            self._hook_aclose(response)
-        else:
-            stream._iterator = self._sync_chunks(inner)
-            self._hook_close(response)
+    def run_ended(self) -> None:
+        """The run ends with this call still open: answered now, before the
+        run's terminal event, with what was read of it."""
+        self.stream_ended(None, ABANDONED)
 
-    def _stream_ended(self, exc: BaseException | None) -> None:
+    def _forget_run_end(self) -> None:
+        if self._once is not None:
+            self.run.before_end(self, None)
+
+    def stream_ended(self, exc: BaseException | None, cut: str | None) -> None:
+        """The stream ended: ``exc`` when it failed; ``cut`` (:data:`PARTIAL`,
+        :data:`ABANDONED`) when it stopped before the API's last event, the
+        finish reason unless the API sent one already."""
         if self.done:
             return
         reader, self.reader = self.reader, None  # the collected text goes now
         outcome = None
-        if reader is not None:
+        if reader is not None and self.fed:  # nothing read: no output to hash
             try:
                 outcome = reader.outcome()
             except Exception as err:  # still report the call, without its outcome
                 internal_error(f"{self.endpoint.name}.stream", err)
+        if exc is None and cut is not None and outcome is not None and outcome.finish_reason is None:
+            outcome.finish_reason = cut
         with capture_internal_errors(f"{self.endpoint.name}.stream_end"):
             if exc is None:
-                self.succeeded(outcome)
+                self.succeeded(outcome, cut)
             else:
                 self.failed(exc, outcome)
 
-    def _feed(self, item: Any) -> None:
+    def feed(self, item: Any) -> None:
+        self.fed = True
         reader = self.reader
         if reader is not None:
             try:
@@ -355,74 +406,3 @@ class LlmCall:
             except Exception as exc:
                 self.reader = None  # a reader that broke once reads no more
                 internal_error(f"{self.endpoint.name}.stream", exc)
-
-    def _sync_chunks(self, inner: Iterator[Any]) -> Iterator[Any]:
-        try:
-            while True:
-                self.reading = True
-                try:
-                    item = next(inner)
-                except StopIteration:
-                    return
-                finally:
-                    self.reading = False
-                self._feed(item)
-                yield item
-        except GeneratorExit:
-            raise  # closed or dropped by the consumer: reported below
-        except BaseException as exc:
-            self._stream_ended(exc)
-            raise
-        finally:
-            self._stream_ended(None)
-
-    async def _async_chunks(self, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        try:
-            while True:
-                self.reading = True
-                try:
-                    item = await inner.__anext__()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    self.reading = False
-                self._feed(item)
-                yield item
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            self._stream_ended(exc)
-            raise
-        finally:
-            self._stream_ended(None)
-
-    def _hook_close(self, response: Any) -> None:
-        original = response.close
-        call = self
-
-        def close() -> None:
-            try:
-                original()
-            finally:
-                # httpx closes the response itself when the body ends, while
-                # the SDK is still decoding the last events: only a close
-                # from outside a read is the consumer stopping the stream.
-                if not call.reading and not call.done:
-                    with capture_internal_errors(f"{call.endpoint.name}.close"):
-                        call._stream_ended(None)
-
-        response.close = close
-
-    def _hook_aclose(self, response: Any) -> None:
-        original = response.aclose
-        call = self
-
-        async def aclose() -> None:
-            try:
-                await original()
-            finally:
-                if not call.reading and not call.done:
-                    with capture_internal_errors(f"{call.endpoint.name}.close"):
-                        call._stream_ended(None)
-
-        response.aclose = aclose

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dunetrace.log import capture_internal_errors, warn_once
+from dunetrace.model_calls import in_framework_model_call
 from dunetrace.run import Run, get_current_run
 
 from .._client_wrapping import MethodFactory, Wrapping, begin_call
@@ -85,7 +86,7 @@ def stream_method(endpoint: Endpoint) -> MethodFactory:
         def stream(*args: Any, **kwargs: Any) -> Any:
             manager = original(*args, **kwargs)
             run = get_current_run()
-            if run is None or run.llm_in_flight > 0 or not wrapping.active:
+            if run is None or not wrapping.active or in_framework_model_call():
                 return manager
             with capture_internal_errors(f"{endpoint.name}.stream"):
                 _hook(manager, run, endpoint, kwargs)

@@ -57,7 +57,6 @@ class LLMCalls:
         run = state.run
         messages = getattr(event, "messages", None)
         self._refused_calls(state, messages)
-        run.llm_in_flight += 1
         state.failed_tools.clear()
         marker = self.forced_answer_text
         if marker and last_message_has(messages, marker):
@@ -76,7 +75,6 @@ class LLMCalls:
         if call is None:
             warn_once("crewai-llm-unpaired", "dunetrace: a CrewAI LLM call ended that was never seen starting")
             return None
-        state.run.llm_in_flight = max(0, state.run.llm_in_flight - 1)
         return state, call[0], call[1]
 
     def _llm_completed(self, event: Any, source: Any) -> None:

@@ -455,7 +455,6 @@ class Translator(LLMCalls, ToolCalls):
         for step, _ in state.llm_calls.values():
             run.llm_responded(finish_reason="error", step=step, error=cut if cancelled else None)
         state.llm_calls.clear()
-        run.llm_in_flight = 0
         state.done = True
         for key in [key for key, value in self._by_agent.items() if value is state]:
             del self._by_agent[key]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from dunetrace.log import warn_once
+from dunetrace.model_calls import FrameworkModelCall, framework_model_call_ended, framework_model_call_started
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 if TYPE_CHECKING:
@@ -90,10 +91,13 @@ class _Root:
 
 
 class _Node:
-    __slots__ = ("kind", "name", "root", "run", "started_at", "step")
+    __slots__ = ("kind", "model_call", "name", "root", "run", "started_at", "step")
 
     def __init__(self, kind: str, root: _Root, run: Run) -> None:
         self.kind = kind
+        #: An LLM node's mark: wrapped OpenAI/Anthropic clients stay silent
+        #: in the context of this call (dunetrace.model_calls).
+        self.model_call: FrameworkModelCall | None = None
         self.root = root
         self.run = run
         self.step = 0
@@ -272,7 +276,6 @@ class Translator:
         run = root.run
         if root.open_llms:
             with self._lock:
-                run.llm_in_flight = max(0, run.llm_in_flight - root.open_llms)
                 root.open_llms = 0
         token, root.token = root.token, None
         if token is not None:
@@ -395,8 +398,8 @@ class Translator:
         if run.model_override is not None or run._prompt_additions:
             self._unapplied(run)
         with self._lock:
-            run.llm_in_flight += 1
             node.root.open_llms += 1
+        node.model_call = framework_model_call_started(run)
         node.name = model or name
         node.started_at = _clock()
 
@@ -446,7 +449,7 @@ class Translator:
         with self._lock:
             if root.open_llms:
                 root.open_llms -= 1
-                run.llm_in_flight = max(0, run.llm_in_flight - 1)
+        framework_model_call_ended(node.model_call)
         latency = (_clock() - node.started_at) * 1000
         if error is not None:
             run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)

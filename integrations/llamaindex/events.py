@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dunetrace.exit_reasons import FINAL_ANSWER
 from dunetrace.log import warn_once
+from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 
 from . import readers
 from .state import CallState, RunState, SpanState, clock
@@ -80,7 +81,7 @@ class EventTranslator:
                 old = calls.pop(next(iter(calls)))
                 if calls is self._llm:
                     old.state.open_llm -= 1
-                    old.state.run.llm_in_flight = max(0, old.state.run.llm_in_flight - 1)
+                    framework_model_call_ended(old.model_call)
                 warn_once(
                     "llamaindex-call-bound",
                     "dunetrace: over %d LlamaIndex calls open; the oldest are forgotten",
@@ -105,10 +106,11 @@ class EventTranslator:
         # chat history on every call is the costliest thing this could do.
         step = run.llm_called(readers.llm_model(getattr(event, "model_dict", None)))
         with self._lock:  # one user run may be fed from several threads
-            # Client wrappers (OpenAI, Anthropic) stay silent while this is > 0.
-            run.llm_in_flight += 1
             span.state.open_llm += 1
-        self._remember(self._llm, span_id, CallState(span.state, step))
+        call = CallState(span.state, step)
+        # Client wrappers (OpenAI, Anthropic) stay silent in this context.
+        call.model_call = framework_model_call_started(run)
+        self._remember(self._llm, span_id, call)
 
     def _llm_end(self, event: Any, span_id: str) -> None:
         call = self._take(self._llm, span_id)
@@ -122,8 +124,11 @@ class EventTranslator:
         if call is not None:
             # Closing a stream early raises GeneratorExit inside the LLM's
             # generator; LlamaIndex reports it as an ExceptionEvent too.
-            self._api_error(call, getattr(event, "exception", None))  # before the call may end its run
-            self._llm_done(call, None, "partial" if self._stopped(call.state) else "error")
+            error = getattr(event, "exception", None)
+            self._api_error(call, error)  # before the call may end its run
+            stopped = self._stopped(call.state)
+            failure = error if isinstance(error, BaseException) and not stopped else None
+            self._llm_done(call, None, "partial" if stopped else "error", error=failure)
 
     @staticmethod
     def _api_error(call: CallState, error: Any) -> None:
@@ -142,11 +147,10 @@ class EventTranslator:
         with self._lock:
             return any(other.stopped for other in self._runs.values() if other.run is state.run)
 
-    def _llm_done(self, call: CallState, response: Any, reason: str | None) -> None:
+    def _llm_done(self, call: CallState, response: Any, reason: str | None, error: BaseException | None = None) -> None:
         state = call.state
         run = state.run
-        with self._lock:
-            run.llm_in_flight = max(0, run.llm_in_flight - 1)
+        framework_model_call_ended(call.model_call)
         if not run.finished:
             prompt_tokens, completion_tokens = readers.token_usage(response)
             run.llm_responded(
@@ -156,6 +160,7 @@ class EventTranslator:
                 prompt_tokens=prompt_tokens,
                 output=readers.completion_text(response),
                 step=call.step,
+                error=error,
             )
         if state.pending and state.open_llm <= 0:
             with self._lock:

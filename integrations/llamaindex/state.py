@@ -7,6 +7,8 @@ import time
 from contextvars import Token
 from typing import TYPE_CHECKING
 
+from dunetrace.model_calls import FrameworkModelCall
+
 if TYPE_CHECKING:
     from dunetrace import Run
 
@@ -67,10 +69,13 @@ class SpanState:
 class CallState:
     """An LLM call or a retrieval in flight."""
 
-    __slots__ = ("name", "started", "state", "step")
+    __slots__ = ("model_call", "name", "started", "state", "step")
 
     def __init__(self, state: RunState, step: int, name: str = "") -> None:
         self.state = state
+        #: An LLM call's mark: wrapped OpenAI/Anthropic clients stay silent
+        #: in its context (dunetrace.model_calls).
+        self.model_call: FrameworkModelCall | None = None
         self.step = step
         self.started = clock()
         self.name = name

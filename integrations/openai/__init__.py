@@ -8,14 +8,17 @@
 
 ``chat.completions.create`` / ``.parse`` and ``responses.create`` / ``.parse``
 (and the helpers built on them: ``chat.completions.stream``,
-``responses.stream``, ``with_raw_response``)
+``beta.chat.completions.stream``, ``responses.stream``, ``with_raw_response``,
+``with_streaming_response``)
 emit ``llm.called`` / ``llm.responded`` with the model, token counts, latency,
 finish reason, output length and output hash. Streams are reported when they
 end, are closed, or fail; ask for usage with
 ``stream_options={"include_usage": True}``. Outside a run the client behaves
-exactly as before. API errors become ``finish_reason="error"`` plus an
-``external.signal`` (``rate_limit``, ``timeout``, ``api_error``) and are
-raised to the caller unchanged.
+exactly as before. API errors become ``finish_reason="error"`` (with the
+exception's class as ``error_type``) plus an ``external.signal``
+(``rate_limit``, ``timeout``, ``api_error``, with ``http_status``) and are
+raised to the caller unchanged. ``embeddings.create`` is reported as an
+``EMBEDDING`` external.signal (model, input count, latency, tokens).
 
 The client returned is the same object, still an ``OpenAI``; wrapping twice
 is a no-op and :func:`unwrap_openai` restores it.
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._client_wrapping import is_wrapped, reporting_method, retry_method, unwrap_client, wrap_client
 from .._llm_calls import Endpoint, http_errors
+from .embeddings import embedding_method
 from .readers import (
     ChatStreamReader,
     ResponsesStreamReader,
@@ -69,6 +73,19 @@ def _endpoints(openai: Any) -> tuple[Endpoint, Endpoint]:
     return chat, responses
 
 
+_BETA_CHAT = ("beta", "chat", "completions")
+
+
+def _has(client: Any, path: tuple[str, ...]) -> bool:
+    owner = client
+    try:
+        for name in path:
+            owner = getattr(owner, name)
+    except AttributeError:
+        return False
+    return True
+
+
 def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
     """Make ``client`` (``OpenAI`` or ``AsyncOpenAI``) report its LLM calls
     into the current run, and return it. ``dunetrace``, when given, unwraps
@@ -83,8 +100,14 @@ def wrap_openai(client: C, dunetrace: Dunetrace | None = None) -> C:
         (("chat", "completions"), "parse", reporting_method(chat)),
         (("responses",), "create", reporting_method(responses)),
         (("responses",), "parse", reporting_method(responses)),
+        # Not an LLM call: an EMBEDDING external.signal, never the texts.
+        (("embeddings",), "create", embedding_method(chat)),
         ((), "_sleep_for_retry", retry_method(chat)),
     ]
+    if _has(client, _BETA_CHAT):
+        # client.beta.chat.completions is a resource of its own (openai 2.x):
+        # its stream() calls its own create().
+        methods += [(_BETA_CHAT, "create", reporting_method(chat)), (_BETA_CHAT, "parse", reporting_method(chat))]
     rewrap = lambda new: wrap_openai(new, dunetrace)  # noqa: E731 - for client.with_options()
     return cast(C, wrap_client(client, SOURCE, methods, rewrap, dunetrace))
 

@@ -37,6 +37,7 @@ from dunetrace.injection import evidence as input_evidence
 from dunetrace.injection import scan
 from dunetrace.live import Signal
 from dunetrace.log import warn_once
+from dunetrace.model_calls import in_framework_model_call
 from dunetrace.run import Run, get_current_run
 
 from . import conventions as c
@@ -201,7 +202,7 @@ class SpanTranslator:
         elif state is None:
             current = get_current_run()
             if current is not None:
-                if kind == c.LLM and current.llm_in_flight > 0:
+                if kind == c.LLM and in_framework_model_call():
                     return None  # a framework integration is reporting this call already
                 state = RunState(current.agent_id, None, start, run=current)
             else:

@@ -7,6 +7,7 @@ httpx2's ``MockTransport``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
@@ -128,6 +129,7 @@ class FakeAnthropic:
 
     async def _apieces(self, pieces: list[bytes]) -> AsyncIterator[bytes]:
         for piece in pieces:
+            await asyncio.sleep(0)  # the loop runs between pieces, as on a network
             yield piece
 
     def _pieces(self, pieces: list[bytes]) -> Iterator[bytes]:

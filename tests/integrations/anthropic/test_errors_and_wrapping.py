@@ -14,6 +14,7 @@ import pytest
 
 from dunetrace import Dunetrace
 from dunetrace.integrations.anthropic import is_wrapped, unwrap_anthropic
+from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 from tests.ingest_server import IngestServer
 
 from .fakes import MODEL, FakeAnthropic, async_client, message, sse, stream_events, sync_client
@@ -125,13 +126,13 @@ def test_silent_while_a_framework_integration_reports_the_call(dt: Dunetrace, in
     body = sse(stream_events(["a"]))
     client = dt.wrap_anthropic(sync_client(FakeAnthropic().reply(message("x"), list(body), message("y"))))
     with dt.run("agent") as run:
-        run.llm_in_flight += 1  # what a framework integration does around its model call
+        mark = framework_model_call_started(run)  # what a framework integration does around its model call
         try:
             client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
             with client.messages.stream(model=MODEL, max_tokens=5, messages=MESSAGES) as stream:
                 stream.until_done()
         finally:
-            run.llm_in_flight -= 1
+            framework_model_call_ended(mark)
         client.messages.create(model=MODEL, max_tokens=5, messages=MESSAGES)
     assert [e["event_type"] for e in _events(ingest, dt)] == ["llm.called", "llm.responded"]
 

@@ -12,6 +12,7 @@ import dunetrace
 from dunetrace import Dunetrace
 from dunetrace.examples import langchain_agent
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
+from dunetrace.model_calls import in_framework_model_call
 from dunetrace.run import agent_version
 
 from .conftest import delivered, runs_of, shape, tool_loop, well_formed
@@ -330,7 +331,7 @@ def test_current_run_inside_tools_and_models(dt: Dunetrace, ingest: Any, handler
     class Probing(ScriptedChatModel):
         def _generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
             run = dunetrace.get_current_run()
-            seen.append((run, run.llm_in_flight if run else None))
+            seen.append((run, in_framework_model_call()))
             return super()._generate(messages, *args, **kwargs)
 
     from langchain.agents import create_agent
@@ -342,24 +343,24 @@ def test_current_run_inside_tools_and_models(dt: Dunetrace, ingest: Any, handler
 
     run = seen[0][0]
     assert isinstance(run, dunetrace.Run)
-    assert seen == [(run, 1), run, (run, 1)]
-    assert run.llm_in_flight == 0 and run.finished
+    assert seen == [(run, True), run, (run, True)]
+    assert not in_framework_model_call() and run.finished
     events = delivered(dt, ingest)
     assert {e["run_id"] for e in events} == {run.run_id}
 
 
-def test_llm_in_flight_on_the_users_run(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
-    seen: list[int] = []
+def test_model_call_marked_on_the_users_run(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
+    seen: list[bool] = []
 
     class Probing(ScriptedChatModel):
         def _generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-            seen.append(dunetrace.get_current_run().llm_in_flight)  # type: ignore[union-attr]
+            seen.append(in_framework_model_call())
             return super()._generate(messages, *args, **kwargs)
 
-    with dt.run("mine") as run:
+    with dt.run("mine"):
         Probing(script=["x"]).invoke("hi", config={"callbacks": [handler]})
-        assert run.llm_in_flight == 0
-    assert seen == [1]
+        assert not in_framework_model_call()
+    assert seen == [True]
 
 
 def test_parallel_tool_calls_pair_by_their_own_ids(

@@ -14,6 +14,7 @@ from langchain_core.tools import tool
 import dunetrace
 from dunetrace import Dunetrace
 from dunetrace.integrations.langchain import DunetraceCallbackHandler
+from dunetrace.model_calls import in_framework_model_call
 
 from .conftest import delivered, runs_of, shape, well_formed
 from .fakes import agent, call, question, search
@@ -187,7 +188,7 @@ async def test_model_calls_see_the_run_in_flight_under_ainvoke(
     class AsyncProbing(ScriptedChatModel):
         async def _agenerate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
             run = dunetrace.get_current_run()
-            seen.append((run.run_id if run else None, run.llm_in_flight if run else None))
+            seen.append((run.run_id if run else None, in_framework_model_call()))
             return self._generate(messages, *args, **kwargs)
 
     from langchain.agents import create_agent
@@ -195,7 +196,7 @@ async def test_model_calls_see_the_run_in_flight_under_ainvoke(
     graph = create_agent(AsyncProbing(script=[[call("search", query="q")], "done"]), [search])
     await graph.ainvoke(question(), config={"callbacks": [handler]})
     (run_id,) = {e["run_id"] for e in delivered(dt, ingest)}
-    assert seen == [(run_id, 1), (run_id, 1)]
+    assert seen == [(run_id, True), (run_id, True)]
 
 
 async def test_a_sub_agent_under_ainvoke_is_a_child_run(

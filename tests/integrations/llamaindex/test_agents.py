@@ -9,8 +9,8 @@ import pytest
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.tools import FunctionTool
 
-import dunetrace
 from dunetrace import Dunetrace
+from dunetrace.model_calls import in_framework_model_call
 
 from .fakes import Call, ScriptedLLM
 from .recorded import by_run, only, tool_loop, types, well_formed
@@ -156,14 +156,14 @@ async def test_an_agent_used_as_a_tool_is_a_child_run(instrumented: Any, receive
 
 async def test_a_run_opened_by_the_caller_takes_the_events(dt: Dunetrace, instrumented: Any, received: Any) -> None:
     llm = ScriptedLLM([Call("lookup", {"city": "nice"}), "Nice is sunny."])
-    in_flight: list[int] = []
-    llm.observe(lambda: in_flight.append(dunetrace.get_current_run().llm_in_flight))  # type: ignore[union-attr]
+    in_flight: list[bool] = []
+    llm.observe(lambda: in_flight.append(in_framework_model_call()))
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(lookup)], llm=llm, streaming=False)
 
-    async with dt.run("my-app", user_input="weather?") as run:
+    async with dt.run("my-app", user_input="weather?"):
         await agent.run("weather?")
-        assert run.llm_in_flight == 0
-    assert in_flight == [1, 1]  # the integration was reporting each call while it ran
+        assert not in_framework_model_call()
+    assert in_flight == [True, True]  # the integration was reporting each call while it ran
 
     (events,) = by_run(received()).values()
     well_formed(events)

@@ -124,11 +124,11 @@ def test_a_dropped_llm_span_or_exception_event_closes_the_call(handlers: tuple[A
     for n in (2, 3):
         span_handler.new_span(id_=f"LLM.achat-{n}", bound_args=None, instance=object(), parent_span_id="Agent.run-1")
         event_handler.handle(LLMChatStartEvent(f"LLM.achat-{n}", messages=[], model_dict={"model": "m"}))
-    run = next(iter(span_handler.translator._runs.values())).run
-    assert run.llm_in_flight == 2
+    marks = [call.model_call for call in span_handler.translator._llm.values()]
+    assert len(marks) == 2 and all(mark.open for mark in marks)
     span_handler.prepare_to_drop_span(id_="LLM.achat-2", bound_args=None, err=TimeoutError("t"))
     event_handler.handle(ExceptionEvent("LLM.achat-3", exception=ValueError("v")))
-    assert run.llm_in_flight == 0
+    assert not span_handler.translator._llm and not any(mark.open for mark in marks)
     span_handler.prepare_to_drop_span(id_="Agent.run-1", bound_args=None, err=None)
     (events,) = by_run(received()).values()
     well_formed(events)

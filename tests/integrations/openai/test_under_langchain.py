@@ -1,10 +1,11 @@
 """A LangChain chat model over the wrapped OpenAI client is counted once.
 
-langchain-openai is not a dependency, so the chat model here is the
+The chat model here is the
 smallest real one: a ``BaseChatModel`` whose ``_generate`` calls the wrapped
 ``client.chat.completions.create``, as ``ChatOpenAI`` does. LangChain runs
 its callbacks around it; DunetraceCallbackHandler reports the model call
-and raises ``run.llm_in_flight``; the wrapped client stays silent.
+and marks its context (dunetrace.model_calls); the wrapped client stays
+silent there. (LangChain's real ChatOpenAI: test_beside_frameworks.py.)
 """
 
 from __future__ import annotations

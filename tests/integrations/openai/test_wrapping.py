@@ -11,6 +11,7 @@ import openai
 
 from dunetrace import Dunetrace
 from dunetrace.integrations.openai import is_wrapped, unwrap_openai, wrap_openai
+from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 from tests.ingest_server import IngestServer
 
 from .fakes import MODEL, FakeOpenAI, chat_chunks, chat_completion, sse, sync_client
@@ -87,21 +88,21 @@ def test_with_options_copy_is_wrapped(dt: Dunetrace, ingest: IngestServer) -> No
 
 
 def test_silent_while_a_framework_integration_reports_the_call(dt: Dunetrace, ingest: IngestServer) -> None:
-    """LangChain over OpenAI: the LangChain integration raises
-    ``run.llm_in_flight`` around its own llm.called/llm.responded; the
-    wrapped client must not report the same call again. (langchain-openai
-    is not installed, so the integration's side is played here exactly.)"""
+    """A framework integration marks the context of its own model call
+    (dunetrace.model_calls); the wrapped client must not report the same
+    call again. (The integration's side is played here exactly; the real
+    LangChain one is in test_under_langchain.py.)"""
     fake = FakeOpenAI().reply(chat_completion("a"), sse(chat_chunks(["x"])), chat_completion("c"))
     client = dt.wrap_openai(sync_client(fake))
     with dt.run("agent") as run:
         step = run.llm_called("gpt-4o-mini")
-        run.llm_in_flight += 1
+        mark = framework_model_call_started(run)
         try:
             client.chat.completions.create(model=MODEL, messages=MESSAGES)
             for _ in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
                 pass
         finally:
-            run.llm_in_flight -= 1
+            framework_model_call_ended(mark)
         run.llm_responded(1, 10.0, "stop", 1, step=step)
         client.chat.completions.create(model=MODEL, messages=MESSAGES)  # its own call again
     assert _llm_kinds(ingest, dt) == ["llm.called", "llm.responded", "llm.called", "llm.responded"]
@@ -134,14 +135,18 @@ def test_importing_the_integration_imports_no_sdk_and_names_the_extra() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_streaming_response_view_is_timed_and_left_to_the_caller(dt: Dunetrace, ingest: IngestServer) -> None:
-    client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion("a"))))
+def test_streaming_response_view_is_read_when_the_caller_parses_it(dt: Dunetrace, ingest: IngestServer) -> None:
+    client = dt.wrap_openai(sync_client(FakeOpenAI().reply(chat_completion("a"), chat_completion("b"))))
     with dt.run("agent"):
         with client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response:
             assert response.parse().choices[0].message.content == "a"
+            assert response.parse().choices[0].message.content == "a"  # the SDK's cache: read once
+        with client.chat.completions.with_streaming_response.create(model=MODEL, messages=MESSAGES) as response:
+            assert b"".join(response.iter_bytes())  # read by the caller, not parsed: timed only
     assert dt.flush(5)
-    responded = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
-    assert len(responded) == 1 and "latency_ms" in responded[0] and "output_hash" not in responded[0]
+    parsed, unparsed = [e["payload"] for e in ingest.events if e["event_type"] == "llm.responded"]
+    assert parsed["completion_tokens"] == 8 and parsed["finish_reason"] == "stop" and "output_hash" in parsed
+    assert "latency_ms" in unparsed and "output_hash" not in unparsed and "finish_reason" not in unparsed
 
 
 async def test_async_raw_response(dt: Dunetrace, ingest: IngestServer) -> None:

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.trace import Status, StatusCode
 
 from dunetrace import Dunetrace
+from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 from tests.integrations.llamaindex.recorded import by_run, only, types, well_formed
 
 from .conftest import Traced
@@ -329,10 +330,11 @@ def test_a_model_call_an_integration_already_reports_is_counted_once(
 ) -> None:
     t = traced.tracer
     with dt.run("caller") as run:
-        run.llm_in_flight += 1  # what the LangChain, LlamaIndex and CrewAI integrations do around a call
+        # What the LangChain and LlamaIndex integrations do around a call:
+        mark = framework_model_call_started(run)
         with t.start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
             pass
-        run.llm_in_flight -= 1
+        framework_model_call_ended(mark)
         with t.start_as_current_span("execute_tool", attributes={"gen_ai.operation.name": "execute_tool"}):
             pass
     assert types(received()) == ["run.started", "tool.called", "tool.responded", "run.completed"]
