@@ -553,11 +553,17 @@ class Run:
         prompt_tokens: int | None = None,
         output: Any = None,
         step: int | None = None,
+        error: BaseException | None = None,
     ) -> None:
         """An LLM call ended. ``output`` (the completion) is hashed and
-        measured in-process; only its hash and length are sent."""
+        measured in-process; only its hash and length are sent. ``error``:
+        the exception a failed call raised (pass ``finish_reason="error"``):
+        its class name is sent as ``error_type``, its message only hashed."""
         try:
             payload: dict[str, Any] = {}
+            if error is not None:
+                payload["error_type"] = _text(type(error).__name__)
+                payload["error_hash"] = self._hash.error(error)
             for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
                 value = _count(value, key)
                 if value is not None:
@@ -638,6 +644,8 @@ class Run:
                     payload["latency_ms"] = latency
             if error is not None:
                 payload["error_hash"] = self._hash.error(error)
+                if isinstance(error, BaseException):  # the class name, never the message
+                    payload["error_type"] = _text(type(error).__name__)
             if output is not None and self._client.detectors is not None:
                 found = content_evidence(output, "output")
                 if found is not None:

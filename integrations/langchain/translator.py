@@ -22,8 +22,11 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from dunetrace.exit_reasons import MAX_ITERATIONS
 from dunetrace.log import warn_once
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
+
+from .errors import api_error_signal, is_recursion_limit
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -64,8 +67,10 @@ class _Root:
         "closed",
         "final",
         "interrupted",
+        "invented",
         "nodes",
         "open_llms",
+        "output_tools",
         "owned",
         "previous",
         "run",
@@ -87,6 +92,12 @@ class _Root:
         self.interrupted = False
         self.asynchronous = False  # started by ainvoke / astream (LangChain's async dispatch)
         self.task: asyncio.Task[Any] | None = None  # the invoking task, then
+        # Tool names bound to its model calls as an output schema (structured
+        # output), not tools of the agent: a reply calling only these is an answer.
+        self.output_tools: frozenset[str] = frozenset()
+        # tool_call_id -> (name, args) of calls a model reply made to tools
+        # the agent does not have, until their answer is seen (unknown_tools.py).
+        self.invented: dict[str, tuple[str, Any]] | None = None
 
 
 class _Node:
@@ -123,6 +134,9 @@ class Translator:
         self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
         self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
+        #: Roots waiting for the answer to a call of a tool they do not have:
+        #: while 0, the handler reads no chain output.
+        self.invented_pending = 0
 
     # -- bookkeeping ------------------------------------------------------------
 
@@ -270,6 +284,8 @@ class Translator:
 
     def _close(self, root: _Root, error: BaseException | None, exit_reason: str | None) -> None:
         run = root.run
+        if root.invented is not None:
+            self._forget_invented(root)
         if root.open_llms:
             with self._lock:
                 run.llm_in_flight = max(0, run.llm_in_flight - root.open_llms)
@@ -308,6 +324,10 @@ class Translator:
             self._close(node.root, None, "interrupted")
         elif is_control_flow(error):
             self._close(node.root, None, None)
+        elif is_recursion_limit(error):
+            # An iteration limit is an ending of its own, not a failure of
+            # the agent (issue 16): the invoke still raises it to the caller.
+            self._close(node.root, None, MAX_ITERATIONS)
         elif isinstance(error, GeneratorExit):
             # The caller stopped reading a stream (LangGraph reports it as a
             # chain error of the root): the agent did not fail.
@@ -375,15 +395,19 @@ class Translator:
         asynchronous: bool = False,
         *,
         describe: Callable[[], tuple[list[str] | None, Any]] | None = None,
+        output_tools: frozenset[str] | None = None,
     ) -> None:
         """``describe``: gives (tools, system_prompt) instead, read only when
-        this call starts the run."""
+        this call starts the run. ``output_tools``: tool names this call
+        binds as an output schema, not as tools of the agent."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_start")
         if key is None:
             return
         node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
         if node is None:
             return
+        if output_tools and not output_tools <= node.root.output_tools:
+            node.root.output_tools = node.root.output_tools | output_tools
         if not node.run.started:
             if describe is not None:
                 tools, system_prompt = describe()
@@ -432,7 +456,10 @@ class Translator:
         final: bool = True,
         *,
         error: BaseException | None = None,
+        tool_calls: list[tuple[str, str, Any]] | None = None,
     ) -> None:
+        """``tool_calls``: ``(tool_call_id, name, args)`` of the reply's tool
+        calls, given when it has any."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
         if key is None:
             return
@@ -449,8 +476,13 @@ class Translator:
                 run.llm_in_flight = max(0, run.llm_in_flight - 1)
         latency = (_clock() - node.started_at) * 1000
         if error is not None:
-            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)
+            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step, error=error)
+            signal = api_error_signal(error)
+            if signal is not None:
+                run.external_signal(signal[0], source="langchain", **signal[1])
         else:
+            if tool_calls:
+                final = self._sort_tool_calls(root, run, tool_calls, final)
             run.llm_responded(
                 completion_tokens,
                 latency,
@@ -466,13 +498,17 @@ class Translator:
 
     # -- tools ------------------------------------------------------------------
 
-    def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False) -> None:
+    def tool_start(
+        self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False, call_id: Any = None
+    ) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
             return
         node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
+        if node.root.invented is not None and call_id in node.root.invented:
+            self._answered_invented(node.root, call_id)  # a tool added since: reported by its own callbacks
         if not node.run.started:
             self._ensure_started(node)
         node.name = name
@@ -542,3 +578,59 @@ class Translator:
         node.run.retrieval_responded(node.name, count, top_score, latency, step=node.step)
         if is_root:
             self._end_root(node, error)
+
+    # -- calls of tools the agent does not have (see unknown_tools.py) ----------
+
+    def output_tools_seen(self, run_id: Any, names: frozenset[str]) -> None:
+        """Tool names bound to a run's model calls as an output schema
+        (``create_agent``'s ``ToolStrategy``), read while its call starts."""
+        key = run_id.int if run_id.__class__ is UUID else run_id
+        node = self._nodes.get(key) if isinstance(key, Hashable) else None
+        if node is not None:
+            node.root.output_tools = node.root.output_tools | names
+
+    def _sort_tool_calls(self, root: _Root, run: Run, calls: list[tuple[str, str, Any]], final: bool) -> bool:
+        """Note the calls of tools the run does not have; returns whether the
+        reply is an answer (it calls output-schema tools only)."""
+        output = root.output_tools
+        if output and all(name in output for _, name, _ in calls):
+            return True
+        known = run.tools
+        for call_id, name, args in calls:
+            if name not in known and name not in output:
+                with self._lock:
+                    if root.invented is None:
+                        root.invented = {}
+                        self.invented_pending += 1
+                    root.invented[call_id] = (name, args)
+        return final
+
+    def _answered_invented(self, root: _Root, call_id: str) -> tuple[str, Any] | None:
+        with self._lock:
+            invented = root.invented
+            found = invented.pop(call_id, None) if invented is not None else None
+            if invented is not None and not invented:
+                root.invented = None
+                self.invented_pending -= 1
+        return found
+
+    def _forget_invented(self, root: _Root) -> None:
+        with self._lock:
+            if root.invented is not None:
+                root.invented = None
+                self.invented_pending -= 1
+
+    def tool_answers(self, run_id: Any, answers: list[tuple[str, bool, Any]]) -> None:
+        """The ``(tool_call_id, failed, content)`` answers found in a chain's
+        output: those answering a call of a tool the agent does not have
+        are reported as that call (``ToolNode`` invokes no tool for them)."""
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
+        node = self._nodes.get(key) if key is not None else None
+        if node is None or node.root.invented is None:
+            return
+        for call_id, failed, content in answers:
+            found = self._answered_invented(node.root, call_id)
+            if found is not None:
+                name, args = found
+                step = node.run.tool_called(name, args)
+                node.run.tool_responded(name, not failed, latency_ms=0.0, error=content if failed else None, step=step)
