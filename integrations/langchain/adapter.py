@@ -291,12 +291,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
             translator = self.translator
             if parent_run_id is None:  # a fallback's attempt may say it only in the context
                 parent_run_id = context_parent()
+            # create_agent(name=...) marks its calls ``lc_agent_name``: a
+            # chain of another named agent than its parent's opens a sub-agent.
+            metadata = kwargs.get("metadata")
+            agent = metadata.get("lc_agent_name") if metadata.__class__ is dict else None
             # Most chain starts are a graph's nodes and steps under a live
             # call: one lookup, without reading the name or the frame.
             if (
                 run_id.__class__ is UUID
                 and parent_run_id.__class__ is UUID
-                and translator.child(run_id.int, parent_run_id.int, CHAIN) is not False
+                and translator.child(run_id.int, parent_run_id.int, CHAIN, agent) is not False
             ):
                 return
             translator.chain_start(
@@ -305,6 +309,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 _name(serialized, kwargs, "chain"),
                 inputs,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
+                agent if isinstance(agent, str) else None,
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

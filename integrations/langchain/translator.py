@@ -63,6 +63,7 @@ class _Root:
     """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
 
     __slots__ = (
+        "agent_name",
         "asynchronous",
         "closed",
         "final",
@@ -91,6 +92,9 @@ class _Root:
         # the tool and node callbacks, but the invoke returns normally.
         self.interrupted = False
         self.asynchronous = False  # started by ainvoke / astream (LangChain's async dispatch)
+        # The name of the create_agent(name=...) agent this run is: a chain of
+        # another named agent inside it is a sub-agent, a child run.
+        self.agent_name: str | None = None
         self.task: asyncio.Task[Any] | None = None  # the invoking task, then
         # Tool names bound to its model calls as an output schema (structured
         # output), not tools of the agent: a reply calling only these is an answer.
@@ -159,27 +163,47 @@ class Translator:
         return run_id
 
     def _enter(
-        self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any, asynchronous: bool
+        self,
+        run_id: Hashable,
+        parent_id: Any,
+        kind: str,
+        name: str,
+        user_input: Any,
+        asynchronous: bool,
+        agent_name: str | None = None,
     ) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
-        root. None for a call that starts after its root ended."""
+        root. None for a call that starts after its root ended.
+        ``agent_name``: the named agent the call belongs to, when LangChain
+        says (``lc_agent_name``)."""
         if parent_id.__class__ is UUID:
             parent_id = parent_id.int
         try:
             parent = self._nodes.get(parent_id) if parent_id is not None else None
         except TypeError:  # an unhashable parent id: treated as unknown
             parent = None
-        if parent is not None and not (parent.kind is TOOL and kind is CHAIN):
+        if (
+            parent is not None
+            and not (parent.kind is TOOL and kind is CHAIN)
+            and (agent_name is None or agent_name == parent.root.agent_name)
+        ):
             return self._add_child(run_id, parent, kind)
-        return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
+        root = self._open_root(run_id, parent, kind, name, user_input, asynchronous)
+        root.root.agent_name = agent_name
+        return root
 
-    def child(self, run_id: int, parent_id: int, kind: str) -> _Node | bool | None:
+    def child(self, run_id: int, parent_id: int, kind: str, agent_name: str | None = None) -> _Node | bool | None:
         """The fast path of a start callback whose ids are UUIDs (as ints):
         the node of a call under a live parent, None for a call that started
         after its root ended, False when the call opens a root (the caller
-        then takes the full path, reading the name and input only then)."""
+        then takes the full path, reading the name and input only then):
+        a chain under a tool, or the first chain of another named agent."""
         parent = self._nodes.get(parent_id)
-        if parent is None or (parent.kind is TOOL and kind is CHAIN):
+        if (
+            parent is None
+            or (parent.kind is TOOL and kind is CHAIN)
+            or (agent_name is not None and agent_name != parent.root.agent_name)
+        ):
             return False
         return self._add_child(run_id, parent, kind)
 
@@ -206,7 +230,11 @@ class Translator:
         if parent is not None or current is None or current.finished or current in _ours:
             user_input = self.read_input(user_input)
         if parent is not None:
-            # A runnable invoked inside a tool: a sub-agent, its own run.
+            # A runnable invoked inside a tool, or a named agent that is a
+            # node of another graph: a sub-agent, its own run. Its parent's
+            # run.started goes first, even before that run's first model call.
+            if not parent.run.started:
+                self._ensure_started(parent)
             run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=parent.run.run_id)
             root = _Root(run, owned=True)
         elif current is not None and not current.finished and current not in _ours:
@@ -363,10 +391,18 @@ class Translator:
 
     # -- chains -----------------------------------------------------------------
 
-    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any, asynchronous: bool = False) -> None:
+    def chain_start(
+        self,
+        run_id: Any,
+        parent_id: Any,
+        name: str,
+        user_input: Any,
+        asynchronous: bool = False,
+        agent_name: str | None = None,
+    ) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous)
+            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous, agent_name)
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
