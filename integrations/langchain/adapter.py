@@ -391,7 +391,12 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         if parent_run_id is None:  # a fallback's attempt may say it only in the context
             parent_run_id = context_parent()
         options = kwargs.get("options")
-        schema = schema_tool_name(options) if options else None
+        # with_structured_output marks its calls (langchain-core 1.x); others pay one lookup.
+        schema = (
+            schema_tool_name(options)
+            if options.__class__ is dict and "ls_structured_output_format" in options
+            else None
+        )
         output_tools = frozenset((schema,)) if schema else None
 
         def describe() -> tuple[list[str], Any]:
