@@ -448,7 +448,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with _G_ON_TOOL_START:
             # ``inputs`` is the structured args dict; input_str its repr.
-            # langchain-core (since 1.0.2) leaves injected arguments out of
+            # langchain-core 1.8 leaves injected arguments out of
             # ``inputs``: InjectedState, InjectedStore, ToolRuntime,
             # InjectedToolCallId; a RunnableConfig argument is never in it.
             args = inputs if inputs is not None else input_str
