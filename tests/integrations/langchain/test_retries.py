@@ -175,3 +175,18 @@ def test_agent_model_fallback_middleware(dt: Dunetrace, ingest: Any, handler: Du
     events = one_run(delivered(dt, ingest))
     assert model_attempts(events) == [("primary", "error"), ("backup", "stop")]
     assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+def test_fallbacks_under_instrument(dt: Dunetrace, ingest: Any) -> None:
+    from dunetrace.integrations.langchain import instrument, uninstrument
+
+    instrument(dt, agent_id="instrumented")
+    try:
+        primary = flaky_model(5, ["never"], model_name="primary")
+        backup = ScriptedChatModel(script=["from the backup"], model_name="backup")
+        assert primary.with_fallbacks([backup]).invoke("hi").content == "from the backup"
+    finally:
+        uninstrument()
+    events = one_run(delivered(dt, ingest))
+    assert model_attempts(events) == [("primary", "error"), ("backup", "stop")]
+    assert {e["agent_id"] for e in events} == {"instrumented"}
