@@ -15,7 +15,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from dunetrace import Dunetrace
-from dunetrace.integrations.langchain import DunetraceCallbackHandler
+from dunetrace.integrations.langchain import DunetraceCallbackHandler, instrument, uninstrument
 
 from .conftest import delivered, well_formed
 from .failing import Unreliable, flaky_model, flaky_tool
@@ -178,8 +178,6 @@ def test_agent_model_fallback_middleware(dt: Dunetrace, ingest: Any, handler: Du
 
 
 def test_fallbacks_under_instrument(dt: Dunetrace, ingest: Any) -> None:
-    from dunetrace.integrations.langchain import instrument, uninstrument
-
     instrument(dt, agent_id="instrumented")
     try:
         primary = flaky_model(5, ["never"], model_name="primary")
