@@ -188,7 +188,7 @@ class Translator:
             and (agent_name is None or agent_name == parent.root.agent_name)
         ):
             return self._add_child(run_id, parent, kind)
-        root = self._open_root(run_id, parent, kind, name, user_input, asynchronous)
+        root = self._open_root(run_id, parent, kind, name, user_input, asynchronous, parent_id is not None)
         root.root.agent_name = agent_name
         return root
 
@@ -224,8 +224,17 @@ class Translator:
         return node
 
     def _open_root(
-        self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any, asynchronous: bool
+        self,
+        run_id: Hashable,
+        parent: _Node | None,
+        kind: str,
+        name: str,
+        user_input: Any,
+        asynchronous: bool,
+        nested: bool = True,
     ) -> _Node:
+        """``nested``: LangChain named a parent call, one this translator
+        does not know (another handler's, or one that ended)."""
         current = get_current_run()
         if parent is not None or current is None or current.finished or current in _ours:
             user_input = self.read_input(user_input)
@@ -242,9 +251,11 @@ class Translator:
             root = _Root(current, owned=False)
         else:
             # A run of ours still current here: a sub-agent invoked in a tool
-            # without LangChain's config. (Said explicitly: Run.start() would
-            # find this run itself in the contextvar, set below.)
-            outer = current.run_id if current is not None and not current.finished else None
+            # whose call another handler reported. Without any parent call
+            # (not even in LangChain's config context), it is a sibling: the
+            # inputs of a ``batch`` open their roots one after another in the
+            # caller's thread, each making its run current there.
+            outer = current.run_id if nested and current is not None and not current.finished else None
             run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=outer)
             root = _Root(run, owned=True)
         node = _Node(kind, root, root.run)
@@ -328,6 +339,8 @@ class Translator:
         root.previous = None
         root.task = None
         if root.owned:
+            if not run.started:
+                self._start(run)
             if exit_reason is None:
                 exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
             run.finish(error, exit_reason=exit_reason)
@@ -387,7 +400,21 @@ class Translator:
                         self._versions.clear()
                     self._versions[key] = version
                 run.agent_version = version
+            self._start(run)
+
+    @staticmethod
+    def _start(run: Run) -> None:
+        """``run.start()`` for a run whose parent was chosen when it opened:
+        without one, Run.start() would adopt whatever run is current at this
+        later point (a sibling of a ``batch``), so it is made current itself."""
+        if run.parent_run_id is not None:
             run.start()
+            return
+        token = set_current_run(run)
+        try:
+            run.start()
+        finally:
+            reset_current_run(token)
 
     # -- chains -----------------------------------------------------------------
 

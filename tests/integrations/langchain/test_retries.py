@@ -17,7 +17,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from dunetrace import Dunetrace
 from dunetrace.integrations.langchain import DunetraceCallbackHandler, instrument, uninstrument
 
-from .conftest import delivered, well_formed
+from .conftest import delivered, runs_of, well_formed
 from .failing import Unreliable, flaky_model, flaky_tool
 from .fakes import ScriptedChatModel, call, question, search
 
@@ -188,3 +188,25 @@ def test_fallbacks_under_instrument(dt: Dunetrace, ingest: Any) -> None:
     events = one_run(delivered(dt, ingest))
     assert model_attempts(events) == [("primary", "error"), ("backup", "stop")]
     assert {e["agent_id"] for e in events} == {"instrumented"}
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["batch", "abatch"])
+def test_a_batch_of_fallbacks_is_a_run_per_input(
+    asynchronous: bool, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    # The sync batch opens every input's root in the caller's thread before
+    # any of them runs: each must still be a run of its own, parented to none.
+    primary = flaky_model(9, ["never"], model_name="primary")
+    runnable = primary.with_fallbacks([ScriptedChatModel(script=["ok"], model_name="backup")])
+    inputs = ["one", "two", "three"]
+    config: Any = {"callbacks": [handler]}
+    results = asyncio.run(runnable.abatch(inputs, config=config)) if asynchronous else runnable.batch(inputs, config)
+    assert [r.content for r in results] == ["ok"] * 3
+    runs = list(runs_of(delivered(dt, ingest, runs=3)).values())
+    assert len(runs) == 3
+    for run in runs:
+        assert {e["parent_run_id"] for e in run} == {None}
+        well_formed(run)
+        assert model_attempts(run) == [("primary", "error"), ("backup", "stop")]
+    assert sorted(run[0]["payload"]["input_hash"] for run in runs) == sorted(dt.hasher.value(i) for i in inputs)
+    assert handler.translator.live() == (0, 0)
