@@ -100,3 +100,17 @@ def test_tool_node_handling_a_raising_tool(
     assert {p["error_type"] for p in failed} == {"ConnectionResetError"}
     assert events[-1]["event_type"] == "run.completed"
     assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+@pytest.mark.parametrize("build", [agent, state_graph], ids=["create_agent", "StateGraph"])
+def test_arguments_the_tool_rejects(build: Any, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
+    # ToolNode's default handler answers a validation error with an error
+    # ToolMessage; the call is failed, named by pydantic's own error class.
+    result = build([[call("search", querry="typo")], "Sorry."]).invoke(question(), config={"callbacks": [handler]})
+    assert result["messages"][2].status == "error"
+    events = delivered(dt, ingest)
+    well_formed(events)
+    assert tool_results(events) == [("search", False)]
+    failed = next(e["payload"] for e in events if e["event_type"] == "tool.responded")
+    assert failed["error_type"] == "ValidationError"
+    assert events[-1]["payload"]["exit_reason"] == "final_answer"
