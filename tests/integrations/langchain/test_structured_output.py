@@ -5,6 +5,7 @@ is never reported as a tool call, and the run ends as an answer."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -74,14 +75,16 @@ def test_with_structured_output_is_an_answer_without_tools(
     [ToolStrategy(Weather), Weather],
     ids=["ToolStrategy", "schema"],
 )
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["invoke", "ainvoke"])
 def test_create_agent_output_tool_is_not_an_agent_tool(
-    response_format: Any, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+    response_format: Any, asynchronous: bool, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
 ) -> None:
     script = [[call("search", query="paris weather")], [call("Weather", city="Paris", sunny=True)]]
     agent = create_agent(
         OpenAIToolsChatModel(script=script), [search], system_prompt=SYSTEM, response_format=response_format
     )
-    result = agent.invoke(question(), config={"callbacks": [handler]})
+    config: Any = {"callbacks": [handler]}
+    result = asyncio.run(agent.ainvoke(question(), config=config)) if asynchronous else agent.invoke(question(), config)
     assert result["structured_response"] == Weather(city="Paris", sunny=True)
     events = delivered(dt, ingest)
     well_formed(events)

@@ -19,6 +19,8 @@ from dunetrace.run import agent_version
 from .conftest import delivered, runs_of, tool_loop, well_formed
 from .fakes import ScriptedChatModel, agent, calculator, call, question, search, state_graph
 
+SECRET = "sentinel-invented-destination-4417"
+
 
 def tool_results(events: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return [(e["payload"]["tool_name"], e["payload"]["success"]) for e in events if e["event_type"] == "tool.responded"]
@@ -28,7 +30,7 @@ def tool_results(events: list[dict[str, Any]]) -> list[tuple[str, bool]]:
 def test_an_invented_tool_is_a_failed_call(
     build: Any, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
 ) -> None:
-    script = [[call("teleport", to="moon"), call("search", query="x")], [call("teleport", to="mars")], "Sorry."]
+    script = [[call("teleport", to=SECRET), call("search", query="x")], [call("teleport", to="mars")], "Sorry."]
     result = build(script).invoke(question(), config={"callbacks": [handler]})
     errors = [m for m in result["messages"] if getattr(m, "status", None) == "error"]
     assert [m.name for m in errors] == ["teleport", "teleport"]
@@ -38,7 +40,8 @@ def test_an_invented_tool_is_a_failed_call(
     invented = [
         e["payload"] for e in events if e["event_type"] == "tool.called" and e["payload"]["tool_name"] == "teleport"
     ]
-    assert [p["args_hash"] for p in invented] == [dt.hasher.value({"to": "moon"}), dt.hasher.value({"to": "mars"})]
+    assert [p["args_hash"] for p in invented] == [dt.hasher.value({"to": SECRET}), dt.hasher.value({"to": "mars"})]
+    assert SECRET.encode() not in ingest.raw()
     failed = [e["payload"] for e in events if e["event_type"] == "tool.responded" and not e["payload"]["success"]]
     assert {p["error_hash"] for p in failed} == {dt.hasher.error(m.content) for m in errors}
     assert events[0]["payload"]["tools"] == ["search", "calculator"]
