@@ -27,6 +27,7 @@ from dunetrace.log import warn_once
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 from .errors import api_error_signal, is_recursion_limit
+from .unknown_tools import UnknownToolCalls
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -116,7 +117,7 @@ class _Node:
         self.name = ""
 
 
-class Translator:
+class Translator(UnknownToolCalls):
     """Turns the calls of any number of concurrent LangChain invokes into
     Dunetrace runs. Thread-safe; never raises for bad input (it logs once)."""
 
@@ -641,59 +642,3 @@ class Translator:
         node.run.retrieval_responded(node.name, count, top_score, latency, step=node.step)
         if is_root:
             self._end_root(node, error)
-
-    # -- calls of tools the agent does not have (see unknown_tools.py) ----------
-
-    def output_tools_seen(self, run_id: Any, names: frozenset[str]) -> None:
-        """Tool names bound to a run's model calls as an output schema
-        (``create_agent``'s ``ToolStrategy``), read while its call starts."""
-        key = run_id.int if run_id.__class__ is UUID else run_id
-        node = self._nodes.get(key) if isinstance(key, Hashable) else None
-        if node is not None:
-            node.root.output_tools = node.root.output_tools | names
-
-    def _sort_tool_calls(self, root: _Root, run: Run, calls: list[tuple[str, str, Any]], final: bool) -> bool:
-        """Note the calls of tools the run does not have; returns whether the
-        reply is an answer (it calls output-schema tools only)."""
-        output = root.output_tools
-        if output and all(name in output for _, name, _ in calls):
-            return True
-        known = run.tools
-        for call_id, name, args in calls:
-            if name not in known and name not in output:
-                with self._lock:
-                    if root.invented is None:
-                        root.invented = {}
-                        self.invented_pending += 1
-                    root.invented[call_id] = (name, args)
-        return final
-
-    def _answered_invented(self, root: _Root, call_id: str) -> tuple[str, Any] | None:
-        with self._lock:
-            invented = root.invented
-            found = invented.pop(call_id, None) if invented is not None else None
-            if invented is not None and not invented:
-                root.invented = None
-                self.invented_pending -= 1
-        return found
-
-    def _forget_invented(self, root: _Root) -> None:
-        with self._lock:
-            if root.invented is not None:
-                root.invented = None
-                self.invented_pending -= 1
-
-    def tool_answers(self, run_id: Any, answers: list[tuple[str, bool, Any]]) -> None:
-        """The ``(tool_call_id, failed, content)`` answers found in a chain's
-        output: those answering a call of a tool the agent does not have
-        are reported as that call (``ToolNode`` invokes no tool for them)."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
-        node = self._nodes.get(key) if key is not None else None
-        if node is None or node.root.invented is None:
-            return
-        for call_id, failed, content in answers:
-            found = self._answered_invented(node.root, call_id)
-            if found is not None:
-                name, args = found
-                step = node.run.tool_called(name, args)
-                node.run.tool_responded(name, not failed, latency_ms=0.0, error=content if failed else None, step=step)

@@ -11,10 +11,12 @@ messages are read by attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Hashable, Iterator
 from typing import Any
+from uuid import UUID
 
-__all__ = ["tool_answers", "tool_calls_of"]
+__all__ = ["UnknownToolCalls", "tool_answers", "tool_calls_of"]
 
 _SEQ = (list, tuple)
 
@@ -65,3 +67,70 @@ def tool_answers(outputs: Any) -> list[tuple[str, bool, Any]]:
         if isinstance(call_id, str):
             answers.append((call_id, getattr(message, "status", None) == "error", getattr(message, "content", None)))
     return answers
+
+
+class UnknownToolCalls:
+    """The translator's part that follows calls of tools a run does not
+    have, and tools bound as an output schema. Mixed into ``Translator``:
+    it uses its ``_nodes`` and ``_lock``, and the ``invented`` and
+    ``output_tools`` of its roots."""
+
+    _nodes: dict[Hashable, Any]
+    _lock: threading.Lock
+    invented_pending: int
+
+    def _node_of(self, run_id: Any) -> Any:
+        key = run_id.int if run_id.__class__ is UUID else run_id
+        return self._nodes.get(key) if isinstance(key, Hashable) else None
+
+    def output_tools_seen(self, run_id: Any, names: frozenset[str]) -> None:
+        """Tool names bound to a run's model calls as an output schema
+        (``create_agent``'s ``ToolStrategy``), read while its call starts."""
+        node = self._node_of(run_id)
+        if node is not None:
+            node.root.output_tools = node.root.output_tools | names
+
+    def _sort_tool_calls(self, root: Any, run: Any, calls: list[tuple[str, str, Any]], final: bool) -> bool:
+        """Note the calls of tools the run does not have; returns whether the
+        reply is an answer (it calls output-schema tools only)."""
+        output = root.output_tools
+        if output and all(name in output for _, name, _ in calls):
+            return True
+        known = run.tools
+        for call_id, name, args in calls:
+            if name not in known and name not in output:
+                with self._lock:
+                    if root.invented is None:
+                        root.invented = {}
+                        self.invented_pending += 1
+                    root.invented[call_id] = (name, args)
+        return final
+
+    def _answered_invented(self, root: Any, call_id: str) -> tuple[str, Any] | None:
+        with self._lock:
+            invented = root.invented
+            found = invented.pop(call_id, None) if invented is not None else None
+            if invented is not None and not invented:
+                root.invented = None
+                self.invented_pending -= 1
+        return found
+
+    def _forget_invented(self, root: Any) -> None:
+        with self._lock:
+            if root.invented is not None:
+                root.invented = None
+                self.invented_pending -= 1
+
+    def tool_answers(self, run_id: Any, answers: list[tuple[str, bool, Any]]) -> None:
+        """The ``(tool_call_id, failed, content)`` answers found in a chain's
+        output: those answering a call of a tool the agent does not have
+        are reported as that call (``ToolNode`` invokes no tool for them)."""
+        node = self._node_of(run_id)
+        if node is None or node.root.invented is None:
+            return
+        for call_id, failed, content in answers:
+            found = self._answered_invented(node.root, call_id)
+            if found is not None:
+                name, args = found
+                step = node.run.tool_called(name, args)
+                node.run.tool_responded(name, not failed, latency_ms=0.0, error=content if failed else None, step=step)
