@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import openai
 import pytest
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelFallbackMiddleware, ModelRetryMiddleware, ToolRetryMiddleware
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import RetryPolicy
 
 from dunetrace import Dunetrace
 from dunetrace.integrations.langchain import DunetraceCallbackHandler, instrument, uninstrument
@@ -210,3 +212,24 @@ def test_a_batch_of_fallbacks_is_a_run_per_input(
         assert model_attempts(run) == [("primary", "error"), ("backup", "stop")]
     assert sorted(run[0]["payload"]["input_hash"] for run in runs) == sorted(dt.hasher.value(i) for i in inputs)
     assert handler.translator.live() == (0, 0)
+
+
+def test_a_graph_node_retry_policy(dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
+    model = flaky_model(2, ["fine"])
+
+    def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    policy = RetryPolicy(max_attempts=3, initial_interval=0.01, jitter=False, retry_on=openai.RateLimitError)
+    graph.add_node("model", call_model, retry_policy=policy)
+    graph.add_edge(START, "model")
+    graph.add_edge("model", END)
+    graph.compile().invoke(question(), config={"callbacks": [handler]})
+    events = one_run(delivered(dt, ingest))
+    assert model_attempts(events) == [
+        ("scripted-model", "error"),
+        ("scripted-model", "error"),
+        ("scripted-model", "stop"),
+    ]
+    assert events[-1]["payload"]["exit_reason"] == "final_answer"
