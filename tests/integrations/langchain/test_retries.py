@@ -233,3 +233,25 @@ def test_a_graph_node_retry_policy(dt: Dunetrace, ingest: Any, handler: Dunetrac
         ("scripted-model", "stop"),
     ]
     assert events[-1]["payload"]["exit_reason"] == "final_answer"
+
+
+class BrokenStream(ScriptedChatModel):
+    def _stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("stream broke")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["stream", "astream"])
+def test_streamed_fallbacks(asynchronous: bool, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler) -> None:
+    primary = BrokenStream(script=["never"], model_name="primary")
+    runnable = primary.with_fallbacks([ScriptedChatModel(script=["from the backup"], model_name="backup")])
+    config: Any = {"callbacks": [handler]}
+
+    async def astream() -> list[Any]:
+        return [chunk async for chunk in runnable.astream("hi", config=config)]
+
+    chunks = asyncio.run(astream()) if asynchronous else list(runnable.stream("hi", config=config))
+    assert "".join(c.content for c in chunks) == "from the backup"
+    events = one_run(delivered(dt, ingest))
+    assert model_attempts(events) == [("primary", "error"), ("backup", "stop")]
+    failed = next(e["payload"] for e in events if e["event_type"] == "llm.responded")
+    assert failed["error_type"] == "ConnectionError"
