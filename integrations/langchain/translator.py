@@ -189,9 +189,9 @@ class Translator(UnknownToolCalls):
             and (agent_name is None or agent_name == parent.root.agent_name)
         ):
             return self._add_child(run_id, parent, kind)
-        root = self._open_root(run_id, parent, kind, name, user_input, asynchronous, parent_id is not None)
-        root.root.agent_name = agent_name
-        return root
+        node = self._open_root(run_id, parent, kind, name, user_input, asynchronous, parent_id is not None)
+        node.root.agent_name = agent_name
+        return node
 
     def child(self, run_id: int, parent_id: int, kind: str, agent_name: str | None = None) -> _Node | bool | None:
         """The fast path of a start callback whose ids are UUIDs (as ints):
@@ -571,7 +571,7 @@ class Translator(UnknownToolCalls):
         node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
-        if node.root.invented is not None and call_id in node.root.invented:
+        if node.root.invented is not None and isinstance(call_id, str) and call_id in node.root.invented:
             self._answered_invented(node.root, call_id)  # a tool added since: reported by its own callbacks
         if not node.run.started:
             self._ensure_started(node)
