@@ -556,14 +556,12 @@ class Run:
         error: BaseException | None = None,
     ) -> None:
         """An LLM call ended. ``output`` (the completion) is hashed and
-        measured in-process; only its hash and length are sent. ``error``:
-        the exception a failed call raised (pass ``finish_reason="error"``):
-        its class name is sent as ``error_type``, its message only hashed."""
+        measured in-process; only its hash and length are sent. ``error``,
+        for a call that failed: its class name is sent as ``error_type``."""
         try:
             payload: dict[str, Any] = {}
             if error is not None:
                 payload["error_type"] = _text(type(error).__name__)
-                payload["error_hash"] = self._hash.error(error)
             for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
                 value = _count(value, key)
                 if value is not None:
