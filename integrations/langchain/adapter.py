@@ -309,7 +309,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 _name(serialized, kwargs, "chain"),
                 inputs,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
-                agent if isinstance(agent, str) else None,
+                agent_name=agent if isinstance(agent, str) else None,
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
@@ -460,7 +460,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 _name(serialized, kwargs, "tool"),
                 args,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
-                kwargs.get("tool_call_id"),
+                call_id=kwargs.get("tool_call_id"),
             )
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

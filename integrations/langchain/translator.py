@@ -171,6 +171,7 @@ class Translator(UnknownToolCalls):
         name: str,
         user_input: Any,
         asynchronous: bool,
+        *,
         agent_name: str | None = None,
     ) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
@@ -189,7 +190,7 @@ class Translator(UnknownToolCalls):
             and (agent_name is None or agent_name == parent.root.agent_name)
         ):
             return self._add_child(run_id, parent, kind)
-        node = self._open_root(run_id, parent, kind, name, user_input, asynchronous, parent_id is not None)
+        node = self._open_root(run_id, parent, kind, name, user_input, asynchronous, nested=parent_id is not None)
         node.root.agent_name = agent_name
         return node
 
@@ -232,6 +233,7 @@ class Translator(UnknownToolCalls):
         name: str,
         user_input: Any,
         asynchronous: bool,
+        *,
         nested: bool = True,
     ) -> _Node:
         """``nested``: LangChain named a parent call, one this translator
@@ -426,11 +428,14 @@ class Translator(UnknownToolCalls):
         name: str,
         user_input: Any,
         asynchronous: bool = False,
+        *,
         agent_name: str | None = None,
     ) -> None:
+        """``agent_name``: the ``lc_agent_name`` LangChain marks a named
+        agent's calls with."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous, agent_name)
+            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous, agent_name=agent_name)
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
@@ -563,7 +568,7 @@ class Translator(UnknownToolCalls):
     # -- tools ------------------------------------------------------------------
 
     def tool_start(
-        self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False, call_id: Any = None
+        self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False, *, call_id: Any = None
     ) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
