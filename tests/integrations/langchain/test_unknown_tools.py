@@ -5,6 +5,7 @@ agent invoked inside a tool, is a child run with its own agent_version."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -57,8 +58,9 @@ def test_a_loop_on_an_invented_tool_is_seen(dt: Dunetrace, ingest: Any, handler:
     assert tool_loop(events)
 
 
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["invoke", "ainvoke"])
 def test_named_agents_as_graph_nodes_are_child_runs(
-    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+    asynchronous: bool, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
 ) -> None:
     researcher = create_agent(
         ScriptedChatModel(script=[[call("search", query="x")], "found"], model_name="research-model"),
@@ -78,7 +80,12 @@ def test_named_agents_as_graph_nodes_are_child_runs(
     graph.add_edge(START, "researcher")
     graph.add_edge("researcher", "writer")
     graph.add_edge("writer", END)
-    graph.compile().invoke(question(), config={"callbacks": [handler]})
+    workflow_graph = graph.compile()
+    config: Any = {"callbacks": [handler]}
+    if asynchronous:
+        asyncio.run(workflow_graph.ainvoke(question(), config=config))
+    else:
+        workflow_graph.invoke(question(), config=config)
 
     runs = list(runs_of(delivered(dt, ingest, runs=3)).values())
     assert len(runs) == 3
