@@ -23,11 +23,13 @@ def _schema_name(schema: Any) -> str | None:
     if not isinstance(schema, dict):
         return None
     function = schema.get("function")
-    if isinstance(function, dict) and isinstance(function.get("name"), str):  # an OpenAI tool dict
-        return function["name"]
+    name = function.get("name") if isinstance(function, dict) else None  # an OpenAI tool dict
+    if isinstance(name, str) and name:
+        return name
     for key in ("title", "name"):  # a JSON schema, or a function dict
-        if isinstance(schema.get(key), str) and schema[key]:
-            return schema[key]
+        name = schema.get(key)
+        if isinstance(name, str) and name:
+            return name
     return None
 
 

@@ -24,7 +24,7 @@ _SEQ = (list, tuple)
 def tool_calls_of(response: Any) -> list[tuple[str, str, Any]]:
     """``(tool_call_id, name, args)`` of each tool call in an ``LLMResult``'s
     first generation."""
-    generations = getattr(response, "generations", None)
+    generations: Any = getattr(response, "generations", None)
     try:
         message = getattr(generations[0][0], "message", None)
     except (TypeError, IndexError, KeyError):
