@@ -15,6 +15,7 @@ from dunetrace import Dunetrace
 from dunetrace.hashing import canonical_json
 from dunetrace.log import ErrorGuard
 
+from .resume import thread_id_of
 from .translator import CHAIN, Translator
 
 __all__ = ["DunetraceCallbackHandler"]
@@ -300,6 +301,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 _name(serialized, kwargs, "chain"),
                 inputs,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
+                thread_id=thread_id_of(kwargs.get("metadata")),
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

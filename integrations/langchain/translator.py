@@ -22,8 +22,12 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from dunetrace.exit_reasons import COMPLETED, FINAL_ANSWER, INTERRUPTED
 from dunetrace.log import warn_once
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
+
+from .endings import ABANDONED_CALLS, CutCall, Ending, answer_cut, ending_of, is_interrupt
+from .resume import resume_value, resumes_of
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -52,8 +56,7 @@ def is_control_flow(error: Any) -> bool:
     return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
 
 
-def _is_interrupt(error: Any) -> bool:
-    return any(cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
+_is_interrupt = is_interrupt
 
 
 class _Root:
@@ -62,6 +65,7 @@ class _Root:
     __slots__ = (
         "asynchronous",
         "closed",
+        "cut",
         "final",
         "interrupted",
         "nodes",
@@ -70,6 +74,7 @@ class _Root:
         "previous",
         "run",
         "task",
+        "thread",
         "token",
     )
 
@@ -87,6 +92,10 @@ class _Root:
         self.interrupted = False
         self.asynchronous = False  # started by ainvoke / astream (LangChain's async dispatch)
         self.task: asyncio.Task[Any] | None = None  # the invoking task, then
+        self.cut: list[CutCall] = []  # calls still open when the root ended
+        # (agent, LangGraph thread_id): where an interrupt of this run is
+        # remembered for the Command(resume=...) that continues it.
+        self.thread: tuple[str, str] | None = None
 
 
 class _Node:
@@ -145,7 +154,14 @@ class Translator:
         return run_id
 
     def _enter(
-        self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any, asynchronous: bool
+        self,
+        run_id: Hashable,
+        parent_id: Any,
+        kind: str,
+        name: str,
+        user_input: Any,
+        asynchronous: bool,
+        thread_id: str | None = None,
     ) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
         root. None for a call that starts after its root ended."""
@@ -157,7 +173,7 @@ class Translator:
             parent = None
         if parent is not None and not (parent.kind is TOOL and kind is CHAIN):
             return self._add_child(run_id, parent, kind)
-        return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
+        return self._open_root(run_id, parent, kind, name, user_input, asynchronous, thread_id)
 
     def child(self, run_id: int, parent_id: int, kind: str) -> _Node | bool | None:
         """The fast path of a start callback whose ids are UUIDs (as ints):
@@ -186,10 +202,20 @@ class Translator:
         return node
 
     def _open_root(
-        self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any, asynchronous: bool
+        self,
+        run_id: Hashable,
+        parent: _Node | None,
+        kind: str,
+        name: str,
+        user_input: Any,
+        asynchronous: bool,
+        thread_id: str | None = None,
     ) -> _Node:
         current = get_current_run()
-        if parent is not None or current is None or current.finished or current in _ours:
+        resumed = resume_value(user_input)
+        if resumed is not None:
+            user_input = resumed[0]  # Command(resume=value): the value is what the human said
+        elif parent is not None or current is None or current.finished or current in _ours:
             user_input = self.read_input(user_input)
         if parent is not None:
             # A runnable invoked inside a tool: a sub-agent, its own run.
@@ -205,6 +231,10 @@ class Translator:
             outer = current.run_id if current is not None and not current.finished else None
             run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=outer)
             root = _Root(run, owned=True)
+        if root.owned and thread_id is not None:
+            root.thread = (self._agent(name), thread_id)
+            if resumed is not None:
+                self._resume(root)
         node = _Node(kind, root, root.run)
         evicted: list[_Root] = []
         with self._lock:
@@ -239,8 +269,25 @@ class Translator:
                 "dunetrace: a LangChain run never ended (more than %d live at once); closed as abandoned",
                 self.max_live_runs,
             )
-            self._close(old, None, "abandoned")
+            self._end(old, ABANDONED_CALLS)
         return node
+
+    def _resume(self, root: _Root) -> None:
+        """A run that resumes an interrupted one on the same thread: it
+        names it, and has its agent configuration (its first events may be
+        a tool call, before any model call tells the model). Started now,
+        so a later model call cannot change that configuration."""
+        assert root.thread is not None
+        paused = resumes_of(self.client).paused(*root.thread)
+        if paused is None:  # interrupted before this process saw it, or forgotten
+            return
+        run = root.run
+        run.resumed_from = paused.run_id
+        if paused.known:
+            run.model = paused.model
+            run.tools = list(paused.tools)
+            run.agent_version = paused.agent_version
+            run.start()
 
     @staticmethod
     def _make_current(root: _Root) -> None:
@@ -264,12 +311,18 @@ class Translator:
         root = self._roots.pop(root_id)
         root.closed = True
         for node_id in list(root.nodes):  # a copy: _leave discards without the lock
-            self._nodes.pop(node_id, None)
+            # Whoever pops a node answers its call: here, or its own end callback.
+            node = self._nodes.pop(node_id, None)
+            if node is not None and node.kind is not CHAIN and node.step:
+                root.cut.append(CutCall(node.kind, node.run, node.step, node.name, node.started_at))
         root.nodes.clear()
         return root
 
-    def _close(self, root: _Root, error: BaseException | None, exit_reason: str | None) -> None:
+    def _end(self, root: _Root, ending: Ending) -> None:
         run = root.run
+        cut, root.cut = root.cut, []
+        if cut:
+            answer_cut(cut, ending)
         if root.open_llms:
             with self._lock:
                 run.llm_in_flight = max(0, run.llm_in_flight - root.open_llms)
@@ -284,9 +337,16 @@ class Translator:
         root.previous = None
         root.task = None
         if root.owned:
+            exit_reason = ending.exit_reason
             if exit_reason is None:
-                exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
-            run.finish(error, exit_reason=exit_reason)
+                exit_reason = INTERRUPTED if root.interrupted else FINAL_ANSWER if root.final else COMPLETED
+            if root.thread is not None:
+                table = resumes_of(self.client)
+                if exit_reason == INTERRUPTED:
+                    table.interrupted(*root.thread, run, known=run.model is not None or bool(run.tools))
+                elif ending.error is None:
+                    table.completed(*root.thread)
+            run.finish(ending.error, exit_reason=exit_reason)
 
     def _leave(self, run_id: Hashable) -> _Node | None:
         """Forget a call that ended; returns its node (None if unknown)."""
@@ -302,18 +362,8 @@ class Translator:
         return node
 
     def _end_root(self, node: _Node, error: BaseException | None) -> None:
-        if error is None:
-            self._close(node.root, None, None)
-        elif _is_interrupt(error):
-            self._close(node.root, None, "interrupted")
-        elif is_control_flow(error):
-            self._close(node.root, None, None)
-        elif isinstance(error, GeneratorExit):
-            # The caller stopped reading a stream (LangGraph reports it as a
-            # chain error of the root): the agent did not fail.
-            self._close(node.root, None, "stream_closed")
-        else:
-            self._close(node.root, error, None)
+        # Interrupts, control flow, cancellations and closed streams: endings.py.
+        self._end(node.root, ending_of(error, is_control_flow(error)))
 
     def _ensure_started(
         self, node: _Node, model: str | None = None, tools: list[str] | None = None, system_prompt: Any = None
@@ -343,10 +393,20 @@ class Translator:
 
     # -- chains -----------------------------------------------------------------
 
-    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any, asynchronous: bool = False) -> None:
+    def chain_start(
+        self,
+        run_id: Any,
+        parent_id: Any,
+        name: str,
+        user_input: Any,
+        asynchronous: bool = False,
+        *,
+        thread_id: str | None = None,
+    ) -> None:
+        """``thread_id``: LangGraph's, for a root call (see resume.py)."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous)
+            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous, thread_id)
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
@@ -449,7 +509,9 @@ class Translator:
                 run.llm_in_flight = max(0, run.llm_in_flight - 1)
         latency = (_clock() - node.started_at) * 1000
         if error is not None:
-            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)
+            # GeneratorExit: the reader of this model's stream closed it early.
+            finish = "partial" if isinstance(error, GeneratorExit) else "error"
+            run.llm_responded(latency_ms=latency, finish_reason=finish, step=node.step)
         else:
             run.llm_responded(
                 completion_tokens,
@@ -493,14 +555,17 @@ class Translator:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         raised = isinstance(error, BaseException)
-        if raised and _is_interrupt(error):
-            node.root.interrupted = True
-        if not (raised and is_control_flow(error)):
-            latency = (_clock() - node.started_at) * 1000
-            if raised or failed:
-                node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
-            else:
-                node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
+        latency = (_clock() - node.started_at) * 1000
+        if raised and is_control_flow(error):
+            # interrupt() in the tool (or a handoff): a pause, not a failure;
+            # the tool is answered, and a resuming run calls it again.
+            if _is_interrupt(error):
+                node.root.interrupted = True
+            node.run.tool_responded(node.name, True, latency_ms=latency, step=node.step)
+        elif raised or failed:
+            node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
+        else:
+            node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
         if is_root:
             self._end_root(node, error if raised else None)
 
