@@ -48,6 +48,18 @@ applied_by_middleware: weakref.WeakSet[Run] = weakref.WeakSet()
 #: a new root found inside one of them is a sub-agent, a child run.
 _ours: weakref.WeakSet[Run] = weakref.WeakSet()
 
+#: Runs of ours made current in the task that invoked them under ainvoke,
+#: with that task: a root that opens later in the same task while one is
+#: live is a second invoke read in turn (two astreams), not a sub-agent.
+_current_in_task: weakref.WeakKeyDictionary[Run, weakref.ref[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+
+
+def _task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no loop in this thread
+        return None
+
 
 def is_control_flow(error: Any) -> bool:
     """LangGraph's ``GraphInterrupt`` / ``GraphBubbleUp`` (and ``ParentCommand``)
@@ -212,6 +224,10 @@ class Translator:
         thread_id: str | None = None,
     ) -> _Node:
         current = get_current_run()
+        if current is not None and asynchronous and current in _current_in_task:
+            invoker = _current_in_task[current]()
+            if invoker is not None and invoker is _task():
+                current = None  # a sibling invoke in the same task
         resumed = resume_value(user_input)
         if resumed is not None:
             user_input = resumed[0]  # Command(resume=value): the value is what the human said
@@ -259,10 +275,16 @@ class Translator:
                 # in the caller's task here could never be reset: it is set in
                 # the step tasks instead (see _make_current).
                 root.asynchronous = True
-                try:
-                    root.task = asyncio.current_task()
-                except RuntimeError:
-                    root.task = None
+                root.task = _task()
+                if current is None and root.task is not None:
+                    # Nothing is current in the invoking task: the run is
+                    # made current there too, so code LangChain runs at the
+                    # root (a RunnableLambda's function, in a copy of this
+                    # context) sees it. Never reset, and need not be: a
+                    # finished run reads as no run, as before it.
+                    root.previous = None
+                    set_current_run(root.run)
+                    _current_in_task[root.run] = weakref.ref(root.task)
         for old in evicted:
             warn_once(
                 "langchain-abandoned",
