@@ -80,6 +80,7 @@ class _Root:
         "cut",
         "final",
         "interrupted",
+        "key",
         "nodes",
         "open_llms",
         "owned",
@@ -108,6 +109,7 @@ class _Root:
         # (agent, LangGraph thread_id): where an interrupt of this run is
         # remembered for the Command(resume=...) that continues it.
         self.thread: tuple[str, str] | None = None
+        self.key: Hashable = None  # its id in Translator._roots
 
 
 class _Node:
@@ -252,6 +254,10 @@ class Translator:
             if resumed is not None:
                 self._resume(root)
         node = _Node(kind, root, root.run)
+        root.key = run_id
+        # Ended elsewhere while this invoke is open (the user's ``with``
+        # block exits, dt.shutdown()): its calls are answered first.
+        root.run.before_end((id(self), run_id), lambda: self._ended_elsewhere(root))
         evicted: list[_Root] = []
         with self._lock:
             self._nodes[run_id] = node
@@ -340,8 +346,16 @@ class Translator:
         root.nodes.clear()
         return root
 
+    def _ended_elsewhere(self, root: _Root) -> None:
+        with self._lock:
+            if self._roots.get(root.key) is not root:
+                return  # ended here already
+            self._detach(root.key)
+        self._end(root, ABANDONED_CALLS)
+
     def _end(self, root: _Root, ending: Ending) -> None:
         run = root.run
+        run.before_end((id(self), root.key), None)
         cut, root.cut = root.cut, []
         if cut:
             answer_cut(cut, ending)
