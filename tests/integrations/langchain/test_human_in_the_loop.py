@@ -114,6 +114,20 @@ def test_interrupt_then_resume(case: str, dt: Dunetrace, ingest: Any, handler: D
 
 
 @pytest.mark.parametrize("case", list(CASES))
+def test_interrupt_then_resume_streamed(
+    case: str, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    build, resume, _ = CASES[case]
+    graph = build()
+    chunks = list(graph.stream(question(), config=config(handler, "s1"), stream_mode="updates"))
+    assert any("__interrupt__" in chunk for chunk in chunks)
+    list(graph.stream(Command(resume=resume), config=config(handler, "s1"), stream_mode="updates"))
+    paused, resumed = paused_then_resumed(delivered(dt, ingest, runs=2))
+    assert resumed[0]["payload"]["input_hash"] == dt.hasher.value(resume)
+    same_configuration(paused, resumed)
+
+
+@pytest.mark.parametrize("case", list(CASES))
 async def test_interrupt_then_resume_async(
     case: str, dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
 ) -> None:

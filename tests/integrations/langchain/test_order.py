@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableLambda, chain
 from langchain_core.tools import StructuredTool, tool
 
 import dunetrace
@@ -62,6 +62,28 @@ ask_expert_async = StructuredTool.from_function(
 )
 
 
+@chain
+def plain_function(value: Any) -> Any:
+    """A plain function at the root, through LangChain's ``@chain``."""
+    return _seen_by_user(value)
+
+
+def _functional_graph() -> Any:
+    """LangGraph's functional API: an ``@entrypoint`` running a ``@task``."""
+    from langgraph.func import entrypoint, task
+
+    @task
+    def step(value: Any) -> Any:
+        return _seen_by_user(value)
+
+    @entrypoint()
+    def flow(value: Any) -> Any:
+        _seen_by_user(value)
+        return step(value).result()
+
+    return flow
+
+
 def _shapes() -> dict[str, Callable[[], tuple[Any, Any]]]:
     return {
         "agent": lambda: (agent(SCRIPT), question()),
@@ -75,6 +97,8 @@ def _shapes() -> dict[str, Callable[[], tuple[Any, Any]]]:
             | RunnableLambda(_seen_by_user, afunc=_seen_by_user_async),
             "hello",
         ),
+        "@chain function": lambda: (plain_function, "x"),
+        "@entrypoint": lambda: (_functional_graph(), "x"),
         "model": lambda: (ScriptedChatModel(script=["a streamed reply of some length"]), "hi"),
         "tool in tool": lambda: (
             agent([[call("ask_expert", query="q")], "done"], [ask_expert, ask_expert_async]),
