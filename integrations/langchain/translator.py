@@ -146,6 +146,10 @@ class Translator:
         self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
         self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
+        # Calls of invokes whose run ended while they went on (evicted, or
+        # the run ended elsewhere): what starts under them later is theirs,
+        # not a new run. Insertion order: oldest first; bounded.
+        self._gone: dict[Hashable, None] = {}
 
     # -- bookkeeping ------------------------------------------------------------
 
@@ -187,6 +191,10 @@ class Translator:
             parent = None
         if parent is not None and not (parent.kind is TOOL and kind is CHAIN):
             return self._add_child(run_id, parent, kind)
+        if parent is None and parent_id is not None and self._gone and self._buried(parent_id):
+            with self._lock:
+                self._bury([run_id])
+            return None
         return self._open_root(run_id, parent, kind, name, user_input, asynchronous, thread_id)
 
     def child(self, run_id: int, parent_id: int, kind: str) -> _Node | bool | None:
@@ -265,6 +273,7 @@ class Translator:
             self._roots[run_id] = root
             while len(self._roots) > self.max_live_runs:
                 oldest = next(iter(self._roots))
+                self._bury([oldest, *self._roots[oldest].nodes])
                 evicted.append(self._detach(oldest))
         if root.owned:
             _ours.add(root.run)
@@ -350,8 +359,23 @@ class Translator:
         with self._lock:
             if self._roots.get(root.key) is not root:
                 return  # ended here already
+            self._bury([root.key, *root.nodes])
             self._detach(root.key)
         self._end(root, ABANDONED_CALLS)
+
+    def _buried(self, node_id: Any) -> bool:
+        try:
+            return node_id in self._gone
+        except TypeError:  # unhashable: never buried
+            return False
+
+    def _bury(self, ids: list[Hashable]) -> None:
+        # Under self._lock.
+        gone = self._gone
+        for node_id in ids:
+            gone[node_id] = None
+        while len(gone) > 4 * self.max_live_runs + 64:
+            del gone[next(iter(gone))]
 
     def _end(self, root: _Root, ending: Ending) -> None:
         run = root.run

@@ -156,3 +156,18 @@ def test_a_stream_open_at_shutdown(ingest: Any) -> None:
     assert run[-1]["payload"]["exit_reason"] == ABANDONED
     assert handler.translator.live() == (0, 0)
     assert dunetrace.get_current_run() is None
+
+
+async def test_what_an_agent_does_after_the_users_run_ended_is_not_a_new_run(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    script = [[call("search", query="q")], [call("search", query="r")], LONG]
+    graph = create_agent(SlowStreamingModel(script=script), [search])
+    async with dt.run("outer", user_input="q"):
+        stream = graph.astream(question(), config={"callbacks": [handler]}, stream_mode="messages")
+        await stream.__anext__()
+    # The agent goes on (two tool calls, two model calls) after its run ended.
+    _ = [chunk async for chunk in stream]
+    run = the_run(delivered(dt, ingest))
+    assert [e["event_type"] for e in run] == ["run.started", "llm.called", "llm.responded", "run.completed"]
+    assert handler.translator.live() == (0, 0)
