@@ -24,6 +24,7 @@ from uuid import UUID
 
 from dunetrace.exit_reasons import COMPLETED, FINAL_ANSWER, INTERRUPTED
 from dunetrace.log import warn_once
+from dunetrace.open_runs import OpenRuns
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
 from .endings import ABANDONED_CALLS, CutCall, Ending, answer_cut, ending_of, is_interrupt
@@ -143,7 +144,7 @@ class Translator:
         self.agent_id = agent_id
         self.max_live_runs = max_live_runs
         self._nodes: dict[Hashable, _Node] = {}
-        self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
+        self._roots: OpenRuns[Hashable, _Root] = OpenRuns(max_live_runs)  # by the root call's id
         self._lock = threading.Lock()
         self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
         # Calls of invokes whose run ended while they went on (evicted, or
@@ -270,11 +271,9 @@ class Translator:
         with self._lock:
             self._nodes[run_id] = node
             root.nodes.add(run_id)
-            self._roots[run_id] = root
-            while len(self._roots) > self.max_live_runs:
-                oldest = next(iter(self._roots))
-                self._bury([oldest, *self._roots[oldest].nodes])
-                evicted.append(self._detach(oldest))
+            for old in self._roots.add(run_id, root):
+                self._bury([old.key, *old.nodes])
+                evicted.append(self._release(old))
         if root.owned:
             _ours.add(root.run)
             if not asynchronous:
@@ -343,9 +342,13 @@ class Translator:
     def _agent(self, name: str) -> str:
         return self.agent_id or name or "langchain"
 
-    def _detach(self, root_id: Hashable) -> _Root:
+    def _detach(self, root: _Root) -> _Root:
         # Under self._lock.
-        root = self._roots.pop(root_id)
+        self._roots.pop(root.key, root)
+        return self._release(root)
+
+    def _release(self, root: _Root) -> _Root:
+        # Under self._lock: the root is out of the table; its calls go.
         root.closed = True
         for node_id in list(root.nodes):  # a copy: _leave discards without the lock
             # Whoever pops a node answers its call: here, or its own end callback.
@@ -360,7 +363,7 @@ class Translator:
             if self._roots.get(root.key) is not root:
                 return  # ended here already
             self._bury([root.key, *root.nodes])
-            self._detach(root.key)
+            self._detach(root)
         self._end(root, ABANDONED_CALLS)
 
     def _buried(self, node_id: Any) -> bool:
@@ -418,7 +421,7 @@ class Translator:
         if self._roots.get(run_id) is root:
             with self._lock:
                 if self._roots.get(run_id) is root:
-                    self._detach(run_id)
+                    self._detach(root)
         return node
 
     def _end_root(self, node: _Node, error: BaseException | None) -> None:

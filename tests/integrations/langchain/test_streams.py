@@ -171,3 +171,27 @@ async def test_what_an_agent_does_after_the_users_run_ended_is_not_a_new_run(
     run = the_run(delivered(dt, ingest))
     assert [e["event_type"] for e in run] == ["run.started", "llm.called", "llm.responded", "run.completed"]
     assert handler.translator.live() == (0, 0)
+
+
+def test_streams_nobody_finished_are_evicted_with_their_calls_answered(dt: Dunetrace, ingest: Any) -> None:
+    handler = DunetraceCallbackHandler(dt, max_live_runs=3)
+    model = ScriptedChatModel(script=[LONG])
+    graph = create_agent(ScriptedChatModel(script=[[call("search", query="q")], "sunny"]), [search])
+    streams: list[Any] = []
+    for _ in range(5):  # each read to the middle of its model call, then left
+        stream = model.stream("hi", config={"callbacks": [handler]})
+        next(stream)
+        streams.append(stream)
+    assert handler.translator.live() == (3, 3)
+    for stream in streams[:2]:  # the evicted ones read on: nothing more of theirs is reported
+        assert list(stream)
+    graph.invoke(question(), config={"callbacks": [handler]})  # evicts one more; a run of its own
+    for stream in streams[2:]:  # one evicted, two read to their end
+        assert list(stream)
+    runs = list(runs_of(delivered(dt, ingest, runs=6)).values())
+    assert len(runs) == 6
+    for run in runs:
+        well_formed(run)
+    assert [finish_reasons(run) for run in runs[:5]] == [["abandoned"]] * 3 + [["stop"]] * 2
+    assert [run[-1]["payload"]["exit_reason"] for run in runs[:5]] == [ABANDONED] * 3 + ["final_answer"] * 2
+    assert handler.translator.live() == (0, 0)
