@@ -170,3 +170,32 @@ def test_a_failure_still_errors(dt: Dunetrace, ingest: Any, handler: DunetraceCa
     well_formed(run)
     assert run[-1]["event_type"] == "run.errored"
     assert run[-1]["payload"]["error_type"] == "ValueError"
+
+
+async def test_a_sync_tool_still_running_in_its_thread_after_the_cancel(
+    dt: Dunetrace, ingest: Any, handler: DunetraceCallbackHandler
+) -> None:
+    import threading
+
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    @tool
+    def blocking_lookup(query: str) -> str:
+        """Look something up in a blocking library."""
+        entered.set()
+        release.wait(10)
+        done.set()
+        return "late"
+
+    graph = create_agent(WaitingModel(script=[[call("blocking_lookup", query="q")], "x"]), [blocking_lookup])
+    task = asyncio.ensure_future(graph.ainvoke(question(), config={"callbacks": [handler]}))
+    assert await asyncio.to_thread(entered.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()  # the tool returns in its executor thread, after the run ended
+    assert await asyncio.to_thread(done.wait, 10)
+    await asyncio.sleep(0.1)
+    run = cancelled_run(delivered(dt, ingest))
+    answered_as_failed(run, "tool")
+    assert handler.translator.live() == (0, 0)
