@@ -313,8 +313,7 @@ class Translator:
         names it, and has its agent configuration (its first events may be
         a tool call, before any model call tells the model). Started now,
         so a later model call cannot change that configuration."""
-        assert root.thread is not None
-        paused = resumes_of(self.client).paused(*root.thread)
+        paused = resumes_of(self.client).paused(*root.thread) if root.thread is not None else None
         if paused is None:  # interrupted before this process saw it, or forgotten
             return
         run = root.run
