@@ -25,7 +25,7 @@ from .log import capture_internal_errors, internal_error, logger, warn_once
 from .policies._model import PolicyViolation
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
     from types import TracebackType
 
     from .client import Dunetrace
@@ -180,6 +180,7 @@ class Run:
 
     __slots__ = (
         "__weakref__",
+        "_before_end",
         "_buffer",
         "_client",
         "_fired",
@@ -286,6 +287,7 @@ class Run:
         #: Set by a ``stop`` policy: raised by the next tool or model call.
         self._violation: PolicyViolation | None = None
         self._policy: Any = None  # the policy engine's counters for this run
+        self._before_end: dict[Hashable, Callable[[], None]] | None = None
 
     def __repr__(self) -> str:
         return f"<dunetrace Run {self.agent_id} {self.run_id}>"
@@ -297,6 +299,11 @@ class Run:
         # The queue holds a tuple; the drain thread builds the wire dict.
         # ``_room`` is 0 whenever this path must not be taken (no drain
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
+        if not self.started:
+            # An event before the run was started (user code given the run by
+            # get_current_run() before an integration learned what to start
+            # it with): run.started must still come first on the wire.
+            self.start()
         watchers = self._client._watchers
         if watchers and event_type in _TERMINAL:
             self._emit_terminal(watchers, event_type, step, payload)
@@ -452,6 +459,11 @@ class Run:
             self._client._run_finished(self)
             if not self.started:
                 self.start()
+            callbacks, self._before_end = self._before_end, None
+            if callbacks:
+                for callback in list(callbacks.values()):
+                    with capture_internal_errors("run.before_end"):
+                        callback()
             payload: dict[str, Any]
             if error is None:
                 payload = {
@@ -471,6 +483,23 @@ class Run:
             self._emit(event_type, self._last_step, payload)
             if self._host.wants_runs:
                 self._host.hook.dunetrace_run_finished(run=self, error=error)
+
+    def before_end(self, key: Hashable, callback: Callable[[], None] | None) -> None:
+        """Have ``callback()`` called once, just before this run's terminal
+        event is queued, whoever ends the run (its ``with`` block, an
+        integration, ``dt.shutdown()``); ``None`` forgets the callback given
+        under ``key``. An integration answers there the calls it still holds
+        open for the run (a stream not read to its end), so that no call of
+        a run is answered after its end, nor left unanswered."""
+        if callback is None:
+            if self._before_end is not None:
+                self._before_end.pop(key, None)
+            return
+        if self.finished:
+            return
+        if self._before_end is None:
+            self._before_end = {}
+        self._before_end[key] = callback
 
     def __enter__(self) -> Run:
         self.start()

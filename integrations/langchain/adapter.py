@@ -16,6 +16,7 @@ from dunetrace.hashing import canonical_json
 from dunetrace.log import ErrorGuard
 
 from .framework_state import context_parent, tool_error_was_handled
+from .resume import thread_id_of
 from .structured_output import agent_tools, schema_tool_name
 from .translator import CHAIN, Translator
 from .unknown_tools import tool_answers, tool_calls_of
@@ -310,6 +311,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 inputs,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
                 agent_name=agent if isinstance(agent, str) else None,
+                thread_id=thread_id_of(metadata),
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:

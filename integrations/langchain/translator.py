@@ -22,11 +22,14 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from dunetrace.exit_reasons import MAX_ITERATIONS
+from dunetrace.exit_reasons import COMPLETED, FINAL_ANSWER, INTERRUPTED
 from dunetrace.log import warn_once
+from dunetrace.open_runs import OpenRuns
 from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
 
-from .errors import api_error_signal, is_recursion_limit
+from .endings import ABANDONED_CALLS, CutCall, Ending, answer_cut, ending_of, is_interrupt
+from .errors import api_error_signal
+from .resume import resume_value, resumes_of
 from .unknown_tools import UnknownToolCalls
 
 if TYPE_CHECKING:
@@ -48,6 +51,18 @@ applied_by_middleware: weakref.WeakSet[Run] = weakref.WeakSet()
 #: a new root found inside one of them is a sub-agent, a child run.
 _ours: weakref.WeakSet[Run] = weakref.WeakSet()
 
+#: Runs of ours made current in the task that invoked them under ainvoke,
+#: with that task: a root that opens later in the same task while one is
+#: live is a second invoke read in turn (two astreams), not a sub-agent.
+_current_in_task: weakref.WeakKeyDictionary[Run, weakref.ref[asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
+
+
+def _task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no loop in this thread
+        return None
+
 
 def is_control_flow(error: Any) -> bool:
     """LangGraph's ``GraphInterrupt`` / ``GraphBubbleUp`` (and ``ParentCommand``)
@@ -56,8 +71,7 @@ def is_control_flow(error: Any) -> bool:
     return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
 
 
-def _is_interrupt(error: Any) -> bool:
-    return any(cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
+_is_interrupt = is_interrupt
 
 
 class _Root:
@@ -67,9 +81,11 @@ class _Root:
         "agent_name",
         "asynchronous",
         "closed",
+        "cut",
         "final",
         "interrupted",
         "invented",
+        "key",
         "nodes",
         "open_llms",
         "output_tools",
@@ -77,6 +93,7 @@ class _Root:
         "previous",
         "run",
         "task",
+        "thread",
         "token",
     )
 
@@ -103,6 +120,11 @@ class _Root:
         # tool_call_id -> (name, args) of calls a model reply made to tools
         # the agent does not have, until their answer is seen (unknown_tools.py).
         self.invented: dict[str, tuple[str, Any]] | None = None
+        self.cut: list[CutCall] = []  # calls still open when the root ended
+        # (agent, LangGraph thread_id): where an interrupt of this run is
+        # remembered for the Command(resume=...) that continues it.
+        self.thread: tuple[str, str] | None = None
+        self.key: Hashable = None  # its id in Translator._roots
 
 
 class _Node:
@@ -136,12 +158,16 @@ class Translator(UnknownToolCalls):
         self.agent_id = agent_id
         self.max_live_runs = max_live_runs
         self._nodes: dict[Hashable, _Node] = {}
-        self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
+        self._roots: OpenRuns[Hashable, _Root] = OpenRuns(max_live_runs)  # by the root call's id
         self._lock = threading.Lock()
         self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
         #: Roots waiting for the answer to a call of a tool they do not have:
         #: while 0, the handler reads no chain output.
         self.invented_pending = 0
+        # Calls of invokes whose run ended while they went on (evicted, or
+        # the run ended elsewhere): what starts under them later is theirs,
+        # not a new run. Insertion order: oldest first; bounded.
+        self._gone: dict[Hashable, None] = {}
 
     # -- bookkeeping ------------------------------------------------------------
 
@@ -173,6 +199,7 @@ class Translator(UnknownToolCalls):
         asynchronous: bool,
         *,
         agent_name: str | None = None,
+        thread_id: str | None = None,
     ) -> _Node | None:
         """The node for a starting call: under its parent's root, or a new
         root. None for a call that starts after its root ended.
@@ -190,7 +217,13 @@ class Translator(UnknownToolCalls):
             and (agent_name is None or agent_name == parent.root.agent_name)
         ):
             return self._add_child(run_id, parent, kind)
-        node = self._open_root(run_id, parent, kind, name, user_input, asynchronous, nested=parent_id is not None)
+        if parent is None and parent_id is not None and self._gone and self._buried(parent_id):
+            with self._lock:
+                self._bury([run_id])
+            return None
+        node = self._open_root(
+            run_id, parent, kind, name, user_input, asynchronous, nested=parent_id is not None, thread_id=thread_id
+        )
         node.root.agent_name = agent_name
         return node
 
@@ -235,11 +268,19 @@ class Translator(UnknownToolCalls):
         asynchronous: bool,
         *,
         nested: bool = True,
+        thread_id: str | None = None,
     ) -> _Node:
         """``nested``: LangChain named a parent call, one this translator
         does not know (another handler's, or one that ended)."""
         current = get_current_run()
-        if parent is not None or current is None or current.finished or current in _ours:
+        if current is not None and asynchronous and current in _current_in_task:
+            invoker = _current_in_task[current]()
+            if invoker is not None and invoker is _task():
+                current = None  # a sibling invoke in the same task
+        resumed = resume_value(user_input)
+        if resumed is not None:
+            user_input = resumed[0]  # Command(resume=value): the value is what the human said
+        elif parent is not None or current is None or current.finished or current in _ours:
             user_input = self.read_input(user_input)
         if parent is not None:
             # A runnable invoked inside a tool, or a named agent that is a
@@ -261,15 +302,22 @@ class Translator(UnknownToolCalls):
             outer = current.run_id if nested and current is not None and not current.finished else None
             run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=outer)
             root = _Root(run, owned=True)
+        if root.owned and thread_id is not None:
+            root.thread = (self._agent(name), thread_id)
+            if resumed is not None:
+                self._resume(root)
         node = _Node(kind, root, root.run)
+        root.key = run_id
+        # Ended elsewhere while this invoke is open (the user's ``with``
+        # block exits, dt.shutdown()): its calls are answered first.
+        root.run.before_end((id(self), run_id), lambda: self._ended_elsewhere(root))
         evicted: list[_Root] = []
         with self._lock:
             self._nodes[run_id] = node
             root.nodes.add(run_id)
-            self._roots[run_id] = root
-            while len(self._roots) > self.max_live_runs:
-                oldest = next(iter(self._roots))
-                evicted.append(self._detach(oldest))
+            for old in self._roots.add(run_id, root):
+                self._bury([old.key, *old.nodes])
+                evicted.append(self._release(old))
         if root.owned:
             _ours.add(root.run)
             if not asynchronous:
@@ -285,18 +333,40 @@ class Translator(UnknownToolCalls):
                 # in the caller's task here could never be reset: it is set in
                 # the step tasks instead (see _make_current).
                 root.asynchronous = True
-                try:
-                    root.task = asyncio.current_task()
-                except RuntimeError:
-                    root.task = None
+                root.task = _task()
+                if current is None and root.task is not None:
+                    # Nothing is current in the invoking task: the run is
+                    # made current there too, so code LangChain runs at the
+                    # root (a RunnableLambda's function, in a copy of this
+                    # context) sees it. Never reset, and need not be: a
+                    # finished run reads as no run, as before it.
+                    root.previous = None
+                    set_current_run(root.run)
+                    _current_in_task[root.run] = weakref.ref(root.task)
         for old in evicted:
             warn_once(
                 "langchain-abandoned",
                 "dunetrace: a LangChain run never ended (more than %d live at once); closed as abandoned",
                 self.max_live_runs,
             )
-            self._close(old, None, "abandoned")
+            self._end(old, ABANDONED_CALLS)
         return node
+
+    def _resume(self, root: _Root) -> None:
+        """A run that resumes an interrupted one on the same thread: it
+        names it, and has its agent configuration (its first events may be
+        a tool call, before any model call tells the model). Started now,
+        so a later model call cannot change that configuration."""
+        paused = resumes_of(self.client).paused(*root.thread) if root.thread is not None else None
+        if paused is None:  # interrupted before this process saw it, or forgotten
+            return
+        run = root.run
+        run.resumed_from = paused.run_id
+        if paused.known:
+            run.model = paused.model
+            run.tools = list(paused.tools)
+            run.agent_version = paused.agent_version
+            self._start(run)
 
     @staticmethod
     def _make_current(root: _Root) -> None:
@@ -315,19 +385,52 @@ class Translator(UnknownToolCalls):
     def _agent(self, name: str) -> str:
         return self.agent_id or name or "langchain"
 
-    def _detach(self, root_id: Hashable) -> _Root:
+    def _detach(self, root: _Root) -> _Root:
         # Under self._lock.
-        root = self._roots.pop(root_id)
+        self._roots.pop(root.key, root)
+        return self._release(root)
+
+    def _release(self, root: _Root) -> _Root:
+        # Under self._lock: the root is out of the table; its calls go.
         root.closed = True
         for node_id in list(root.nodes):  # a copy: _leave discards without the lock
-            self._nodes.pop(node_id, None)
+            # Whoever pops a node answers its call: here, or its own end callback.
+            node = self._nodes.pop(node_id, None)
+            if node is not None and node.kind is not CHAIN and node.step:
+                root.cut.append(CutCall(node.kind, node.run, node.step, node.name, node.started_at))
         root.nodes.clear()
         return root
 
-    def _close(self, root: _Root, error: BaseException | None, exit_reason: str | None) -> None:
+    def _ended_elsewhere(self, root: _Root) -> None:
+        with self._lock:
+            if self._roots.get(root.key) is not root:
+                return  # ended here already
+            self._bury([root.key, *root.nodes])
+            self._detach(root)
+        self._end(root, ABANDONED_CALLS)
+
+    def _buried(self, node_id: Any) -> bool:
+        try:
+            return node_id in self._gone
+        except TypeError:  # unhashable: never buried
+            return False
+
+    def _bury(self, ids: list[Hashable]) -> None:
+        # Under self._lock.
+        gone = self._gone
+        for node_id in ids:
+            gone[node_id] = None
+        while len(gone) > 4 * self.max_live_runs + 64:
+            del gone[next(iter(gone))]
+
+    def _end(self, root: _Root, ending: Ending) -> None:
         run = root.run
         if root.invented is not None:
             self._forget_invented(root)
+        run.before_end((id(self), root.key), None)
+        cut, root.cut = root.cut, []
+        if cut:
+            answer_cut(cut, ending)
         if root.open_llms:
             with self._lock:
                 run.llm_in_flight = max(0, run.llm_in_flight - root.open_llms)
@@ -344,9 +447,16 @@ class Translator(UnknownToolCalls):
         if root.owned:
             if not run.started:
                 self._start(run)
+            exit_reason = ending.exit_reason
             if exit_reason is None:
-                exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
-            run.finish(error, exit_reason=exit_reason)
+                exit_reason = INTERRUPTED if root.interrupted else FINAL_ANSWER if root.final else COMPLETED
+            if root.thread is not None:
+                table = resumes_of(self.client)
+                if exit_reason == INTERRUPTED:
+                    table.interrupted(*root.thread, run, known=run.model is not None or bool(run.tools))
+                elif ending.error is None:
+                    table.completed(*root.thread)
+            run.finish(ending.error, exit_reason=exit_reason)
 
     def _leave(self, run_id: Hashable) -> _Node | None:
         """Forget a call that ended; returns its node (None if unknown)."""
@@ -358,26 +468,12 @@ class Translator(UnknownToolCalls):
         if self._roots.get(run_id) is root:
             with self._lock:
                 if self._roots.get(run_id) is root:
-                    self._detach(run_id)
+                    self._detach(root)
         return node
 
     def _end_root(self, node: _Node, error: BaseException | None) -> None:
-        if error is None:
-            self._close(node.root, None, None)
-        elif _is_interrupt(error):
-            self._close(node.root, None, "interrupted")
-        elif is_control_flow(error):
-            self._close(node.root, None, None)
-        elif is_recursion_limit(error):
-            # An iteration limit is an ending of its own, not a failure of
-            # the agent (issue 16): the invoke still raises it to the caller.
-            self._close(node.root, None, MAX_ITERATIONS)
-        elif isinstance(error, GeneratorExit):
-            # The caller stopped reading a stream (LangGraph reports it as a
-            # chain error of the root): the agent did not fail.
-            self._close(node.root, None, "stream_closed")
-        else:
-            self._close(node.root, error, None)
+        # Interrupts, control flow, iteration limits, cancellations and closed streams: endings.py.
+        self._end(node.root, ending_of(error, is_control_flow(error)))
 
     def _ensure_started(
         self, node: _Node, model: str | None = None, tools: list[str] | None = None, system_prompt: Any = None
@@ -430,12 +526,16 @@ class Translator(UnknownToolCalls):
         asynchronous: bool = False,
         *,
         agent_name: str | None = None,
+        thread_id: str | None = None,
     ) -> None:
         """``agent_name``: the ``lc_agent_name`` LangChain marks a named
-        agent's calls with."""
+        agent's calls with. ``thread_id``: LangGraph's, for a root call (see
+        resume.py)."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous, agent_name=agent_name)
+            self._enter(
+                key, parent_id, CHAIN, name, user_input, asynchronous, agent_name=agent_name, thread_id=thread_id
+            )
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
@@ -545,10 +645,14 @@ class Translator(UnknownToolCalls):
                 run.llm_in_flight = max(0, run.llm_in_flight - 1)
         latency = (_clock() - node.started_at) * 1000
         if error is not None:
-            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step, error=error)
-            signal = api_error_signal(error)
-            if signal is not None:
-                run.external_signal(signal[0], source="langchain", **signal[1])
+            if isinstance(error, GeneratorExit):
+                # The reader of this model's stream closed it early: no failure.
+                run.llm_responded(latency_ms=latency, finish_reason="partial", step=node.step)
+            else:
+                run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step, error=error)
+                signal = api_error_signal(error)
+                if signal is not None:
+                    run.external_signal(signal[0], source="langchain", **signal[1])
         else:
             if tool_calls:
                 final = self._sort_tool_calls(root, run, tool_calls, final)
@@ -598,14 +702,17 @@ class Translator(UnknownToolCalls):
                 self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         raised = isinstance(error, BaseException)
-        if raised and _is_interrupt(error):
-            node.root.interrupted = True
-        if not (raised and is_control_flow(error)):
-            latency = (_clock() - node.started_at) * 1000
-            if raised or failed:
-                node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
-            else:
-                node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
+        latency = (_clock() - node.started_at) * 1000
+        if raised and is_control_flow(error):
+            # interrupt() in the tool (or a handoff): a pause, not a failure;
+            # the tool is answered, and a resuming run calls it again.
+            if _is_interrupt(error):
+                node.root.interrupted = True
+            node.run.tool_responded(node.name, True, latency_ms=latency, step=node.step)
+        elif raised or failed:
+            node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
+        else:
+            node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
         if is_root:
             self._end_root(node, error if raised else None)
 

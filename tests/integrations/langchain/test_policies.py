@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
+from pydantic import Field
 
 from dunetrace import Dunetrace, PolicyViolation
 from dunetrace import log as dunetrace_log
@@ -93,7 +94,7 @@ def test_a_tool_node_that_handles_tool_errors_still_stops(dt: Dunetrace, ingest:
 class RecordingModel(ScriptedChatModel):
     """A scripted model that keeps the conversations it was called with."""
 
-    calls: list[Any] = []
+    calls: list[Any] = Field(default_factory=list)
 
     def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
         self.calls.append(list(messages))
