@@ -307,6 +307,11 @@ class Run:
         # The queue holds a tuple; the drain thread builds the wire dict.
         # ``room`` is 0 whenever this path must not be taken (no drain
         # thread yet, a dunetrace_event plugin, the client closed, the bound).
+        if not self.started:
+            # An event before the run was started (user code given the run by
+            # get_current_run() before an integration learned what to start
+            # it with): run.started must still come first on the wire.
+            self.start()
         watchers = self._client._watchers
         if watchers and event_type in _TERMINAL:
             self._emit_terminal(watchers, event_type, step, payload)

@@ -28,9 +28,17 @@ if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
     from .adapter import DunetraceCallbackHandler
+    from .embeddings import ReportedEmbeddings, report_embeddings
     from .policies import DunetraceMiddleware
 
-__all__ = ["DunetraceCallbackHandler", "DunetraceMiddleware", "instrument", "uninstrument"]
+__all__ = [
+    "DunetraceCallbackHandler",
+    "DunetraceMiddleware",
+    "ReportedEmbeddings",
+    "instrument",
+    "report_embeddings",
+    "uninstrument",
+]
 
 PLUGIN_NAME = "dunetrace.langchain"
 
@@ -56,9 +64,15 @@ def __getattr__(name: str) -> Any:
             from .policies import DunetraceMiddleware
         except ImportError as exc:
             raise ImportError(
-                "DunetraceMiddleware needs langchain 1.x (create_agent's middleware): pip install 'dunetrace[langchain]'"
+                "DunetraceMiddleware needs langchain 1.x (create_agent's middleware): "
+                "pip install 'dunetrace[langchain]'"
             ) from exc
         return DunetraceMiddleware
+    if name in ("ReportedEmbeddings", "report_embeddings"):
+        _load_adapter()
+        from . import embeddings
+
+        return getattr(embeddings, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

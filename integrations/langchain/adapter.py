@@ -15,7 +15,11 @@ from dunetrace import Dunetrace
 from dunetrace.hashing import canonical_json
 from dunetrace.log import ErrorGuard
 
+from .framework_state import context_parent, tool_error_was_handled
+from .resume import thread_id_of
+from .structured_output import agent_tools, schema_tool_name
 from .translator import CHAIN, Translator
+from .unknown_tools import tool_answers, tool_calls_of
 
 __all__ = ["DunetraceCallbackHandler"]
 
@@ -286,12 +290,18 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with _G_ON_CHAIN_START:
             translator = self.translator
+            if parent_run_id is None:  # a fallback's attempt may say it only in the context
+                parent_run_id = context_parent()
+            # create_agent(name=...) marks its calls ``lc_agent_name``: a
+            # chain of another named agent than its parent's opens a sub-agent.
+            metadata = kwargs.get("metadata")
+            agent = metadata.get("lc_agent_name") if metadata.__class__ is dict else None
             # Most chain starts are a graph's nodes and steps under a live
             # call: one lookup, without reading the name or the frame.
             if (
                 run_id.__class__ is UUID
                 and parent_run_id.__class__ is UUID
-                and translator.child(run_id.int, parent_run_id.int, CHAIN) is not False
+                and translator.child(run_id.int, parent_run_id.int, CHAIN, agent) is not False
             ):
                 return
             translator.chain_start(
@@ -300,11 +310,16 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 _name(serialized, kwargs, "chain"),
                 inputs,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
+                agent_name=agent if isinstance(agent, str) else None,
+                thread_id=thread_id_of(metadata),
             )
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_CHAIN_END:
-            self.translator.chain_end(run_id)
+            translator = self.translator
+            if translator.invented_pending:  # a call of a tool the agent lacks awaits its answer
+                translator.tool_answers(run_id, tool_answers(outputs))
+            translator.chain_end(run_id)
 
     def on_chain_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_CHAIN_ERROR:
@@ -375,6 +390,25 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         model = _model(serialized, metadata, params)
         name = _name(serialized, kwargs, "llm")
+        if parent_run_id is None:  # a fallback's attempt may say it only in the context
+            parent_run_id = context_parent()
+        options = kwargs.get("options")
+        # with_structured_output marks its calls (langchain-core 1.x); others pay one lookup.
+        schema = (
+            schema_tool_name(options)
+            if options.__class__ is dict and "ls_structured_output_format" in options
+            else None
+        )
+        output_tools = frozenset((schema,)) if schema else None
+
+        def describe() -> tuple[list[str], Any]:
+            bound, output = agent_tools(_tool_names(params))
+            if output_tools:
+                bound = [tool for tool in bound if tool not in output_tools]
+            if output:
+                self.translator.output_tools_seen(run_id, output)
+            return bound, _system_prompt(messages)
+
         # Tool names and system prompt only matter to the call that starts
         # the run (the first one): read then, not on every model call.
         self.translator.llm_start(
@@ -386,12 +420,17 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
             None,
             prompt,
             asynchronous,
-            describe=lambda: (_tool_names(params), _system_prompt(messages)),
+            describe=describe,
+            output_tools=output_tools,
         )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_END:
-            self.translator.llm_end(run_id, *read_llm_result(response))
+            result = read_llm_result(response)
+            if result[5]:
+                self.translator.llm_end(run_id, *result)
+            else:  # tool calls: to an output schema, or to tools the agent may not have
+                self.translator.llm_end(run_id, *result, tool_calls=tool_calls_of(response))
 
     def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         with _G_ON_LLM_ERROR:
@@ -411,13 +450,19 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with _G_ON_TOOL_START:
             # ``inputs`` is the structured args dict; input_str its repr.
+            # langchain-core 1.8 leaves injected arguments out of
+            # ``inputs``: InjectedState, InjectedStore, ToolRuntime,
+            # InjectedToolCallId; a RunnableConfig argument is never in it.
             args = inputs if inputs is not None else input_str
+            if parent_run_id is None:  # a fallback's attempt may say it only in the context
+                parent_run_id = context_parent()
             self.translator.tool_start(
                 run_id,
                 parent_run_id,
                 _name(serialized, kwargs, "tool"),
                 args,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
+                call_id=kwargs.get("tool_call_id"),
             )
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
@@ -425,6 +470,10 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
             # A tool that handles its own error returns ToolMessage(status="error").
             if getattr(output, "status", None) == "error":
                 self.translator.tool_end(run_id, failed=True, error=_text(getattr(output, "content", None)))
+                return
+            if output.__class__ is str and tool_error_was_handled():
+                # The same, for a call without a tool_call_id: the error text alone.
+                self.translator.tool_end(run_id, failed=True, error=output)
                 return
             content = getattr(output, "content", output)
             self.translator.tool_end(run_id, output=_text(content) if isinstance(content, list) else content)
@@ -439,6 +488,8 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         self, serialized: Any = None, query: Any = None, *, run_id: Any = None, parent_run_id: Any = None, **kwargs: Any
     ) -> None:
         with _G_ON_RETRIEVER_START:
+            if parent_run_id is None:  # a fallback's attempt may say it only in the context
+                parent_run_id = context_parent()
             self.translator.retriever_start(
                 run_id,
                 parent_run_id,

@@ -9,103 +9,36 @@ everything under a root is removed when the root ends; roots that never end
 (an abandoned stream, a dropped task) are bounded by ``max_live_runs``.
 
 The handler (``adapter.py``) pulls plain values out of LangChain's objects and
-calls the methods here.
+calls the methods here. ``Translator`` is put together from parts, each in a
+module of its own: the per-call state (calls.py), the table of live calls and
+the ending of roots (roots.py), the opening of nodes and roots (opening.py),
+model calls (models.py) and calls of unknown tools (unknown_tools.py); chains,
+tool calls (a LangChain tool call becomes ``tool.called`` here) and
+retrievals are here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from dunetrace.log import warn_once
-from dunetrace.model_calls import FrameworkModelCall, framework_model_call_ended, framework_model_call_started
-from dunetrace.run import agent_version, get_current_run, reset_current_run, set_current_run
+from dunetrace.open_runs import OpenRuns
+
+from .calls import CHAIN, LLM, RETRIEVER, TOOL, _clock, _Node, _Root, is_control_flow
+from .endings import is_interrupt
+from .models import ModelCalls, applied_by_middleware
 
 if TYPE_CHECKING:
-    from contextvars import Token
-
-    from dunetrace import Dunetrace, Run
+    from dunetrace import Dunetrace
 
 __all__ = ["CHAIN", "LLM", "RETRIEVER", "TOOL", "Translator", "applied_by_middleware", "is_control_flow"]
 
-CHAIN, LLM, TOOL, RETRIEVER = "chain", "llm", "tool", "retriever"
-
-_clock = time.perf_counter
-
-#: Runs whose ``switch_model`` DunetraceMiddleware applied; a model call of
-#: any other run with a ``model_override`` warns that it is not applied.
-applied_by_middleware: weakref.WeakSet[Run] = weakref.WeakSet()
-
-#: Runs opened by a LangChain translator (as opposed to a user's ``dt.run``):
-#: a new root found inside one of them is a sub-agent, a child run.
-_ours: weakref.WeakSet[Run] = weakref.WeakSet()
+_is_interrupt = is_interrupt
 
 
-def is_control_flow(error: Any) -> bool:
-    """LangGraph's ``GraphInterrupt`` / ``GraphBubbleUp`` (and ``ParentCommand``)
-    travel through ``on_*_error`` but are control flow, not failures. Found by
-    class name so that this module imports no langgraph."""
-    return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
-
-
-def _is_interrupt(error: Any) -> bool:
-    return any(cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
-
-
-class _Root:
-    """One Dunetrace run seen from LangChain: the outermost call of an invoke."""
-
-    __slots__ = (
-        "asynchronous",
-        "closed",
-        "final",
-        "interrupted",
-        "nodes",
-        "open_llms",
-        "owned",
-        "previous",
-        "run",
-        "task",
-        "token",
-    )
-
-    def __init__(self, run: Run, owned: bool) -> None:
-        self.run = run
-        self.owned = owned
-        self.token: Token[Run | None] | None = None
-        self.previous: Run | None = None
-        self.nodes: set[Hashable] = set()
-        self.final = False  # the last LLM reply was an answer, not tool calls
-        self.closed = False
-        self.open_llms = 0
-        # LangGraph's interrupt() travels as a GraphInterrupt error through
-        # the tool and node callbacks, but the invoke returns normally.
-        self.interrupted = False
-        self.asynchronous = False  # started by ainvoke / astream (LangChain's async dispatch)
-        self.task: asyncio.Task[Any] | None = None  # the invoking task, then
-
-
-class _Node:
-    __slots__ = ("kind", "model_call", "name", "root", "run", "started_at", "step")
-
-    def __init__(self, kind: str, root: _Root, run: Run) -> None:
-        self.kind = kind
-        #: An LLM node's mark: wrapped OpenAI/Anthropic clients stay silent
-        #: in the context of this call (dunetrace.model_calls).
-        self.model_call: FrameworkModelCall | None = None
-        self.root = root
-        self.run = run
-        self.step = 0
-        self.started_at = 0.0
-        self.name = ""
-
-
-class Translator:
+class Translator(ModelCalls):
     """Turns the calls of any number of concurrent LangChain invokes into
     Dunetrace runs. Thread-safe; never raises for bad input (it logs once)."""
 
@@ -124,232 +57,38 @@ class Translator:
         self.agent_id = agent_id
         self.max_live_runs = max_live_runs
         self._nodes: dict[Hashable, _Node] = {}
-        self._roots: dict[Hashable, _Root] = {}  # insertion order: oldest first
+        self._roots: OpenRuns[Hashable, _Root] = OpenRuns(max_live_runs)  # by the root call's id
         self._lock = threading.Lock()
         self._versions: dict[tuple[Any, ...], str] = {}  # (system prompt, model, tools) -> agent_version
-
-    # -- bookkeeping ------------------------------------------------------------
-
-    def live(self) -> tuple[int, int]:
-        """(live roots, live nodes): what this translator holds right now."""
-        return len(self._roots), len(self._nodes)
-
-    def _key(self, run_id: Any, where: str) -> Hashable | None:
-        # A UUID (what LangChain passes) is keyed by its int, inline at each
-        # call site: UUID.__hash__ is Python code and each event does a few
-        # lookups. Anything else comes here.
-        if run_id is None or not isinstance(run_id, Hashable):
-            warn_once(
-                f"langchain-run-id:{where}",
-                "dunetrace: LangChain called %s without a usable run_id (%r); event ignored",
-                where,
-                type(run_id).__name__,
-            )
-            return None
-        return run_id
-
-    def _enter(
-        self, run_id: Hashable, parent_id: Any, kind: str, name: str, user_input: Any, asynchronous: bool
-    ) -> _Node | None:
-        """The node for a starting call: under its parent's root, or a new
-        root. None for a call that starts after its root ended."""
-        if parent_id.__class__ is UUID:
-            parent_id = parent_id.int
-        try:
-            parent = self._nodes.get(parent_id) if parent_id is not None else None
-        except TypeError:  # an unhashable parent id: treated as unknown
-            parent = None
-        if parent is not None and not (parent.kind is TOOL and kind is CHAIN):
-            return self._add_child(run_id, parent, kind)
-        return self._open_root(run_id, parent, kind, name, user_input, asynchronous)
-
-    def child(self, run_id: int, parent_id: int, kind: str) -> _Node | bool | None:
-        """The fast path of a start callback whose ids are UUIDs (as ints):
-        the node of a call under a live parent, None for a call that started
-        after its root ended, False when the call opens a root (the caller
-        then takes the full path, reading the name and input only then)."""
-        parent = self._nodes.get(parent_id)
-        if parent is None or (parent.kind is TOOL and kind is CHAIN):
-            return False
-        return self._add_child(run_id, parent, kind)
-
-    def _add_child(self, run_id: Hashable, parent: _Node, kind: str) -> _Node | None:
-        root = parent.root
-        node = _Node(kind, root, parent.run)
-        # No lock: dict and set updates are atomic. A root closing at the
-        # same moment sets ``closed`` before it clears its nodes, so one
-        # of the two sides removes this node.
-        self._nodes[run_id] = node
-        root.nodes.add(run_id)
-        if root.closed:  # the root ended under us (a late event)
-            self._nodes.pop(run_id, None)
-            root.nodes.discard(run_id)
-            return None
-        if root.asynchronous and root.owned and get_current_run() is not root.run:
-            self._make_current(root)
-        return node
-
-    def _open_root(
-        self, run_id: Hashable, parent: _Node | None, kind: str, name: str, user_input: Any, asynchronous: bool
-    ) -> _Node:
-        current = get_current_run()
-        if parent is not None or current is None or current.finished or current in _ours:
-            user_input = self.read_input(user_input)
-        if parent is not None:
-            # A runnable invoked inside a tool: a sub-agent, its own run.
-            run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=parent.run.run_id)
-            root = _Root(run, owned=True)
-        elif current is not None and not current.finished and current not in _ours:
-            # The user's ``with dt.run(...)`` is active: its run takes these events.
-            root = _Root(current, owned=False)
-        else:
-            # A run of ours still current here: a sub-agent invoked in a tool
-            # without LangChain's config. (Said explicitly: Run.start() would
-            # find this run itself in the contextvar, set below.)
-            outer = current.run_id if current is not None and not current.finished else None
-            run = self.client.run(self._agent(name), user_input=user_input, parent_run_id=outer)
-            root = _Root(run, owned=True)
-        node = _Node(kind, root, root.run)
-        evicted: list[_Root] = []
-        with self._lock:
-            self._nodes[run_id] = node
-            root.nodes.add(run_id)
-            self._roots[run_id] = root
-            while len(self._roots) > self.max_live_runs:
-                oldest = next(iter(self._roots))
-                evicted.append(self._detach(oldest))
-        if root.owned:
-            _ours.add(root.run)
-            if not asynchronous:
-                # Current for everything LangChain runs under this call: its
-                # tools see it through get_current_run(), in other threads
-                # too, since LangChain copies the context into its executors.
-                # The root's end comes back to this context and resets it.
-                root.previous = current
-                root.token = set_current_run(root.run)
-            else:
-                # Under ainvoke langchain-core 1.x runs end callbacks in a task
-                # of their own (``@shielded``, a copied context), so a value set
-                # in the caller's task here could never be reset: it is set in
-                # the step tasks instead (see _make_current).
-                root.asynchronous = True
-                try:
-                    root.task = asyncio.current_task()
-                except RuntimeError:
-                    root.task = None
-        for old in evicted:
-            warn_once(
-                "langchain-abandoned",
-                "dunetrace: a LangChain run never ended (more than %d live at once); closed as abandoned",
-                self.max_live_runs,
-            )
-            self._close(old, None, "abandoned")
-        return node
-
-    @staticmethod
-    def _make_current(root: _Root) -> None:
-        """Under ainvoke: make the run current in this step's context, unless
-        this is the invoking task itself. LangGraph and LangChain run each
-        model call in a task, and each sync tool in an executor, with a copy
-        of the context: the setting reaches the code run there and ends with
-        it, never reaching the caller."""
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # an executor thread: no loop here
-            task = None
-        if task is None or task is not root.task:
-            set_current_run(root.run)
-
-    def _agent(self, name: str) -> str:
-        return self.agent_id or name or "langchain"
-
-    def _detach(self, root_id: Hashable) -> _Root:
-        # Under self._lock.
-        root = self._roots.pop(root_id)
-        root.closed = True
-        for node_id in list(root.nodes):  # a copy: _leave discards without the lock
-            self._nodes.pop(node_id, None)
-        root.nodes.clear()
-        return root
-
-    def _close(self, root: _Root, error: BaseException | None, exit_reason: str | None) -> None:
-        run = root.run
-        if root.open_llms:
-            with self._lock:
-                root.open_llms = 0
-        token, root.token = root.token, None
-        if token is not None:
-            try:
-                reset_current_run(token)
-            except ValueError:  # ended in another context than it started in
-                if get_current_run() is run:
-                    set_current_run(root.previous)
-        root.previous = None
-        root.task = None
-        if root.owned:
-            if exit_reason is None:
-                exit_reason = "interrupted" if root.interrupted else "final_answer" if root.final else "completed"
-            run.finish(error, exit_reason=exit_reason)
-
-    def _leave(self, run_id: Hashable) -> _Node | None:
-        """Forget a call that ended; returns its node (None if unknown)."""
-        node = self._nodes.pop(run_id, None)
-        if node is None:
-            return None
-        root = node.root
-        root.nodes.discard(run_id)
-        if self._roots.get(run_id) is root:
-            with self._lock:
-                if self._roots.get(run_id) is root:
-                    self._detach(run_id)
-        return node
-
-    def _end_root(self, node: _Node, error: BaseException | None) -> None:
-        if error is None:
-            self._close(node.root, None, None)
-        elif _is_interrupt(error):
-            self._close(node.root, None, "interrupted")
-        elif is_control_flow(error):
-            self._close(node.root, None, None)
-        elif isinstance(error, GeneratorExit):
-            # The caller stopped reading a stream (LangGraph reports it as a
-            # chain error of the root): the agent did not fail.
-            self._close(node.root, None, "stream_closed")
-        else:
-            self._close(node.root, error, None)
-
-    def _ensure_started(
-        self, node: _Node, model: str | None = None, tools: list[str] | None = None, system_prompt: Any = None
-    ) -> None:
-        """Emit ``run.started`` late, once the first model call tells what
-        the agent is (LangGraph passes ``serialized=None`` to chains, so the
-        root call does not say)."""
-        run = node.run
-        if run.started or not node.root.owned or node.root.run is not run:
-            return
-        with self._lock:
-            if run.started:
-                return
-            if model is not None or tools or system_prompt is not None:
-                run.model = model
-                run.tools = list(tools or [])
-                key = (system_prompt if isinstance(system_prompt, str) else repr(system_prompt), model, *run.tools)
-                version = self._versions.get(key)
-                if version is None:  # one per agent configuration, so cached
-                    hashed = self.client.hasher.value(system_prompt) if system_prompt is not None else None
-                    version = agent_version(hashed, model, run.tools)
-                    if len(self._versions) >= 256:
-                        self._versions.clear()
-                    self._versions[key] = version
-                run.agent_version = version
-            run.start()
+        #: Roots waiting for the answer to a call of a tool they do not have:
+        #: while 0, the handler reads no chain output.
+        self.invented_pending = 0
+        # Calls of invokes whose run ended while they went on (evicted, or
+        # the run ended elsewhere): what starts under them later is theirs,
+        # not a new run. Insertion order: oldest first; bounded.
+        self._gone: dict[Hashable, None] = {}
 
     # -- chains -----------------------------------------------------------------
 
-    def chain_start(self, run_id: Any, parent_id: Any, name: str, user_input: Any, asynchronous: bool = False) -> None:
+    def chain_start(
+        self,
+        run_id: Any,
+        parent_id: Any,
+        name: str,
+        user_input: Any,
+        asynchronous: bool = False,
+        *,
+        agent_name: str | None = None,
+        thread_id: str | None = None,
+    ) -> None:
+        """``agent_name``: the ``lc_agent_name`` LangChain marks a named
+        agent's calls with. ``thread_id``: LangGraph's, for a root call (see
+        resume.py)."""
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_start")
         if key is not None:
-            self._enter(key, parent_id, CHAIN, name, user_input, asynchronous)
+            self._enter(
+                key, parent_id, CHAIN, name, user_input, asynchronous, agent_name=agent_name, thread_id=thread_id
+            )
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
@@ -364,118 +103,19 @@ class Translator:
         elif error is not None and _is_interrupt(error):
             node.root.interrupted = True
 
-    # -- models -----------------------------------------------------------------
-
-    def llm_start(
-        self,
-        run_id: Any,
-        parent_id: Any,
-        name: str,
-        model: str | None,
-        tools: list[str] | None,
-        system_prompt: Any,
-        user_input: Any,
-        asynchronous: bool = False,
-        *,
-        describe: Callable[[], tuple[list[str] | None, Any]] | None = None,
-    ) -> None:
-        """``describe``: gives (tools, system_prompt) instead, read only when
-        this call starts the run."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_start")
-        if key is None:
-            return
-        node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
-        if node is None:
-            return
-        if not node.run.started:
-            if describe is not None:
-                tools, system_prompt = describe()
-            self._ensure_started(node, model, tools, system_prompt)
-        run = node.run
-        # First: after a stop policy it raises PolicyViolation, and nothing
-        # below must then count a call that never happens.
-        node.step = run.llm_called(model)
-        if run.model_override is not None or run._prompt_additions:
-            self._unapplied(run)
-        with self._lock:
-            node.root.open_llms += 1
-        node.model_call = framework_model_call_started(run)
-        node.name = model or name
-        node.started_at = _clock()
-
-    @staticmethod
-    def _unapplied(run: Run) -> None:
-        # DunetraceMiddleware applies both before the model is called; left
-        # pending here, nothing will (a plain graph, an agent without it).
-        instead = (
-            "add dunetrace.integrations.langchain.DunetraceMiddleware() to create_agent(middleware=[...]), "
-            "or read run.model_override / run.pop_prompt_addition() in your own model node"
-        )
-        if run.model_override is not None and run not in applied_by_middleware:
-            warn_once(
-                "langchain-unapplied:switch_model",
-                "dunetrace: a switch_model policy triggered but LangChain calls the agent's own model: %s",
-                instead,
-            )
-        if run._prompt_additions:
-            warn_once(
-                "langchain-unapplied:inject_prompt",
-                "dunetrace: an inject_prompt policy triggered but nothing adds its message to this LangChain agent: %s",
-                instead,
-            )
-
-    def llm_end(
-        self,
-        run_id: Any,
-        completion_tokens: Any = None,
-        prompt_tokens: Any = None,
-        finish_reason: str | None = None,
-        output: Any = None,
-        output_length: int | None = None,
-        final: bool = True,
-        *,
-        error: BaseException | None = None,
-    ) -> None:
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
-        if node is None or node.kind != LLM:
-            if is_root and node is not None:
-                self._end_root(node, None)  # a mismatched end of a root still ends its run
-            return
-        run, root = node.run, node.root
-        with self._lock:
-            if root.open_llms:
-                root.open_llms -= 1
-        framework_model_call_ended(node.model_call)
-        latency = (_clock() - node.started_at) * 1000
-        if error is not None:
-            run.llm_responded(latency_ms=latency, finish_reason="error", step=node.step)
-        else:
-            run.llm_responded(
-                completion_tokens,
-                latency,
-                finish_reason,
-                output_length,
-                prompt_tokens=prompt_tokens,
-                output=output,
-                step=node.step,
-            )
-            root.final = final
-        if is_root:
-            self._end_root(node, error)
-
     # -- tools ------------------------------------------------------------------
 
-    def tool_start(self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False) -> None:
+    def tool_start(
+        self, run_id: Any, parent_id: Any, name: str, args: Any, asynchronous: bool = False, *, call_id: Any = None
+    ) -> None:
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
             return
         node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
+        if node.root.invented is not None and isinstance(call_id, str) and call_id in node.root.invented:
+            self._answered_invented(node.root, call_id)  # a tool added since: reported by its own callbacks
         if not node.run.started:
             self._ensure_started(node)
         node.name = name
@@ -496,14 +136,17 @@ class Translator:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run
             return
         raised = isinstance(error, BaseException)
-        if raised and _is_interrupt(error):
-            node.root.interrupted = True
-        if not (raised and is_control_flow(error)):
-            latency = (_clock() - node.started_at) * 1000
-            if raised or failed:
-                node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
-            else:
-                node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
+        latency = (_clock() - node.started_at) * 1000
+        if raised and is_control_flow(error):
+            # interrupt() in the tool (or a handoff): a pause, not a failure;
+            # the tool is answered, and a resuming run calls it again.
+            if _is_interrupt(error):
+                node.root.interrupted = True
+            node.run.tool_responded(node.name, True, latency_ms=latency, step=node.step)
+        elif raised or failed:
+            node.run.tool_responded(node.name, False, latency_ms=latency, error=error, step=node.step)
+        else:
+            node.run.tool_responded(node.name, True, latency_ms=latency, output=output, step=node.step)
         if is_root:
             self._end_root(node, error if raised else None)
 

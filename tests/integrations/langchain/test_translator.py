@@ -80,5 +80,7 @@ def test_an_interrupted_tool_is_no_failure(dt: Dunetrace, ingest: Any) -> None:
     t.tool_end("tool", failed=True, error=GraphInterrupt())
     t.chain_end("root")
     events = delivered(dt, ingest)
-    assert [e["event_type"] for e in events] == ["run.started", "tool.called", "run.completed"]
+    # The tool the interrupt cut is answered, as no failure (the resuming run calls it again).
+    assert [e["event_type"] for e in events] == ["run.started", "tool.called", "tool.responded", "run.completed"]
+    assert events[2]["payload"]["success"] is True
     assert events[-1]["payload"]["exit_reason"] == "interrupted"
