@@ -72,7 +72,7 @@ class JudgementSpans:
             raise ImportError(
                 "--otlp-endpoint needs the OpenTelemetry SDK and its OTLP/HTTP exporter: pip install 'dunetrace[otel]'"
             ) from exc
-        from dunetrace import __version__
+        from dunetrace._version import __version__
 
         self.endpoint = endpoint
         self.provider = TracerProvider(resource=Resource.create({"service.name": "dunetrace-collector"}))

@@ -327,9 +327,9 @@ def retrieved(attributes: Attributes) -> tuple[int | None, float | None]:
         index, _, rest = key[20:].partition(".")
         if index.isdigit():
             indices.add(index)
-            if rest == "document.score" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                if value == value and (top is None or value > top):
-                    top = float(value)
+            is_score = rest == "document.score" and isinstance(value, (int, float)) and not isinstance(value, bool)
+            if is_score and value == value and (top is None or value > top):
+                top = float(value)
     if not indices:
         value = attributes.get("gen_ai.retrieval.documents.count")
         return (value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None), None
