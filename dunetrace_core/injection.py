@@ -44,6 +44,37 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+#: For each pattern, the words it cannot match without (lower case): one of
+#: each group. Checked with ``in`` on the lowered text before the pattern
+#: runs, which spares most texts every regular expression (a tool result or
+#: a message list rarely holds these words): 1 to 2 us for a short text
+#: instead of 6 to 40. Only for ASCII text: IGNORECASE also folds a few other
+#: characters (the Kelvin sign, the long s) onto ASCII letters.
+_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ignore_previous_instructions": (
+        ("ignore", "disregard", "forget"),
+        ("instruction", "prompt", "rules", "directions"),
+    ),
+    "new_system_prompt": (("new", "updated", "override"), ("prompt", "instructions"), (":", "=")),
+    "role_reassignment": (("you", "act"),),
+    "reveal_system_prompt": (("reveal", "print", "show", "repeat", "output"), ("system", "hidden", "initial")),
+    "developer_mode": (("mode",), ("developer", "god", "jailbreak")),
+    "fake_role_tag": (("system", "im_start", "inst"),),
+}
+
+_CHECKS = tuple((name, pattern, _NEEDS[name]) for name, pattern in PATTERNS.items())
+
+
+def _may_match(lowered: str, groups: tuple[tuple[str, ...], ...]) -> bool:
+    for group in groups:
+        for word in group:
+            if word in lowered:
+                break
+        else:
+            return False
+    return True
+
+
 #: Characters of one text that are scanned (the first ones): a huge tool
 #: output costs the agent a bounded time.
 SCAN_LIMIT = 100_000
@@ -64,7 +95,10 @@ def _scan(text: str) -> tuple[dict[str, int], int]:
     found: dict[str, int] = {}
     first = -1
     text = text[:SCAN_LIMIT]
-    for name, pattern in PATTERNS.items():
+    lowered = text.lower() if text.isascii() else None
+    for name, pattern, groups in _CHECKS:
+        if lowered is not None and not _may_match(lowered, groups):
+            continue
         count = 0
         for match in pattern.finditer(text):
             if count == 0 and (first < 0 or match.start() < first):
