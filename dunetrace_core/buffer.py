@@ -3,7 +3,7 @@ flush and shutdown, and the counts of what became of every event.
 
 Callers append to a deque and return: no lock, no I/O, no hook unless a
 plugin asked for one. ``Run._emit`` does this inline, reading the fast
-path's public attributes (``queue``, ``room``, ``batch_size``, ``wake``):
+path's public attributes (``queue``, ``room``, ``wake_at``, ``wake``):
 a method call there would be the agent's largest cost per event. Anything
 else takes :meth:`Buffer.put`.
 
@@ -67,8 +67,8 @@ class Buffer(Draining):
         # it without counting: nothing was lost, nothing was asked for.
         self._limit = 0 if self._disabled else options.max_queue_size
         self._hard_limit = options.max_queue_size + options.terminal_reserve
-        #: The quiet batch size (a full one wakes the drain: Run._emit reads
-        #: it), and the most a batch may grow to under a backlog.
+        #: The quiet batch size, and the most a batch may grow to under a
+        #: backlog or a steady stream.
         self.batch_size = min(options.batch_size, options.max_batch_size)
         self._ceiling = options.max_batch_size
         self._reset()
@@ -115,6 +115,13 @@ class Buffer(Draining):
         self._body_limit = NO_LIMIT
         self._body_ok = 0
         self._size = self.batch_size  # events per batch now: grows under a backlog
+        #: Queued events that wake the drain thread (Run._emit reads it): a
+        #: batch's worth, ``_size``, kept equal to it by ``Draining._resize``.
+        self.wake_at = self._size
+        # When the drain last went back to sleep, and the events it left
+        # queued then: what arrived since tells the stream's rate.
+        self._drained_at = time.monotonic()
+        self._left = 0
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
@@ -159,7 +166,7 @@ class Buffer(Draining):
         queue.append(event)
         if self._thread is None:
             self._start()
-        elif len(queue) == self.batch_size:
+        elif len(queue) == self.wake_at:
             self.wake.set()
         return True
 

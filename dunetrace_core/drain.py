@@ -9,9 +9,12 @@ full batch of another agent beside it: a run belongs to one agent, so this
 never reorders a run's events, and the receiver works on one request while
 it reads or syncs the other. Batches are ``batch_size`` events while the
 queue is quiet; while a backlog builds (events arrive faster than requests
-carry them) they double up to ``max_batch_size``, after a 429 or a failure
-with a backlog they go straight to it, and they shrink back once the backlog
-has cleared. Under a backlog the next batches are built while these are out.
+carry them) they double up to ``max_batch_size``; a steady stream that
+fills a batch in under half a flush interval grows them to what it brings in
+half an interval (up to the same ceiling), so the timer still bounds every
+event's wait; after a 429 or a failure with a backlog they go straight to
+the ceiling, and they shrink back once the backlog has cleared. Under a
+backlog the next batches are built while these are out.
 
 A batch to retry goes first once its retry is due (after a backoff with
 jitter, or when ``ratelimit.py`` says the next request may go after a 429),
@@ -81,6 +84,9 @@ class Draining(Reshaping):
     _window: RequestWindow
     _paced_at: float
     _size: int
+    wake_at: int
+    _drained_at: float
+    _left: int
     _last_send: float
     _last_retry_log: float
     _busy: bool
@@ -107,12 +113,15 @@ class Draining(Reshaping):
             self.wake.wait(wait)
             self.wake.clear()
             self._busy = True
+            self._follow_stream(interval)
             if self._before_drain is not None:
                 with capture_internal_errors("drain plugins"):
                     self._before_drain()
             with capture_internal_errors("drain"):
                 self._drain()
             self._busy = False
+            self._drained_at = time.monotonic()
+            self._left = len(self.queue)
             with self._progress:
                 self._progress.notify_all()
             if self._stopping:
@@ -129,12 +138,13 @@ class Draining(Reshaping):
         # take everything: a sealed batch keeps a backlog as bytes.
         paced = self._window.active(time.monotonic())  # a 429 in the last minute
         if not paced and len(self.queue) + self._pending_events < self.batch_size:
-            self._size = self.batch_size  # the backlog has cleared
+            self._resize(self.batch_size)  # the backlog has cleared
         ahead = None if self._retry_at or paced else 2 * self._size
         self._take(ahead)
         out = self._out
+        hold = False
         while True:
-            self._dispatch(ahead)
+            self._dispatch(ahead, hold)
             if not out:
                 # What arrived while the last batches were out waits for the
                 # next tick, unless it already fills a batch: a fast receiver
@@ -154,6 +164,11 @@ class Draining(Reshaping):
             sender, group, result = self._results.get()
             if sender is not None:
                 self._idle.append(sender)
+            # A stream (batches grown past the quiet size): what was taken
+            # after the wake and has not filled a batch waits for the next
+            # one, which comes within half an interval (_follow_stream),
+            # rather than leaving now as a small request of its own.
+            hold = ahead is not None and self._size > self.batch_size and not self._stopping
             del out[group.agent_id]
             if result.outcome != "retry":  # answered, and so counted by a rate limit
                 self._window.record(time.monotonic())
@@ -173,15 +188,37 @@ class Draining(Reshaping):
             self._settle(group, result)
         self._report_drops()
 
+    def _follow_stream(self, interval: float) -> None:
+        """A batch filled in under half a flush interval: events arrive
+        faster than requests at this size carry them, a steady stream rather
+        than a trickle. Batches grow to what the stream brings in half an
+        interval (up to ``max_batch_size``), so it takes fewer requests;
+        Run._emit wakes the drain at that size, and the timer still sends
+        whatever is queued every ``flush_interval``, so no event waits
+        longer than it did. The batches shrink back with the backlog rule
+        in ``_drain`` once the stream stops."""
+        if self._retry_at or self._window.until or self._size >= self._ceiling:
+            return  # failing or paced: the size is the retry logic's
+        arrived = len(self.queue) - self._left
+        elapsed = time.monotonic() - self._drained_at
+        if arrived >= self._size and 0 < elapsed * 2 <= interval:
+            self._resize(max(self._size * 2, int(arrived * interval / (2 * elapsed))))
+
+    def _resize(self, size: int) -> None:
+        """Batches of ``size`` events from now on (at most the ceiling), and
+        a wake from the callers once that many are queued."""
+        self._size = min(size, self._ceiling)
+        self.wake_at = self._size
+
     def _grow(self) -> None:
         """A request came back and a batch's worth or more still waits: a
         backlog, so bigger batches (fewer requests for the same events)."""
         if len(self.queue) >= self._size and self._size < self._ceiling:
-            self._size = min(self._ceiling, self._size * 2)
+            self._resize(self._size * 2)
 
-    def _dispatch(self, ahead: int | None) -> None:
+    def _dispatch(self, ahead: int | None, hold: bool = False) -> None:
         """Hand out batches until two are out (one while retrying or paced,
-        ``ahead`` None), or none may go yet."""
+        ``ahead`` None), or none may go yet; with ``hold``, only full ones."""
         out = self._out
         while len(out) < (1 if ahead is None else _SLOTS) and not self._halted:
             now = time.monotonic()
@@ -202,12 +239,12 @@ class Draining(Reshaping):
                     self._paced_at = at
                     return
             alone = not out
-            group = self._next_out(ahead)
+            group = self._next_out(ahead, hold=hold)
             if group is None:
                 return
             self._last_send = now
             out[group.agent_id] = group
-            if alone and (ahead is None or self._next_out(ahead, peek=True) is None):
+            if alone and (ahead is None or self._next_out(ahead, peek=True, hold=hold) is None):
                 # Nothing to deliver beside it: from this thread, with no
                 # hand-over to a sender (each costs a wait for the GIL).
                 self._results.put((None, group, self._export(group.batch)))  # type: ignore[arg-type]
@@ -220,12 +257,13 @@ class Draining(Reshaping):
                 # No thread can start (interpreter shutdown): deliver it here.
                 self._results.put((sender, group, self._export(group.batch)))  # type: ignore[arg-type]
 
-    def _next_out(self, ahead: int | None, peek: bool = False) -> PendingBatch | None:
+    def _next_out(self, ahead: int | None, peek: bool = False, hold: bool = False) -> PendingBatch | None:
         """The next batch to hand out: one that failed and is due again; the
-        head, sealed now if still open; or the first pending batch of an
-        agent with none out, if it is full. (An agent's first pending batch
-        that is still open may grow; a later one would overtake it.) With
-        ``peek``, only whether there is one: nothing is taken or sealed."""
+        head, sealed now if still open (unless ``hold``); or the first
+        pending batch of an agent with none out, if it is full. (An agent's
+        first pending batch that is still open may grow; a later one would
+        overtake it.) With ``peek``, only whether there is one: nothing is
+        taken or sealed."""
         out = self._out
         pending = self._pending
         if self._again:
@@ -233,7 +271,7 @@ class Draining(Reshaping):
         if not pending:
             return None
         head = pending[0]
-        if head.agent_id not in out:
+        if head.agent_id not in out and (head.batch is not None or not hold):
             if peek:
                 return head
             if head.batch is None and ahead is not None:
@@ -247,6 +285,7 @@ class Draining(Reshaping):
                 self._seal(head)
             return head
         seen = set(out)
+        seen.add(head.agent_id)  # out, or held open: none of its later batches overtakes it
         for group in islice(pending, 1, 16):
             if group.agent_id not in seen:
                 if group.batch is not None:
@@ -357,7 +396,7 @@ class Draining(Reshaping):
             # window) and sends no Retry-After: from now on, batches of
             # max_batch_size leave as the window has room (ratelimit.py),
             # until a minute passes without a 429. A Retry-After says when.
-            self._size = self._ceiling
+            self._resize(self._ceiling)
             if result.retry_after is None:
                 self._window.throttled(now)
                 delay = max(0.0, self._window.next_send(now, self._last_send, True) - now)
@@ -372,7 +411,7 @@ class Draining(Reshaping):
             if self.queued() >= self._size:
                 # Nothing leaves while the backend is down: the backlog is
                 # sealed in full batches, fewer requests once it is back.
-                self._size = self._ceiling
+                self._resize(self._ceiling)
         self._retry_at = now + delay
         if result.throttled:
             warn_once(

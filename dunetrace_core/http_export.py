@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
+import httpcore
 import httpx
 
 from .deadline import install_deadline, request_deadline
@@ -147,6 +148,9 @@ class HttpExporter:
         install_deadline(transport)
         headers = client.headers
         extensions = {"timeout": client.timeout.as_dict()}
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.ConnectionPool):
+            return _pool_sender(pool, httpx.Request("POST", url, headers=headers), extensions, total)
 
         def send(body: bytes) -> httpx.Response:
             request = httpx.Request("POST", url, headers=headers, content=body, extensions=extensions)
@@ -178,9 +182,9 @@ class HttpExporter:
             response = send(batch.body)
         except _Closed:
             return ExportResult.drop("shutdown")
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             return ExportResult.retry(reason=f"timeout: {type(exc).__name__}")
-        except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
+        except (httpx.TransportError, *_CORE_ERRORS) as exc:  # refused, reset, DNS, protocol errors
             return ExportResult.retry(reason=f"connection error: {type(exc).__name__}")
         finally:
             with self._lock:
@@ -300,6 +304,42 @@ class HttpExporter:
             mine = self._pid == os.getpid()
         if client is not None and mine:
             client.close()
+
+
+#: What httpcore raises for a connection that fails (httpx maps these to
+#: its TransportError; the pool sender below calls httpcore itself).
+_CORE_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol)
+
+
+def _pool_sender(
+    pool: httpcore.ConnectionPool, template: httpx.Request, extensions: dict[str, Any], total: float
+) -> Callable[[bytes], httpx.Response]:
+    """``POST`` a body straight to the transport's httpcore pool: the
+    request line and headers httpx would send (taken once from
+    ``template``), with no httpx request, response stream or decoder per
+    batch, which cost a fifth of a request's CPU on the drain thread.
+    httpcore's own errors come out as they are (``_CORE_ERRORS``)."""
+    url = template.url
+    target = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
+    head = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+
+    def send(body: bytes) -> httpx.Response:
+        request = httpcore.Request(
+            b"POST",
+            target,
+            headers=[*head, (b"Content-Length", b"%d" % len(body))],
+            content=body,
+            extensions=extensions,
+        )
+        with request_deadline(total):
+            answer = pool.handle_request(request)
+            try:
+                content = answer.read()
+            finally:
+                answer.close()
+        return httpx.Response(answer.status, headers=answer.headers, content=content)
+
+    return send
 
 
 class _Closed(Exception):

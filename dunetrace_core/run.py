@@ -320,7 +320,7 @@ class Run:
         queue = buffer.queue
         if len(queue) < buffer.room:
             queue.append((self, event_type, step, self.clock(), payload))
-            if len(queue) == buffer.batch_size:
+            if len(queue) == buffer.wake_at:
                 buffer.wake.set()
         else:
             self._put(event_type, step, payload)

@@ -5,6 +5,7 @@ once the backlog has cleared."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from dunetrace import Dunetrace
@@ -72,4 +73,54 @@ def test_after_a_429_the_backlog_leaves_in_full_batches(ingest: IngestServer) ->
     delivered = sizes(ingest)
     assert sum(delivered) == 4 + 2_402
     assert max(delivered) == 500, delivered
+    assert_runs_in_order(ingest.events)
+
+
+def stream(client: Dunetrace, agent: str, seconds: float, per_tick: int, tick: float) -> int:
+    """A run emitting ``per_tick`` tool events every ``tick`` seconds, for
+    ``seconds``, on a wall-clock schedule: a steady stream. Events emitted."""
+    emitted = 0
+    with client.run(agent) as run:
+        start = time.monotonic()
+        ticks = round(seconds / tick)
+        for n in range(ticks):
+            for i in range(per_tick // 2):
+                step = run.tool_called("poll", {"i": i})
+                run.tool_responded("poll", True, step=step)
+            emitted += per_tick // 2 * 2
+            time.sleep(max(0.0, start + (n + 1) * tick - time.monotonic()))
+    return emitted + 2
+
+
+def test_a_steady_stream_grows_batches_without_delaying_events(ingest: IngestServer) -> None:
+    """About 5,000 events a second, default options: a batch of 100 fills
+    in 20 ms, well before the 200 ms flush interval, so batches grow past
+    100 (fewer requests), and still no event waits longer than the flush
+    interval plus one request. Once the stream stops, a trickle goes out
+    in small batches again."""
+    arrivals: list[tuple[float, bytes]] = []
+
+    def record(body: bytes) -> None:
+        arrivals.append((time.time(), body))  # accepted: the server answers 202
+
+    ingest.validate = record  # type: ignore[assignment]
+    dt = Dunetrace(endpoint=ingest.url)
+    interval = dt.options.flush_interval
+    emitted = stream(dt, "streaming", 2.0, 50, 0.01)
+    assert dt.flush(10)
+    streamed = sizes(ingest)
+    assert sum(streamed) == emitted
+    assert max(streamed) > 100 and max(streamed) <= 500, streamed
+    assert len(streamed) < emitted / 100 * 0.5, streamed  # at a fixed 100: emitted / 100
+    # The oldest event of each request, against when the request arrived:
+    # the flush interval, plus 100 ms for one request on loopback.
+    waits = [at - min(e["timestamp"] for e in json.loads(body)["events"]) for at, body in arrivals]
+    assert max(waits) <= interval + 0.1, sorted(waits)[-5:]
+    before = len(streamed)
+    trickle(dt, "streaming", 20, 0.01)
+    assert dt.flush(10)
+    dt.shutdown()
+    after = sizes(ingest)[before:]
+    assert sum(after) == 42 and max(after) <= 100, after
+    assert dt.stats()["dropped_total"] == 0
     assert_runs_in_order(ingest.events)

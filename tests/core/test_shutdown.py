@@ -15,6 +15,7 @@ import time
 import weakref
 
 from dunetrace import Dunetrace
+from dunetrace.drain import _CHUNK
 from tests.ingest_server import IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -141,9 +142,15 @@ def test_exit_line_counts_exactly_with_no_server() -> None:
     assert time.monotonic() - start < 30
     counts = parse(result.stderr)
     assert counts["delivered"] == 0 and counts["in_flight"] == 0
-    # the bound (100,000) plus the terminal reserve took the ends; the rest were refused
-    assert counts["dropped"] == {"queue_full": EMITTED - 100_000 - 2}
-    assert counts["left"] == 100_000 + 2
+    # The bound (100,000) plus the terminal reserve took the ends; the rest
+    # were refused. While the drain moves a chunk from the queue into
+    # batches, the chunk counts twice against the bound (drain.py, _take):
+    # an event emitted at the bound just then is refused, and when no later
+    # event takes its place the queue ends up to one chunk short of it.
+    refused = counts["dropped"]["queue_full"]  # type: ignore[index]
+    assert set(counts["dropped"]) == {"queue_full"}  # type: ignore[arg-type]
+    assert EMITTED - 100_000 - 2 <= refused <= EMITTED - 100_000 - 2 + _CHUNK
+    assert counts["left"] == EMITTED - refused
 
 
 def test_exit_ends_a_run_left_open_and_delivers_it(ingest: IngestServer) -> None:
