@@ -27,7 +27,8 @@ __all__ = ["ToolCalls"]
 
 
 class ToolCalls:
-    """Mixed into the Translator: tool events in, tool calls out."""
+    """Mixed into the Translator: the ends of tool calls (a call starts in
+    ``Translator._tool_started``), and the calls CrewAI refused."""
 
     _owner: dict[str, RunState]
     failures: FailureLog
@@ -40,19 +41,6 @@ class ToolCalls:
 
     def _forget(self, event_id: Any) -> None:  # pragma: no cover
         raise NotImplementedError
-
-    def _tool_started(self, event: Any, source: Any) -> None:
-        state = self._state_for(event)
-        if state is None:
-            return
-        name = getattr(event, "tool_name", None)
-        args = stable_args(getattr(event, "tool_args", None))
-        # CrewAI hands args as a dict or as a JSON string; the hasher parses a
-        # JSON string first, so equal args hash equal either way.
-        step = state.run.tool_called(name, args)  # type: ignore[arg-type]
-        state.last_tool = (name, args)  # type: ignore[assignment]
-        state.tools[str(getattr(event, "event_id", ""))] = (step, name, args, getattr(event, "timestamp", None))  # type: ignore[assignment]
-        self._remember(getattr(event, "event_id", None), state)
 
     def _tool_call(self, event: Any) -> tuple[RunState, int, str, Any] | None:
         started_id = getattr(event, "started_event_id", None)

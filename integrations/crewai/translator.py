@@ -47,6 +47,7 @@ from .readers import (
     event_time,
     has_guardrail,
     reported_error,
+    stable_args,
     template,
     tool_names,
     version_text,
@@ -427,6 +428,22 @@ class Translator(LLMCalls, ToolCalls):
         state = self._agent_ended(event)
         if state is not None:
             self._finish(state, self._error(event), None)
+
+    # -- tools (their ends and refusals: tool_calls.py) --------------------------
+
+    def _tool_started(self, event: Any, source: Any) -> None:
+        """A CrewAI tool event becomes ``tool.called`` here."""
+        state = self._state_for(event)
+        if state is None:
+            return
+        name = getattr(event, "tool_name", None)
+        args = stable_args(getattr(event, "tool_args", None))
+        # CrewAI hands args as a dict or as a JSON string; the hasher parses a
+        # JSON string first, so equal args hash equal either way.
+        step = state.run.tool_called(name, args)  # type: ignore[arg-type]
+        state.last_tool = (name, args)  # type: ignore[assignment]
+        state.tools[str(getattr(event, "event_id", ""))] = (step, name, args, getattr(event, "timestamp", None))  # type: ignore[assignment]
+        self._remember(getattr(event, "event_id", None), state)
 
     # -- ending runs --------------------------------------------------------------
 
