@@ -548,6 +548,12 @@ class Run:
         if violation is not None:
             raise PolicyViolation(violation.policy, violation.reason, violation.run_id)
 
+    @property
+    def stopped(self) -> bool:
+        """True once a ``stop`` policy has triggered for this run (the next
+        ``raise_if_stopped`` raises)."""
+        return self._violation is not None
+
     def add_prompt_addition(self, text: str) -> None:
         """Queue a message for the next model call (``inject_prompt``)."""
         if self._prompt_additions is None:

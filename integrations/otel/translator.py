@@ -19,6 +19,12 @@ module keeps, per open span, which run it belongs to, and calls the run API.
 * A retrieval span is ``retrieval.called`` / ``retrieval.responded``.
 * A model, tool or retrieval span with no agent span above it joins the
   current ``dt.run(...)``, or else is a run of its own.
+* Live ``stop`` policies: once one has stopped a run, the next model or tool
+  span of that run raises ``dunetrace.PolicyViolation`` as it starts, before
+  the call it wraps is made (``stops_at_span_start``; an adapter whose
+  tracer swallows what its processors raise turns it off and acts elsewhere).
+  Ends never raise: the call has happened, and the tracer's other
+  processors still have to hear of it.
 
 Content attributes (prompts, completions, tool arguments and results,
 queries, documents) are scanned for prompt injection and then hashed by the
@@ -62,9 +68,16 @@ class SpanTranslator:
     counted as ``untracked_spans`` and left out."""
 
     def __init__(
-        self, client: Dunetrace, agent_id: str | None, error_of: ErrorReader, max_open_spans: int = 100_000
+        self,
+        client: Dunetrace,
+        agent_id: str | None,
+        error_of: ErrorReader,
+        max_open_spans: int = 100_000,
+        *,
+        stops_at_span_start: bool = True,
     ) -> None:
         self.client = client
+        self.stops_at_span_start = stops_at_span_start
         self.agent_id = agent_id
         self._error_of = error_of
         self._max = max_open_spans
@@ -82,6 +95,12 @@ class SpanTranslator:
         kind = c.classify(attributes)
         if owner is None and kind == 0:
             return  # not GenAI and in no run: the common case of other spans
+        if owner is not None and (kind == c.LLM or kind == c.TOOL):
+            run = owner.state.run
+            if run is not None and run.stopped:
+                if self.stops_at_span_start:
+                    run.raise_if_stopped()
+                return  # the adapter refuses the call elsewhere; its span is no step of the run
         self._begin(span_id, owner, kind, name, attributes, start_ns)
 
     def end(
@@ -118,6 +137,11 @@ class SpanTranslator:
         with state.lock:
             if kind == c.AGENT:
                 self._agent_end(state, attributes, end, error)
+            elif kind in (c.LLM, c.TOOL) and state.run is not None and state.run.stopped and entry.step is None:
+                # A call that began before its run was stopped and ends after:
+                # the run's record ends at the stop (the run API sends no
+                # step once stopped), and an end never raises.
+                pass
             elif kind == c.LLM:
                 self._llm(state, attributes, start, end, error)
             elif kind == c.TOOL:
@@ -126,6 +150,15 @@ class SpanTranslator:
                 self._retrieval(state, name, attributes, start, end)
             if entry.root and kind != c.AGENT:
                 self._finish(state, end, error, None)
+
+    def run_of(self, *span_ids: Hashable) -> Run | None:
+        """The started run the first of ``span_ids`` that is open belongs to
+        (for an adapter that looks a run up from the framework's current span)."""
+        for span_id in span_ids:
+            entry = self._spans.get(span_id)
+            if entry is not None:
+                return entry.state.run
+        return None
 
     def stop_reason(self, span_id: Hashable, reason: str, replace: bool = True) -> bool:
         """The run that span ``span_id`` is open in ends with ``reason`` as
