@@ -12,11 +12,16 @@ arguments' hash and success; a tripped guardrail ends the run with exit
 reason ``guardrail_tripped``. ``uninstrument()`` or ``dt.shutdown()`` takes
 the processor off again.
 
+Live ``stop`` policies need one more line at the call, because the SDK drops
+what trace processors raise: ``Runner.run(agent, question,
+hooks=DunetracePolicyHooks())`` (see :mod:`.policies`).
+
 Importing this module does not import the SDK.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +32,16 @@ if TYPE_CHECKING:
     from dunetrace import Dunetrace
 
     from .adapter import DunetraceTracingProcessor
+    from .policies import DunetracePolicyHooks
 
-__all__ = ["DunetraceTracingProcessor", "instrument", "uninstrument"]
+__all__ = ["DunetracePolicyHooks", "DunetraceTracingProcessor", "instrument", "uninstrument"]
 
 PLUGIN_NAME = "dunetrace.openai_agents"
 
 
-def _load_adapter() -> Any:
+def _load_adapter(module: str = "adapter") -> Any:
     try:
-        from . import adapter
+        loaded = importlib.import_module(f"{__name__}.{module}")
     except ImportError as exc:
         if not (exc.name or "").startswith("agents"):
             raise
@@ -43,12 +49,14 @@ def _load_adapter() -> Any:
             "dunetrace.integrations.openai_agents needs the OpenAI Agents SDK: "
             f"pip install 'dunetrace[openai-agents]' ({exc})"
         ) from exc
-    return adapter
+    return loaded
 
 
 def __getattr__(name: str) -> Any:
     if name == "DunetraceTracingProcessor":
         return _load_adapter().DunetraceTracingProcessor
+    if name == "DunetracePolicyHooks":
+        return _load_adapter("policies").DunetracePolicyHooks
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

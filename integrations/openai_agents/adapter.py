@@ -54,8 +54,10 @@ class DunetraceTracingProcessor(TracingProcessor):
             raise ValueError(f"agent_id must be a non-empty string naming the agent, or None; got {agent_id!r}")
         self.client = dt
         self.agent_id = agent_id
-        # The translator is handed each span's error as the span itself.
-        self.translator = SpanTranslator(dt, agent_id, lambda error: error, max_open_spans)
+        # The translator is handed each span's error as the span itself. The
+        # SDK drops what a processor raises, so a stopped run's calls are
+        # refused by DunetracePolicyHooks, not here.
+        self.translator = SpanTranslator(dt, agent_id, lambda error: error, max_open_spans, stops_at_span_start=False)
         #: Runs by the id of the span (a task span, or a trace without task
         #: spans) they are kept under -> [start ns, described yet, error].
         self._runs: dict[str, list[Any]] = {}
@@ -67,6 +69,10 @@ class DunetraceTracingProcessor(TracingProcessor):
         self._traces: dict[str, int] = {}
         self._lock = threading.Lock()
         self.malformed = 0
+        #: Ids of the runs DunetracePolicyHooks refused a call of: their task
+        #: span's error (which the SDK records by message only) is that
+        #: PolicyViolation.
+        self.refused: set[str] = set()
 
     # -- traces ------------------------------------------------------------------
 
@@ -102,6 +108,11 @@ class DunetraceTracingProcessor(TracingProcessor):
             return
         if state[2] is None:  # ended without an error: the agent gave its final output
             self.translator.stop_reason(key, "final_answer", replace=False)
+        elif self.refused:
+            run = self.translator.run_of(key)
+            if run is not None and run.run_id in self.refused:
+                self.refused.discard(run.run_id)
+                state[2] = ("PolicyViolation", state[2][1])
         attributes = {"gen_ai.operation.name": "invoke_agent"}
         self.translator.end(key, parent, "invoke_agent", attributes, state[0], end, state[2])
 
