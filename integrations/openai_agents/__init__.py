@@ -124,6 +124,12 @@ def instrument(dt: Dunetrace, agent_id: str | None = None, *, replace: bool = Fa
             add_trace_processor(processor)
         installation = _Installation(dt, processor, replaced)
         dt.plugins.register(installation, name=PLUGIN_NAME)
+        dt._policies.framework_limits(
+            "OpenAI Agents SDK",
+            frozenset({"switch_model", "inject_prompt"}),
+            "run hooks cannot change the model or the messages of a call; stop works with "
+            "Runner.run(..., hooks=DunetracePolicyHooks())",
+        )
         _installed = installation
         return processor
 

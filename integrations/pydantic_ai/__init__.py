@@ -21,6 +21,14 @@ exporters keep getting the spans), else a private one that sends nowhere
 else. ``uninstrument()`` (or ``dt.shutdown()``) puts back what was there.
 An agent built with ``instrument=...`` of its own is not changed: add a
 ``DunetraceSpanProcessor`` to the provider it uses instead.
+
+Live policies: ``stop`` acts. Once a stop policy has triggered for a run,
+the run's next model or tool span raises ``dunetrace.PolicyViolation`` from
+the span processor as Pydantic AI opens it, before the model or tool is
+called; Pydantic AI lets it out of ``run_sync`` / ``run`` and the run ends
+``run.errored``. ``switch_model`` and ``inject_prompt`` trigger and are
+reported but change nothing: a span can refuse a call, not rewrite it, and
+``instrument()`` changes no agent (a per-agent capability could; not done).
 """
 
 from __future__ import annotations
@@ -131,6 +139,11 @@ def instrument(
         installation = _Installation(dt, agent_id, previous, provider, processor)
         dt.plugins.register(installation, name=PLUGIN_NAME)
         agent_class.instrument_all(InstrumentationSettings(tracer_provider=provider))
+        dt._policies.framework_limits(
+            "Pydantic AI",
+            frozenset({"switch_model", "inject_prompt"}),
+            "its spans report calls but cannot change them; stop works (at the next model or tool call)",
+        )
         _installed = installation
         return processor
 

@@ -156,3 +156,9 @@ def test_without_the_hooks_a_stop_is_reported_but_cannot_act(dt: Dunetrace, rece
     events = received()
     signals = [e["payload"]["signal_name"] for e in events if e["event_type"] == "external.signal"]
     assert signals == ["TOOL_LOOP", "POLICY_TRIGGERED"]
+
+
+def test_a_policy_it_cannot_apply_warns_once(dt: Dunetrace, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="dunetrace"):
+        dt.add_policy("nudge", when={"signal": "TOOL_LOOP"}, then={"inject_prompt": "stop searching"})
+    assert any("OpenAI Agents SDK cannot apply inject_prompt" in r.getMessage() for r in caplog.records)

@@ -102,3 +102,9 @@ def test_a_stop_in_one_run_leaves_the_next_run_alone(dt: Dunetrace, received: An
     healthy, _ = _agent(loops=0)
     assert healthy.run_sync("When is breakfast?").output.startswith("Breakfast")
     assert received()[-1]["event_type"] == "run.completed"
+
+
+def test_a_policy_it_cannot_apply_warns_once(dt: Dunetrace, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="dunetrace"):
+        dt.add_policy("cheaper", when={"signal": "TOOL_LOOP"}, then={"switch_model": "small"})
+    assert any("Pydantic AI cannot apply switch_model" in r.getMessage() for r in caplog.records)
