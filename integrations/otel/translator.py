@@ -95,12 +95,10 @@ class SpanTranslator:
         kind = c.classify(attributes)
         if owner is None and kind == 0:
             return  # not GenAI and in no run: the common case of other spans
-        if owner is not None and (kind == c.LLM or kind == c.TOOL):
-            run = owner.state.run
-            if run is not None and run.stopped:
-                if self.stops_at_span_start:
-                    run.raise_if_stopped()
-                return  # the adapter refuses the call elsewhere; its span is no step of the run
+        if owner is not None and (kind == c.LLM or kind == c.TOOL) and self._stopped(owner):
+            if self.stops_at_span_start:
+                owner.state.run.raise_if_stopped()  # type: ignore[union-attr]
+            return  # the adapter refuses the call elsewhere; its span is no step of the run
         self._begin(span_id, owner, kind, name, attributes, start_ns)
 
     def end(
@@ -121,6 +119,8 @@ class SpanTranslator:
             if kind == 0:
                 return
             owner = self._spans.get(parent_id) if parent_id is not None else None
+            if owner is not None and (kind == c.LLM or kind == c.TOOL) and self._stopped(owner):
+                return  # a call of a stopped run: its record ends at the stop, and an end never raises
             entry = self._begin(span_id, owner, kind, name, attributes, start_ns, at_end=True)
             if entry is None:
                 return
@@ -150,6 +150,11 @@ class SpanTranslator:
                 self._retrieval(state, name, attributes, start, end)
             if entry.root and kind != c.AGENT:
                 self._finish(state, end, error, None)
+
+    @staticmethod
+    def _stopped(owner: OpenSpan) -> bool:
+        run = owner.state.run
+        return run is not None and run.stopped
 
     def run_of(self, *span_ids: Hashable) -> Run | None:
         """The started run the first of ``span_ids`` that is open belongs to
