@@ -26,6 +26,7 @@ def test_the_next_call_after_a_stop_is_refused_and_an_open_one_ends_quietly(
 ) -> None:
     dt.add_policy("two-tools", when={"tool_calls": 2}, then="stop")
     t = traced.tracer
+    reached: list[str] = []
     with (
         pytest.raises(PolicyViolation, match="two-tools"),
         t.start_as_current_span("invoke_agent helper", attributes=AGENT),
@@ -38,8 +39,10 @@ def test_the_next_call_after_a_stop_is_refused_and_an_open_one_ends_quietly(
             t.start_as_current_span("execute_tool b", attributes=_tool("b")),
         ):
             pass
+        reached.append("after the open model span")
         with t.start_as_current_span("execute_tool c", attributes=_tool("c")):
             raise AssertionError("the tool after the stop ran")
+    assert reached == ["after the open model span"]  # the refusal came at the next start
     exported = [span.name for span in traced.exporter.get_finished_spans()]
     assert exported == ["execute_tool a", "execute_tool b", "chat m1", "invoke_agent helper"]
     events = received()
