@@ -192,6 +192,7 @@ class DunetraceTracingProcessor(TracingProcessor):
 
     def shutdown(self) -> None:
         try:
+            self.refused.clear()
             self.translator.close()
         except Exception as exc:
             self._failed(exc, "shutdown")

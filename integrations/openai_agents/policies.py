@@ -50,7 +50,7 @@ class DunetracePolicyHooks(RunHooks[Any]):
             return self.processor
         from . import _installed
 
-        return _installed.processor if _installed is not None else None  # type: ignore[no-any-return]
+        return _installed.processor if _installed is not None else None
 
     def _run(self, processor: DunetraceTracingProcessor) -> Run | None:
         span = get_current_span()
