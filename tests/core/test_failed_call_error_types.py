@@ -28,7 +28,7 @@ def test_failed_calls_carry_the_class_name(dt: Dunetrace, ingest: Any) -> None:
     assert dt.flush(5)
     responded = [e["payload"] for e in ingest.events if e["event_type"].endswith(".responded")]
     assert [p.get("error_type") for p in responded] == ["QuotaExceeded", "QuotaExceeded", None, None]
-    assert "error_hash" not in responded[0]
+    assert responded[0]["error_hash"] == dt.hasher.error(error)  # hashed like a failed tool call's
     assert responded[1]["error_hash"] == dt.hasher.error(error)
     assert responded[2]["error_hash"] == dt.hasher.error("the tool said no")
     assert "error_hash" not in responded[3]
