@@ -129,13 +129,21 @@ class IngestServer:
                         server.same_agent_overlap |= server._in_flight.get(agent, 0) > 0
                         server._in_flight[agent] = server._in_flight.get(agent, 0) + 1
                         server.max_in_flight = max(server.max_in_flight, sum(server._in_flight.values()))
+                counted = bool(agent)
                 try:
                     delay = server.agent_delay.get(agent, server.delay) if agent else 0.0
                     if delay:
                         time.sleep(delay)
+                    # Answered from here on: once the client can read the
+                    # answer (or sees the hang-up) it may send the agent's next
+                    # batch, which must not count as overlapping this one.
+                    if counted:
+                        with server.lock:
+                            server._in_flight[agent] -= 1
+                        counted = False
                     self._reply(body, answer)
                 finally:
-                    if agent:
+                    if counted:
                         with server.lock:
                             server._in_flight[agent] -= 1
 

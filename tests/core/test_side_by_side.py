@@ -65,8 +65,11 @@ def test_a_failed_batch_beside_another_is_retried_in_its_agents_order(ingest: In
     """Whichever of the two batches out fails (5xx, then a reset), it is sent
     again before any later batch of its agent; the other agent's batch is
     delivered once."""
-    # b's answers take longer: a's next batch surely arrives while b's is out.
-    ingest.agent_delay.update(a=0.01, b=0.1)
+    # The other agent's answers take longer: the failing agent's batch
+    # surely arrives while the other's is out (its scripted answers wait
+    # for a request beside another).
+    other = "b" if failing == "a" else "a"
+    ingest.agent_delay.update({failing: 0.01, other: 0.1})
     ingest.agent_script[failing] = deque([(503, {"beside": "1"}), (0, {"beside": "1"})])
     client = Dunetrace(endpoint=ingest.url, max_batch_size=10, flush_interval=30, initial_backoff=0.05)
     ids = backlog(client, ["a", "b"])
