@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.api_errors import status_signal_name
 from dunetrace.hashing import canonical_json
 from dunetrace.log import capture_internal_errors
 
@@ -164,7 +165,7 @@ class Endpoint:
         connection)."""
         status = getattr(response, "status_code", None)
         if isinstance(status, int):
-            return ("rate_limit" if status == 429 else "api_error"), {"http_status": status}
+            return status_signal_name(status), {"http_status": status}
         if exc is not None:
             timeouts, _, _ = self.errors
             kind = "timeout" if isinstance(exc, timeouts) else "api_error"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.api_errors import status_signal_name
 from dunetrace.log import warn_once
 
 from .readers import count_in_messages, elapsed_ms, last_message_has, reported_error, token_count
@@ -115,7 +116,7 @@ class LLMCalls:
         if failure is not None and failure.http_status is not None:
             # The API's answer, as the client wrappers report it.
             state.run.external_signal(
-                "rate_limit" if failure.http_status == 429 else "api_error",
+                status_signal_name(failure.http_status),
                 source="crewai",
                 http_status=failure.http_status,
                 error_type=failure.error_type,

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from dunetrace.api_errors import api_error_signal
 from dunetrace.log import warn_once
 from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
 
 from .calls import LLM, _clock
-from .errors import api_error_signal
 from .opening import OpeningRoots
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dunetrace.api_errors import api_error_signal
 from dunetrace.exit_reasons import FINAL_ANSWER
 from dunetrace.log import warn_once
 from dunetrace.model_calls import framework_model_call_ended, framework_model_call_started
@@ -135,7 +136,7 @@ class EventTranslator:
         """A model call the provider's API refused (an HTTP status error):
         an ``external.signal`` ``rate_limit`` or ``api_error`` with the
         status and the exception's class, as the wrapped clients send."""
-        found = readers.api_error_signal(error)
+        found = api_error_signal(error)
         run = call.state.run
         if found is not None and not run.finished:
             run.external_signal(found[0], source="llamaindex", **found[1])

@@ -18,7 +18,6 @@ __all__ = [
     "agent_model",
     "agent_name",
     "agent_tools",
-    "api_error_signal",
     "completion_text",
     "finish_reason",
     "index_name",
@@ -402,19 +401,3 @@ def is_iteration_limit(error: Any) -> bool:
         return str(error).startswith("Max iterations of ")
     except Exception:
         return False
-
-
-def api_error_signal(error: Any) -> tuple[str, dict[str, Any]] | None:
-    """``(signal_name, metadata)`` for a model call that failed with an HTTP
-    error (the ``openai`` / ``anthropic`` SDK's ``APIStatusError`` that the
-    LlamaIndex LLM integrations let through, an ``httpx.HTTPStatusError``):
-    ``rate_limit`` for a 429, else ``api_error``, with ``http_status`` and
-    ``error_type``. None for any other error."""
-    if not isinstance(error, BaseException):
-        return None
-    status = _get(error, "status_code")
-    if not isinstance(status, int):
-        status = _get(_get(error, "response"), "status_code")
-    if not isinstance(status, int) or isinstance(status, bool) or status < 400:
-        return None
-    return ("rate_limit" if status == 429 else "api_error"), {"http_status": status, "error_type": type(error).__name__}

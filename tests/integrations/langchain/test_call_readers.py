@@ -12,7 +12,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langgraph.types import Command
 
-from dunetrace.integrations.langchain.errors import api_error_signal, is_recursion_limit
+from dunetrace.api_errors import api_error_signal
+from dunetrace.integrations.langchain.errors import is_recursion_limit
 from dunetrace.integrations.langchain.structured_output import schema_tool_name
 from dunetrace.integrations.langchain.unknown_tools import tool_answers, tool_calls_of
 
