@@ -4,8 +4,8 @@ over the whole ``dunetrace`` package.
 Import-linter finds a package's modules by walking the one folder its import
 spec names, and ``dunetrace`` lives in four folders (setup.py maps
 ``dunetrace.integrations`` to ``integrations/`` and so on). This script lays
-the four folders out as one ``dunetrace`` tree of symbolic links in a
-temporary folder, puts that folder first on ``PYTHONPATH`` and runs
+the four folders out as one ``dunetrace`` tree of symbolic links
+(scripts/package_tree.py) in a temporary folder, puts that folder first on ``PYTHONPATH`` and runs
 ``lint-imports`` there, so every contract sees every module under its real
 import name. Arguments are passed on to ``lint-imports``.
 
@@ -22,25 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import package_tree
 
-# The same mapping as setup.py: import name below ``dunetrace`` -> folder.
-SUBPACKAGE_FOLDERS = {"integrations": "integrations", "collector": "collector", "examples": "examples"}
-CORE_FOLDER = "dunetrace_core"
-
-
-def build_link_tree(into: Path) -> Path:
-    """Lays out ``into/dunetrace`` as the installed package would be, and returns it."""
-    package = into / "dunetrace"
-    package.mkdir()
-    for entry in (ROOT / CORE_FOLDER).iterdir():
-        if entry.name in SUBPACKAGE_FOLDERS:
-            raise SystemExit(f"{CORE_FOLDER}/{entry.name} would hide the {entry.name}/ folder; rename one of them")
-        if entry.name != "__pycache__":
-            (package / entry.name).symlink_to(entry)
-    for name, folder in SUBPACKAGE_FOLDERS.items():
-        (package / name).symlink_to(ROOT / folder, target_is_directory=True)
-    return package
+ROOT = package_tree.REPO
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +33,7 @@ def main(argv: list[str]) -> int:
         print("lint-imports is missing: pip install -e '.[lint]'", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="dunetrace-lint-imports-") as tmp:
-        build_link_tree(Path(tmp))
+        package_tree.build(Path(tmp))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (tmp, env.get("PYTHONPATH", "")) if p)
         # The cache would hold the temporary folder's paths; each run builds the graph afresh (about a second).

@@ -2,11 +2,9 @@
 
 The import names map onto folders of other names (setup.py: ``dunetrace`` is
 ``dunetrace_core/``, ``dunetrace.integrations`` is ``integrations/``, ...).
-An editable install finds them through setuptools' import hook, which mypy
-does not run, and mypy has no setting that renames a folder into a package.
-So this builds the package's tree out of symbolic links, as the wheel lays
-it out, in a folder of its own (``build/typecheck/``, rebuilt each run so a
-new module is never missed), and runs mypy there with the settings of
+mypy has no setting that renames a folder into a package, so this lays the
+package out as a tree of links (scripts/package_tree.py) in
+``build/typecheck/``, rebuilt each run, and runs mypy there with the settings of
 ``[tool.mypy]`` in pyproject.toml. Errors name files by their import path
 (``dunetrace/client.py``).
 
@@ -17,39 +15,17 @@ new module is never missed), and runs mypy there with the settings of
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
 import subprocess
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+import package_tree
+
+REPO = package_tree.REPO
 VIEW = REPO / "build" / "typecheck"
-
-#: setup.py's mapping, outermost package first.
-FOLDERS = {
-    "dunetrace": "dunetrace_core",
-    "dunetrace.integrations": "integrations",
-    "dunetrace.collector": "collector",
-    "dunetrace.examples": "examples",
-}
-
-
-def build_view() -> pathlib.Path:
-    """The package tree under ``VIEW``: a real folder per mapped package,
-    holding links to every entry of its source folder."""
-    shutil.rmtree(VIEW, ignore_errors=True)
-    for name, folder in FOLDERS.items():
-        target = VIEW.joinpath(*name.split("."))
-        target.mkdir(parents=True, exist_ok=True)
-        for entry in (REPO / folder).iterdir():
-            if entry.name == "__pycache__" or (target / entry.name).exists():
-                continue
-            (target / entry.name).symlink_to(entry)
-    return VIEW
 
 
 def main(argv: list[str]) -> int:
-    view = build_view()
+    view = package_tree.build(VIEW)
     # By default the core: the links into its own folder, not the layers
     # mapped below it (real folders here), which mypy follows for types only.
     core = [

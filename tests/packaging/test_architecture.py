@@ -52,7 +52,8 @@ def tree(tmp_path: Path) -> Path:
     for folder in FOLDERS:
         shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__", "static"))
     (copy / "scripts").mkdir()
-    shutil.copy2(ROOT / "scripts" / "lint_imports.py", copy / "scripts")
+    for script in ("lint_imports.py", "package_tree.py"):
+        shutil.copy2(ROOT / "scripts" / script, copy / "scripts")
     shutil.copy2(ROOT / "pyproject.toml", copy)
     return copy
 

@@ -60,6 +60,7 @@ def ci_copy(tmp_path: Path) -> Path:
         "scripts/check.sh",
         "scripts/lint_imports.py",
         "scripts/typecheck.py",
+        "scripts/package_tree.py",
         "pyproject.toml",
     ):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
