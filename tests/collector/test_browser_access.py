@@ -11,14 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
 from dunetrace.collector.server import BackgroundServer
 
-from .cdp import Browser
+from .browser import launched
 from .wire import batch, tool_loop_run
 
 ATTACK = """<!doctype html><html><body>
@@ -76,14 +75,15 @@ def other_site() -> Iterator[Callable[[str], str]]:
 
 
 def test_a_page_of_another_site_cannot_write(
-    collector: BackgroundServer, other_site: Callable[[str], str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    collector: BackgroundServer, other_site: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
 
     page = other_site(ATTACK.format(target=collector.url, body=json.dumps(batch(tool_loop_run("from-evil")))))
-    with caplog.at_level(logging.WARNING, logger="dunetrace.collector"), Browser(tmp_path / "profile") as browser:
-        browser.open(page)
-        outcomes = browser.run("window.done")
+    with caplog.at_level(logging.WARNING, logger="dunetrace.collector"), launched() as browser:
+        tab = browser.new_page()
+        tab.goto(page)
+        outcomes = tab.evaluate("window.done")
         time.sleep(0.5)  # the form's post
     assert outcomes[-1] == "rejected" and outcomes[-2] == "rejected"  # no CORS grant, nothing read
     store = collector.collector.store
@@ -98,46 +98,48 @@ def test_a_page_of_another_site_cannot_write(
     assert httpx.post(collector.url + "/v1/ingest", json=batch(tool_loop_run("from-sdk"))).status_code == 202
 
 
-def test_a_rebound_name_gets_nothing(collector: BackgroundServer, tmp_path: Path) -> None:
+def test_a_rebound_name_gets_nothing(collector: BackgroundServer) -> None:
     httpx.post(collector.url + "/v1/ingest", json=batch(tool_loop_run("secret-run")))
-    rule = "--host-resolver-rules=MAP rebound.test 127.0.0.1"
-    with Browser(tmp_path / "profile", rule) as browser:
-        browser.open(f"http://rebound.test:{collector.port}/api/runs")
-        text = browser.run("document.body.innerText")
+    with launched("--host-resolver-rules=MAP rebound.test 127.0.0.1") as browser:
+        page = browser.new_page()
+        page.goto(f"http://rebound.test:{collector.port}/api/runs")
+        text = page.evaluate("document.body.innerText")
         assert "is not allowed" in text and "secret-run" not in text
-        status = browser.run(
+        status = page.evaluate(
             "fetch('/v1/ingest', {method: 'POST', headers: {'content-type': 'application/json'},"
             " body: JSON.stringify({api_key: '', agent_id: 'x', events: []})}).then(r => r.status)"
         )
         assert status == 400
         # The same browser reaching it by its address reads it.
-        browser.open(f"{collector.url}/api/runs")
-        assert "secret-run" in browser.run("document.body.innerText")
+        page.goto(f"{collector.url}/api/runs")
+        assert "secret-run" in page.evaluate("document.body.innerText")
 
 
-def test_the_dashboard_signs_in_once(start_collector: Callable[..., BackgroundServer], tmp_path: Path) -> None:
+def test_the_dashboard_signs_in_once(start_collector: Callable[..., BackgroundServer]) -> None:
     server = start_collector(api_keys=frozenset({"team-key"}))
     httpx.post(server.url + "/v1/ingest", json=batch(tool_loop_run("signed-in-run"), api_key="team-key"))
     assert server.collector.judge.wait_idle(10)
-    with Browser(tmp_path / "profile") as browser:
-        browser.open(server.url + "/")
-        assert browser.run("location.pathname") == "/login"
-        browser.run("document.querySelector('#key').value = 'wrong'; document.forms[0].submit(); true")
-        time.sleep(0.5)
-        browser.open(server.url + "/login")
-        browser.run("document.querySelector('#key').value = 'team-key'; document.forms[0].submit(); true")
-        deadline = time.monotonic() + 15
-        while browser.run("location.pathname + ' ' + document.readyState") != "/ complete":
-            assert time.monotonic() < deadline, browser.run("location.href")
-            time.sleep(0.1)
-        # The cookie is not readable by scripts, and the API answers the page.
-        assert browser.run("document.cookie") == ""
-        assert browser.run("fetch('/api/runs').then(r => r.status)") == 200
-        deadline = time.monotonic() + 15
-        while "signed-in-run" not in browser.run("document.body.innerHTML"):
-            assert time.monotonic() < deadline, "the dashboard did not show the run"
-            time.sleep(0.2)
-        assert "cannot reach the collector" not in browser.run("document.body.innerText")
+    with launched() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url + "/")
+        assert page.evaluate("location.pathname") == "/login"
+        page.fill("#key", "wrong")
+        with page.expect_navigation():
+            page.evaluate("document.forms[0].submit()")
+        assert not context.cookies()
+        page.goto(server.url + "/login")
+        page.fill("#key", "team-key")
+        with page.expect_navigation():
+            page.evaluate("document.forms[0].submit()")
+        page.wait_for_url(server.url + "/", timeout=15_000)
+        # The cookie is HttpOnly (scripts cannot read it), and the API answers the page.
+        [cookie] = context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""
+        assert page.evaluate("fetch('/api/runs').then(r => r.status)") == 200
+        page.wait_for_function("document.body.innerHTML.includes('signed-in-run')", timeout=15_000)
+        assert "cannot reach the collector" not in page.evaluate("document.body.innerText")
         # A new visit in the same browser needs no second sign-in.
-        browser.open(server.url + "/")
-        assert browser.run("location.pathname") == "/"
+        page.goto(server.url + "/")
+        assert page.evaluate("location.pathname") == "/"

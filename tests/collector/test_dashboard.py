@@ -7,7 +7,6 @@ console error. More pages in test_dashboard_pages.py."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,30 +20,18 @@ from dunetrace.collector.server import BackgroundServer
 from dunetrace.examples import manual_agent
 from dunetrace.live import Signal
 
+from .browser import launched
+
 #: What the collector is to send once the exposed-collector work lands; the
 #: pages must already work under it (no inline script or style, no eval).
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'"
 AGENT = manual_agent.AGENT_ID
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "headless Chromium is needed: apt-get install -y chromium"
-    return found
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the dashboard tests drive Chromium with Playwright: pip install -e '.[test]'")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        yield launched
-        launched.close()
+    with launched() as found:
+        yield found
 
 
 def close(page: Any) -> None:
