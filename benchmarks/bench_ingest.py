@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,12 +45,8 @@ import httpx
 
 from dunetrace import Dunetrace
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import collector_command, free_port, start_server
 
 DISCARD_APP = """
 import uvicorn
@@ -80,34 +75,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 def start(kind: str, db: str, sync: str = "full") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     if kind == "collector":
-        command = [
-            sys.executable,
-            "-m",
-            "dunetrace.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--log-level",
-            "warning",
-            "--sync",
-            sync,
-        ]
-    else:
-        command = [sys.executable, "-c", DISCARD_APP, str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{kind} did not start: {process.stderr.read().decode() if process.stderr else ''}")
-        time.sleep(0.05)
+        return start_server(collector_command(port, db, sync), port, kind)
+    return start_server([sys.executable, "-c", DISCARD_APP, str(port)], port, kind)
 
 
 def judge_lag(db: str, started: float, timeout: float = 30.0) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,43 +39,15 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests.pg import PostgresServer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import collector_command, free_port, start_server
+
 CONNECTIONS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_collector(db: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "dunetrace.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--db",
-        db,
-        "--log-level",
-        "warning",
-        "--sync",
-        "full",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the collector did not start: {process.stderr.read().decode() if process.stderr else ''}")
-        time.sleep(0.05)
+    return start_server(collector_command(port, db), port, "the collector")
 
 
 def bodies(runs: int, steps: int) -> list[bytes]:
