@@ -4,10 +4,12 @@ its own program: ``python mp_agent.py START_METHOD SHAPE`` with
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 
 from dunetrace import Dunetrace
@@ -19,7 +21,16 @@ dt = Dunetrace(
 )
 
 
+#: True once this process dumps its stacks on SIGUSR1 (fork children
+#: inherit it from main()).
+_dumps_on_sigusr1 = False
+
+
 def task(i: int) -> int:
+    global _dumps_on_sigusr1
+    if not _dumps_on_sigusr1:  # a spawn or forkserver child: for the watchdog
+        _dumps_on_sigusr1 = True
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     with dt.run("worker", user_input=i) as run:
         run.tool_called("lookup", {"i": i})
     return i
@@ -55,8 +66,31 @@ def inherited_handler(signum: int, frame: object) -> None:
     sys.exit(7)
 
 
+def watchdog(after: float) -> None:
+    """Should the program hang (test_processes gives it 120 s), say where
+    before it is killed: every child still alive dumps its threads' stacks
+    (faulthandler on SIGUSR1, inherited by fork children and registered in
+    the others by ``task``), then this process dumps its own and exits 3."""
+
+    def bark() -> None:
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGUSR1)
+        time.sleep(2)
+        sys.stderr.write(f"mp_agent: still running after {after:.0f} s; the parent's threads:\n")
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(3)
+
+    timer = threading.Timer(after, bark)
+    timer.daemon = True
+    timer.start()
+
+
 def main() -> None:
     method, shape = sys.argv[1], sys.argv[2]
+    global _dumps_on_sigusr1
+    _dumps_on_sigusr1 = True
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    watchdog(float(os.environ.get("DT_WATCHDOG", "100")))
     ctx = multiprocessing.get_context(method)
     if shape == "pool-with":  # __exit__ terminates the workers with SIGTERM
         with ctx.Pool(4) as pool:
