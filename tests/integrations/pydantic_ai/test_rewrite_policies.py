@@ -210,3 +210,26 @@ def test_uninstrument_puts_everything_back(
     assert all(SENTINEL not in user_texts(r) for r in planner.requests)
     assert any("nothing reports its runs" in r.getMessage() for r in caplog.records)
     assert dt.flush(5) and ingest.events == []
+
+
+async def test_a_streamed_run_is_switched_and_nudged_too(dt: Dunetrace, received: Any) -> None:
+    from pydantic_ai.models.function import DeltaToolCall
+
+    dt.add_policy("cheaper", when={"tool_calls": 1}, then={"switch_model": "backup"})
+    dt.add_policy("nudge", when={"tool_calls": 1}, then={"inject_prompt": SENTINEL})
+    heard: list[list[str]] = []
+
+    async def planner(messages: Any, info: Any) -> Any:
+        yield {0: DeltaToolCall(name="breakfast_hours", json_args="{}")}
+
+    async def backup(messages: Any, info: Any) -> Any:
+        heard.append(user_texts(messages))
+        for word in ("Breakfast ", "at ", "seven."):
+            yield word
+
+    capability = DunetraceCapability(models={"backup": FunctionModel(stream_function=backup, model_name="streamed")})
+    hotel = agent(FunctionModel(stream_function=planner, model_name="planner"), capability)
+    async with hotel.run_stream(BREAKFAST) as result:
+        assert await result.get_output() == "Breakfast at seven."
+    assert heard == [[BREAKFAST, SENTINEL]]
+    assert _models(received()) == ["planner", "streamed"]
