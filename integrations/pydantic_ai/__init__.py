@@ -100,7 +100,9 @@ def _served(processor: Any, run: Run) -> bool | None:
 
 
 class _Installation:
-    def __init__(self, client: Dunetrace, agent_id: str | None, previous: Any, provider: Any, processor: Any) -> None:
+    def __init__(
+        self, client: Dunetrace, agent_id: str | None, previous: Any, provider: Any, processor: DunetraceSpanProcessor
+    ) -> None:
         self.client = client
         self.agent_id = agent_id
         self.previous = previous
@@ -177,7 +179,7 @@ def instrument(
             and current.agent_id == agent_id
             and (tracer_provider is None or current.provider is tracer_provider)
         ):
-            return current.processor  # type: ignore[no-any-return]
+            return current.processor
         previous = getattr(agent_class, "_instrument_default", False)
         if current is not None:
             _installed = None

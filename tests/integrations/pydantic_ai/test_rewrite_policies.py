@@ -233,3 +233,28 @@ async def test_a_streamed_run_is_switched_and_nudged_too(dt: Dunetrace, received
         assert await result.get_output() == "Breakfast at seven."
     assert heard == [[BREAKFAST, SENTINEL]]
     assert _models(received()) == ["planner", "streamed"]
+
+
+def test_an_agent_with_its_own_provider_names_its_processor(ingest: IngestServer) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from pydantic_ai.models.instrumented import InstrumentationSettings
+
+    from dunetrace.integrations.otel import DunetraceSpanProcessor
+
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    try:
+        client.add_policy("cheaper", when={"tool_calls": 2}, then={"switch_model": "backup"})
+        provider = TracerProvider()
+        provider._disabled = False  # the suite sets OTEL_SDK_DISABLED
+        processor = DunetraceSpanProcessor(client, "own-provider")
+        provider.add_span_processor(processor)
+        planner, backup = Planner(loops=5), Backup()
+        hotel = agent(planner.model, DunetraceCapability(models={"backup": backup.model}, processor=processor))
+        hotel.instrument = InstrumentationSettings(tracer_provider=provider)
+        assert hotel.run_sync(ROOM).output.startswith("From the backup")
+        assert len(planner.requests) == 2
+        assert client.flush(5)
+        assert _models(ingest.events) == ["offline-planner", "offline-planner", "backup-model"]
+        assert {e["agent_id"] for e in ingest.events} == {"own-provider"}
+    finally:
+        client.shutdown(timeout=5)
