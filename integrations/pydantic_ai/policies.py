@@ -22,8 +22,9 @@ for the agent span around it, then:
   names, and so does every later request of the run;
 * ``inject_prompt``: ``run.pop_prompt_addition()`` is enqueued with
   ``RunContext.enqueue``: a ``UserPromptPart`` in a ``ModelRequest`` of its
-  own, after the history, in this request and kept in the conversation (the
-  later requests carry it as history; it is added once).
+  own at the end of the history (Pydantic AI sends it merged into the
+  request with the last tool returns), in this request and kept in the
+  conversation: later requests carry it as history; it is added once.
 
 Imports Pydantic AI, so it is only imported on first use (see ``__init__``).
 """
