@@ -22,13 +22,19 @@ else. ``uninstrument()`` (or ``dt.shutdown()``) puts back what was there.
 An agent built with ``instrument=...`` of its own is not changed: add a
 ``DunetraceSpanProcessor`` to the provider it uses instead.
 
-Live policies: ``stop`` acts. Once a stop policy has triggered for a run,
-the run's next model or tool span raises ``dunetrace.PolicyViolation`` from
-the span processor as Pydantic AI opens it, before the model or tool is
-called; Pydantic AI lets it out of ``run_sync`` / ``run`` and the run ends
-``run.errored``. ``switch_model`` and ``inject_prompt`` trigger and are
-reported but change nothing: a span can refuse a call, not rewrite it, and
-``instrument()`` changes no agent (a per-agent capability could; not done).
+Live policies: ``stop`` needs nothing more. Once a stop policy has
+triggered for a run, the run's next model or tool span raises
+``dunetrace.PolicyViolation`` from the span processor as Pydantic AI opens
+it, before the model or tool is called; Pydantic AI lets it out of
+``run_sync`` / ``run`` and the run ends ``run.errored``.
+
+``switch_model`` and ``inject_prompt`` rewrite a request, which a span
+cannot do: they act on agents given the capability
+:class:`~.policies.DunetraceCapability` (one line per agent,
+``Agent(..., capabilities=[DunetraceCapability()])``; Pydantic AI has no
+supported way to add a capability to every agent). On an agent without it
+they trigger and are reported, change nothing, and warn once when they
+trigger.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from dunetrace.log import warn_once
+from dunetrace.log import ErrorGuard, warn_once
 from dunetrace.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -44,10 +50,22 @@ if TYPE_CHECKING:
 
     from dunetrace import Dunetrace
     from dunetrace.integrations.otel import DunetraceSpanProcessor
+    from dunetrace.live import Signal
+    from dunetrace.run import Run
 
-__all__ = ["instrument", "uninstrument"]
+    from .policies import DunetraceCapability
+
+__all__ = ["DunetraceCapability", "instrument", "uninstrument"]
 
 PLUGIN_NAME = "dunetrace.pydantic_ai"
+
+#: Agent span ids of the runs a DunetraceCapability is serving now (kept by
+#: its ``wrap_run``): a ``switch_model`` or ``inject_prompt`` that triggers
+#: on any other run of the processor warns that nothing applies it.
+serving: set[int] = set()
+
+_G_SIGNAL = ErrorGuard("pydantic_ai.policy_listener")
+_REWRITES = frozenset({"switch_model", "inject_prompt"})
 
 
 def _agent_class() -> Any:
@@ -60,13 +78,58 @@ def _agent_class() -> Any:
     return Agent
 
 
+def __getattr__(name: str) -> Any:
+    if name == "DunetraceCapability":
+        _agent_class()  # the clear message when Pydantic AI is missing
+        from .policies import DunetraceCapability
+
+        return DunetraceCapability
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _served(processor: Any, run: Run) -> bool | None:
+    """Whether a DunetraceCapability serves ``run`` (its agent span is in
+    ``serving``); None when ``run`` is not one the processor has open."""
+    translator = processor.translator
+    with translator._runs_lock:
+        states = list(translator._runs)
+    for state in states:
+        if state.run is run:
+            return not serving.isdisjoint(state.spans)
+    return None
+
+
 class _Installation:
-    def __init__(self, client: Dunetrace, agent_id: str | None, previous: Any, provider: Any, processor: Any) -> None:
+    def __init__(
+        self, client: Dunetrace, agent_id: str | None, previous: Any, provider: Any, processor: DunetraceSpanProcessor
+    ) -> None:
         self.client = client
         self.agent_id = agent_id
         self.previous = previous
         self.provider = provider
         self.processor = processor
+        self.listener = self.rewrite_triggered
+
+    def rewrite_triggered(self, signal: Signal) -> None:
+        """A ``switch_model`` / ``inject_prompt`` policy triggered: warn once
+        when the run is ours and no DunetraceCapability serves it."""
+        if signal.type != "POLICY_TRIGGERED":
+            return
+        action = signal.evidence.get("action")
+        if action not in _REWRITES or signal.run is None:
+            return
+        with _G_SIGNAL:
+            if _served(self.processor, signal.run) is False:
+                warn_once(
+                    f"pydantic-ai-unapplied:{action}",
+                    "dunetrace: policy %r (%s) triggered on a Pydantic AI run of %r whose agent has no "
+                    "DunetraceCapability, so it changes nothing there (it is reported); add "
+                    "capabilities=[DunetraceCapability()] to the Agent "
+                    "(from dunetrace.integrations.pydantic_ai import DunetraceCapability)",
+                    signal.evidence.get("policy"),
+                    action,
+                    signal.run.agent_id,
+                )
 
     @hookimpl
     def dunetrace_shutdown(self, client: Dunetrace) -> None:
@@ -81,6 +144,8 @@ class _Installation:
 
         _agent_class().instrument_all(self.previous)
         _take_off(self.provider, self.processor)
+        client = self.client
+        client._listeners = tuple(listener for listener in client._listeners if listener != self.listener)
         if self.client.plugins.is_registered(self):
             self.client.plugins.unregister(self)
         self.processor.shutdown()
@@ -114,7 +179,7 @@ def instrument(
             and current.agent_id == agent_id
             and (tracer_provider is None or current.provider is tracer_provider)
         ):
-            return current.processor  # type: ignore[no-any-return]
+            return current.processor
         previous = getattr(agent_class, "_instrument_default", False)
         if current is not None:
             _installed = None
@@ -138,12 +203,8 @@ def instrument(
         provider.add_span_processor(processor)
         installation = _Installation(dt, agent_id, previous, provider, processor)
         dt.plugins.register(installation, name=PLUGIN_NAME)
+        dt.on_signal(installation.listener)
         agent_class.instrument_all(InstrumentationSettings(tracer_provider=provider))
-        dt._policies.framework_limits(
-            "Pydantic AI",
-            frozenset({"switch_model", "inject_prompt"}),
-            "its spans report calls but cannot change them; stop works (at the next model or tool call)",
-        )
         _installed = installation
         return processor
 

@@ -1,6 +1,8 @@
 """A real Pydantic AI agent looping on a tool, with the live detectors on:
 TOOL_LOOP fires during the run, and a ``stop`` policy on it makes the
-agent's next model call raise PolicyViolation out of ``run_sync``."""
+agent's next model call raise PolicyViolation out of ``run_sync`` (with no
+line but ``instrument()``); a ``switch_model`` on an agent without
+``DunetraceCapability`` warns once when it triggers."""
 
 from __future__ import annotations
 
@@ -46,13 +48,16 @@ def _calls(model: Any) -> list[int]:
     return made
 
 
-def _agent(loops: int) -> tuple[Any, list[int]]:
+def _agent(loops: int, *capabilities: Any) -> tuple[Any, list[int]]:
     from pydantic_ai import Agent
 
     model = pydantic_ai_agent.scripted_model(loops)
     made = _calls(model)
     tools = [pydantic_ai_agent.check_room, pydantic_ai_agent.breakfast_hours]
-    return Agent(model, system_prompt=pydantic_ai_agent.SYSTEM_PROMPT, tools=tools, name="hotel"), made
+    agent = Agent(
+        model, system_prompt=pydantic_ai_agent.SYSTEM_PROMPT, tools=tools, name="hotel", capabilities=list(capabilities)
+    )
+    return agent, made
 
 
 def test_a_tool_loop_policy_stops_the_agent_at_its_next_model_call(dt: Dunetrace, received: Any) -> None:
@@ -104,7 +109,23 @@ def test_a_stop_in_one_run_leaves_the_next_run_alone(dt: Dunetrace, received: An
     assert received()[-1]["event_type"] == "run.completed"
 
 
-def test_a_policy_it_cannot_apply_warns_once(dt: Dunetrace, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_rewrite_on_an_agent_without_the_capability_warns_once_when_it_triggers(
+    dt: Dunetrace, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dunetrace.integrations.pydantic_ai import DunetraceCapability
+
+    def unapplied() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "has no DunetraceCapability" in r.getMessage()]
+
     with caplog.at_level("WARNING", logger="dunetrace"):
-        dt.add_policy("cheaper", when={"signal": "TOOL_LOOP"}, then={"switch_model": "small"})
-    assert any("Pydantic AI cannot apply switch_model" in r.getMessage() for r in caplog.records)
+        dt.add_policy("cheaper", when={"tool_calls": 2}, then={"switch_model": "small"})
+        assert unapplied() == []  # adding it says nothing: an agent may well have the capability
+        served, made = _agent(3, DunetraceCapability(models={"small": pydantic_ai_agent.scripted_model(0)}))
+        assert served.run_sync("Is a sea-view room free on 2026-12-24?").output.startswith("Breakfast")
+        assert len(made) == 2 and unapplied() == []  # switched, so no warning
+        for _ in range(2):
+            plain, made = _agent(loops=3)
+            assert plain.run_sync("Is a sea-view room free on 2026-12-24?").output.startswith("Sorry")
+            assert len(made) == 4  # the planner answered every request: nothing was switched
+    assert len(unapplied()) == 1
+    assert "'cheaper' (switch_model)" in unapplied()[0] and "capabilities=[DunetraceCapability()]" in unapplied()[0]
