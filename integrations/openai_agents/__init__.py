@@ -108,8 +108,9 @@ class _Installation:
 
         runner = self.runner
         runner.processor = None  # from now on it passes calls on as they are
+        inner = runner.inner
         if get_default_agent_runner() is runner:
-            set_default_agent_runner(runner.inner)
+            set_default_agent_runner(inner)
         else:
             # Someone set a runner of their own after ours (it may wrap ours):
             # theirs stays, and ours inside it changes nothing any more.
@@ -138,7 +139,7 @@ def instrument(dt: Dunetrace, agent_id: str | None = None, *, replace: bool = Fa
     with _lock:
         current = _installed
         if current is not None and current.client is dt and current.processor.agent_id == agent_id:
-            return current.processor  # type: ignore[no-any-return]
+            return current.processor
         replaced = None
         if current is not None:  # taken off whole, the SDK's processors put back
             _installed = None

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 
-
 _scripts = itertools.count(1)
 
 

@@ -228,7 +228,7 @@ def test_a_runner_set_after_ours_is_left_in_place(ingest: IngestServer, caplog: 
         uninstrument()
     assert get_default_agent_runner() is theirs
     assert any("runner was replaced after instrument()" in r.getMessage() for r in caplog.records)
-    agent, script, ran = looping_agent(loops=3)
+    agent, _, ran = looping_agent(loops=3)
     assert run_agent("run_sync", agent, "a room") == "none free "  # ours only passes calls on now
     assert len(ran) == 3
     client.shutdown(timeout=5)
@@ -291,3 +291,21 @@ def test_every_action_is_applied_without_a_warning(ingest: IngestServer, caplog:
     uninstrument()
     client.shutdown(timeout=5)
     assert not [r for r in caplog.records if "cannot apply" in r.getMessage()]
+
+
+def test_a_run_config_given_as_a_dict_is_composed_as_the_sdk_reads_it(dt: Dunetrace) -> None:
+    dt.add_policy("nudge", when={"tool_calls": 1}, then={"inject_prompt": NUDGE})
+    agent, script, _ = looping_agent(loops=1)
+    run_agent("run_sync", agent, "a room", run_config={"workflow_name": "rooms"})
+    assert script.inputs[1][-1] == {"role": "user", "content": NUDGE}
+
+
+def test_what_the_sdk_refuses_is_refused_with_its_own_message(dt: Dunetrace) -> None:
+    from agents import AgentHooks
+
+    agent, script, _ = looping_agent(loops=1)
+    with pytest.raises(TypeError, match="Run hooks must be instances of RunHooks"):
+        run_agent("run_sync", agent, "a room", hooks=AgentHooks())
+    with pytest.raises(TypeError):
+        run_agent("run_sync", agent, "a room", run_config={"no_such_setting": 1})
+    assert script.calls == 0
