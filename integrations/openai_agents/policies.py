@@ -27,18 +27,19 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any
 
+from agents.exceptions import AgentsException
 from agents.lifecycle import RunHooks
 from agents.tracing import get_current_span, get_current_trace
 
+from dunetrace import PolicyViolation
 from dunetrace.log import ErrorGuard, warn_once
 
 if TYPE_CHECKING:
-    from dunetrace import PolicyViolation
     from dunetrace.integrations.otel.state import RunState
 
     from .adapter import DunetraceTracingProcessor
 
-__all__ = ["CallPolicies", "DunetracePolicyHooks", "active_call"]
+__all__ = ["AgentsPolicyViolation", "CallPolicies", "DunetracePolicyHooks", "active_call"]
 
 _G_FIND = ErrorGuard("openai_agents.policies.find")
 
@@ -81,10 +82,22 @@ def _refuse(processor: DunetraceTracingProcessor, chain: list[RunState]) -> None
             processor.refused.add(state.run.run_id)
 
 
-def _raise(violation: PolicyViolation) -> None:
-    from dunetrace import PolicyViolation
+class AgentsPolicyViolation(PolicyViolation, AgentsException):
+    """``dunetrace.PolicyViolation`` as the SDK's own ``AgentsException``
+    too: the SDK wraps any other exception of a tool call, its
+    ``on_tool_start`` hooks included, in a ``UserError`` (openai-agents
+    0.20, ``run_internal.tool_execution``), and lets its own through."""
 
-    raise PolicyViolation(violation.policy, violation.reason, violation.run_id)
+    def __init__(self, policy: str, reason: str, run_id: str | None = None) -> None:
+        PolicyViolation.__init__(self, policy, reason, run_id)
+
+
+# The class name a caller or a log sees, as the run's error_type says.
+AgentsPolicyViolation.__name__ = "PolicyViolation"
+
+
+def _raise(violation: PolicyViolation) -> None:
+    raise AgentsPolicyViolation(violation.policy, violation.reason, violation.run_id)
 
 
 class CallPolicies:

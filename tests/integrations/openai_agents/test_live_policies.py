@@ -7,10 +7,12 @@ PolicyViolation at a real ingest server."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agents.exceptions import AgentsException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -225,3 +227,19 @@ def test_a_stop_in_an_agent_run_as_a_tool_stops_the_agent_that_called_it(dt: Dun
     for events in runs.values():
         assert events[-1]["event_type"] == "run.errored"
         assert events[-1]["payload"]["error_type"] == "PolicyViolation"
+
+
+def test_a_stop_after_a_model_call_refuses_the_tool_call_it_asked_for(dt: Dunetrace, received: Any) -> None:
+    dt.add_policy("budget", when={"tokens": 100}, then="stop")  # the first call alone uses 159
+    agent, script, ran = looping_agent(loops=3)
+    with pytest.raises(PolicyViolation, match="budget") as stopped:
+        run_agent("run_sync", agent, "a room")
+    assert script.calls == 1 and ran == []
+    # The SDK wraps what a tool call's hooks raise in a UserError unless it is
+    # its own AgentsException: the stop is both, and named as the run says.
+    assert isinstance(stopped.value, AgentsException) and type(stopped.value).__name__ == "PolicyViolation"
+    again = pickle.loads(pickle.dumps(stopped.value))
+    assert isinstance(again, PolicyViolation) and again.policy == "budget"
+    events = received()
+    assert only(events, "tool.called") == []
+    assert events[-1]["payload"]["error_type"] == "PolicyViolation"

@@ -309,3 +309,26 @@ def test_what_the_sdk_refuses_is_refused_with_its_own_message(dt: Dunetrace) -> 
     with pytest.raises(TypeError):
         run_agent("run_sync", agent, "a room", run_config={"no_such_setting": 1})
     assert script.calls == 0
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}", fullmatch=True))
+def test_any_model_name_the_provider_knows_is_switched_to(ingest: IngestServer, name: str) -> None:
+    from agents import RunConfig
+
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    client.add_policy("switch", when={"tool_calls": 1}, then={"switch_model": name})
+    instrument(client, agent_id="rooms-bot", replace=True)
+    seen = len(ingest.events)
+    try:
+        agent, script, _ = looping_agent(loops=2)
+        agent.model = responses_model(script, "gpt-big")
+        provider = models_by_name({name: responses_model(script, name)})
+        run_agent("run_sync", agent, "a room", run_config=RunConfig(model_provider=provider))
+        assert client.flush(5)
+    finally:
+        uninstrument()
+        client.shutdown(timeout=5)
+    expected = ["gpt-big", name, name] if name != "gpt-big" else ["gpt-big"] * 3
+    assert script.models == expected and provider.asked == [name]
+    assert [e["payload"]["model"] for e in only(ingest.events[seen:], "llm.called")] == expected
