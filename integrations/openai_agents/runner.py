@@ -16,9 +16,12 @@ added, each asking the call's :class:`~.policies.CallPolicies`:
   caller's filter first, then appends the ``inject_prompt`` text as a user
   message at the end of that model call's input.
 * the copy's ``model``: read by the SDK at every turn
-  (``run_internal.turn_preparation.get_model``), it answers the model a
+  (``run_internal.turn_preparation.get_model``; the streamed loop reads it
+  before the input filter runs, the other after), it answers the model a
   ``switch_model`` policy chose for the current run, resolved by name
   through the config's ``model_provider``; until then, what the caller set.
+  The SDK reads this very object all run long: the one copy it makes (to
+  classify a turn's tool calls) reads no model.
 
 When the runner is taken off while another runner wraps it, it only passes
 calls on.

@@ -332,3 +332,13 @@ def test_any_model_name_the_provider_knows_is_switched_to(ingest: IngestServer, 
     expected = ["gpt-big", name, name] if name != "gpt-big" else ["gpt-big"] * 3
     assert script.models == expected and provider.asked == [name]
     assert [e["payload"]["model"] for e in only(ingest.events[seen:], "llm.called")] == expected
+
+
+@pytest.mark.parametrize("conversation", [{"auto_previous_response_id": True}, {"conversation_id": "conv-1"}])
+def test_inject_prompt_in_a_conversation_the_server_keeps(dt: Dunetrace, conversation: dict[str, Any]) -> None:
+    # Only the new items go to the server each turn; the message is one of them once.
+    dt.add_policy("nudge", when={"tool_calls": 1}, then={"inject_prompt": NUDGE})
+    agent, script, _ = looping_agent(loops=2)
+    assert run_agent("run_sync", agent, "a room", **conversation) == "none free "
+    assert script.inputs[1][-1] == {"role": "user", "content": NUDGE}
+    assert [i for i, items in enumerate(script.inputs) if NUDGE in json.dumps(items)] == [1]
