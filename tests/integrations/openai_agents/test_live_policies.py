@@ -243,3 +243,27 @@ def test_a_stop_after_a_model_call_refuses_the_tool_call_it_asked_for(dt: Dunetr
     events = received()
     assert only(events, "tool.called") == []
     assert events[-1]["payload"]["error_type"] == "PolicyViolation"
+
+
+def test_the_hooks_alone_stop_a_run_of_a_processor_added_by_hand(ingest: IngestServer) -> None:
+    # Without instrument(): the processor added yourself, the hooks given it.
+    from agents.tracing import get_trace_provider, set_trace_processors
+
+    from dunetrace.integrations.openai_agents import DunetraceTracingProcessor
+
+    provider = get_trace_provider()
+    before = provider._multi_processor._processors
+    client = Dunetrace(endpoint=ingest.url, flush_interval=0.05)
+    client.add_policy("cap-search", when={"tool_calls": 2}, then="stop")
+    processor = DunetraceTracingProcessor(client, agent_id="rooms-bot")
+    set_trace_processors([processor])
+    try:
+        agent, script, ran = looping_agent(loops=6)
+        with pytest.raises(PolicyViolation):
+            run_agent("run", agent, "a room", hooks=DunetracePolicyHooks(processor))
+        assert len(ran) == 2 and script.calls == 2
+        assert client.flush(5)
+    finally:
+        set_trace_processors(list(before))
+        client.shutdown(timeout=5)
+    assert ingest.events[-1]["payload"]["error_type"] == "PolicyViolation"
