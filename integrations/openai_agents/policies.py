@@ -12,8 +12,11 @@ it:
 
 * ``stop``: the run hooks raise ``dunetrace.PolicyViolation`` before the
   next model call (``on_llm_start``) and the next tool call
-  (``on_tool_start``) of a run that a ``stop`` policy stopped, or whose
-  parent run in the call (a handoff's agent is a child run) was stopped.
+  (``on_tool_start``) of a run that a ``stop`` policy stopped, or of a run
+  inside it (a handoff's agent, an agent run as a tool: child runs). A
+  stop inside an agent run as a tool is raised again at the next call of
+  the agent that called it, since the SDK hands that agent the tool's
+  error as text.
 * ``switch_model``: the model the run's later turns use.
 * ``inject_prompt``: the text added to the next model call's input.
 
@@ -141,7 +144,10 @@ class CallPolicies:
             for state in chain:
                 run = state.run
                 if run is not None and run.stopped:
-                    violation = run._violation
+                    try:
+                        run.raise_if_stopped()
+                    except PolicyViolation as stop:
+                        violation = stop
                     break
             if violation is None:
                 return
