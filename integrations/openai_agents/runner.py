@@ -57,6 +57,16 @@ class DunetraceAgentRunner(AgentRunner):
     policies of the run added; ``processor`` None passes calls on as they are."""
 
     def __init__(self, inner: AgentRunner, processor: DunetraceTracingProcessor | None) -> None:
+        if not all(callable(getattr(inner, name, None)) for name in ("run", "run_sync", "run_streamed")):
+            raise TypeError(
+                "DunetraceAgentRunner(inner, processor) wraps an agent runner, such as "
+                f"agents.run.get_default_agent_runner(); got {inner!r}"
+            )
+        if processor is not None and not hasattr(processor, "translator"):
+            raise TypeError(
+                "DunetraceAgentRunner(inner, processor) takes the DunetraceTracingProcessor whose runs "
+                f"its policies act on (or None); got {processor!r}"
+            )
         self.inner = inner
         self.processor = processor
 

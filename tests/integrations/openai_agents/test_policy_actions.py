@@ -342,3 +342,10 @@ def test_inject_prompt_in_a_conversation_the_server_keeps(dt: Dunetrace, convers
     assert run_agent("run_sync", agent, "a room", **conversation) == "none free "
     assert script.inputs[1][-1] == {"role": "user", "content": NUDGE}
     assert [i for i, items in enumerate(script.inputs) if NUDGE in json.dumps(items)] == [1]
+
+
+def test_a_runner_built_by_hand_says_what_it_needs(dt: Dunetrace, sdk_runner: Any) -> None:
+    with pytest.raises(TypeError, match="wraps an agent runner"):
+        DunetraceAgentRunner(object(), None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="DunetraceTracingProcessor"):
+        DunetraceAgentRunner(sdk_runner, dt)  # type: ignore[arg-type]
