@@ -119,6 +119,18 @@ class CallPolicies:
         self.violation: PolicyViolation | None = None
         self.models: dict[str, Any] = {}
 
+    def acting(self, kind: str) -> bool:
+        """Whether the client has a policy whose action is ``kind`` (read at
+        each use: a policy may be added while the run goes on); without
+        one, the call pays no lookup of its run."""
+        return any(policy.then.kind == kind for policy in self.processor.client.policies)
+
+    def started(self) -> None:
+        """The call's first agent starts (its run is the current one): the
+        call's own run, where the part of a chain inside the call ends."""
+        if self.root is None:
+            self.chain()
+
     def chain(self) -> list[RunState]:
         """The current run and its parents, nearest first."""
         chain: list[RunState] = []
@@ -138,8 +150,10 @@ class CallPolicies:
     # -- stop ------------------------------------------------------------------
 
     def raise_if_stopped(self) -> None:
-        chain = self.chain()
         violation = self.violation
+        if violation is None and not self.acting("stop"):
+            return
+        chain = self.chain()
         if violation is None:
             for state in chain:
                 run = state.run
@@ -160,13 +174,17 @@ class CallPolicies:
         _raise(violation)
 
     def stopped(self) -> bool:
-        return self.violation is not None or any(s.run is not None and s.run.stopped for s in self.chain())
+        if self.violation is not None:
+            return True
+        return self.acting("stop") and any(s.run is not None and s.run.stopped for s in self.chain())
 
     # -- inject_prompt ---------------------------------------------------------
 
     def pop_prompt_addition(self) -> str | None:
         """What ``inject_prompt`` policies added for the runs of this call
         the current agent is in (its own first, then its parent's), once."""
+        if not self.acting("inject_prompt") or self.stopped():
+            return None  # a stopped run's next call is refused: the text waits
         added = []
         for state in self._in_call(self.chain()):
             text = state.run.pop_prompt_addition() if state.run is not None else None
@@ -181,6 +199,8 @@ class CallPolicies:
         its parent in the call), resolved through ``provider`` (the run
         config's ``model_provider``) once per name; None to keep the
         agent's own."""
+        if not self.acting("switch_model"):
+            return None
         name = None
         for state in self._in_call(self.chain()):
             if state.run is not None and state.run.model_override is not None:

@@ -216,10 +216,9 @@ class _InputFilter:
         if not isinstance(result, ModelInputData) or not isinstance(result.input, list):
             return result  # the SDK refuses it with its own message
         with _G_INJECT:
-            if not self.call.stopped():
-                added = self.call.pop_prompt_addition()
-                if added is not None:
-                    result.input = [*result.input, {"role": "user", "content": added}]
+            added = self.call.pop_prompt_addition()
+            if added is not None:
+                result.input = [*result.input, {"role": "user", "content": added}]
         return result
 
 
@@ -227,13 +226,19 @@ class _InputFilter:
 
 
 class _PolicyHooks(RunHooks[Any]):
-    """Raises a stop before the call on ``on_llm_start`` / ``on_tool_start``;
-    every callback then goes on to the caller's hooks."""
+    """Raises a stop before the call on ``on_llm_start`` / ``on_tool_start``,
+    notes the call's own run on its first ``on_agent_start``; every callback
+    then goes on to the caller's hooks."""
 
     def __init__(self, call: CallPolicies, theirs: RunHooksBase[Any, Any] | None) -> None:
         super().__init__()
         self.call = call
         self.theirs = theirs
+
+    async def on_agent_start(self, context: Any, agent: Any) -> None:
+        self.call.started()
+        if self.theirs is not None:
+            await self.theirs.on_agent_start(context, agent)
 
     async def on_llm_start(self, context: Any, agent: Any, system_prompt: Any, input_items: Any) -> None:
         self.call.raise_if_stopped()
@@ -256,8 +261,8 @@ def _forwarder(name: str) -> Any:
     return forward
 
 
-# Every other callback the SDK has (0.20: on_llm_end, on_agent_start,
-# on_agent_end, on_handoff, on_tool_end) goes to the caller's hooks as it
+# Every other callback the SDK has (0.20: on_llm_end, on_agent_end,
+# on_handoff, on_tool_end) goes to the caller's hooks as it
 # came; read from the SDK's base class, so a callback added later is passed on too.
 for _name in dir(RunHooksBase):
     if _name.startswith("on_") and _name not in _PolicyHooks.__dict__:
