@@ -68,21 +68,23 @@ def run_agent(mode: str, agent: Any, question: str, **kwargs: Any) -> Any:
     return asyncio.run(go())
 
 
-def looping_agent(loops: int, streaming: bool = False, name: str = "rooms") -> tuple[Any, ScriptedResponses, list[str]]:
-    """An agent whose model asks for ``search`` ``loops`` times, and the
-    list of the tool's real invocations."""
+def looping_agent(
+    loops: int, streaming: bool = False, name: str = "rooms", tool: str = "search"
+) -> tuple[Any, ScriptedResponses, list[str]]:
+    """An agent whose model asks for its tool (``search``) ``loops`` times,
+    and the list of the tool's real invocations."""
     from agents import Agent, function_tool
 
     ran: list[str] = []
 
-    @function_tool
     def search(q: str) -> str:
         """Search free rooms."""
         ran.append(q)
         return f"nothing matches {q}"
 
-    script = StreamingResponses(loops) if streaming else ScriptedResponses(loops)
-    agent = Agent(name=name, instructions="You book rooms.", tools=[search], model=responses_model(script))
+    script = (StreamingResponses if streaming else ScriptedResponses)(loops, tool=tool)
+    tools = [function_tool(search, name_override=tool)]
+    agent = Agent(name=name, instructions="You book rooms.", tools=tools, model=responses_model(script))
     return agent, script, ran
 
 

@@ -349,3 +349,21 @@ def test_a_runner_built_by_hand_says_what_it_needs(dt: Dunetrace, sdk_runner: An
         DunetraceAgentRunner(object(), None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="DunetraceTracingProcessor"):
         DunetraceAgentRunner(sdk_runner, dt)  # type: ignore[arg-type]
+
+
+def test_policies_of_runs_in_threads_stay_apart(dt: Dunetrace, received: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dt.add_policy("cap-search", when={"tool_calls": 2, "tool": "search"}, then="stop")
+    searcher, _, searched = looping_agent(loops=6)
+    looker, _, looked = looping_agent(loops=4, tool="lookup")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stopped = pool.submit(run_agent, "run_sync", searcher, "find")
+        finished = pool.submit(run_agent, "run_sync", looker, "who")
+        with pytest.raises(PolicyViolation):
+            stopped.result(timeout=60)
+        assert finished.result(timeout=60) == "none free "
+    assert len(searched) == 2 and len(looked) == 4
+    ends = sorted(r[-1]["event_type"] for r in by_run(received()).values())
+    assert ends == ["run.completed", "run.errored"]
