@@ -203,6 +203,9 @@ def test_uninstrument_puts_back_the_runner_that_was_there(ingest: IngestServer) 
     assert instrument(client, agent_id="rooms-bot") and get_default_agent_runner() is ours  # idempotent
     run_agent("run_sync", looping_agent(loops=1)[0], "a room")
     assert Counting.calls == 1  # the runner that was there still runs the agent
+    instrument(client, agent_id="front-desk")  # another replaces the first, not stacked on it
+    again = get_default_agent_runner()
+    assert again is not ours and again.inner is mine and ours.processor is None
     uninstrument()
     assert get_default_agent_runner() is mine
     instrument(client, agent_id="rooms-bot")
