@@ -4,11 +4,15 @@ The offline agent of ``examples/openai_agents_agent.py`` (the SDK's
 Responses model on a scripted ``httpx.MockTransport``: five calls of one
 tool, then an answer) runs with the SDK's trace processors set to:
 
-* ``empty processor`` a ``TracingProcessor`` that does nothing: the
-  baseline (the SDK builds its spans whatever is registered)
-* ``dunetrace``       ``DunetraceTracingProcessor``, shipping over HTTP to a
-  sink in another process on 127.0.0.1 (benchmarks/sink.py)
-* ``dt, no export``   the same with ``Dunetrace(export="none")``
+* ``empty processor`` a ``TracingProcessor`` that does nothing, and the
+  SDK's own runner: the baseline (the SDK builds its spans whatever is
+  registered)
+* ``dunetrace``       what ``instrument()`` installs: ``DunetraceTracingProcessor``,
+  shipping over HTTP to a sink in another process on 127.0.0.1
+  (benchmarks/sink.py), and ``DunetraceAgentRunner`` around the SDK's
+  runner (the live policies' hooks, input filter and model choice)
+* ``processor only``  the same processor with the SDK's own runner
+* ``dt, no export``   ``dunetrace`` with ``Dunetrace(export="none")``
 
 Interleaved round by round (order alternating); the table gives the median
 milliseconds per run (wall clock and process CPU time), the fastest batch,
@@ -28,11 +32,12 @@ os.environ.pop("OPENAI_API_KEY", None)
 from _harness import interleaved, print_table, timed
 from _sink_process import Sink
 from agents import set_trace_processors
+from agents.run import AgentRunner, get_default_agent_runner, set_default_agent_runner
 from agents.tracing.processor_interface import TracingProcessor
 
 from dunetrace import Dunetrace
 from dunetrace.examples.openai_agents_agent import ScriptedResponses, ask
-from dunetrace.integrations.openai_agents import DunetraceTracingProcessor
+from dunetrace.integrations.openai_agents import DunetraceAgentRunner, DunetraceTracingProcessor
 
 TOOL_CALLS = 5
 # run + model pairs + tool pairs + the TOOL_LOOP signal of live detection (on by default)
@@ -65,8 +70,10 @@ def one_run() -> None:
     ask("Is a sea-view room free on 2026-12-24?", script)
 
 
-def timed_batch(processor: TracingProcessor, runs: int) -> tuple[float, float]:
+def timed_batch(setup: tuple[TracingProcessor, AgentRunner], runs: int) -> tuple[float, float]:
+    processor, runner = setup
     set_trace_processors([processor])
+    set_default_agent_runner(runner)
     return timed(one_run, runs)
 
 
@@ -79,28 +86,35 @@ def main() -> None:
     sink = Sink().start()
     dt = Dunetrace(endpoint=sink.url)
     quiet = Dunetrace(endpoint=sink.url, export="none")
-    configs: dict[str, TracingProcessor] = {
-        BASELINE: EmptyProcessor(),
-        "dunetrace": DunetraceTracingProcessor(dt, agent_id="rooms"),
-        "dt, no export": DunetraceTracingProcessor(quiet, agent_id="rooms"),
+    sdk_runner = get_default_agent_runner()
+    shipping = DunetraceTracingProcessor(dt, agent_id="rooms")
+    not_shipping = DunetraceTracingProcessor(quiet, agent_id="rooms")
+    configs: dict[str, tuple[TracingProcessor, AgentRunner]] = {
+        BASELINE: (EmptyProcessor(), sdk_runner),
+        "dunetrace": (shipping, DunetraceAgentRunner(sdk_runner, shipping)),
+        "processor only": (shipping, sdk_runner),
+        "dt, no export": (not_shipping, DunetraceAgentRunner(sdk_runner, not_shipping)),
     }
     try:
-        for processor in configs.values():  # warm up imports, caches, the drain thread
-            timed_batch(processor, 3)
+        for setup in configs.values():  # warm up imports, caches, the drain thread
+            timed_batch(setup, 3)
         dt.flush(10)
         sent_before = sink.count()
-        walls, cpus = interleaved(configs, args.rounds, lambda processor: timed_batch(processor, args.runs))
+        walls, cpus = interleaved(configs, args.rounds, lambda setup: timed_batch(setup, args.runs))
         dt.flush(10)
         delivered = sink.count() - sent_before
     finally:
         set_trace_processors([])
+        set_default_agent_runner(sdk_runner)
         dt.shutdown()
         quiet.shutdown()
         sink.stop()
 
     print(f"OpenAI Agents SDK agent, {TOOL_CALLS} tool calls + answer; {args.rounds} rounds x {args.runs} runs")
     print_table(configs, walls, cpus, BASELINE)
-    print(f"events delivered to the sink: {delivered} of {args.rounds * args.runs * EVENTS_PER_RUN}")
+    shipping_configs = 2  # "dunetrace" and "processor only"
+    expected = shipping_configs * args.rounds * args.runs * EVENTS_PER_RUN
+    print(f"events delivered to the sink: {delivered} of {expected}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 ``instrument(dt, agent_id=...)`` is the whole integration: it adds a tracing
 processor beside the SDK's own, and each ``Runner.run_sync`` below becomes a
-Dunetrace run with its model calls (tokens, finish reasons) and tool calls.
+Dunetrace run with its model calls (tokens, finish reasons) and tool calls;
+the runner it puts in place applies live policies (``dt.add_policy``) to
+those calls with no more lines.
 
 Offline: the agent's model is the SDK's ``OpenAIResponsesModel`` on a real
 ``AsyncOpenAI`` client whose ``httpx.MockTransport`` plays the Responses API

@@ -14,7 +14,7 @@ processor interface, feeding the span translator of
 
 The SDK calls processors on the agent's own thread or task, and swallows
 what they raise, so a live policy cannot stop the agent by raising here:
-its ``on_signal`` listeners still run.
+the runner ``instrument()`` installs applies it (see :mod:`.runner`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class DunetraceTracingProcessor(TracingProcessor):
         self.agent_id = agent_id
         # The translator is handed each span's error as the span itself. The
         # SDK drops what a processor raises, so a stopped run's calls are
-        # refused by DunetracePolicyHooks, not here.
+        # refused by the policy runner's hooks, not here.
         self.translator = SpanTranslator(dt, agent_id, lambda error: error, max_open_spans, stops_at_span_start=False)
         #: Runs by the id of the span (a task span, or a trace without task
         #: spans) they are kept under -> [start ns, described yet, error].
@@ -69,8 +69,8 @@ class DunetraceTracingProcessor(TracingProcessor):
         self._traces: dict[str, int] = {}
         self._lock = threading.Lock()
         self.malformed = 0
-        #: Ids of the runs DunetracePolicyHooks refused a call of: their task
-        #: span's error (which the SDK records by message only) is that
+        #: Ids of the runs the policy hooks refused a call of: their task or
+        #: agent span's error (which the SDK records by message only) is that
         #: PolicyViolation.
         self.refused: set[str] = set()
 
@@ -179,6 +179,7 @@ class DunetraceTracingProcessor(TracingProcessor):
             if kind == "guardrail" and getattr(data, "triggered", False):
                 self.translator.stop_reason(span.span_id, GUARDRAIL_TRIPPED)
             if error is not None and kind == "agent":
+                error = self._refused_error(span.span_id, parent, error)
                 # The run this agent span is in failed (its task span may not say).
                 for key in (parent, span.trace_id):
                     run = self._runs.get(key) if key else None
@@ -189,6 +190,18 @@ class DunetraceTracingProcessor(TracingProcessor):
             self.translator.end(span.span_id, parent or span.trace_id, _name(data), attributes, start, end, error)
         except Exception as exc:
             self._failed(exc, "on_span_end")
+
+    def _refused_error(self, key: str, parent: str | None, error: tuple[str, str]) -> tuple[str, str]:
+        """A handoff's agent span that failed because the policy runner
+        refused a call of its run (or of its parent's): PolicyViolation."""
+        if not self.refused:
+            return error
+        run = self.translator.run_of(key)
+        if run is None or run.run_id not in self.refused:
+            return error
+        if parent is None or self.translator.run_of(parent) is not run:
+            self.refused.discard(run.run_id)  # a child run: ends here
+        return ("PolicyViolation", error[1])
 
     def shutdown(self) -> None:
         try:

@@ -67,7 +67,7 @@ def attributes_of(data: Any, ended: bool) -> dict[str, Any]:
     data that is not a step (turns, tasks, handoffs, guardrails)."""
     kind = getattr(data, "type", None)
     if kind == "function":
-        out = {"gen_ai.operation.name": "execute_tool"}
+        out: dict[str, Any] = {"gen_ai.operation.name": "execute_tool"}
         if not ended:
             # The SDK sets the arguments after the span starts (0.20): the
             # call is reported whole when it ends.
