@@ -61,15 +61,7 @@ def current_chain(processor: DunetraceTracingProcessor) -> list[RunState]:
     keys = [span.span_id, span.parent_id] if span is not None else []
     if trace is not None:
         keys.append(trace.trace_id)
-    # The translator's open spans by id: the same table run_of reads, read
-    # here for the run's state, whose parent links the runs of one call.
-    spans = processor.translator._spans
-    state = None
-    for key in keys:
-        entry = spans.get(key) if key else None
-        if entry is not None:
-            state = entry.state
-            break
+    state = processor.translator.state_of(*(key for key in keys if key))
     chain: list[RunState] = []
     while state is not None and len(chain) < 64:
         chain.append(state)

@@ -156,14 +156,25 @@ class SpanTranslator:
         run = owner.state.run
         return run is not None and run.stopped
 
-    def run_of(self, *span_ids: Hashable) -> Run | None:
-        """The started run the first of ``span_ids`` that is open belongs to
-        (for an adapter that looks a run up from the framework's current span)."""
+    def state_of(self, *span_ids: Hashable) -> RunState | None:
+        """The run state the first of ``span_ids`` that is open belongs to
+        (for an adapter that looks a run up from the framework's current
+        span; its ``parent`` links lead to the runs it is a child of)."""
         for span_id in span_ids:
             entry = self._spans.get(span_id)
             if entry is not None:
-                return entry.state.run
+                return entry.state
         return None
+
+    def run_of(self, *span_ids: Hashable) -> Run | None:
+        """The started run of :meth:`state_of`, or None."""
+        state = self.state_of(*span_ids)
+        return state.run if state is not None else None
+
+    def open_states(self) -> list[RunState]:
+        """The run states open now (a copy, taken under the lock)."""
+        with self._runs_lock:
+            return list(self._runs)
 
     def stop_reason(self, span_id: Hashable, reason: str, replace: bool = True) -> bool:
         """The run that span ``span_id`` is open in ends with ``reason`` as

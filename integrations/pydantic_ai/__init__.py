@@ -90,10 +90,7 @@ def __getattr__(name: str) -> Any:
 def _served(processor: Any, run: Run) -> bool | None:
     """Whether a DunetraceCapability serves ``run`` (its agent span is in
     ``serving``); None when ``run`` is not one the processor has open."""
-    translator = processor.translator
-    with translator._runs_lock:
-        states = list(translator._runs)
-    for state in states:
+    for state in processor.translator.open_states():
         if state.run is run:
             return not serving.isdisjoint(state.spans)
     return None
