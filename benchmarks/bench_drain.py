@@ -43,9 +43,10 @@ from dunetrace import Dunetrace
 HERE = Path(__file__).resolve().parent
 RUNS_PER_BLOCK = 10
 FIRST_TIMESTAMP = re.compile(rb'"timestamp":([0-9.e+]+)')
-TOOLS_PER_RUN = 23
-#: run.started, 23 tool calls and their answers, one model call, run.completed
-EVENTS_PER_RUN = 2 + 2 * TOOLS_PER_RUN + 1
+TOOLS_PER_RUN = 22
+#: run.started, 22 tool calls and their answers, one model call, run.completed,
+#: and the two live signals the run fires (as the LangGraph agent's runs do)
+EVENTS_PER_RUN = 2 + 2 * TOOLS_PER_RUN + 1 + 2
 
 
 class Sink:
@@ -120,14 +121,14 @@ def main() -> None:
         if n % 2:
             order.reverse()
         for name, dt in order:
-            sent, start = dt.stats()["batches_sent"], thread_cpu(dt)
+            stats, start = dt.stats(), thread_cpu(dt)
             block(dt, name)
             time.sleep(args.pause / 2)
             for other in clients.values():
                 other.flush(5)  # the block has left: its whole cost is counted
             per_block[name].append(thread_cpu(dt) - start)
-            requests[name] += dt.stats()["batches_sent"] - sent
-            events[name] += RUNS_PER_BLOCK * EVENTS_PER_RUN
+            requests[name] += dt.stats()["batches_sent"] - stats["batches_sent"]
+            events[name] += dt.stats()["sent"] - stats["sent"]
     after = sink.count()
     for dt in clients.values():
         dt.shutdown()
@@ -135,7 +136,7 @@ def main() -> None:
 
     delivered = after["events"] - before["events"]
     print(
-        f"blocks of {RUNS_PER_BLOCK * EVENTS_PER_RUN} events in ~110 ms, {args.blocks} per client, "
+        f"blocks of {events['lingering'] // args.blocks} events in ~110 ms, {args.blocks} per client, "
         f"flush_interval {clients['lingering'].options.flush_interval * 1000:.0f} ms"
     )
     print(f"{'':14}{'us/event':>10}{'us/block':>10}{'ratio':>8}{'req/block':>11}{'oldest ms':>11}{'worst':>8}")
@@ -144,7 +145,7 @@ def main() -> None:
         median = statistics.median(per_block[name])
         age = ages[name]
         print(
-            f"{name:14}{median / (RUNS_PER_BLOCK * EVENTS_PER_RUN) * 1e6:10.2f}{median * 1e6:10.0f}"
+            f"{name:14}{median / (events[name] / args.blocks) * 1e6:10.2f}{median * 1e6:10.0f}"
             f"{median / base:7.2f}x{requests[name] / args.blocks:11.2f}"
             f"{statistics.median(age) * 1000:11.0f}{max(age) * 1000:8.0f}"
         )

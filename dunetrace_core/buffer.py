@@ -125,6 +125,7 @@ class Buffer(Draining):
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
+        self._flush_asked = False
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._next_id = 0
         self.sent = 0
@@ -231,6 +232,7 @@ class Buffer(Draining):
             return not self.queued()
         with self._progress:
             while self.queued() or self._busy or self._deploys:
+                self._flush_asked = True
                 self.wake.set()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
