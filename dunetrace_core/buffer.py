@@ -116,8 +116,9 @@ class Buffer(Draining):
         self._body_ok = 0
         self._size = self.batch_size  # events per batch now: grows under a backlog
         #: Queued events that wake the drain thread (Run._emit reads it): a
-        #: batch's worth, ``_size``, kept equal to it by ``Draining._resize``.
-        self.wake_at = self._size
+        #: batch's worth, ``_size``, or the ceiling while the drain lingers,
+        #: kept so by ``Draining._resize``.
+        self.wake_at = self._ceiling if self._lingers else self._size
         # When the drain last went back to sleep, and the events it left
         # queued then: what arrived since tells the stream's rate.
         self._drained_at = time.monotonic()

@@ -98,9 +98,7 @@ class Draining(Reshaping):
     _busy: bool
     #: Set by flush(): the next wake drains at once, without lingering.
     _flush_asked: bool
-    #: Whether the drain lingers for more events (see ``_linger``); a
-    #: benchmark's baseline turns it off.
-    linger: bool = True
+    _lingers: bool = True
     _id_prefix: str
     _next_id: int
     sent: int
@@ -112,6 +110,17 @@ class Draining(Reshaping):
 
     def queued(self) -> int:
         raise NotImplementedError
+
+    @property
+    def linger(self) -> bool:
+        """Whether the drain lingers for more events (see ``_linger``); a
+        benchmark's baseline turns it off."""
+        return self._lingers
+
+    @linger.setter
+    def linger(self, on: bool) -> None:
+        self._lingers = on
+        self._resize(self._size)
 
     def _run(self) -> None:
         quiet_signals()
@@ -216,7 +225,7 @@ class Draining(Reshaping):
         drain at once."""
         queue = self.queue
         if (
-            not self.linger
+            not self._lingers
             or not queue
             or self._flush_asked
             or self._stopping
@@ -260,9 +269,11 @@ class Draining(Reshaping):
 
     def _resize(self, size: int) -> None:
         """Batches of ``size`` events from now on (at most the ceiling), and
-        a wake from the callers once that many are queued."""
+        a wake from the callers once that many are queued; while the drain
+        lingers, once a batch of the ceiling is: until then the timer's wake
+        finds the queue, and lingers, as an earlier wake would."""
         self._size = min(size, self._ceiling)
-        self.wake_at = self._size
+        self.wake_at = self._ceiling if self._lingers else self._size
 
     def _grow(self) -> None:
         """A request came back and a batch's worth or more still waits: a
