@@ -126,7 +126,7 @@ class Buffer(Draining):
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
-        self._flush_asked = False
+        self._flushing = 0
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._next_id = 0
         self.sent = 0
@@ -231,14 +231,17 @@ class Buffer(Draining):
                 return not self.queued()
         if threading.current_thread() is self._thread:
             return not self.queued()
-        with self._progress:
-            while self.queued() or self._busy or self._deploys:
-                self._flush_asked = True
-                self.wake.set()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._progress.wait(min(remaining, 0.05))
+        with self._progress:  # held but while waiting: flushers count one at a time
+            self._flushing += 1  # the drain does not linger while a flush waits
+            try:
+                while self.queued() or self._busy or self._deploys:
+                    self.wake.set()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float) -> bool:

@@ -96,8 +96,8 @@ class Draining(Reshaping):
     _last_send: float
     _last_retry_log: float
     _busy: bool
-    #: Set by flush(): the next wake drains at once, without lingering.
-    _flush_asked: bool
+    #: Flushes waiting (``Buffer.flush``): the drain does not linger meanwhile.
+    _flushing: int
     _lingers: bool = True
     _id_prefix: str
     _next_id: int
@@ -152,7 +152,6 @@ class Draining(Reshaping):
                 return
 
     def _drain(self) -> None:
-        self._flush_asked = False
         while self._deploys:
             payload = self._deploys.popleft()
             if self._deploy_sender is not None:
@@ -215,26 +214,21 @@ class Draining(Reshaping):
 
     def _linger(self, interval: float) -> float:
         """Seconds to wait for more events before draining, or 0.0 to drain
-        now. Woken by a full batch or by the timer while the oldest queued
-        event is younger than ``flush_interval``, the drain lets the batch
-        fill until that event is due, or until ``max_batch_size`` events are
-        queued (the callers wake it then): events that come together leave
-        together, in one request instead of one per ``batch_size``, and no
-        event waits longer than the interval. A flush, a deploy marker, the
-        end, batches pending (a retry, a batch held open) or a 429's pacing
-        drain at once."""
+        now. Woken by the timer (or by a batch of ``max_batch_size``) while
+        the oldest queued event is younger than ``flush_interval``, the
+        drain lets the batch fill until that event is due: events that come
+        together leave together, in batches of up to ``max_batch_size``,
+        and no event waits longer than the interval. A flush, a deploy
+        marker and the end drain at once, in batches as large; batches
+        pending (a retry, a batch held open) and a 429's pacing drain at
+        once at the size the retry logic set."""
         queue = self.queue
-        if (
-            not self._lingers
-            or not queue
-            or self._flush_asked
-            or self._stopping
-            or self._deploys
-            or self._pending
-            or self._retry_at
-            or self._window.until
-            or len(queue) >= self._ceiling
-        ):
+        if not self._lingers or not queue or self._pending or self._retry_at or self._window.until:
+            return 0.0
+        ceiling = self._ceiling
+        if self._size < ceiling:
+            self._resize(ceiling)  # what is queued leaves in as few requests as the contract allows
+        if self._flushing or self._stopping or self._deploys or len(queue) >= ceiling:
             return 0.0
         item = queue[0]  # the oldest: only this thread takes from the queue
         if type(item) is tuple and item[0].clock is _wall_clock:
@@ -245,11 +239,7 @@ class Draining(Reshaping):
             # A run with a clock of its own (replayed spans): the oldest
             # event came after the last drain, or was left by it.
             left = self._drained_at + interval - time.monotonic()
-        if left <= _NOT_WORTH_A_WAKE:
-            return 0.0
-        if self._size < self._ceiling:
-            self._resize(self._ceiling)  # one batch for what comes meanwhile; callers wake us when it is full
-        return left
+        return left if left > _NOT_WORTH_A_WAKE else 0.0
 
     def _follow_stream(self, interval: float) -> None:
         """A batch filled in under half a flush interval: events arrive
