@@ -16,6 +16,7 @@ table, in :meth:`HttpExporter._judge`; what a 422 names is read in
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from .options import Options
 
-__all__ = ["HttpExporter", "retry_after_seconds"]
+__all__ = ["HttpExporter", "import_connect_codecs", "retry_after_seconds"]
 
 NAME = "http"
 
@@ -94,6 +95,7 @@ class HttpExporter:
                 return self._client
             if self._closing and self._pid == os.getpid():
                 raise _Closed
+            import_connect_codecs()
             headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
             if self._options.api_key:
                 headers["authorization"] = f"Bearer {self._options.api_key}"
@@ -340,6 +342,17 @@ def _pool_sender(
         return httpx.Response(answer.status, headers=answer.headers, content=content)
 
     return send
+
+
+def import_connect_codecs() -> None:
+    """Import what a process's first connection imports, here rather than
+    in the middle of it. ``socket.getaddrinfo`` encodes a host name with
+    the ``idna`` codec, imported on first use (``encodings.idna``,
+    ``stringprep``: some 10 ms). A fork while a sender thread imports it
+    leaves the module locked in the child, whose own first connection then
+    waits forever; called under ``HttpExporter._lock``, which a fork waits
+    for (lifecycle.py), and before each fork."""
+    codecs.lookup("idna")
 
 
 class _Closed(Exception):
