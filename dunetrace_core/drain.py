@@ -1,20 +1,25 @@
 """The drain thread: queued events into batches, batches to the exporters.
 
 One daemon thread per client (started by ``buffer.py``) wakes every
-``flush_interval`` seconds, or as soon as a batch is full, and moves what is
-queued into per-agent batches in arrival order, sealing each full one as its
-encoded request body. It hands the oldest batch to the exporters, and while
-that one is out, a :class:`~dunetrace.sender.Sender` may deliver the oldest
-full batch of another agent beside it: a run belongs to one agent, so this
-never reorders a run's events, and the receiver works on one request while
-it reads or syncs the other. Batches are ``batch_size`` events while the
-queue is quiet; while a backlog builds (events arrive faster than requests
-carry them) they double up to ``max_batch_size``; a steady stream that
-fills a batch in under half a flush interval grows them to what it brings in
-half an interval (up to the same ceiling), so the timer still bounds every
-event's wait; after a 429 or a failure with a backlog they go straight to
-the ceiling, and they shrink back once the backlog has cleared. Under a
-backlog the next batches are built while these are out.
+``flush_interval`` seconds, or as soon as ``max_batch_size`` events are
+queued. Finding the oldest queued event younger than the interval, it
+lingers until that event is due (``_linger``), so that events that come
+together leave in one request; then it moves what is queued into per-agent
+batches of up to ``max_batch_size`` in arrival order, sealing each full one
+as its encoded request body. No event waits longer than the interval (plus
+the request before it). It hands the oldest batch to the exporters, and
+while that one is out, a :class:`~dunetrace.sender.Sender` may deliver the
+oldest full batch of another agent beside it: a run belongs to one agent,
+so this never reorders a run's events, and the receiver works on one
+request while it reads or syncs the other. While delivery fails or is paced
+(no lingering then), batches start at ``batch_size`` events; while a
+backlog builds (events arrive faster than requests carry them) they double
+up to ``max_batch_size``; after a 429 or a failure with a backlog they go
+straight to the ceiling, and they shrink back once the backlog has cleared.
+(With lingering off, a benchmark's baseline, a steady stream that fills a
+batch in under half a flush interval grows them to what it brings in half
+an interval.) Under a backlog the next batches are built while these are
+out.
 
 A batch to retry goes first once its retry is due (after a backoff with
 jitter, or when ``ratelimit.py`` says the next request may go after a 429),
