@@ -95,3 +95,41 @@ def test_a_run_with_a_clock_of_its_own_is_sent_within_the_interval(ingest: Inges
     assert dt.flush(10)
     dt.shutdown()
     assert dt.stats()["dropped_total"] == 0
+
+
+def test_any_batch_limits_and_bursts_keep_every_event_in_order_within_the_ceiling(ingest: IngestServer) -> None:
+    """For batch sizes and bursts a user may set or make: every event is
+    delivered once, each run in order, no request holds more than
+    ``max_batch_size``, and no event waits past the flush interval (loosely:
+    a loaded machine stalls a request now and then)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    arrivals = record_arrivals(ingest)
+    examples = iter(range(1_000))
+
+    @settings(max_examples=12, deadline=None)
+    @given(
+        ceiling=st.integers(1, 500),
+        quiet=st.integers(1, 500),
+        bursts=st.lists(st.tuples(st.integers(0, 300), st.sampled_from([0.0, 0.03, 0.12])), min_size=1, max_size=3),
+    )
+    def check(ceiling: int, quiet: int, bursts: list[tuple[int, float]]) -> None:
+        agent = f"case-{next(examples)}"
+        dt = Dunetrace(endpoint=ingest.url, flush_interval=0.05, batch_size=quiet, max_batch_size=ceiling)
+        for tools, pause in bursts:
+            emit_run(dt, agent, tools)
+            time.sleep(pause)
+        assert dt.flush(20)
+        dt.shutdown()
+        mine = [(at, events) for at, events in arrivals if events[0]["agent_id"] == agent]
+        assert all(len(events) <= ceiling for _, events in mine)
+        delivered = [e for _, events in mine for e in events]
+        assert len(delivered) == sum(2 + 2 * tools for tools, _ in bursts)
+        assert len({e["event_id"] for e in delivered}) == len(delivered)
+        assert_runs_in_order(delivered)
+        waits = [at - min(e["timestamp"] for e in events) for at, events in mine]
+        assert max(waits) <= 0.05 + 1.0, waits
+        assert dt.stats()["dropped_total"] == 0
+
+    check()
