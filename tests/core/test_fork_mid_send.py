@@ -29,8 +29,10 @@ def test_a_fork_during_the_first_send_leaves_the_child_able_to_send(ingest: Inge
             env={**os.environ, "PYTHONPATH": ROOT},
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        # The fork met an import on our thread: the case this test is for.
-        assert "encodings.idna" in result.stdout, result.stdout
+        # The forks met imports on our threads (the first connection's idna
+        # codec, today): the case this test is for. None at all means the
+        # first send imports nothing any more, and this test checks nothing.
+        assert "imports held on our threads: []" not in result.stdout, result.stdout
         forked += result.stdout.count(" exited 0")
     assert forked >= 3
     children = [e for e in ingest.events if e["agent_id"] == "child"]
