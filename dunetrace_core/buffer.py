@@ -116,8 +116,9 @@ class Buffer(Draining):
         self._body_ok = 0
         self._size = self.batch_size  # events per batch now: grows under a backlog
         #: Queued events that wake the drain thread (Run._emit reads it): a
-        #: batch's worth, ``_size``, kept equal to it by ``Draining._resize``.
-        self.wake_at = self._size
+        #: batch's worth, ``_size``, or the ceiling while the drain lingers,
+        #: kept so by ``Draining._resize``.
+        self.wake_at = self._ceiling if self._lingers else self._size
         # When the drain last went back to sleep, and the events it left
         # queued then: what arrived since tells the stream's rate.
         self._drained_at = time.monotonic()
@@ -125,6 +126,7 @@ class Buffer(Draining):
         self._last_send = 0.0
         self._last_retry_log = -1e9
         self._busy = False
+        self._flushing = 0
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._next_id = 0
         self.sent = 0
@@ -229,13 +231,17 @@ class Buffer(Draining):
                 return not self.queued()
         if threading.current_thread() is self._thread:
             return not self.queued()
-        with self._progress:
-            while self.queued() or self._busy or self._deploys:
-                self.wake.set()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._progress.wait(min(remaining, 0.05))
+        with self._progress:  # held but while waiting: flushers count one at a time
+            self._flushing += 1  # the drain does not linger while a flush waits
+            try:
+                while self.queued() or self._busy or self._deploys:
+                    self.wake.set()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float) -> bool:

@@ -35,6 +35,9 @@ _local = threading.local()
 #: batch of 500 ordinary events (~150 KB) goes in one piece.
 _WRITE_CHUNK = 1024 * 1024
 
+#: The longest write taken for a request's head, held to go with its body.
+_HEAD = 8192
+
 
 class request_deadline:
     """``with request_deadline(seconds):`` every socket operation in the
@@ -66,11 +69,26 @@ def _left(timeout: float | None, error: type[Exception]) -> float | None:
 class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
+        # A request's head, held until its body follows (see write).
+        self._head = b""
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._head:
+            self._send_head(timeout)
         return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._head:
+            buffer = self._head + buffer
+            self._head = b""
+        elif len(buffer) <= _HEAD and buffer.endswith(b"\r\n\r\n"):
+            # h11 writes a request's head, then its body: one write for both
+            # is one send and one wake of the receiver instead of two. The
+            # head goes alone if a read or a close comes first.
+            self._head = buffer
+            return
         if len(buffer) <= _WRITE_CHUNK:
             self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
             return
@@ -78,7 +96,12 @@ class _DeadlineStream(httpcore.NetworkStream):
         for start in range(0, len(view), _WRITE_CHUNK):
             self._stream.write(view[start : start + _WRITE_CHUNK].tobytes(), _left(timeout, httpcore.WriteTimeout))
 
+    def _send_head(self, timeout: float | None) -> None:
+        head, self._head = self._head, b""
+        self._stream.write(head, _left(timeout, httpcore.WriteTimeout))
+
     def close(self) -> None:
+        self._head = b""
         self._stream.close()
 
     def start_tls(

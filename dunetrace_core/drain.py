@@ -1,20 +1,25 @@
 """The drain thread: queued events into batches, batches to the exporters.
 
 One daemon thread per client (started by ``buffer.py``) wakes every
-``flush_interval`` seconds, or as soon as a batch is full, and moves what is
-queued into per-agent batches in arrival order, sealing each full one as its
-encoded request body. It hands the oldest batch to the exporters, and while
-that one is out, a :class:`~dunetrace.sender.Sender` may deliver the oldest
-full batch of another agent beside it: a run belongs to one agent, so this
-never reorders a run's events, and the receiver works on one request while
-it reads or syncs the other. Batches are ``batch_size`` events while the
-queue is quiet; while a backlog builds (events arrive faster than requests
-carry them) they double up to ``max_batch_size``; a steady stream that
-fills a batch in under half a flush interval grows them to what it brings in
-half an interval (up to the same ceiling), so the timer still bounds every
-event's wait; after a 429 or a failure with a backlog they go straight to
-the ceiling, and they shrink back once the backlog has cleared. Under a
-backlog the next batches are built while these are out.
+``flush_interval`` seconds, or as soon as ``max_batch_size`` events are
+queued. Finding the oldest queued event younger than the interval, it
+lingers until that event is due (``_linger``), so that events that come
+together leave in one request; then it moves what is queued into per-agent
+batches of up to ``max_batch_size`` in arrival order, sealing each full one
+as its encoded request body. No event waits longer than the interval (plus
+the request before it). It hands the oldest batch to the exporters, and
+while that one is out, a :class:`~dunetrace.sender.Sender` may deliver the
+oldest full batch of another agent beside it: a run belongs to one agent,
+so this never reorders a run's events, and the receiver works on one
+request while it reads or syncs the other. While delivery fails or is paced
+(no lingering then), batches start at ``batch_size`` events; while a
+backlog builds (events arrive faster than requests carry them) they double
+up to ``max_batch_size``; after a 429 or a failure with a backlog they go
+straight to the ceiling, and they shrink back once the backlog has cleared.
+(With lingering off, a benchmark's baseline, a steady stream that fills a
+batch in under half a flush interval grows them to what it brings in half
+an interval.) Under a backlog the next batches are built while these are
+out.
 
 A batch to retry goes first once its retry is due (after a backoff with
 jitter, or when ``ratelimit.py`` says the next request may go after a 429),
@@ -59,6 +64,12 @@ _SLOTS = 2
 #: The longest Retry-After obeyed, in seconds.
 MAX_RETRY_AFTER = 600.0
 
+#: A linger shorter than this drains now: a wake costs more than it saves.
+_NOT_WORTH_A_WAKE = 0.002
+
+#: The clock a run stamps its events with unless it was given another.
+_wall_clock = time.time
+
 
 class Draining(Reshaping):
     """The drain thread's side of the buffer (a base of ``Buffer``, which
@@ -90,6 +101,9 @@ class Draining(Reshaping):
     _last_send: float
     _last_retry_log: float
     _busy: bool
+    #: Flushes waiting (``Buffer.flush``): the drain does not linger meanwhile.
+    _flushing: int
+    _lingers: bool = True
     _id_prefix: str
     _next_id: int
     sent: int
@@ -102,16 +116,31 @@ class Draining(Reshaping):
     def queued(self) -> int:
         raise NotImplementedError
 
+    @property
+    def linger(self) -> bool:
+        """Whether the drain lingers for more events (see ``_linger``); a
+        benchmark's baseline turns it off."""
+        return self._lingers
+
+    @linger.setter
+    def linger(self, on: bool) -> None:
+        self._lingers = on
+        self._resize(self._size)
+
     def _run(self) -> None:
         quiet_signals()
         interval = self._options.flush_interval
+        wait = interval
         while True:
-            wait = interval
             due = self._retry_at or self._paced_at
             if self._pending and due:
-                wait = max(0.0, min(interval, due - time.monotonic()))
+                wait = max(0.0, min(wait, due - time.monotonic()))
             self.wake.wait(wait)
             self.wake.clear()
+            wait = self._linger(interval)
+            if wait:
+                continue
+            wait = interval
             self._busy = True
             self._follow_stream(interval)
             if self._before_drain is not None:
@@ -188,6 +217,35 @@ class Draining(Reshaping):
             self._settle(group, result)
         self._report_drops()
 
+    def _linger(self, interval: float) -> float:
+        """Seconds to wait for more events before draining, or 0.0 to drain
+        now. Woken by the timer (or by a batch of ``max_batch_size``) while
+        the oldest queued event is younger than ``flush_interval``, the
+        drain lets the batch fill until that event is due: events that come
+        together leave together, in batches of up to ``max_batch_size``,
+        and no event waits longer than the interval. A flush, a deploy
+        marker and the end drain at once, in batches as large; batches
+        pending (a retry, a batch held open) and a 429's pacing drain at
+        once at the size the retry logic set."""
+        queue = self.queue
+        if not self._lingers or not queue or self._pending or self._retry_at or self._window.until:
+            return 0.0
+        ceiling = self._ceiling
+        if self._size < ceiling:
+            self._resize(ceiling)  # what is queued leaves in as few requests as the contract allows
+        if self._flushing or self._stopping or self._deploys or len(queue) >= ceiling:
+            return 0.0
+        item = queue[0]  # the oldest: only this thread takes from the queue
+        if type(item) is tuple and item[0].clock is _wall_clock:
+            # Queued with its time.time() stamp. A wall clock stepped back
+            # (a stamp in the future) waits at most one interval from now.
+            left = min(item[3] + interval - _wall_clock(), interval)
+        else:
+            # A run with a clock of its own (replayed spans): the oldest
+            # event came after the last drain, or was left by it.
+            left = self._drained_at + interval - time.monotonic()
+        return left if left > _NOT_WORTH_A_WAKE else 0.0
+
     def _follow_stream(self, interval: float) -> None:
         """A batch filled in under half a flush interval: events arrive
         faster than requests at this size carry them, a steady stream rather
@@ -206,9 +264,11 @@ class Draining(Reshaping):
 
     def _resize(self, size: int) -> None:
         """Batches of ``size`` events from now on (at most the ceiling), and
-        a wake from the callers once that many are queued."""
+        a wake from the callers once that many are queued; while the drain
+        lingers, once a batch of the ceiling is: until then the timer's wake
+        finds the queue, and lingers, as an earlier wake would."""
         self._size = min(size, self._ceiling)
-        self.wake_at = self._size
+        self.wake_at = self._ceiling if self._lingers else self._size
 
     def _grow(self) -> None:
         """A request came back and a batch's worth or more still waits: a

@@ -16,6 +16,7 @@ table, in :meth:`HttpExporter._judge`; what a 422 names is read in
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from .options import Options
 
-__all__ = ["HttpExporter", "retry_after_seconds"]
+__all__ = ["HttpExporter", "import_connect_codecs", "retry_after_seconds"]
 
 NAME = "http"
 
@@ -50,7 +51,7 @@ NAME = "http"
 _ACCEPTED = re.compile(rb'\{\s*"accepted"\s*:\s*(\d{1,9})\s*[,}]')
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: httpx.Response | Answer) -> float | None:
     """Seconds a ``Retry-After`` header asks for (a number or an HTTP date), or None."""
     value = response.headers.get("retry-after")
     if not value:
@@ -70,7 +71,7 @@ class HttpExporter:
         self._options = options
         self._transport = transport  # httpx.MockTransport in unit tests
         self._client: httpx.Client | None = None
-        self._send: Callable[[bytes], httpx.Response] | None = None
+        self._send: Callable[[bytes], httpx.Response | Answer] | None = None
         self._pid = 0
         self._unauthorized = False
         self._lock = threading.Lock()
@@ -94,6 +95,7 @@ class HttpExporter:
                 return self._client
             if self._closing and self._pid == os.getpid():
                 raise _Closed
+            import_connect_codecs()
             headers = {"content-type": "application/json", "user-agent": "dunetrace-python"}
             if self._options.api_key:
                 headers["authorization"] = f"Bearer {self._options.api_key}"
@@ -131,7 +133,7 @@ class HttpExporter:
                 self._tls = httpx.create_ssl_context()
         return self._tls
 
-    def _ingest_sender(self, client: httpx.Client) -> Callable[[bytes], httpx.Response]:
+    def _ingest_sender(self, client: httpx.Client) -> Callable[[bytes], httpx.Response | Answer]:
         url = httpx.URL(self._options.ingest_url)
         # Client._transport_for_url (httpx internal, present since 0.18): the
         # transport Client.post would use for this URL, proxies included.
@@ -197,7 +199,7 @@ class HttpExporter:
             batch.delivered_by.add(NAME)
         return result
 
-    def _judge(self, response: httpx.Response, batch: ExportBatch) -> ExportResult:
+    def _judge(self, response: httpx.Response | Answer, batch: ExportBatch) -> ExportResult:
         status = response.status_code
         if 200 <= status < 300:
             return self._confirmed(response, batch)
@@ -230,7 +232,7 @@ class HttpExporter:
         )
         return ExportResult.drop(f"http_{status}")
 
-    def _confirmed(self, response: httpx.Response, batch: ExportBatch) -> ExportResult:
+    def _confirmed(self, response: httpx.Response | Answer, batch: ExportBatch) -> ExportResult:
         """A 2xx is delivery; the contract's body, ``{"accepted": n, ...}``,
         confirms it. One that does not (a proxy's page, a wrong endpoint
         answering 200) is warned about once, and its events are counted as
@@ -311,19 +313,39 @@ class HttpExporter:
 _CORE_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, httpcore.UnsupportedProtocol)
 
 
+class Answer:
+    """What the pool sender hands back: the status, the body, and the
+    headers, read into ``httpx.Headers`` only when asked (a Retry-After);
+    an ``httpx.Response`` per batch costs about 17 us of the drain thread."""
+
+    __slots__ = ("_headers", "_raw", "content", "status_code")
+
+    def __init__(self, status_code: int, raw: list[tuple[bytes, bytes]], content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+        self._raw = raw
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self._raw)
+        return self._headers
+
+
 def _pool_sender(
     pool: httpcore.ConnectionPool, template: httpx.Request, extensions: dict[str, Any], total: float
-) -> Callable[[bytes], httpx.Response]:
+) -> Callable[[bytes], Answer]:
     """``POST`` a body straight to the transport's httpcore pool: the
     request line and headers httpx would send (taken once from
-    ``template``), with no httpx request, response stream or decoder per
+    ``template``), with no httpx request, response, stream or decoder per
     batch, which cost a fifth of a request's CPU on the drain thread.
     httpcore's own errors come out as they are (``_CORE_ERRORS``)."""
     url = template.url
     target = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
     head = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
 
-    def send(body: bytes) -> httpx.Response:
+    def send(body: bytes) -> Answer:
         request = httpcore.Request(
             b"POST",
             target,
@@ -337,9 +359,20 @@ def _pool_sender(
                 content = answer.read()
             finally:
                 answer.close()
-        return httpx.Response(answer.status, headers=answer.headers, content=content)
+        return Answer(answer.status, answer.headers, content)
 
     return send
+
+
+def import_connect_codecs() -> None:
+    """Import what a process's first connection imports, here rather than
+    in the middle of it. ``socket.getaddrinfo`` encodes a host name with
+    the ``idna`` codec, imported on first use (``encodings.idna``,
+    ``stringprep``: some 10 ms). A fork while a sender thread imports it
+    leaves the module locked in the child, whose own first connection then
+    waits forever; called under ``HttpExporter._lock``, which a fork waits
+    for (lifecycle.py), and before each fork."""
+    codecs.lookup("idna")
 
 
 class _Closed(Exception):

@@ -234,12 +234,19 @@ def _before_fork() -> None:
             _transport_imported = True
             with contextlib.suppress(Exception):
                 import httpcore  # noqa: F401
+
+                from .http_export import import_connect_codecs
+
+                # On this thread: one of ours importing it now holds the
+                # import until it is done, and the fork waits.
+                import_connect_codecs()
         # The child reuses the parent's TLS context (HttpExporter.tls_context).
         with contextlib.suppress(Exception):  # the child then builds its own
             http.tls_context()
         # Not while a sender thread builds its HTTP client: that imports
-        # httpcore, and a module half imported at the fork stays locked
-        # forever in the child. Bounded: a fork is never held up for long.
+        # httpcore and the idna codec, and a module half imported at the
+        # fork stays locked forever in the child. Bounded: a fork is never
+        # held up for long.
         lock = http._lock
         if lock.acquire(timeout=5.0):
             _held.append(lock)

@@ -29,12 +29,14 @@ class Options:
     #: Room kept beyond ``max_queue_size`` for ``run.completed`` /
     #: ``run.errored``, so a run that lost events still ends.
     terminal_reserve: int = 1_000
-    #: Events per POST while the queue is quiet; batches grow from it up to
-    #: ``max_batch_size`` while a backlog builds or after a 429.
+    #: Events per POST while delivery fails or is paced; batches grow from
+    #: it up to ``max_batch_size`` while a backlog builds or after a 429.
+    #: (Otherwise a POST carries whatever is due, up to ``max_batch_size``.)
     batch_size: int = 100
     #: Events per POST at most, 1..500 (the ingest API's limit).
     max_batch_size: int = 500
-    #: Seconds between drains of the queue (a full batch wakes it early).
+    #: Seconds an event waits in the queue at most: it leaves then, with
+    #: what came after it (a batch of ``max_batch_size`` leaves at once).
     flush_interval: float = 0.2
     #: Total deadline of one request in seconds, connect to last byte: a
     #: server that drips its answer is cut here, and the batch is retried.
