@@ -56,13 +56,36 @@ _NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("instruction", "prompt", "rules", "directions"),
     ),
     "new_system_prompt": (("new", "updated", "override"), ("prompt", "instructions"), (":", "=")),
-    "role_reassignment": (("you", "act"),),
+    "role_reassignment": (("you", "act"), ("now", "unrestricted", "jailbroken", "dan")),
     "reveal_system_prompt": (("reveal", "print", "show", "repeat", "output"), ("system", "hidden", "initial")),
     "developer_mode": (("mode",), ("developer", "god", "jailbreak")),
     "fake_role_tag": (("system", "im_start", "inst"),),
 }
 
 _CHECKS = tuple((name, pattern, _NEEDS[name]) for name, pattern in PATTERNS.items())
+
+#: One word of one group of each pattern above (or a part of it: "inst" for
+#: "instruction"), the rarest group in ordinary text: an ASCII text holding
+#: none of them can match no pattern, and is done after these checks alone,
+#: which is what almost every tool result and message is (0.9 us instead of
+#: 1.9 for a short one). tests/core/test_injection_prefilter.py checks that
+#: each pattern has a group covered here.
+_GATE = (
+    "inst",
+    "prompt",
+    "rules",
+    "directions",
+    "now",
+    "unrestricted",
+    "jailbr",
+    "dan",
+    "system",
+    "hidden",
+    "initial",
+    "developer",
+    "god",
+    "im_start",
+)
 
 
 def _may_match(lowered: str, groups: tuple[tuple[str, ...], ...]) -> bool:
@@ -96,6 +119,12 @@ def _scan(text: str) -> tuple[dict[str, int], int]:
     first = -1
     text = text[:SCAN_LIMIT]
     lowered = text.lower() if text.isascii() else None
+    if lowered is not None:
+        for word in _GATE:
+            if word in lowered:
+                break
+        else:
+            return found, first
     for name, pattern, groups in _CHECKS:
         if lowered is not None and not _may_match(lowered, groups):
             continue

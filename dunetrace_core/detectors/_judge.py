@@ -34,6 +34,51 @@ from ._common import number as _number
 from ._tools import ToolCalls
 
 
+def _read_thresholds(p: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...]:
+    """The thresholds of ``RunJudge._thresholds``, in its order, from one
+    agent's settings; a detector that is off has its threshold out of reach."""
+
+    def get(name: str, key: str) -> Any:
+        settings = p[name]
+        return settings[key] if settings["enabled"] else OFF
+
+    th_window = get("TOOL_THRASHING", "window")
+    if th_window != OFF and th_window < 2:
+        th_window = OFF  # alternation needs two calls at least
+    ctx = p["CONTEXT_BLOAT"]
+    slow = p["SLOW_STEP"]
+    on = slow["enabled"]
+    rag = p["RAG_EMPTY_RETRIEVAL"]
+    return (
+        get("TOOL_LOOP", "threshold"),
+        p["TOOL_LOOP"]["window"],
+        th_window,
+        get("SCATTERSHOT_TOOL_USE", "min_distinct"),
+        p["SCATTERSHOT_TOOL_USE"]["window"],
+        get("RETRY_STORM", "threshold"),
+        get("CASCADING_TOOL_FAILURE", "threshold"),
+        get("LLM_TRUNCATION_LOOP", "threshold"),
+        ctx["min_calls"] if ctx["enabled"] else OFF,
+        ctx["growth_factor"],
+        ctx["min_last_tokens"],
+        slow["tool_seconds"] * 1000.0 if on else float("inf"),
+        slow["llm_seconds"] * 1000.0 if on else float("inf"),
+        get("REASONING_STALL", "min_llm_calls"),
+        p["REASONING_STALL"]["ratio_threshold"],
+        rag["min_results"],
+        rag["min_score"],
+        p["FIRST_STEP_FAILURE"]["max_step"] if p["FIRST_STEP_FAILURE"]["enabled"] else -1,
+        get("OVERSIZED_TOOL_ARGUMENTS", "max_chars"),
+        get("EXCESSIVE_RETRIEVAL", "threshold"),
+        get("RUNAWAY_ITERATION", "max_steps"),
+        get("RUNAWAY_ITERATION", "max_tokens"),
+    )
+
+
+#: id(settings) -> (settings, thresholds): the settings held, so the id is theirs.
+_THRESHOLDS: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+
+
 class RunJudge(ToolCalls, EvidenceMixin):
     """The detectors of one run. Feed events with the method in ``on`` for
     their type (``judge.on[event_type](step, payload, ts)``) or with
@@ -226,40 +271,40 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self._thresholds()
 
     def _thresholds(self) -> None:
+        # Every run of an agent shares one settings dict (DetectorSettings.
+        # for_agent, which is not to be changed): the thresholds are read
+        # from it once, and each run takes a copy of the tuple.
         p = self.params
-
-        def get(name: str, key: str) -> Any:
-            settings = p[name]
-            return settings[key] if settings["enabled"] else OFF
-
-        self._loop_max, self._loop_window = get("TOOL_LOOP", "threshold"), p["TOOL_LOOP"]["window"]
-        self._th_window = get("TOOL_THRASHING", "window")
-        if self._th_window != OFF and self._th_window < 2:
-            self._th_window = OFF  # alternation needs two calls at least
-        self._sc_min, self._sc_window = get("SCATTERSHOT_TOOL_USE", "min_distinct"), p["SCATTERSHOT_TOOL_USE"]["window"]
-        self._rs_max = get("RETRY_STORM", "threshold")
-        self._cf_max = get("CASCADING_TOOL_FAILURE", "threshold")
-        self._trunc_max = get("LLM_TRUNCATION_LOOP", "threshold")
-        ctx = p["CONTEXT_BLOAT"]
-        self._ctx_min_calls = ctx["min_calls"] if ctx["enabled"] else OFF
-        self._ctx_growth, self._ctx_min_last = ctx["growth_factor"], ctx["min_last_tokens"]
-        slow = p["SLOW_STEP"]
-        on = slow["enabled"]
-        self._tool_limit = slow["tool_seconds"] * 1000.0 if on else float("inf")
-        self._llm_limit = slow["llm_seconds"] * 1000.0 if on else float("inf")
-        self._stall_min, self._stall_ratio = (
-            get("REASONING_STALL", "min_llm_calls"),
-            p["REASONING_STALL"]["ratio_threshold"],
-        )
-        rag = p["RAG_EMPTY_RETRIEVAL"]
-        self._min_results, self._min_score = rag["min_results"], rag["min_score"]
-        self._first_max = p["FIRST_STEP_FAILURE"]["max_step"] if p["FIRST_STEP_FAILURE"]["enabled"] else -1
-        self._max_args = get("OVERSIZED_TOOL_ARGUMENTS", "max_chars")
-        self._max_retrievals = get("EXCESSIVE_RETRIEVAL", "threshold")
-        self._max_steps, self._max_tokens = (
-            get("RUNAWAY_ITERATION", "max_steps"),
-            get("RUNAWAY_ITERATION", "max_tokens"),
-        )
+        cached = _THRESHOLDS.get(id(p))
+        if cached is None or cached[0] is not p:
+            cached = (p, _read_thresholds(p))
+            if len(_THRESHOLDS) >= 64:
+                _THRESHOLDS.clear()
+            _THRESHOLDS[id(p)] = cached
+        (
+            self._loop_max,
+            self._loop_window,
+            self._th_window,
+            self._sc_min,
+            self._sc_window,
+            self._rs_max,
+            self._cf_max,
+            self._trunc_max,
+            self._ctx_min_calls,
+            self._ctx_growth,
+            self._ctx_min_last,
+            self._tool_limit,
+            self._llm_limit,
+            self._stall_min,
+            self._stall_ratio,
+            self._min_results,
+            self._min_score,
+            self._first_max,
+            self._max_args,
+            self._max_retrievals,
+            self._max_steps,
+            self._max_tokens,
+        ) = cached[1]
 
     # -- firing ----------------------------------------------------------------
 

@@ -109,11 +109,7 @@ class ModelCalls(OpeningRoots):
     ) -> None:
         """``tool_calls``: ``(tool_call_id, name, args)`` of the reply's tool
         calls, given when it has any."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_llm_end")
         if node is None or node.kind != LLM:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run

@@ -91,11 +91,7 @@ class Translator(ModelCalls):
             )
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_chain_end")
         if node is None:
             return
         if is_root:
@@ -126,11 +122,7 @@ class Translator(ModelCalls):
     def tool_end(self, run_id: Any, *, output: Any = None, failed: bool = False, error: Any = None) -> None:
         """A tool returned (``failed``: it returned an error message) or
         raised (``error`` an exception)."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_tool_end")
         if node is None or node.kind != TOOL:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run
@@ -173,11 +165,7 @@ class Translator(ModelCalls):
         top_score: float | None = None,
         error: BaseException | None = None,
     ) -> None:
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_retriever_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_retriever_end")
         if node is None or node.kind != RETRIEVER:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run

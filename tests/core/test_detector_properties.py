@@ -114,3 +114,35 @@ def test_any_settings_load_or_fail_with_a_value_error(section: dict[str, Any]) -
     RunJudge(params)  # every loaded setting makes a working judge
     for detector in DETECTORS:
         assert isinstance(params[detector.name]["enabled"], bool)
+
+
+THRESHOLD_SLOTS = ("_loop_max", "_loop_window", "_th_window", "_sc_min", "_rs_max", "_max_steps", "_max_tokens")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 8), st.integers(1, 10), st.booleans()), min_size=1, max_size=6))
+def test_each_judge_has_the_thresholds_of_its_own_settings(configs: list[tuple[int, int, bool]]) -> None:
+    # Judges read their thresholds from a cache keyed by the settings object:
+    # settings made and dropped one after another (ids reused) must never
+    # hand a judge another's thresholds.
+    for threshold, window, enabled in configs:
+        params = DetectorSettings.from_mapping(
+            {"default": {"tool_loop": {"threshold": threshold, "window": window, "enabled": enabled}}}
+        ).for_agent("a")
+        judge = RunJudge(params, agent_id="a")
+        assert tuple(getattr(judge, slot) for slot in THRESHOLD_SLOTS) == tuple(
+            getattr(fresh, slot) for fresh in [_fresh_judge(params)] for slot in THRESHOLD_SLOTS
+        )
+        fired_at = None
+        for step in range(1, 12):
+            if judge.observe("tool.called", step, {"tool_name": "search"}):
+                fired_at = step
+        expected = threshold if enabled and threshold <= max(window, 1) else None
+        assert fired_at == expected, (threshold, window, enabled)
+
+
+def _fresh_judge(params: Any) -> RunJudge:
+    from dunetrace.detectors import _judge
+
+    _judge._THRESHOLDS.clear()
+    return RunJudge(params, agent_id="a")
