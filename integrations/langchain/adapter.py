@@ -33,7 +33,11 @@ def _guard(callback: str) -> ErrorGuard:
     return ErrorGuard(f"langchain.{callback}")
 
 
-# One guard per callback, made once (they hold no state).
+# One guard per callback, made once (they hold no state). A callback body
+# runs in try / except, free on the happy path (a ``with`` costs two method
+# calls per callback), and hands what it caught to its guard: our own errors
+# are logged once per callback and cause (re-raised in strict mode), and
+# PolicyViolation goes through to the agent.
 _G_ON_CHAIN_END = _guard("on_chain_end")
 _G_ON_CHAIN_ERROR = _guard("on_chain_error")
 _G_ON_CHAIN_START = _guard("on_chain_start")
@@ -288,7 +292,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         parent_run_id: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_CHAIN_START:
+        try:
             translator = self.translator
             if parent_run_id is None:  # a fallback's attempt may say it only in the context
                 parent_run_id = context_parent()
@@ -313,17 +317,26 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 agent_name=agent if isinstance(agent, str) else None,
                 thread_id=thread_id_of(metadata),
             )
+        except Exception as exc:
+            if not _G_ON_CHAIN_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_CHAIN_END:
+        try:
             translator = self.translator
             if translator.invented_pending:  # a call of a tool the agent lacks awaits its answer
                 translator.tool_answers(run_id, tool_answers(outputs))
             translator.chain_end(run_id)
+        except Exception as exc:
+            if not _G_ON_CHAIN_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_chain_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_CHAIN_ERROR:
+        try:
             self.translator.chain_end(run_id, error if isinstance(error, BaseException) else RuntimeError("unknown"))
+        except Exception as exc:
+            if not _G_ON_CHAIN_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- models -------------------------------------------------------------------
 
@@ -338,7 +351,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         invocation_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_CHAT_MODEL_START:
+        try:
             self._llm_start(
                 serialized,
                 run_id,
@@ -350,6 +363,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 messages[0] if isinstance(messages, list) and messages else None,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_CHAT_MODEL_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_llm_start(
         self,
@@ -362,7 +378,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         invocation_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_LLM_START:
+        try:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
             self._llm_start(
                 serialized,
@@ -375,6 +391,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 prompt,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_LLM_START.__exit__(type(exc), exc, None):
+                raise
 
     def _llm_start(
         self,
@@ -425,16 +444,22 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_LLM_END:
+        try:
             result = read_llm_result(response)
             if result[5]:
                 self.translator.llm_end(run_id, *result)
             else:  # tool calls: to an output schema, or to tools the agent may not have
                 self.translator.llm_end(run_id, *result, tool_calls=tool_calls_of(response))
+        except Exception as exc:
+            if not _G_ON_LLM_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_LLM_ERROR:
+        try:
             self.translator.llm_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
+        except Exception as exc:
+            if not _G_ON_LLM_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- tools --------------------------------------------------------------------
 
@@ -448,7 +473,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         inputs: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_TOOL_START:
+        try:
             # ``inputs`` is the structured args dict; input_str its repr.
             # langchain-core 1.8 leaves injected arguments out of
             # ``inputs``: InjectedState, InjectedStore, ToolRuntime,
@@ -464,9 +489,12 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
                 call_id=kwargs.get("tool_call_id"),
             )
+        except Exception as exc:
+            if not _G_ON_TOOL_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_TOOL_END:
+        try:
             # A tool that handles its own error returns ToolMessage(status="error").
             if getattr(output, "status", None) == "error":
                 self.translator.tool_end(run_id, failed=True, error=_text(getattr(output, "content", None)))
@@ -477,17 +505,23 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 return
             content = getattr(output, "content", output)
             self.translator.tool_end(run_id, output=_text(content) if isinstance(content, list) else content)
+        except Exception as exc:
+            if not _G_ON_TOOL_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_tool_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_TOOL_ERROR:
+        try:
             self.translator.tool_end(run_id, failed=True, error=error if isinstance(error, BaseException) else None)
+        except Exception as exc:
+            if not _G_ON_TOOL_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- retrievers ---------------------------------------------------------------
 
     def on_retriever_start(
         self, serialized: Any = None, query: Any = None, *, run_id: Any = None, parent_run_id: Any = None, **kwargs: Any
     ) -> None:
-        with _G_ON_RETRIEVER_START:
+        try:
             if parent_run_id is None:  # a fallback's attempt may say it only in the context
                 parent_run_id = context_parent()
             self.translator.retriever_start(
@@ -497,12 +531,21 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 query,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_RETRIEVER_END:
+        try:
             count, top = _documents(documents)
             self.translator.retriever_end(run_id, result_count=count, top_score=top)
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_retriever_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_RETRIEVER_ERROR:
+        try:
             self.translator.retriever_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_ERROR.__exit__(type(exc), exc, None):
+                raise
