@@ -644,9 +644,12 @@ class Run:
                 payload["output_hash"] = self._hash.text(text)
                 if output_length is None:
                     output_length = len(output) if type(output) is str else len(text)
-            length = _count(output_length, "output_length")
-            if length is not None:
-                payload["output_length"] = length
+            if type(output_length) is int and output_length >= 0:
+                payload["output_length"] = output_length
+            elif output_length is not None:
+                length = _count(output_length, "output_length")
+                if length is not None:
+                    payload["output_length"] = length
             self._emit("llm.responded", step if type(step) is int else self._last_llm, payload)
         except Exception as exc:
             internal_error("run.llm_responded", exc)

@@ -19,7 +19,7 @@ from .framework_state import context_parent, tool_error_was_handled
 from .resume import thread_id_of
 from .structured_output import agent_tools, schema_tool_name
 from .translator import CHAIN, Translator
-from .unknown_tools import tool_answers, tool_calls_of
+from .unknown_tools import tool_answers
 
 __all__ = ["DunetraceCallbackHandler"]
 
@@ -176,6 +176,11 @@ def _usage(message: Any, llm_output: Any) -> tuple[Any, Any]:
 def _finish_reason(generation: Any, message: Any) -> str | None:
     # As the provider gave it ("tool_calls", "length", Anthropic's "tool_use"):
     # a missing reason stays missing rather than becoming "stop".
+    info = getattr(generation, "generation_info", None)
+    if info.__class__ is dict:  # where LangChain's chat models put it: one lookup
+        reason = info.get("finish_reason")
+        if reason.__class__ is str and reason:
+            return reason
     for source in (getattr(generation, "generation_info", None), getattr(message, "response_metadata", None)):
         if isinstance(source, _DICT):
             for key in ("finish_reason", "stop_reason"):
@@ -185,10 +190,14 @@ def _finish_reason(generation: Any, message: Any) -> str | None:
     return None
 
 
-def read_llm_result(response: Any) -> tuple[Any, Any, str | None, Any, int | None, bool]:
+def read_llm_result(
+    response: Any,
+) -> tuple[Any, Any, str | None, Any, int | None, bool, list[tuple[str, str, Any]]]:
     """``(completion_tokens, prompt_tokens, finish_reason, output,
-    output_length, final)`` of an ``LLMResult``: the positional arguments of
-    ``Translator.llm_end`` after the run id."""
+    output_length, final, tool_calls)`` of an ``LLMResult``: the arguments
+    of ``Translator.llm_end`` after the run id. ``tool_calls``: the
+    ``(tool_call_id, name, args)`` of the reply's tool calls (as
+    ``unknown_tools.tool_calls_of`` reads them), read in the same pass."""
     generations = getattr(response, "generations", None)
     generation = None
     if isinstance(generations, _SEQ) and generations:
@@ -201,18 +210,29 @@ def read_llm_result(response: Any) -> tuple[Any, Any, str | None, Any, int | Non
     text = _text(getattr(message, "content", None)) if message is not None else getattr(generation, "text", None)
     tool_calls = getattr(message, "tool_calls", None) or None
     output: Any = text if isinstance(text, str) else ""
+    named: list[tuple[str, str, Any]] = []
     if tool_calls:
         # A reply made only of tool calls is not empty: the calls count as
         # output. Alone, the list itself is handed over: the core writes it
         # as canonical JSON once for both hash and length (a JSON string
         # would be parsed back and written again).
-        calls = [[c.get("name"), c.get("args")] if isinstance(c, _DICT) else repr(c) for c in tool_calls]
+        calls: list[Any] = []
+        for call in tool_calls:
+            if isinstance(call, _DICT):
+                name, args = call.get("name"), call.get("args")
+                calls.append([name, args])
+                call_id = call.get("id")
+                if isinstance(call_id, str) and isinstance(name, str):
+                    named.append((call_id, name, args))
+            else:
+                calls.append(repr(call))
         output = f"{output}\n{canonical_json(calls)}" if output else calls
     final = not tool_calls and finish not in ("tool_calls", "tool_use", "function_call")
     if generation is None:
-        return completion_tokens, prompt_tokens, finish, None, None, final
+        return completion_tokens, prompt_tokens, finish, None, None, final, named
     # The length of a list output is measured by the core on its JSON text.
-    return completion_tokens, prompt_tokens, finish, output, len(output) if output.__class__ is str else None, final
+    length = len(output) if output.__class__ is str else None
+    return completion_tokens, prompt_tokens, finish, output, length, final, named
 
 
 def _documents(documents: Any) -> tuple[int | None, float | None]:
@@ -445,11 +465,11 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
         try:
-            result = read_llm_result(response)
-            if result[5]:
-                self.translator.llm_end(run_id, *result)
-            else:  # tool calls: to an output schema, or to tools the agent may not have
-                self.translator.llm_end(run_id, *result, tool_calls=tool_calls_of(response))
+            completion, prompt, finish, output, length, final, calls = read_llm_result(response)
+            # Tool calls, when there are: to an output schema, or to tools the agent may not have.
+            self.translator.llm_end(
+                run_id, completion, prompt, finish, output, length, final, tool_calls=calls if calls else None
+            )
         except Exception as exc:
             if not _G_ON_LLM_END.__exit__(type(exc), exc, None):
                 raise
