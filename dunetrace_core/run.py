@@ -8,7 +8,6 @@ holds counters only, never events, so memory does not grow with its length.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import threading
@@ -18,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .exit_reasons import CANCELLED
-from .hashing import canonical_json
+from .hashing import canonical_json, sha256_hex
 from .injection import content_evidence
 from .injection import evidence as injection_evidence
 from .live import Signal
@@ -81,7 +80,7 @@ def agent_version(system_prompt: str | None, model: str | None, tools: list[str]
     """A short hash of (system prompt, model, sorted tool names): a changed
     configuration is a new version."""
     text = json.dumps([system_prompt or "", model or "", sorted(tools or [])], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return sha256_hex(text.encode("utf-8"))[:12]
 
 
 def _shown(value: Any) -> str:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunetrace import Dunetrace
-from dunetrace.hashing import SHORT_INPUT, Hasher
+from dunetrace.hashing import SHORT_INPUT, Hasher, sha256_hex
 from tests.ingest_server import IngestServer
 
 PROMPTS = [f"You are a helpful assistant for ACME support, variant {i}." for i in range(500)]
@@ -128,6 +128,7 @@ def test_short_and_long_inputs_hash_alike(secret: str | None, size: int, char: s
     data = text.encode("utf-8", "surrogatepass")
     if secret is None:
         expected = hashlib.sha256(data).hexdigest()
+        assert sha256_hex(data) == expected
     else:
         content_key = hmac.new(
             secret.encode("utf-8", "surrogatepass"), b"dunetrace content hash v1", hashlib.sha256
