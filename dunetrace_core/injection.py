@@ -177,6 +177,11 @@ def content_evidence(value: Any, field: str = "user_input", *, split_lists: bool
     (``field[i]``: retrieved documents); anything else as its canonical JSON. Keys: ``matched_patterns`` (sorted
     names), ``matched_pattern_count``, ``match_count`` (all matches),
     ``fields``, ``offset_bucket``."""
+    if value.__class__ is str:  # a tool's output, a user's message: one scan, most often with no match
+        matched, offset = _scan(value)
+        if not matched:
+            return None
+        return _evidence(matched, [field], offset)
     found: dict[str, int] = {}
     fields: list[str] = []
     first = -1
@@ -191,6 +196,10 @@ def content_evidence(value: Any, field: str = "user_input", *, split_lists: bool
                 found[pattern] = found.get(pattern, 0) + count
     if not found:
         return None
+    return _evidence(found, fields, first)
+
+
+def _evidence(found: dict[str, int], fields: list[str], first: int) -> dict[str, Any]:
     return {
         "matched_patterns": sorted(found),
         "matched_pattern_count": len(found),

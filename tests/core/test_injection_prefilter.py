@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunetrace.injection import _GATE, _NEEDS, PATTERNS, SCAN_LIMIT, _scan, scan
+from dunetrace.injection import _GATE, _NEEDS, PATTERNS, SCAN_LIMIT, _scan, content_evidence, scan
 
 WORDS = [
     "ignore",
@@ -151,3 +151,13 @@ def test_texts_without_a_gate_word_match_nothing() -> None:
     for text in ("Order A-1042: processing at the warehouse.", "you act", "ignore the previous model output", ""):
         assert not any(word in text.lower() for word in _GATE)
         assert _scan(text) == every_pattern(text) == ({}, -1)
+
+
+class _Text(str):
+    """A str subclass: content_evidence's general path (parts, then scans)."""
+
+
+@settings(max_examples=300)
+@given(texts, st.sampled_from(["output", "user_input", "system_prompt"]))
+def test_a_plain_string_gives_the_evidence_of_the_general_path(text: str, field: str) -> None:
+    assert content_evidence(text, field) == content_evidence(_Text(text), field)
