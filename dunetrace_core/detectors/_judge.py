@@ -110,7 +110,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "_min_score",
         "_ret_step",
         "_rs_max",
-        "_sc_counts",
         "_sc_min",
         "_sc_win",
         "_sc_window",
@@ -243,7 +242,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self._th_a = self._th_b = ""
         self.thrash_best: tuple[int, str, str, int, int] | None = None
         self._sc_win: deque[str] = deque()
-        self._sc_counts: dict[str, int] = {}
         self.scatter: tuple[int, int, list[str]] | None = None
         self.rs_cur: list[Any] | None = None
         self.rs_best: list[Any] | None = None

@@ -123,7 +123,14 @@ class ToolCalls:
         if self._th_len >= self._th_window:
             self._thrashing(step)
         if self._sc_min != OFF:
-            self._scatter(name, step)
+            # SCATTERSHOT_TOOL_USE: the last `window` calls; their distinct
+            # tools are counted only once the run has used enough tools.
+            window = self._sc_win
+            window.append(name)
+            if len(window) > self._sc_window:
+                window.popleft()
+            if len(self.per_tool) >= self._sc_min:
+                self._scatter(step)
 
     def _thrashing(self: RunJudge, step: int) -> None:  # type: ignore[misc]
         length = self._th_len
@@ -132,19 +139,10 @@ class ToolCalls:
             self.thrash_best = (length, self._th_a, self._th_b, self._th_start, step)
         self._fire("TOOL_THRASHING", step)
 
-    def _scatter(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
-        window, counts = self._sc_win, self._sc_counts
-        window.append(name)
-        counts[name] = counts.get(name, 0) + 1
-        if len(window) > self._sc_window:
-            gone = window.popleft()
-            left = counts.get(gone, 1) - 1
-            if left > 0:
-                counts[gone] = left
-            else:
-                counts.pop(gone, None)
-        if len(counts) >= self._sc_min:
-            self.scatter = (step, len(counts), sorted(counts)[:LIST_LIMIT])
+    def _scatter(self: RunJudge, step: int) -> None:  # type: ignore[misc]
+        distinct = set(self._sc_win)
+        if len(distinct) >= self._sc_min:
+            self.scatter = (step, len(distinct), sorted(distinct)[:LIST_LIMIT])
             self._fire("SCATTERSHOT_TOOL_USE", step)
             self._sc_min = OFF
 

@@ -146,3 +146,31 @@ def _fresh_judge(params: Any) -> RunJudge:
 
     _judge._THRESHOLDS.clear()
     return RunJudge(params, agent_id="a")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from("abcdefghij"), max_size=40),
+    st.integers(1, 9),
+    st.integers(1, 10),
+)
+def test_scattershot_fires_where_the_window_first_holds_enough_tools(
+    tools: list[str], min_distinct: int, window: int
+) -> None:
+    # The reference: the distinct tools of the last `window` calls, counted
+    # afresh at every call.
+    expected = None
+    for i in range(len(tools)):
+        recent = set(tools[max(0, i + 1 - window) : i + 1])
+        if len(recent) >= min_distinct:
+            expected = (i + 1, len(recent), sorted(recent))
+            break
+    params = DetectorSettings.from_mapping(
+        {"default": {"scattershot_tool_use": {"min_distinct": min_distinct, "window": window}}}
+    ).for_agent("a")
+    judge = RunJudge(params, agent_id="a")
+    fired_at = None
+    for step, tool in enumerate(tools, start=1):
+        if "SCATTERSHOT_TOOL_USE" in judge.observe("tool.called", step, {"tool_name": tool}):
+            fired_at = step
+    assert (fired_at, judge.scatter) == ((expected[0], expected) if expected else (None, None))
