@@ -20,11 +20,14 @@ What this shows is the work the handler does, without LangChain's noise.
 
     python benchmarks/bench_langchain_replay.py [--rounds 20] [--replays 50]
     python benchmarks/bench_langchain_replay.py --against REV   # the same, REV's code beside the working tree's
+    python benchmarks/bench_langchain_replay.py --bytecodes     # bytecodes and calls per invoke, no timing
 
 ``--against REV`` (a git revision) exports REV's SDK to a temporary folder and
 runs this benchmark there and in the working tree, each in child processes,
-alternating which goes first; printed: each side's median over the rounds
-and the ratio working tree / REV.
+alternating which goes first; printed: each side's bytecode counts, its
+median over the rounds and the ratio working tree / REV. The counts
+(``--bytecodes``: the replay once under ``sys.settrace``) do not move with
+the machine's load, which on a shared machine moves the times by a third.
 """
 
 from __future__ import annotations
@@ -146,6 +149,66 @@ def measure(rounds: int, replays: int) -> dict[str, Any]:
     }
 
 
+class Counter:
+    """A ``sys.settrace`` function counting, per callback, the Python
+    functions called and the bytecodes they run."""
+
+    def __init__(self) -> None:
+        self.callback = ""
+        self.bytecodes = dict.fromkeys(CALLBACKS, 0)
+        self.functions = dict.fromkeys(CALLBACKS, 0)
+
+    def trace(self, frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        self.functions[self.callback] += 1
+        return self.each
+
+    def each(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            self.bytecodes[self.callback] += 1
+        return self.each
+
+
+def count_bytecodes() -> dict[str, Any]:
+    """Bytecodes run and Python functions called per replayed invoke, per
+    configuration and callback: the machine's load does not move these."""
+    from bench_langchain import Sink
+
+    from dunetrace import Dunetrace
+    from dunetrace.integrations.langchain import DunetraceCallbackHandler
+
+    calls = record()
+    sink = Sink()
+    result: dict[str, Any] = {}
+    for name, detectors in (("detectors off", False), ("detectors on", True)):
+        dt = Dunetrace(endpoint=sink.url, detectors=detectors)
+        handler = DunetraceCallbackHandler(dt, agent_id="replay")
+        for _ in range(20):
+            replay(handler, calls)
+        counter = Counter()
+        for callback, args, kwargs in calls:
+            counter.callback = callback
+            method = getattr(handler, callback)
+            sys.settrace(counter.trace)
+            try:
+                method(*args, **kwargs)
+            finally:
+                sys.settrace(None)
+        result[name] = {"bytecodes": counter.bytecodes, "functions": counter.functions}
+        dt.shutdown()
+    sink.close()
+    return result
+
+
+def print_bytecodes(result: dict[str, Any]) -> None:
+    print("one recorded invoke, replayed once under sys.settrace: bytecodes run (Python functions called)")
+    for name, counts in result.items():
+        parts = ", ".join(f"{c} {counts['bytecodes'][c]} ({counts['functions'][c]})" for c in CALLBACKS)
+        total = sum(counts["bytecodes"].values())
+        print(f"  {name}: {total} ({sum(counts['functions'].values())}); {parts}")
+
+
 def print_one(result: dict[str, Any]) -> None:
     medians = result["median"]
     base = medians["empty handler"]
@@ -173,19 +236,30 @@ def export(rev: str, into: pathlib.Path) -> None:
     (into / "dunetrace_core" / "examples").symlink_to("../examples")
 
 
+def child(path: str | None, *options: str) -> dict[str, Any]:
+    """This benchmark's JSON result, run with the SDK found at ``path``
+    (None: the installed one, the working tree)."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([path, str(HERE), env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, __file__, "--json", *options], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.splitlines()[-1])
+    return result
+
+
 def against(rev: str, rounds: int, replays: int) -> None:
     sides: dict[str, list[dict[str, Any]]] = {rev: [], "working tree": []}
     with tempfile.TemporaryDirectory() as tmp:
         export(rev, pathlib.Path(tmp))
+        for side, path in ((rev, tmp), ("working tree", None)):
+            print(f"{side}:", end=" ")
+            print_bytecodes(child(path, "--bytecodes"))
         for i in range(rounds):
             order = [(rev, tmp), ("working tree", None)]
             for side, path in order if i % 2 == 0 else order[::-1]:
-                env = dict(os.environ)
-                if path is not None:
-                    env["PYTHONPATH"] = os.pathsep.join([path, str(HERE), env.get("PYTHONPATH", "")])
-                command = [sys.executable, __file__, "--json", "--rounds", "6", "--replays", str(replays)]
-                out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
-                sides[side].append(json.loads(out.splitlines()[-1]))
+                sides[side].append(child(path, "--rounds", "6", "--replays", str(replays)))
     print(f"{rev} against the working tree: {rounds} rounds of child processes, us per replayed invoke")
     print(f"{'':16}{rev[:12]:>14}{'working tree':>14}{'ratio':>8}")
     for name in sides[rev][0]["median"]:
@@ -207,15 +281,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--replays", type=int, default=50, help="replayed invokes per timed block")
     parser.add_argument("--against", metavar="REV", help="a git revision to compare the working tree with")
+    parser.add_argument("--bytecodes", action="store_true", help="count bytecodes and calls instead of timing")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child of --against
     args = parser.parse_args()
     if args.against:
         against(args.against, args.rounds, args.replays)
         return
     sys.path.insert(0, str(HERE))
-    result = measure(args.rounds, args.replays)
+    result = count_bytecodes() if args.bytecodes else measure(args.rounds, args.replays)
     if args.json:
         print(json.dumps(result))
+    elif args.bytecodes:
+        print_bytecodes(result)
     else:
         print_one(result)
 

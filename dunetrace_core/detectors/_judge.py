@@ -24,7 +24,7 @@ from typing import Any
 
 from ._evidence import EvidenceMixin
 
-__all__ = ["ANSWERED_EXIT_REASONS", "RunJudge"]
+__all__ = ["ANSWERED_EXIT_REASONS", "HANDLERS", "RunJudge"]
 
 from ._common import ANSWERED_EXIT_REASONS, LIST_LIMIT, OFF, STOPPED, TOOL_FINISH, TRUNCATED, UNUSUAL
 from ._common import count as _count
@@ -108,6 +108,7 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "_max_tokens",
         "_min_results",
         "_min_score",
+        "_on",
         "_ret_step",
         "_rs_max",
         "_sc_min",
@@ -161,7 +162,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "model_change_step",
         "models",
         "new",
-        "on",
         "oversized",
         "params",
         "pending_retrieval",
@@ -203,18 +203,7 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.clock = clock or _no_clock
         self.run_id, self.agent_id = run_id, agent_id
         self.ancestors = list(ancestors) if ancestors else []
-        self.on: dict[str, Callable[[int, dict[str, Any], float | None], None]] = {
-            "tool.called": self.tool_called,
-            "tool.responded": self.tool_responded,
-            "llm.called": self.llm_called,
-            "llm.responded": self.llm_responded,
-            "retrieval.called": self.retrieval_called,
-            "retrieval.responded": self.retrieval_responded,
-            "run.started": self.run_started,
-            "run.completed": self.run_completed,
-            "run.errored": self.run_errored,
-            "external.signal": self.external_signal,
-        }
+        self._on: dict[str, Callable[[int, dict[str, Any], float | None], None]] | None = None
         self.tools_available: list[str] = []
         self.tool_calls = self.llm_calls = self.retrievals = self._llm_at_action = self._total_steps = 0
         self.pending_tool = self.llm_responses = self.pending_retrieval = self.total_tokens = 0
@@ -313,11 +302,20 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.new.append(name)
         return True
 
+    @property
+    def on(self) -> dict[str, Callable[[int, dict[str, Any], float | None], None]]:
+        """Event type -> this judge's method for it (made on first use:
+        the live watcher calls the methods through :data:`HANDLERS`)."""
+        on = self._on
+        if on is None:
+            on = self._on = {kind: getattr(self, method.__name__) for kind, method in HANDLERS.items()}
+        return on
+
     def observe(self, event_type: str, step: int, payload: dict[str, Any], ts: float | None = None) -> list[str]:
         """Feed one event; the names of the detectors it made fire."""
-        handler = self.on.get(event_type)
+        handler = HANDLERS.get(event_type)
         if handler is not None:
-            handler(step, payload, ts)
+            handler(self, step, payload, ts)
         new, self.new = self.new, []
         return new
 
@@ -610,3 +608,19 @@ class RunJudge(ToolCalls, EvidenceMixin):
             self.content_injections.append((step, f"{kind}:{where}"[:64], found))
         if self.content_matches() >= self.params["RETRIEVED_CONTENT_INJECTION"]["min_matches"]:
             self._fire("RETRIEVED_CONTENT_INJECTION", step)
+
+
+#: Event type -> the RunJudge method that takes it, unbound:
+#: ``HANDLERS[event_type](judge, step, payload, ts)``.
+HANDLERS: dict[str, Callable[[RunJudge, int, dict[str, Any], float | None], None]] = {
+    "tool.called": RunJudge.tool_called,
+    "tool.responded": RunJudge.tool_responded,
+    "llm.called": RunJudge.llm_called,
+    "llm.responded": RunJudge.llm_responded,
+    "retrieval.called": RunJudge.retrieval_called,
+    "retrieval.responded": RunJudge.retrieval_responded,
+    "run.started": RunJudge.run_started,
+    "run.completed": RunJudge.run_completed,
+    "run.errored": RunJudge.run_errored,
+    "external.signal": RunJudge.external_signal,
+}
