@@ -609,7 +609,7 @@ class Run:
         triggered for this run (then no event is sent)."""
         if self._violation is not None:
             self.raise_if_stopped()
-        step = self._last_llm = self._next_step()
+        step = self._last_llm = self._last_step = next(self._steps)  # _next_step, inline
         try:
             payload: dict[str, Any] = {}
             if model is not None:
@@ -689,7 +689,7 @@ class Run:
         policy triggered for this run (then no event is sent)."""
         if self._violation is not None:
             self.raise_if_stopped()
-        step = self._last_tool = self._next_step()
+        step = self._last_tool = self._last_step = next(self._steps)  # _next_step, inline
         try:
             tool = name if type(name) is str and name else _name(name, "tool_name")
             payload: dict[str, Any] = {"tool_name": tool}
@@ -752,7 +752,7 @@ class Run:
 
     def retrieval_called(self, index_name: str, query: Any = None) -> int:
         """A retrieval begins. ``query`` is hashed, never sent."""
-        step = self._last_retrieval = self._next_step()
+        step = self._last_retrieval = self._last_step = next(self._steps)  # _next_step, inline
         try:
             index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
             payload: dict[str, Any] = {"index_name": index}
