@@ -11,9 +11,11 @@ to the run without callbacks, as wall time (what the agent waits) and as
 CPU time (what the process spends, the thread that sends the events
 included). The client runs with its default options, as a user's would.
 
-A last pass times each of the handler's callbacks (the median call) and
-prints where the handler's cost goes: LangChain's dispatch, the time inside
-the handler, and the thread that sends the events.
+A last pass times each of the handler's callbacks (the median call; the two
+clients take turns invoke by invoke) and prints where the handler's cost
+goes: LangChain's dispatch, the time inside the handler, and the thread
+that sends the events. ``bench_langchain_replay.py`` times the same
+callbacks replayed, without LangChain.
 
     python benchmarks/bench_langchain.py [--rounds 30] [--invokes 10]
 """
