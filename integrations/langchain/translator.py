@@ -107,7 +107,10 @@ class Translator(ModelCalls):
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
+        # A call under a live parent (nearly every one): child(), one lookup.
+        node = self.child(key, parent_id.int, TOOL) if parent_id.__class__ is UUID else False
+        if node is False:
+            node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
         if node.root.invented is not None and isinstance(call_id, str) and call_id in node.root.invented:
