@@ -11,9 +11,11 @@ to the run without callbacks, as wall time (what the agent waits) and as
 CPU time (what the process spends, the thread that sends the events
 included). The client runs with its default options, as a user's would.
 
-A last pass times each of the handler's callbacks (the median call) and
-prints where the handler's cost goes: LangChain's dispatch, the time inside
-the handler, and the thread that sends the events.
+A last pass times each of the handler's callbacks (the median call; the two
+clients take turns invoke by invoke) and prints where the handler's cost
+goes: LangChain's dispatch, the time inside the handler, and the thread
+that sends the events. ``bench_langchain_replay.py`` times the same
+callbacks replayed, without LangChain.
 
     python benchmarks/bench_langchain.py [--rounds 30] [--invokes 10]
 """
@@ -95,15 +97,16 @@ class EmptyHandler(BaseCallbackHandler):
 CALLBACKS = ("on_chain_start", "on_chain_end", "on_chat_model_start", "on_llm_end", "on_tool_start", "on_tool_end")
 
 
-def time_inside(agent: Any, inputs: Any, dt: Dunetrace, invokes: int) -> dict[str, float]:
-    """Microseconds per invoke spent inside each of the handler's callbacks
-    (the median call's time, times the calls per invoke: a call the
-    machine preempts does not count for more than a typical one)."""
-    spent: dict[str, list[int]] = {name: [] for name in CALLBACKS}
+def time_inside(agent: Any, inputs: Any, clients: dict[str, Dunetrace], invokes: int) -> dict[str, dict[str, float]]:
+    """Per client, microseconds per invoke spent inside each of the
+    handler's callbacks (the median call's time, times the calls per
+    invoke: a call the machine preempts does not count for more than a
+    typical one). The clients take turns invoke by invoke, so drift in the
+    machine's load hits them alike."""
+    spent: dict[str, dict[str, list[int]]] = {c: {name: [] for name in CALLBACKS} for c in clients}
 
-    def timed(name: str) -> Any:
+    def timed(name: str, calls: list[int]) -> Any:
         inner = getattr(DunetraceCallbackHandler, name)
-        calls = spent[name]
 
         def callback(self: Any, *args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter_ns()
@@ -114,15 +117,24 @@ def time_inside(agent: Any, inputs: Any, dt: Dunetrace, invokes: int) -> dict[st
 
         return callback
 
-    timing = type("TimedHandler", (DunetraceCallbackHandler,), {name: timed(name) for name in CALLBACKS})
-    config = {"callbacks": [timing(dt, agent_id=AGENT_ID)]}
-    for _ in range(5):
-        agent.invoke(inputs, config=config)
-    for calls in spent.values():
-        calls.clear()
+    configs = {}
+    for c, dt in clients.items():
+        methods = {name: timed(name, spent[c][name]) for name in CALLBACKS}
+        timing = type("TimedHandler", (DunetraceCallbackHandler,), methods)
+        configs[c] = {"callbacks": [timing(dt, agent_id=AGENT_ID)]}
+    for config in configs.values():
+        for _ in range(5):
+            agent.invoke(inputs, config=config)
+    for by_name in spent.values():
+        for calls in by_name.values():
+            calls.clear()
     for _ in range(invokes):
-        agent.invoke(inputs, config=config)
-    return {name: statistics.median(calls) * len(calls) / invokes / 1000 for name, calls in spent.items() if calls}
+        for config in configs.values():
+            agent.invoke(inputs, config=config)
+    return {
+        c: {name: statistics.median(calls) * len(calls) / invokes / 1000 for name, calls in by_name.items() if calls}
+        for c, by_name in spent.items()
+    }
 
 
 def main() -> None:
@@ -194,7 +206,7 @@ def main() -> None:
     batches = sum(dt.stats()["batches_sent"] for dt in clients.values()) - batches_before
     # Where the handler's share goes: its callbacks timed one by one, in a
     # pass of its own after the table's (the timing would weigh on it).
-    inside = {name: time_inside(agent, inputs, dt, args.rounds * 2) for name, dt in clients.items()}
+    inside = time_inside(agent, inputs, clients, args.rounds * 2)
     for dt in clients.values():
         dt.shutdown()
     sink.close()

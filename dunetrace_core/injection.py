@@ -56,13 +56,36 @@ _NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("instruction", "prompt", "rules", "directions"),
     ),
     "new_system_prompt": (("new", "updated", "override"), ("prompt", "instructions"), (":", "=")),
-    "role_reassignment": (("you", "act"),),
+    "role_reassignment": (("you", "act"), ("now", "unrestricted", "jailbroken", "dan")),
     "reveal_system_prompt": (("reveal", "print", "show", "repeat", "output"), ("system", "hidden", "initial")),
     "developer_mode": (("mode",), ("developer", "god", "jailbreak")),
     "fake_role_tag": (("system", "im_start", "inst"),),
 }
 
 _CHECKS = tuple((name, pattern, _NEEDS[name]) for name, pattern in PATTERNS.items())
+
+#: One word of one group of each pattern above (or a part of it: "inst" for
+#: "instruction"), the rarest group in ordinary text: an ASCII text holding
+#: none of them can match no pattern, and is done after these checks alone,
+#: which is what almost every tool result and message is (0.9 us instead of
+#: 1.9 for a short one). tests/core/test_injection_prefilter.py checks that
+#: each pattern has a group covered here.
+_GATE = (
+    "inst",
+    "prompt",
+    "rules",
+    "directions",
+    "now",
+    "unrestricted",
+    "jailbr",
+    "dan",
+    "system",
+    "hidden",
+    "initial",
+    "developer",
+    "god",
+    "im_start",
+)
 
 
 def _may_match(lowered: str, groups: tuple[tuple[str, ...], ...]) -> bool:
@@ -96,6 +119,12 @@ def _scan(text: str) -> tuple[dict[str, int], int]:
     first = -1
     text = text[:SCAN_LIMIT]
     lowered = text.lower() if text.isascii() else None
+    if lowered is not None:
+        for word in _GATE:
+            if word in lowered:
+                break
+        else:
+            return found, first
     for name, pattern, groups in _CHECKS:
         if lowered is not None and not _may_match(lowered, groups):
             continue
@@ -148,6 +177,11 @@ def content_evidence(value: Any, field: str = "user_input", *, split_lists: bool
     (``field[i]``: retrieved documents); anything else as its canonical JSON. Keys: ``matched_patterns`` (sorted
     names), ``matched_pattern_count``, ``match_count`` (all matches),
     ``fields``, ``offset_bucket``."""
+    if value.__class__ is str:  # a tool's output, a user's message: one scan, most often with no match
+        matched, offset = _scan(value)
+        if not matched:
+            return None
+        return _evidence(matched, [field], offset)
     found: dict[str, int] = {}
     fields: list[str] = []
     first = -1
@@ -162,6 +196,10 @@ def content_evidence(value: Any, field: str = "user_input", *, split_lists: bool
                 found[pattern] = found.get(pattern, 0) + count
     if not found:
         return None
+    return _evidence(found, fields, first)
+
+
+def _evidence(found: dict[str, int], fields: list[str], first: int) -> dict[str, Any]:
     return {
         "matched_patterns": sorted(found),
         "matched_pattern_count": len(found),

@@ -24,7 +24,6 @@ comes (an interrupt, a cancelled task) leaves no context silenced.
 
 from __future__ import annotations
 
-from contextlib import suppress
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
@@ -72,8 +71,11 @@ def framework_model_call_ended(call: FrameworkModelCall | None) -> None:
     call.open = False
     token, call.token = call.token, None
     if token is not None and _current.get() is call:
-        with suppress(ValueError):  # set in another context (a copy of this one)
+        # try, not contextlib.suppress: three calls less on every model call.
+        try:  # noqa: SIM105
             _current.reset(token)
+        except ValueError:  # set in another context (a copy of this one)
+            pass
 
 
 def in_framework_model_call() -> bool:

@@ -8,17 +8,16 @@ holds counters only, never events, so memory does not grow with its length.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
+import os
 import threading
 import time
-import uuid
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .exit_reasons import CANCELLED
-from .hashing import canonical_json
+from .hashing import canonical_json, sha256_hex
 from .injection import content_evidence
 from .injection import evidence as injection_evidence
 from .live import Signal
@@ -81,7 +80,36 @@ def agent_version(system_prompt: str | None, model: str | None, tools: list[str]
     """A short hash of (system prompt, model, sorted tool names): a changed
     configuration is a new version."""
     text = json.dumps([system_prompt or "", model or "", sorted(tools or [])], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return sha256_hex(text.encode("utf-8"))[:12]
+
+
+#: Run ids made ahead, from one read of the OS's random source per 64 runs:
+#: uuid.uuid4() reads it for every run, a system call that lets the
+#: interpreter lock go to another thread (the drain) in the middle of the
+#: agent's callback. list.pop and list.extend are atomic, so threads share it.
+_run_ids: list[str] = []
+_VERSION_4 = (~(0xF000 << 64) & ~(0xC000 << 48), (0x4000 << 64) | (0x8000 << 48))
+
+
+def _new_run_id() -> str:
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())``."""
+    try:
+        return _run_ids.pop()
+    except IndexError:
+        pass
+    raw = os.urandom(16 * 64)
+    clear, set_bits = _VERSION_4
+    made = []
+    for start in range(0, len(raw), 16):
+        h = "%032x" % ((int.from_bytes(raw[start : start + 16], "big") & clear) | set_bits)
+        made.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    _run_ids.extend(made[1:])
+    return made[0]
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child draws its own ids: the parent's unused ones would repeat.
+    os.register_at_fork(after_in_child=_run_ids.clear)
 
 
 def _shown(value: Any) -> str:
@@ -259,7 +287,7 @@ class Run:
         self._buffer = client._buffer
         self._host = client.plugins
         self._hash = client.hasher
-        self.run_id = str(uuid.uuid4())
+        self.run_id = _new_run_id()
         self.agent_id = agent_id
         self.model = model
         self.tools = [str.__str__(t) for t in tools] if tools else []
@@ -326,8 +354,13 @@ class Run:
             self._put(event_type, step, payload)
         if watchers:
             # After the event is queued: a signal it makes fire follows it
-            # on the wire.
-            self._observe(watchers, event_type, step, payload)
+            # on the wire. The loop of _observe, inlined: one call less per
+            # event while live detection is on.
+            for watcher in watchers:
+                try:
+                    watcher.observe(self, event_type, step, payload)
+                except Exception as exc:
+                    _watcher_failed(watcher, exc)
 
     def _emit_terminal(self, watchers: tuple[Any, ...], event_type: str, step: int, payload: dict[str, Any]) -> None:
         # What the run's end makes fire goes out before its end (events after
@@ -576,7 +609,7 @@ class Run:
         triggered for this run (then no event is sent)."""
         if self._violation is not None:
             self.raise_if_stopped()
-        step = self._last_llm = self._next_step()
+        step = self._last_llm = self._last_step = next(self._steps)  # _next_step, inline
         try:
             payload: dict[str, Any] = {}
             if model is not None:
@@ -612,13 +645,25 @@ class Run:
             if error is not None:
                 payload["error_type"] = _text(type(error).__name__)
                 payload["error_hash"] = self._hash.error(error)
-            for key, value in (("completion_tokens", completion_tokens), ("prompt_tokens", prompt_tokens)):
-                value = _count(value, key)
-                if value is not None:
-                    payload[key] = value
-            latency = _number(latency_ms, "latency_ms")
-            if latency is not None:
-                payload["latency_ms"] = latency
+            # Each check inline for the common value, _count / _number for the rest.
+            if type(completion_tokens) is int and completion_tokens >= 0:
+                payload["completion_tokens"] = completion_tokens
+            elif completion_tokens is not None:
+                tokens = _count(completion_tokens, "completion_tokens")
+                if tokens is not None:
+                    payload["completion_tokens"] = tokens
+            if type(prompt_tokens) is int and prompt_tokens >= 0:
+                payload["prompt_tokens"] = prompt_tokens
+            elif prompt_tokens is not None:
+                tokens = _count(prompt_tokens, "prompt_tokens")
+                if tokens is not None:
+                    payload["prompt_tokens"] = tokens
+            if type(latency_ms) is float and latency_ms == latency_ms:
+                payload["latency_ms"] = latency_ms
+            elif latency_ms is not None:
+                latency = _number(latency_ms, "latency_ms")
+                if latency is not None:
+                    payload["latency_ms"] = latency
             if finish_reason is not None:
                 payload["finish_reason"] = finish_reason if type(finish_reason) is str else _text(finish_reason)
             if output is not None:
@@ -627,9 +672,12 @@ class Run:
                 payload["output_hash"] = self._hash.text(text)
                 if output_length is None:
                     output_length = len(output) if type(output) is str else len(text)
-            length = _count(output_length, "output_length")
-            if length is not None:
-                payload["output_length"] = length
+            if type(output_length) is int and output_length >= 0:
+                payload["output_length"] = output_length
+            elif output_length is not None:
+                length = _count(output_length, "output_length")
+                if length is not None:
+                    payload["output_length"] = length
             self._emit("llm.responded", step if type(step) is int else self._last_llm, payload)
         except Exception as exc:
             internal_error("run.llm_responded", exc)
@@ -641,7 +689,7 @@ class Run:
         policy triggered for this run (then no event is sent)."""
         if self._violation is not None:
             self.raise_if_stopped()
-        step = self._last_tool = self._next_step()
+        step = self._last_tool = self._last_step = next(self._steps)  # _next_step, inline
         try:
             tool = name if type(name) is str and name else _name(name, "tool_name")
             payload: dict[str, Any] = {"tool_name": tool}
@@ -704,7 +752,7 @@ class Run:
 
     def retrieval_called(self, index_name: str, query: Any = None) -> int:
         """A retrieval begins. ``query`` is hashed, never sent."""
-        step = self._last_retrieval = self._next_step()
+        step = self._last_retrieval = self._last_step = next(self._steps)  # _next_step, inline
         try:
             index = index_name if type(index_name) is str and index_name else _name(index_name, "index_name")
             payload: dict[str, Any] = {"index_name": index}

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._evidence import EvidenceMixin
 
-__all__ = ["ANSWERED_EXIT_REASONS", "RunJudge"]
+__all__ = ["ANSWERED_EXIT_REASONS", "HANDLERS", "RunJudge"]
 
 from ._common import ANSWERED_EXIT_REASONS, LIST_LIMIT, OFF, STOPPED, TOOL_FINISH, TRUNCATED, UNUSUAL
 from ._common import count as _count
@@ -32,6 +32,51 @@ from ._common import name as _name
 from ._common import no_clock as _no_clock
 from ._common import number as _number
 from ._tools import ToolCalls
+
+
+def _read_thresholds(p: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...]:
+    """The thresholds of ``RunJudge._thresholds``, in its order, from one
+    agent's settings; a detector that is off has its threshold out of reach."""
+
+    def get(name: str, key: str) -> Any:
+        settings = p[name]
+        return settings[key] if settings["enabled"] else OFF
+
+    th_window = get("TOOL_THRASHING", "window")
+    if th_window != OFF and th_window < 2:
+        th_window = OFF  # alternation needs two calls at least
+    ctx = p["CONTEXT_BLOAT"]
+    slow = p["SLOW_STEP"]
+    on = slow["enabled"]
+    rag = p["RAG_EMPTY_RETRIEVAL"]
+    return (
+        get("TOOL_LOOP", "threshold"),
+        p["TOOL_LOOP"]["window"],
+        th_window,
+        get("SCATTERSHOT_TOOL_USE", "min_distinct"),
+        p["SCATTERSHOT_TOOL_USE"]["window"],
+        get("RETRY_STORM", "threshold"),
+        get("CASCADING_TOOL_FAILURE", "threshold"),
+        get("LLM_TRUNCATION_LOOP", "threshold"),
+        ctx["min_calls"] if ctx["enabled"] else OFF,
+        ctx["growth_factor"],
+        ctx["min_last_tokens"],
+        slow["tool_seconds"] * 1000.0 if on else float("inf"),
+        slow["llm_seconds"] * 1000.0 if on else float("inf"),
+        get("REASONING_STALL", "min_llm_calls"),
+        p["REASONING_STALL"]["ratio_threshold"],
+        rag["min_results"],
+        rag["min_score"],
+        p["FIRST_STEP_FAILURE"]["max_step"] if p["FIRST_STEP_FAILURE"]["enabled"] else -1,
+        get("OVERSIZED_TOOL_ARGUMENTS", "max_chars"),
+        get("EXCESSIVE_RETRIEVAL", "threshold"),
+        get("RUNAWAY_ITERATION", "max_steps"),
+        get("RUNAWAY_ITERATION", "max_tokens"),
+    )
+
+
+#: id(settings) -> (settings, thresholds): the settings held, so the id is theirs.
+_THRESHOLDS: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
 
 class RunJudge(ToolCalls, EvidenceMixin):
@@ -63,9 +108,9 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "_max_tokens",
         "_min_results",
         "_min_score",
+        "_on",
         "_ret_step",
         "_rs_max",
-        "_sc_counts",
         "_sc_min",
         "_sc_win",
         "_sc_window",
@@ -117,7 +162,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         "model_change_step",
         "models",
         "new",
-        "on",
         "oversized",
         "params",
         "pending_retrieval",
@@ -159,18 +203,7 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.clock = clock or _no_clock
         self.run_id, self.agent_id = run_id, agent_id
         self.ancestors = list(ancestors) if ancestors else []
-        self.on: dict[str, Callable[[int, dict[str, Any], float | None], None]] = {
-            "tool.called": self.tool_called,
-            "tool.responded": self.tool_responded,
-            "llm.called": self.llm_called,
-            "llm.responded": self.llm_responded,
-            "retrieval.called": self.retrieval_called,
-            "retrieval.responded": self.retrieval_responded,
-            "run.started": self.run_started,
-            "run.completed": self.run_completed,
-            "run.errored": self.run_errored,
-            "external.signal": self.external_signal,
-        }
+        self._on: dict[str, Callable[[int, dict[str, Any], float | None], None]] | None = None
         self.tools_available: list[str] = []
         self.tool_calls = self.llm_calls = self.retrievals = self._llm_at_action = self._total_steps = 0
         self.pending_tool = self.llm_responses = self.pending_retrieval = self.total_tokens = 0
@@ -198,7 +231,6 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self._th_a = self._th_b = ""
         self.thrash_best: tuple[int, str, str, int, int] | None = None
         self._sc_win: deque[str] = deque()
-        self._sc_counts: dict[str, int] = {}
         self.scatter: tuple[int, int, list[str]] | None = None
         self.rs_cur: list[Any] | None = None
         self.rs_best: list[Any] | None = None
@@ -226,40 +258,40 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self._thresholds()
 
     def _thresholds(self) -> None:
+        # Every run of an agent shares one settings dict (DetectorSettings.
+        # for_agent, which is not to be changed): the thresholds are read
+        # from it once, and each run takes a copy of the tuple.
         p = self.params
-
-        def get(name: str, key: str) -> Any:
-            settings = p[name]
-            return settings[key] if settings["enabled"] else OFF
-
-        self._loop_max, self._loop_window = get("TOOL_LOOP", "threshold"), p["TOOL_LOOP"]["window"]
-        self._th_window = get("TOOL_THRASHING", "window")
-        if self._th_window != OFF and self._th_window < 2:
-            self._th_window = OFF  # alternation needs two calls at least
-        self._sc_min, self._sc_window = get("SCATTERSHOT_TOOL_USE", "min_distinct"), p["SCATTERSHOT_TOOL_USE"]["window"]
-        self._rs_max = get("RETRY_STORM", "threshold")
-        self._cf_max = get("CASCADING_TOOL_FAILURE", "threshold")
-        self._trunc_max = get("LLM_TRUNCATION_LOOP", "threshold")
-        ctx = p["CONTEXT_BLOAT"]
-        self._ctx_min_calls = ctx["min_calls"] if ctx["enabled"] else OFF
-        self._ctx_growth, self._ctx_min_last = ctx["growth_factor"], ctx["min_last_tokens"]
-        slow = p["SLOW_STEP"]
-        on = slow["enabled"]
-        self._tool_limit = slow["tool_seconds"] * 1000.0 if on else float("inf")
-        self._llm_limit = slow["llm_seconds"] * 1000.0 if on else float("inf")
-        self._stall_min, self._stall_ratio = (
-            get("REASONING_STALL", "min_llm_calls"),
-            p["REASONING_STALL"]["ratio_threshold"],
-        )
-        rag = p["RAG_EMPTY_RETRIEVAL"]
-        self._min_results, self._min_score = rag["min_results"], rag["min_score"]
-        self._first_max = p["FIRST_STEP_FAILURE"]["max_step"] if p["FIRST_STEP_FAILURE"]["enabled"] else -1
-        self._max_args = get("OVERSIZED_TOOL_ARGUMENTS", "max_chars")
-        self._max_retrievals = get("EXCESSIVE_RETRIEVAL", "threshold")
-        self._max_steps, self._max_tokens = (
-            get("RUNAWAY_ITERATION", "max_steps"),
-            get("RUNAWAY_ITERATION", "max_tokens"),
-        )
+        cached = _THRESHOLDS.get(id(p))
+        if cached is None or cached[0] is not p:
+            cached = (p, _read_thresholds(p))
+            if len(_THRESHOLDS) >= 64:
+                _THRESHOLDS.clear()
+            _THRESHOLDS[id(p)] = cached
+        (
+            self._loop_max,
+            self._loop_window,
+            self._th_window,
+            self._sc_min,
+            self._sc_window,
+            self._rs_max,
+            self._cf_max,
+            self._trunc_max,
+            self._ctx_min_calls,
+            self._ctx_growth,
+            self._ctx_min_last,
+            self._tool_limit,
+            self._llm_limit,
+            self._stall_min,
+            self._stall_ratio,
+            self._min_results,
+            self._min_score,
+            self._first_max,
+            self._max_args,
+            self._max_retrievals,
+            self._max_steps,
+            self._max_tokens,
+        ) = cached[1]
 
     # -- firing ----------------------------------------------------------------
 
@@ -270,11 +302,20 @@ class RunJudge(ToolCalls, EvidenceMixin):
         self.new.append(name)
         return True
 
+    @property
+    def on(self) -> dict[str, Callable[[int, dict[str, Any], float | None], None]]:
+        """Event type -> this judge's method for it (made on first use:
+        the live watcher calls the methods through :data:`HANDLERS`)."""
+        on = self._on
+        if on is None:
+            on = self._on = {kind: getattr(self, method.__name__) for kind, method in HANDLERS.items()}
+        return on
+
     def observe(self, event_type: str, step: int, payload: dict[str, Any], ts: float | None = None) -> list[str]:
         """Feed one event; the names of the detectors it made fire."""
-        handler = self.on.get(event_type)
+        handler = HANDLERS.get(event_type)
         if handler is not None:
-            handler(step, payload, ts)
+            handler(self, step, payload, ts)
         new, self.new = self.new, []
         return new
 
@@ -567,3 +608,19 @@ class RunJudge(ToolCalls, EvidenceMixin):
             self.content_injections.append((step, f"{kind}:{where}"[:64], found))
         if self.content_matches() >= self.params["RETRIEVED_CONTENT_INJECTION"]["min_matches"]:
             self._fire("RETRIEVED_CONTENT_INJECTION", step)
+
+
+#: Event type -> the RunJudge method that takes it, unbound:
+#: ``HANDLERS[event_type](judge, step, payload, ts)``.
+HANDLERS: dict[str, Callable[[RunJudge, int, dict[str, Any], float | None], None]] = {
+    "tool.called": RunJudge.tool_called,
+    "tool.responded": RunJudge.tool_responded,
+    "llm.called": RunJudge.llm_called,
+    "llm.responded": RunJudge.llm_responded,
+    "retrieval.called": RunJudge.retrieval_called,
+    "retrieval.responded": RunJudge.retrieval_responded,
+    "run.started": RunJudge.run_started,
+    "run.completed": RunJudge.run_completed,
+    "run.errored": RunJudge.run_errored,
+    "external.signal": RunJudge.external_signal,
+}

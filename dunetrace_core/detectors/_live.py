@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..live import Signal
-from ._judge import RunJudge
+from ._judge import HANDLERS, RunJudge
 from ._settings import DetectorSettings
 from ._table import by_name
 
@@ -27,6 +27,8 @@ __all__ = ["LiveDetectors", "live_detectors"]
 MAX_OPEN_RUNS = 10_000
 #: How far up the chain of parent runs DELEGATION_LOOP looks.
 MAX_DEPTH = 50
+#: The events after which a run's state goes.
+_TERMINAL = frozenset(("run.completed", "run.errored"))
 
 
 class LiveDetectors:
@@ -46,14 +48,18 @@ class LiveDetectors:
             if run.finished and event_type != "run.completed" and event_type != "run.errored":
                 return  # an event after the run ended (a late signal): nothing to judge
             judge = self._start(run)
-        handler = judge.on.get(event_type)
-        if handler is not None:
-            handler(step, payload, None)
-            # Run._emit calls watchers once the event is queued (a run's end
-            # excepted), so what run.started makes fire (an injected input)
-            # goes out right behind it.
-            if judge.new:
-                self._fire(run, judge)
+        handler = HANDLERS.get(event_type)
+        if handler is None:
+            return
+        if event_type in _TERMINAL:
+            self._ended(run, judge, handler, step, payload)
+            return
+        handler(judge, step, payload, None)
+        # Run._emit calls watchers once the event is queued (a run's end
+        # excepted), so what run.started makes fire (an injected input)
+        # goes out right behind it.
+        if judge.new:
+            self._fire(run, judge)
 
     def _start(self, run: Run) -> RunJudge:
         ancestors: list[str] = []
@@ -71,9 +77,6 @@ class LiveDetectors:
             clock=run.clock,
             ancestors=ancestors,
         )
-        # The run's state goes when its terminal event has been judged.
-        for terminal in ("run.completed", "run.errored"):
-            judge.on[terminal] = self._ending(run, judge, judge.on[terminal])
         if len(self._judges) >= MAX_OPEN_RUNS:
             oldest = next(iter(self._judges))
             self._judges.pop(oldest, None)
@@ -82,17 +85,15 @@ class LiveDetectors:
         self._open[run.run_id] = (run.agent_id, run.parent_run_id)
         return judge
 
-    def _ending(self, run: Run, judge: RunJudge, handler: Any) -> Any:
-        def ended(step: int, payload: dict[str, Any], ts: float | None) -> None:
-            try:
-                handler(step, payload, ts)
-                if judge.new:
-                    self._fire(run, judge)
-            finally:  # a PolicyViolation from a callback passes through here
-                self._judges.pop(run, None)
-                self._open.pop(run.run_id, None)
-
-        return ended
+    def _ended(self, run: Run, judge: RunJudge, handler: Any, step: int, payload: dict[str, Any]) -> None:
+        # The run's state goes when its terminal event has been judged.
+        try:
+            handler(judge, step, payload, None)
+            if judge.new:
+                self._fire(run, judge)
+        finally:  # a PolicyViolation from a callback passes through here
+            self._judges.pop(run, None)
+            self._open.pop(run.run_id, None)
 
     def _fire(self, run: Run, judge: RunJudge) -> None:
         names, judge.new = judge.new, []

@@ -66,7 +66,7 @@ class ToolCalls:
             self._runaway(step)
         self._tool_step = self.last_tool_step = step
         self.last_tool = name
-        self._tool_t = self._now(ts)
+        self._tool_t = ts if ts is not None else self.clock()
         self._tool_args = args
         if self._failing:
             self._call_after_failure(name, step)
@@ -104,16 +104,14 @@ class ToolCalls:
                 counts.pop(gone, None)
             if gone == name:
                 count -= 1
-        stats[7] = max(stats[7], count)
+        if count > stats[7]:
+            stats[7] = count
         if count >= self._loop_max:
             self.loop_hit = name
             self._fire("TOOL_LOOP", step)
             self._loop_max = OFF
-        self._thrash(name, step)
-        if self._sc_min != OFF:
-            self._scatter(name, step)
-
-    def _thrash(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
+        # TOOL_THRASHING: the length of the A, B, A, B... run ending here
+        # (inline: this is every tool call).
         prev = self._th_prev
         if prev is None or name == prev:
             self._th_len, self._th_a, self._th_b, self._th_start = 1, name, "", step
@@ -122,26 +120,29 @@ class ToolCalls:
         else:
             self._th_len, self._th_a, self._th_b, self._th_start = 2, prev, name, self._th_prev_step
         self._th_prev2, self._th_prev, self._th_prev_step = prev, name, step
-        length = self._th_len
-        if length >= self._th_window:
-            best = self.thrash_best
-            if best is None or length > best[0]:
-                self.thrash_best = (length, self._th_a, self._th_b, self._th_start, step)
-            self._fire("TOOL_THRASHING", step)
+        if self._th_len >= self._th_window:
+            self._thrashing(step)
+        if self._sc_min != OFF:
+            # SCATTERSHOT_TOOL_USE: the last `window` calls; their distinct
+            # tools are counted only once the run has used enough tools.
+            window = self._sc_win
+            window.append(name)
+            if len(window) > self._sc_window:
+                window.popleft()
+            if len(self.per_tool) >= self._sc_min:
+                self._scatter(step)
 
-    def _scatter(self: RunJudge, name: str, step: int) -> None:  # type: ignore[misc]
-        window, counts = self._sc_win, self._sc_counts
-        window.append(name)
-        counts[name] = counts.get(name, 0) + 1
-        if len(window) > self._sc_window:
-            gone = window.popleft()
-            left = counts.get(gone, 1) - 1
-            if left > 0:
-                counts[gone] = left
-            else:
-                counts.pop(gone, None)
-        if len(counts) >= self._sc_min:
-            self.scatter = (step, len(counts), sorted(counts)[:LIST_LIMIT])
+    def _thrashing(self: RunJudge, step: int) -> None:  # type: ignore[misc]
+        length = self._th_len
+        best = self.thrash_best
+        if best is None or length > best[0]:
+            self.thrash_best = (length, self._th_a, self._th_b, self._th_start, step)
+        self._fire("TOOL_THRASHING", step)
+
+    def _scatter(self: RunJudge, step: int) -> None:  # type: ignore[misc]
+        distinct = set(self._sc_win)
+        if len(distinct) >= self._sc_min:
+            self.scatter = (step, len(distinct), sorted(distinct)[:LIST_LIMIT])
             self._fire("SCATTERSHOT_TOOL_USE", step)
             self._sc_min = OFF
 

@@ -19,7 +19,7 @@ from .framework_state import context_parent, tool_error_was_handled
 from .resume import thread_id_of
 from .structured_output import agent_tools, schema_tool_name
 from .translator import CHAIN, Translator
-from .unknown_tools import tool_answers, tool_calls_of
+from .unknown_tools import tool_answers
 
 __all__ = ["DunetraceCallbackHandler"]
 
@@ -33,7 +33,11 @@ def _guard(callback: str) -> ErrorGuard:
     return ErrorGuard(f"langchain.{callback}")
 
 
-# One guard per callback, made once (they hold no state).
+# One guard per callback, made once (they hold no state). A callback body
+# runs in try / except, free on the happy path (a ``with`` costs two method
+# calls per callback), and hands what it caught to its guard: our own errors
+# are logged once per callback and cause (re-raised in strict mode), and
+# PolicyViolation goes through to the agent.
 _G_ON_CHAIN_END = _guard("on_chain_end")
 _G_ON_CHAIN_ERROR = _guard("on_chain_error")
 _G_ON_CHAIN_START = _guard("on_chain_start")
@@ -172,6 +176,11 @@ def _usage(message: Any, llm_output: Any) -> tuple[Any, Any]:
 def _finish_reason(generation: Any, message: Any) -> str | None:
     # As the provider gave it ("tool_calls", "length", Anthropic's "tool_use"):
     # a missing reason stays missing rather than becoming "stop".
+    info = getattr(generation, "generation_info", None)
+    if info.__class__ is dict:  # where LangChain's chat models put it: one lookup
+        reason = info.get("finish_reason")
+        if reason.__class__ is str and reason:
+            return reason
     for source in (getattr(generation, "generation_info", None), getattr(message, "response_metadata", None)):
         if isinstance(source, _DICT):
             for key in ("finish_reason", "stop_reason"):
@@ -181,10 +190,14 @@ def _finish_reason(generation: Any, message: Any) -> str | None:
     return None
 
 
-def read_llm_result(response: Any) -> tuple[Any, Any, str | None, Any, int | None, bool]:
+def read_llm_result(
+    response: Any,
+) -> tuple[Any, Any, str | None, Any, int | None, bool, list[tuple[str, str, Any]]]:
     """``(completion_tokens, prompt_tokens, finish_reason, output,
-    output_length, final)`` of an ``LLMResult``: the positional arguments of
-    ``Translator.llm_end`` after the run id."""
+    output_length, final, tool_calls)`` of an ``LLMResult``: the arguments
+    of ``Translator.llm_end`` after the run id. ``tool_calls``: the
+    ``(tool_call_id, name, args)`` of the reply's tool calls (as
+    ``unknown_tools.tool_calls_of`` reads them), read in the same pass."""
     generations = getattr(response, "generations", None)
     generation = None
     if isinstance(generations, _SEQ) and generations:
@@ -197,18 +210,29 @@ def read_llm_result(response: Any) -> tuple[Any, Any, str | None, Any, int | Non
     text = _text(getattr(message, "content", None)) if message is not None else getattr(generation, "text", None)
     tool_calls = getattr(message, "tool_calls", None) or None
     output: Any = text if isinstance(text, str) else ""
+    named: list[tuple[str, str, Any]] = []
     if tool_calls:
         # A reply made only of tool calls is not empty: the calls count as
         # output. Alone, the list itself is handed over: the core writes it
         # as canonical JSON once for both hash and length (a JSON string
         # would be parsed back and written again).
-        calls = [[c.get("name"), c.get("args")] if isinstance(c, _DICT) else repr(c) for c in tool_calls]
+        calls: list[Any] = []
+        for call in tool_calls:
+            if isinstance(call, _DICT):
+                name, args = call.get("name"), call.get("args")
+                calls.append([name, args])
+                call_id = call.get("id")
+                if isinstance(call_id, str) and isinstance(name, str):
+                    named.append((call_id, name, args))
+            else:
+                calls.append(repr(call))
         output = f"{output}\n{canonical_json(calls)}" if output else calls
     final = not tool_calls and finish not in ("tool_calls", "tool_use", "function_call")
     if generation is None:
-        return completion_tokens, prompt_tokens, finish, None, None, final
+        return completion_tokens, prompt_tokens, finish, None, None, final, named
     # The length of a list output is measured by the core on its JSON text.
-    return completion_tokens, prompt_tokens, finish, output, len(output) if output.__class__ is str else None, final
+    length = len(output) if output.__class__ is str else None
+    return completion_tokens, prompt_tokens, finish, output, length, final, named
 
 
 def _documents(documents: Any) -> tuple[int | None, float | None]:
@@ -288,7 +312,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         parent_run_id: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_CHAIN_START:
+        try:
             translator = self.translator
             if parent_run_id is None:  # a fallback's attempt may say it only in the context
                 parent_run_id = context_parent()
@@ -313,17 +337,26 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 agent_name=agent if isinstance(agent, str) else None,
                 thread_id=thread_id_of(metadata),
             )
+        except Exception as exc:
+            if not _G_ON_CHAIN_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_chain_end(self, outputs: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_CHAIN_END:
+        try:
             translator = self.translator
             if translator.invented_pending:  # a call of a tool the agent lacks awaits its answer
                 translator.tool_answers(run_id, tool_answers(outputs))
             translator.chain_end(run_id)
+        except Exception as exc:
+            if not _G_ON_CHAIN_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_chain_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_CHAIN_ERROR:
+        try:
             self.translator.chain_end(run_id, error if isinstance(error, BaseException) else RuntimeError("unknown"))
+        except Exception as exc:
+            if not _G_ON_CHAIN_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- models -------------------------------------------------------------------
 
@@ -338,7 +371,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         invocation_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_CHAT_MODEL_START:
+        try:
             self._llm_start(
                 serialized,
                 run_id,
@@ -350,6 +383,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 messages[0] if isinstance(messages, list) and messages else None,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_CHAT_MODEL_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_llm_start(
         self,
@@ -362,7 +398,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         invocation_params: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_LLM_START:
+        try:
             prompt = prompts[0] if isinstance(prompts, list) and prompts else None
             self._llm_start(
                 serialized,
@@ -375,6 +411,9 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 prompt,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_LLM_START.__exit__(type(exc), exc, None):
+                raise
 
     def _llm_start(
         self,
@@ -425,16 +464,22 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         )
 
     def on_llm_end(self, response: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_LLM_END:
-            result = read_llm_result(response)
-            if result[5]:
-                self.translator.llm_end(run_id, *result)
-            else:  # tool calls: to an output schema, or to tools the agent may not have
-                self.translator.llm_end(run_id, *result, tool_calls=tool_calls_of(response))
+        try:
+            completion, prompt, finish, output, length, final, calls = read_llm_result(response)
+            # Tool calls, when there are: to an output schema, or to tools the agent may not have.
+            self.translator.llm_end(
+                run_id, completion, prompt, finish, output, length, final, tool_calls=calls if calls else None
+            )
+        except Exception as exc:
+            if not _G_ON_LLM_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_llm_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_LLM_ERROR:
+        try:
             self.translator.llm_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
+        except Exception as exc:
+            if not _G_ON_LLM_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- tools --------------------------------------------------------------------
 
@@ -448,7 +493,7 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
         inputs: Any = None,
         **kwargs: Any,
     ) -> None:
-        with _G_ON_TOOL_START:
+        try:
             # ``inputs`` is the structured args dict; input_str its repr.
             # langchain-core 1.8 leaves injected arguments out of
             # ``inputs``: InjectedState, InjectedStore, ToolRuntime,
@@ -464,9 +509,12 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
                 call_id=kwargs.get("tool_call_id"),
             )
+        except Exception as exc:
+            if not _G_ON_TOOL_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_tool_end(self, output: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_TOOL_END:
+        try:
             # A tool that handles its own error returns ToolMessage(status="error").
             if getattr(output, "status", None) == "error":
                 self.translator.tool_end(run_id, failed=True, error=_text(getattr(output, "content", None)))
@@ -477,17 +525,23 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 return
             content = getattr(output, "content", output)
             self.translator.tool_end(run_id, output=_text(content) if isinstance(content, list) else content)
+        except Exception as exc:
+            if not _G_ON_TOOL_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_tool_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_TOOL_ERROR:
+        try:
             self.translator.tool_end(run_id, failed=True, error=error if isinstance(error, BaseException) else None)
+        except Exception as exc:
+            if not _G_ON_TOOL_ERROR.__exit__(type(exc), exc, None):
+                raise
 
     # -- retrievers ---------------------------------------------------------------
 
     def on_retriever_start(
         self, serialized: Any = None, query: Any = None, *, run_id: Any = None, parent_run_id: Any = None, **kwargs: Any
     ) -> None:
-        with _G_ON_RETRIEVER_START:
+        try:
             if parent_run_id is None:  # a fallback's attempt may say it only in the context
                 parent_run_id = context_parent()
             self.translator.retriever_start(
@@ -497,12 +551,21 @@ class DunetraceCallbackHandler(BaseCallbackHandler):
                 query,
                 bool(sys._getframe(1).f_code.co_flags & CO_COROUTINE),
             )
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_START.__exit__(type(exc), exc, None):
+                raise
 
     def on_retriever_end(self, documents: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_RETRIEVER_END:
+        try:
             count, top = _documents(documents)
             self.translator.retriever_end(run_id, result_count=count, top_score=top)
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_END.__exit__(type(exc), exc, None):
+                raise
 
     def on_retriever_error(self, error: Any = None, *, run_id: Any = None, **kwargs: Any) -> None:
-        with _G_ON_RETRIEVER_ERROR:
+        try:
             self.translator.retriever_end(run_id, error=error if isinstance(error, BaseException) else RuntimeError())
+        except Exception as exc:
+            if not _G_ON_RETRIEVER_ERROR.__exit__(type(exc), exc, None):
+                raise

@@ -51,7 +51,10 @@ class ModelCalls(OpeningRoots):
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
+        # A call under a live parent (nearly every one): child(), one lookup.
+        node = self.child(key, parent_id.int, LLM) if parent_id.__class__ is UUID else False
+        if node is False:
+            node = self._enter(key, parent_id, LLM, name, user_input, asynchronous)
         if node is None:
             return
         if output_tools and not output_tools <= node.root.output_tools:
@@ -109,11 +112,7 @@ class ModelCalls(OpeningRoots):
     ) -> None:
         """``tool_calls``: ``(tool_call_id, name, args)`` of the reply's tool
         calls, given when it has any."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_llm_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_llm_end")
         if node is None or node.kind != LLM:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run

@@ -77,15 +77,25 @@ class OpeningRoots(RootTable):
         then takes the full path, reading the name and input only then):
         a chain under a tool, or the first chain of another named agent."""
         parent = self._nodes.get(parent_id)
-        if (
-            parent is None
-            or (parent.kind is TOOL and kind is CHAIN)
-            or (agent_name is not None and agent_name != parent.root.agent_name)
-        ):
+        if parent is None:
             return False
-        return self._add_child(run_id, parent, kind)
+        root = parent.root
+        if (parent.kind is TOOL and kind is CHAIN) or (agent_name is not None and agent_name != root.agent_name):
+            return False
+        # _add_child, inline: this is most of an invoke's callbacks.
+        node = _Node(kind, root, parent.run)
+        self._nodes[run_id] = node
+        root.nodes.add(run_id)
+        if root.closed:  # the root ended under us (a late event)
+            self._nodes.pop(run_id, None)
+            root.nodes.discard(run_id)
+            return None
+        if root.asynchronous and root.owned and get_current_run() is not root.run:
+            self._make_current(root)
+        return node
 
     def _add_child(self, run_id: Hashable, parent: _Node, kind: str) -> _Node | None:
+        # (child() holds a copy of these lines.)
         root = parent.root
         node = _Node(kind, root, parent.run)
         # No lock: dict and set updates are atomic. A root closing at the

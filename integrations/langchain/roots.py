@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from dunetrace.exit_reasons import COMPLETED, FINAL_ANSWER, INTERRUPTED
 from dunetrace.log import warn_once
@@ -55,18 +56,28 @@ class RootTable(UnknownToolCalls):
             return None
         return run_id
 
-    def _leave(self, run_id: Hashable) -> _Node | None:
-        """Forget a call that ended; returns its node (None if unknown)."""
-        node = self._nodes.pop(run_id, None)
+    def _leave_call(self, run_id: Any, where: str) -> tuple[_Node | None, bool]:
+        """The opening of every end callback: forget the call that ended;
+        returns its node (None if unknown, or the id unusable) and whether
+        it was a root's own call, whose end ends the run."""
+        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, where)
+        if key is None:
+            return None, False
+        node = self._nodes.pop(key, None)
         if node is None:
-            return None
+            return None, False
         root = node.root
-        root.nodes.discard(run_id)
-        if self._roots.get(run_id) is root:
+        root.nodes.discard(key)
+        # Only a root's own call has the root's key (LangChain's run ids are
+        # unique): the other calls skip the table of roots.
+        if root.key != key:
+            return node, False
+        is_root = key in self._roots
+        if self._roots.get(key) is root:
             with self._lock:
-                if self._roots.get(run_id) is root:
+                if self._roots.get(key) is root:
                     self._detach(root)
-        return node
+        return node, is_root
 
     def _detach(self, root: _Root) -> _Root:
         # Under self._lock.
@@ -76,7 +87,7 @@ class RootTable(UnknownToolCalls):
     def _release(self, root: _Root) -> _Root:
         # Under self._lock: the root is out of the table; its calls go.
         root.closed = True
-        for node_id in list(root.nodes):  # a copy: _leave discards without the lock
+        for node_id in list(root.nodes):  # a copy: _leave_call discards without the lock
             # Whoever pops a node answers its call: here, or its own end callback.
             node = self._nodes.pop(node_id, None)
             if node is not None and node.kind is not CHAIN and node.step:

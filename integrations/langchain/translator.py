@@ -91,11 +91,7 @@ class Translator(ModelCalls):
             )
 
     def chain_end(self, run_id: Any, error: BaseException | None = None) -> None:
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_chain_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_chain_end")
         if node is None:
             return
         if is_root:
@@ -111,7 +107,10 @@ class Translator(ModelCalls):
         key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_start")
         if key is None:
             return
-        node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
+        # A call under a live parent (nearly every one): child(), one lookup.
+        node = self.child(key, parent_id.int, TOOL) if parent_id.__class__ is UUID else False
+        if node is False:
+            node = self._enter(key, parent_id, TOOL, name, args, asynchronous)
         if node is None:
             return
         if node.root.invented is not None and isinstance(call_id, str) and call_id in node.root.invented:
@@ -126,11 +125,7 @@ class Translator(ModelCalls):
     def tool_end(self, run_id: Any, *, output: Any = None, failed: bool = False, error: Any = None) -> None:
         """A tool returned (``failed``: it returned an error message) or
         raised (``error`` an exception)."""
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_tool_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_tool_end")
         if node is None or node.kind != TOOL:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run
@@ -173,11 +168,7 @@ class Translator(ModelCalls):
         top_score: float | None = None,
         error: BaseException | None = None,
     ) -> None:
-        key = run_id.int if run_id.__class__ is UUID else self._key(run_id, "on_retriever_end")
-        if key is None:
-            return
-        is_root = key in self._roots
-        node = self._leave(key)
+        node, is_root = self._leave_call(run_id, "on_retriever_end")
         if node is None or node.kind != RETRIEVER:
             if is_root and node is not None:
                 self._end_root(node, None)  # a mismatched end of a root still ends its run

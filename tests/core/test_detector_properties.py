@@ -114,3 +114,63 @@ def test_any_settings_load_or_fail_with_a_value_error(section: dict[str, Any]) -
     RunJudge(params)  # every loaded setting makes a working judge
     for detector in DETECTORS:
         assert isinstance(params[detector.name]["enabled"], bool)
+
+
+THRESHOLD_SLOTS = ("_loop_max", "_loop_window", "_th_window", "_sc_min", "_rs_max", "_max_steps", "_max_tokens")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 8), st.integers(1, 10), st.booleans()), min_size=1, max_size=6))
+def test_each_judge_has_the_thresholds_of_its_own_settings(configs: list[tuple[int, int, bool]]) -> None:
+    # Judges read their thresholds from a cache keyed by the settings object:
+    # settings made and dropped one after another (ids reused) must never
+    # hand a judge another's thresholds.
+    for threshold, window, enabled in configs:
+        params = DetectorSettings.from_mapping(
+            {"default": {"tool_loop": {"threshold": threshold, "window": window, "enabled": enabled}}}
+        ).for_agent("a")
+        judge = RunJudge(params, agent_id="a")
+        assert tuple(getattr(judge, slot) for slot in THRESHOLD_SLOTS) == tuple(
+            getattr(fresh, slot) for fresh in [_fresh_judge(params)] for slot in THRESHOLD_SLOTS
+        )
+        fired_at = None
+        for step in range(1, 12):
+            if judge.observe("tool.called", step, {"tool_name": "search"}):
+                fired_at = step
+        expected = threshold if enabled and threshold <= max(window, 1) else None
+        assert fired_at == expected, (threshold, window, enabled)
+
+
+def _fresh_judge(params: Any) -> RunJudge:
+    from dunetrace.detectors import _judge
+
+    _judge._THRESHOLDS.clear()
+    return RunJudge(params, agent_id="a")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from("abcdefghij"), max_size=40),
+    st.integers(1, 9),
+    st.integers(1, 10),
+)
+def test_scattershot_fires_where_the_window_first_holds_enough_tools(
+    tools: list[str], min_distinct: int, window: int
+) -> None:
+    # The reference: the distinct tools of the last `window` calls, counted
+    # afresh at every call.
+    expected = None
+    for i in range(len(tools)):
+        recent = set(tools[max(0, i + 1 - window) : i + 1])
+        if len(recent) >= min_distinct:
+            expected = (i + 1, len(recent), sorted(recent))
+            break
+    params = DetectorSettings.from_mapping(
+        {"default": {"scattershot_tool_use": {"min_distinct": min_distinct, "window": window}}}
+    ).for_agent("a")
+    judge = RunJudge(params, agent_id="a")
+    fired_at = None
+    for step, tool in enumerate(tools, start=1):
+        if "SCATTERSHOT_TOOL_USE" in judge.observe("tool.called", step, {"tool_name": tool}):
+            fired_at = step
+    assert (fired_at, judge.scatter) == ((expected[0], expected) if expected else (None, None))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 
 import pytest
 
@@ -87,3 +88,31 @@ def test_exit_flush_is_bounded_and_reports_unsent_events() -> None:
     assert "dunetrace: 0 events delivered to " in result.stderr
     assert ", 0 dropped, 12 left undelivered" in result.stderr
     assert elapsed < 10  # interpreter start-up plus the one-second bound
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_never_repeats_the_parents_run_ids() -> None:
+    # Run ids are drawn 64 at a time; the child must not take the parent's
+    # unused ones.
+    client = Dunetrace(endpoint="http://127.0.0.1:9", export="none")
+    client.run("parent-agent")  # the parent now holds ids drawn ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, " ".join(client.run("child").run_id for _ in range(5)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child = os.read(read, 10_000).decode().split()
+    os.close(read)
+    parent = [client.run("parent-agent").run_id for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)
+    ids = [client.run("many").run_id for _ in range(500)]
+    assert len(set(ids)) == 500
+    for run_id in ids:
+        assert str(uuid.UUID(run_id)) == run_id and uuid.UUID(run_id).version == 4
+    client.shutdown(0.1)

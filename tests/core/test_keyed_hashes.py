@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunetrace import Dunetrace
-from dunetrace.hashing import Hasher
+from dunetrace.hashing import SHORT_INPUT, Hasher, sha256_hex
 from tests.ingest_server import IngestServer
 
 PROMPTS = [f"You are a helpful assistant for ACME support, variant {i}." for i in range(500)]
@@ -113,3 +113,27 @@ def test_the_hasher_is_exactly_the_documented_hmac(secret: str, text: str) -> No
     ).digest()
     expected = hmac.new(content_key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     assert Hasher(secret).text(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.none() | st.text(min_size=1, max_size=20),
+    size=st.integers(SHORT_INPUT - 4, SHORT_INPUT + 4) | st.integers(0, 3 * SHORT_INPUT),
+    char=st.sampled_from(["a", "\u00e9", "\u4e2d", "\U0001f600", "\ud800"]),
+)
+def test_short_and_long_inputs_hash_alike(secret: str | None, size: int, char: str) -> None:
+    # Short inputs take CPython's built-in SHA-256, long ones OpenSSL's:
+    # both must give the documented digest on either side of the border.
+    text = char * (size // len(char.encode("utf-8", "surrogatepass")))
+    data = text.encode("utf-8", "surrogatepass")
+    if secret is None:
+        expected = hashlib.sha256(data).hexdigest()
+        assert sha256_hex(data) == expected
+    else:
+        content_key = hmac.new(
+            secret.encode("utf-8", "surrogatepass"), b"dunetrace content hash v1", hashlib.sha256
+        ).digest()
+        expected = hmac.new(content_key, data, hashlib.sha256).hexdigest()
+    hasher = Hasher(secret)
+    assert hasher.text(text) == expected
+    assert hasher.text(text) == expected  # the kept states are copied, never changed

@@ -4,6 +4,7 @@ exception, and the real shapes give the right one."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given
@@ -13,6 +14,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langgraph.types import Command
 
 from dunetrace.api_errors import api_error_signal
+from dunetrace.integrations.langchain.adapter import read_llm_result
 from dunetrace.integrations.langchain.errors import is_recursion_limit
 from dunetrace.integrations.langchain.structured_output import schema_tool_name
 from dunetrace.integrations.langchain.unknown_tools import tool_answers, tool_calls_of
@@ -71,3 +73,37 @@ def test_api_errors_and_others() -> None:
     assert api_error_signal(rate_limit_error()) == ("rate_limit", {"http_status": 429, "error_type": "RateLimitError"})
     assert api_error_signal(server_error()) == ("api_error", {"http_status": 500, "error_type": "InternalServerError"})
     assert api_error_signal(ValueError("bad")) is None
+
+
+call_fields = st.none() | st.text(max_size=6) | st.integers() | values
+tool_calls = st.lists(
+    st.fixed_dictionaries({}, optional={"id": call_fields, "name": call_fields, "args": values, "type": call_fields})
+    | values,
+    max_size=5,
+)
+
+
+@given(tool_calls, st.text(max_size=6), st.sampled_from([None, "stop", "tool_calls", "length"]))
+def test_the_reply_reader_finds_the_tool_calls_tool_calls_of_finds(calls: list[Any], text: str, finish: Any) -> None:
+    # read_llm_result reads a reply's tool calls in the pass that reads the
+    # rest (the handler's path); tool_calls_of is the reading on its own.
+    message = SimpleNamespace(content=text, tool_calls=calls, usage_metadata=None, response_metadata={})
+    info = {"finish_reason": finish} if finish else None
+    reply = SimpleNamespace(generations=[[SimpleNamespace(message=message, generation_info=info)]], llm_output=None)
+    *_, final, named = read_llm_result(reply)
+    assert named == tool_calls_of(reply)
+    assert final is (not calls and finish != "tool_calls")
+
+
+def test_a_real_reply_read_in_one_pass() -> None:
+    reply = AIMessage("", tool_calls=[{"name": "fly", "args": {"to": "moon"}, "id": "c1"}])
+    result = LLMResult(generations=[[ChatGeneration(message=reply, generation_info={"finish_reason": "tool_calls"})]])
+    assert read_llm_result(result) == (
+        None,
+        None,
+        "tool_calls",
+        [["fly", {"to": "moon"}]],
+        None,
+        False,
+        [("c1", "fly", {"to": "moon"})],
+    )
