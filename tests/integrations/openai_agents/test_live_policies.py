@@ -26,12 +26,6 @@ from .agents_offline import ScriptedResponses, StreamingResponses, responses_mod
 MODES = ("run_sync", "run", "run_streamed")
 
 
-@pytest.fixture(autouse=True)
-def no_openai_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Without a key the SDK's own exporter skips sending traces to OpenAI.
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 @pytest.fixture
 def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     client = Dunetrace(endpoint=ingest.url, flush_interval=0.05, detectors=True)  # the suite turns them off
@@ -39,15 +33,6 @@ def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     yield client
     uninstrument()
     client.shutdown(timeout=5)
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
 
 
 def run_agent(mode: str, agent: Any, question: str, **kwargs: Any) -> Any:

@@ -25,11 +25,6 @@ NUDGE = "Stop searching; answer with what you have."
 
 
 @pytest.fixture(autouse=True)
-def no_openai_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
-@pytest.fixture(autouse=True)
 def sdk_runner() -> Iterator[Any]:
     """The SDK's default runner, put back whatever a test left."""
     from agents.run import get_default_agent_runner, set_default_agent_runner
@@ -46,15 +41,6 @@ def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     yield client
     uninstrument()
     client.shutdown(timeout=5)
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
 
 
 def two_model_agent(loops: int, streaming: bool) -> tuple[Any, ScriptedResponses, Any]:

@@ -17,26 +17,11 @@ from .agents_offline import ScriptedResponses, responses_model, rooms_agent
 SENTINEL = "OAAG-agents-sentinel-4471"
 
 
-@pytest.fixture(autouse=True)
-def no_openai_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Without a key the SDK's own exporter skips sending traces to OpenAI.
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 @pytest.fixture
 def reporting(dt: Dunetrace) -> Iterator[DunetraceTracingProcessor]:
     processor = instrument(dt, agent_id="rooms-bot", replace=True)
     yield processor
     uninstrument()
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
 
 
 def test_a_run_with_model_and_tool_calls(reporting: Any, received: Any) -> None:

@@ -14,17 +14,7 @@ from pydantic_ai import Agent
 from dunetrace import Dunetrace
 from dunetrace.examples import pydantic_ai_agent
 from dunetrace.integrations.pydantic_ai import instrument, uninstrument
-from tests.ingest_server import IngestServer
 from tests.integrations.llamaindex.recorded import by_run, only, tool_loop, types, well_formed
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
 
 
 def test_the_example_runs_offline_and_one_run_loops(

@@ -26,15 +26,6 @@ def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     client.shutdown(timeout=5)
 
 
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
-
-
 def _calls(model: Any) -> list[int]:
     """Wraps the scripted model's function to count the model calls made."""
     made: list[int] = []

@@ -35,15 +35,6 @@ def dt(ingest: IngestServer) -> Iterator[Dunetrace]:
     client.shutdown(timeout=5)
 
 
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
-
-
 def _models(events: list[dict[str, Any]]) -> list[str]:
     return [e["payload"]["model"] for e in only(events, "llm.called")]
 
