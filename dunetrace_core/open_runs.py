@@ -106,17 +106,21 @@ class OpenRuns(Generic[K, V]):
             if previous is not _MISSING and previous is not value:
                 evicted.append(previous)  # type: ignore[arg-type]
                 self.evictions += 1
-            self._entries[key] = value
+            # Room is made before the entry goes in: ``len`` is read without
+            # the lock, and must never see more than ``max_runs``.
+            now = 0.0
             if self.max_age is not None:
                 now = self._clock()
                 self._born.pop(key, None)
-                self._born[key] = now
-                self._expire(now - self.max_age, evicted, keep_newest=True)
-            while len(self._entries) > self.max_runs:
+                self._expire(now - self.max_age, evicted)
+            while len(self._entries) >= self.max_runs:
                 oldest = next(iter(self._entries))
                 evicted.append(self._entries.pop(oldest))
                 self._born.pop(oldest, None)
                 self.evictions += 1
+            self._entries[key] = value
+            if self.max_age is not None:
+                self._born[key] = now
         return evicted
 
     def pop(self, key: K, value: V | None = None) -> V | None:
@@ -140,7 +144,7 @@ class OpenRuns(Generic[K, V]):
         if self.max_age is None:
             return evicted
         with self._lock:
-            self._expire(self._clock() - self.max_age, evicted, keep_newest=False)
+            self._expire(self._clock() - self.max_age, evicted)
         return evicted
 
     def drain(self) -> list[V]:
@@ -152,12 +156,12 @@ class OpenRuns(Generic[K, V]):
             self._born.clear()
         return left
 
-    def _expire(self, deadline: float, evicted: list[V], *, keep_newest: bool) -> None:
+    def _expire(self, deadline: float, evicted: list[V]) -> None:
         # Under the lock. Insertion order is age order (a re-added key moves
         # to the end with a new birth), so the sweep stops at the first entry
         # young enough.
         born = self._born
-        while len(born) > (1 if keep_newest else 0):
+        while born:
             oldest = next(iter(born))
             if born[oldest] > deadline:
                 break
