@@ -58,6 +58,9 @@ __all__ = ["MAX_RETRY_AFTER", "Draining"]
 #: Events moved from the queue into batches at a time (see ``_take``).
 _CHUNK = 32
 
+#: A run's terminal events (buffer.TERMINAL).
+_ENDS = frozenset(("run.completed", "run.errored"))
+
 #: Batches out at once (of as many agents), while the receiver is healthy.
 _SLOTS = 2
 
@@ -415,9 +418,17 @@ class Draining(Reshaping):
                 else:  # already a dict: it went through dunetrace_event plugins
                     event = item
                     agent = event["agent_id"]
+                    event_type = event["event_type"]
                     event["event_id"] = prefix + str(next_id)
                 next_id += 1
                 group = opened.get(agent)
+                if group is not None and event_type in _ENDS and pending[-1] is not group:
+                    # A run's end goes after the events of other agents that
+                    # came before it (a child run's end before its parent's):
+                    # the batch it would join goes out ahead of theirs, so
+                    # the end starts a batch of its own behind them.
+                    self._seal(group)
+                    group = None
                 if group is None:
                     group = opened[agent] = PendingBatch(agent)
                     pending.append(group)

@@ -133,3 +133,25 @@ def test_any_batch_limits_and_bursts_keep_every_event_in_order_within_the_ceilin
         assert dt.stats()["dropped_total"] == 0
 
     check()
+
+
+def test_a_child_runs_end_reaches_the_server_before_its_parents(ingest: IngestServer) -> None:
+    """A parent run and its child run of another agent, both queued in one
+    linger: the parent's batch started first, but its end goes in a batch
+    behind the child's, so the child's end arrives first (what CrewAI's
+    crew and agent runs need). Without that, one drain puts the parent's end
+    in the batch that leaves first."""
+    arrivals = record_arrivals(ingest)
+    dt = Dunetrace(endpoint=ingest.url, flush_interval=30)
+    with dt.run("crew") as parent:
+        parent.tool_called("plan")
+        with dt.run("crew.researcher", parent_run_id=parent.run_id) as child:
+            child.tool_called("search")
+        parent.tool_called("review")
+    assert dt.flush(10)
+    dt.shutdown()
+    order = [(e["agent_id"], e["event_type"]) for _, events in arrivals for e in events]
+    ends = [agent for agent, kind in order if kind in ("run.completed", "run.errored")]
+    assert ends == ["crew.researcher", "crew"], order
+    assert dt.stats()["dropped_total"] == 0
+    assert_runs_in_order(ingest.events)
