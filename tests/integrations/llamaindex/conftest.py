@@ -1,5 +1,5 @@
-"""Fixtures of the LlamaIndex tests: a client instrumented as "li-agent",
-and the events the ingest server received."""
+"""Fixtures of the LlamaIndex tests: a client instrumented as "li-agent"
+(``received()`` comes from tests/integrations/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from dunetrace import Dunetrace
 from dunetrace.integrations.llamaindex import instrument, uninstrument
-from tests.ingest_server import IngestServer
 
 
 @pytest.fixture
@@ -19,14 +18,3 @@ def instrumented(dt: Dunetrace) -> Iterator[Any]:
     handler = instrument(dt, agent_id="li-agent")
     yield handler
     uninstrument()
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Any:
-    """``received()``: flush, then every event the ingest server got, in order."""
-
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get

@@ -12,7 +12,7 @@ from dunetrace.integrations.openai_agents import DunetraceTracingProcessor, inst
 from tests.ingest_server import IngestServer
 from tests.integrations.llamaindex.recorded import by_run, only, tool_loop, types, well_formed
 
-from .agents_offline import ScriptedResponses, responses_model, rooms_agent
+from .agents_offline import ScriptedResponses, StreamingResponses, responses_model, rooms_agent
 
 SENTINEL = "OAAG-agents-sentinel-4471"
 
@@ -230,31 +230,8 @@ def test_an_unreadable_span_is_skipped_never_raised(dt: Dunetrace, monkeypatch: 
 async def test_a_streamed_run_is_one_run(reporting: Any, received: Any) -> None:
     from agents import Runner
 
-    class Streaming(ScriptedResponses):
-        """The Responses API as server-sent events: each response whole in
-        one ``response.completed`` event."""
-
-        def __call__(self, request: Any) -> Any:
-            import json as _json
-
-            import httpx
-
-            body = super().__call__(request).json()
-            events = [
-                {
-                    "type": "response.created",
-                    "sequence_number": 0,
-                    "response": {**body, "status": "in_progress", "output": []},
-                },
-                {"type": "response.completed", "sequence_number": 1, "response": body},
-            ]
-            text = "".join(f"event: {e['type']}\ndata: {_json.dumps(e)}\n\n" for e in events)
-            return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
-
-    from .agents_offline import responses_model as model_on
-
     agent = rooms_agent(loops=2)
-    agent.model = model_on(Streaming(loops=2))
+    agent.model = responses_model(StreamingResponses(loops=2))
     result = Runner.run_streamed(agent, "a room for friday")
     async for _ in result.stream_events():
         pass

@@ -3,7 +3,7 @@ DunetraceSpanProcessor beside the user's own exporter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from dunetrace import Dunetrace
 from dunetrace.integrations.otel import DunetraceSpanProcessor
-from tests.ingest_server import IngestServer
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +42,6 @@ def traced(dt: Dunetrace) -> Iterator[Traced]:
     t = Traced(dt, "otel-agent")
     yield t
     t.provider.shutdown()
-
-
-@pytest.fixture
-def received(dt: Dunetrace, ingest: IngestServer) -> Callable[[], list[dict[str, Any]]]:
-    """``received()``: flush, then every event the ingest server got, in order."""
-
-    def get() -> list[dict[str, Any]]:
-        assert dt.flush(5)
-        return ingest.events
-
-    return get
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""What the Pydantic AI tests share: ``received()``."""
+"""What every integration's tests share: ``received()``, the events the
+test ingest server got once ``dt`` (the folder's or the test file's own
+client) delivered everything it had."""
 
 from __future__ import annotations
 
@@ -13,8 +15,7 @@ from tests.ingest_server import IngestServer
 
 @pytest.fixture
 def received(dt: Dunetrace, ingest: IngestServer) -> Callable[[], list[dict[str, Any]]]:
-    """What reached the test ingest server, once ``dt`` (the test file's own
-    client) delivered everything it had."""
+    """``received()``: flush, then every event the ingest server got, in order."""
 
     def get() -> list[dict[str, Any]]:
         assert dt.flush(5)
